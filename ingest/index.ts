@@ -1,0 +1,39 @@
+/**
+ * Sources by config: the one place that turns `source.postgres(…)` / `source.kafka(…)` into a live
+ * ChangeSource.
+ */
+import type { ChangeSource, SourcePosition } from './change.ts';
+import { ServiceError } from './errors.ts';
+import { PostgresSource, type SnapshotProgress } from './pg/postgres-source.ts';
+import type { SourceOptions, TableRequirement } from './source-options.ts';
+
+export interface SourceHooks {
+  readonly onSnapshotProgress?: (progress: SnapshotProgress) => void;
+  readonly log?: (level: 'info' | 'warn', message: string, fields?: Record<string, unknown>) => void;
+}
+
+export type CreatedSource = ChangeSource & { canResume?(position: SourcePosition | null): Promise<boolean> };
+
+export function createSource(options: SourceOptions, tables: readonly TableRequirement[], hooks: SourceHooks = {}): CreatedSource {
+  switch (options.kind) {
+    case 'postgres': {
+      const url = options.url ?? process.env['DATABASE_URL'];
+      if (!url) {
+        throw new ServiceError('CONFIG_INVALID', 'source.postgres needs a connection URL: set DATABASE_URL or pass { url } in the config');
+      }
+      return new PostgresSource({
+        url,
+        slot: options.slot ?? 'cdc_views',
+        publication: options.publication ?? 'cdc_views',
+        tables,
+        ...(options.snapshotChunkRows === undefined ? {} : { snapshotChunkRows: options.snapshotChunkRows }),
+        ...(hooks.onSnapshotProgress ? { onProgress: hooks.onSnapshotProgress } : {}),
+        ...(hooks.log ? { log: hooks.log } : {}),
+      });
+    }
+    case 'kafka':
+      throw new ServiceError('CONFIG_INVALID', 'source.kafka is not available yet in this build');
+  }
+}
+
+export type { SnapshotProgress } from './pg/postgres-source.ts';

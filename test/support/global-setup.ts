@@ -1,0 +1,30 @@
+/**
+ * Starts the real servers the suite talks to, once per run: throwaway PostgreSQL (wal_level=logical)
+ * and Redis, unless DATABASE_URL / REDIS_URL point at existing ones. Test files read the URLs with
+ * `inject('databaseUrl')` / `inject('redisUrl')` and isolate themselves (own database, slot, key prefix).
+ */
+import type {} from 'vitest';
+import type { TestProject } from 'vitest/node';
+import { startPostgres, startRedis, type ThrowawayServer } from '../../scripts/servers.ts';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    databaseUrl: string;
+    redisUrl: string;
+  }
+}
+
+const started: ThrowawayServer[] = [];
+
+export async function setup(project: TestProject): Promise<void> {
+  const [databaseUrl, redisUrl] = await Promise.all([
+    process.env['DATABASE_URL'] ?? startPostgres().then((s) => (started.push(s), s.url)),
+    process.env['REDIS_URL'] ?? startRedis().then((s) => (started.push(s), s.url)),
+  ]);
+  project.provide('databaseUrl', databaseUrl);
+  project.provide('redisUrl', redisUrl);
+}
+
+export async function teardown(): Promise<void> {
+  await Promise.all(started.map((s) => s.stop()));
+}

@@ -1,0 +1,38 @@
+import { expectTypeOf, test } from 'vitest';
+import type { InferRow } from 'cdc-views';
+import config from '../../examples/shop/views.config.ts';
+
+test('InferRow of a grouped view: group keys and exact aggregates', () => {
+  expectTypeOf<InferRow<typeof config.views.revenueByCustomer>>().toEqualTypeOf<{
+    customerId: number;
+    orders: string;
+    revenue: string | null;
+    averageOrder: string | null;
+    largestOrder: string | null;
+    smallestOrder: string | null;
+  }>();
+});
+
+test('InferRow of a rows view: nullability and computed columns follow the declaration', () => {
+  expectTypeOf<InferRow<typeof config.views.largePaidOrders>>().toEqualTypeOf<{
+    id: number;
+    customerId: number;
+    amount: string | null;
+    amountWithTax: string | null;
+    createdAt: string;
+  }>();
+});
+
+test('InferRow: count is a BigInt string, sum of int4 is int8 (string), min of timestamptz is a string', () => {
+  expectTypeOf<InferRow<typeof config.views.productSales>>().toEqualTypeOf<{
+    productId: number;
+    lines: string;
+    units: string | null;
+    revenue: string | null;
+  }>();
+  expectTypeOf<InferRow<typeof config.views.customersByCountry>>().toEqualTypeOf<{
+    country: string | null;
+    customers: string;
+    firstSignup: string | null;
+  }>();
+});

@@ -1,0 +1,100 @@
+/**
+ * Turn a BatchPlan into one call of the apply script (apply-script.ts) and run it.
+ */
+import type { SourcePosition } from '../../ingest/change.ts';
+import { formatDecimal } from '../../ingest/decimal.ts';
+import { RedisApplyError } from '../errors.ts';
+import type { AggregateDelta, BatchPlan } from '../plan/plan-batch.ts';
+import { APPLY_SCRIPT } from './apply-script.ts';
+import { checkpointKey } from './redis-keys.ts';
+import { LuaScript, type RedisClient } from './redis.ts';
+
+const applyScript = new LuaScript(APPLY_SCRIPT);
+
+export interface DeadLetter {
+  readonly reason: string;
+  /** The offending input, serialized (JSON), with its position. */
+  readonly payload: string;
+}
+
+export interface ApplyOptions {
+  /** Approximate cap of each view's changelog (entries). */
+  readonly changelogMaxLength: number;
+}
+
+export type ApplyResult =
+  | { readonly status: 'applied'; readonly changelogEntries: number }
+  | { readonly status: 'duplicate'; readonly storedToken: string };
+
+/** ARGV for the apply script; exported for tests of the encoding. */
+export function encodeApplyArgs(
+  prefix: string,
+  plan: BatchPlan,
+  position: SourcePosition,
+  deadLetters: readonly DeadLetter[],
+  options: ApplyOptions,
+): string[] {
+  const args = [prefix, String(options.changelogMaxLength), String(position.length)];
+  for (const { stream, token } of position) args.push(stream, token);
+  for (const viewPlan of plan.views) {
+    const view = viewPlan.view.name;
+    if (viewPlan.clear) args.push('X', view, viewPlan.kind === 'aggregate' ? '1' : '0');
+    if (viewPlan.kind === 'rows') {
+      for (const [key, op] of viewPlan.ops) {
+        if (op.kind === 'upsert') args.push('U', view, key, op.json);
+        else args.push('D', view, key);
+      }
+    } else {
+      for (const [key, group] of viewPlan.groups) {
+        args.push('A', view, key, group.groupJson, String(group.rows), String(group.aggregates.length));
+        for (const delta of group.aggregates) pushAggregate(args, delta);
+      }
+    }
+  }
+  for (const letter of deadLetters) args.push('Q', letter.reason, letter.payload);
+  return args;
+}
+
+function pushAggregate(args: string[], delta: AggregateDelta): void {
+  switch (delta.state) {
+    case 'count':
+      args.push('c', String(delta.count));
+      break;
+    case 'sum':
+      args.push('s', formatDecimal({ unscaled: delta.unscaled, scale: delta.scale }), String(delta.count));
+      break;
+    case 'floatSum':
+      args.push('f', String(delta.sum), String(delta.count));
+      break;
+    case 'min':
+    case 'max': {
+      const entries = [...delta.members].filter(([, n]) => n !== 0);
+      args.push(delta.state === 'min' ? 'm' : 'M', String(entries.length));
+      for (const [member, n] of entries) args.push(member, String(n));
+      break;
+    }
+  }
+}
+
+/** Apply a planned batch and its position in one atomic step. */
+export async function applyBatch(
+  redis: RedisClient,
+  prefix: string,
+  plan: BatchPlan,
+  position: SourcePosition,
+  deadLetters: readonly DeadLetter[],
+  options: ApplyOptions,
+): Promise<ApplyResult> {
+  const args = encodeApplyArgs(prefix, plan, position, deadLetters, options);
+  let reply: [string, string | number];
+  try {
+    reply = await applyScript.run(redis, [checkpointKey(prefix)], args);
+  } catch (error) {
+    throw new RedisApplyError(`Applying a batch of ${plan.views.length} view(s) to Redis failed: ${String(error)}`, {
+      cause: error,
+    });
+  }
+  return reply[0] === 'dup'
+    ? { status: 'duplicate', storedToken: String(reply[1]) }
+    : { status: 'applied', changelogEntries: Number(reply[1]) };
+}

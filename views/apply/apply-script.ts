@@ -1,0 +1,226 @@
+/**
+ * The atomic step: one Lua script call applies a whole batch (one or more source transactions) to
+ * every view, appends the changelog entries, parks dead letters, and stores the source position.
+ * Redis runs a script atomically, so readers see all of a batch or none of it (DESIGN.md §6.1), and
+ * a replayed batch is recognised by its position and skipped (§6.2).
+ *
+ * ARGV (flat, strings):
+ *
+ *   P  maxlen  npos  (stream token)×npos  op…
+ *
+ *   op = 'X' view isAggregate               clear the view (truncate); a delete entry per row
+ *      | 'U' view key rowJson               upsert a row of a rows view
+ *      | 'D' view key                       delete a row of a rows view
+ *      | 'A' view key groupJson dRows nagg agg×nagg
+ *            agg = 'c' dCount               count(x)
+ *                | 's' dSum dCount          exact sum (decimal text), for sum/avg
+ *                | 'f' dSum dCount          float sum
+ *                | 'm'|'M' n (member d)×n   min / max candidates and multiplicity deltas
+ *      | 'Q' reason payload                 dead letter
+ *
+ * Stored aggregate row: {"g":[group values],"n":"<rows>","a":[state…]} with state per aggregate
+ *   count → "<n>"   sum/avg → ["<sum>","<count>"]   min/max → "<candidate member>" | null
+ *
+ * Changelog entry fields: o (i|u|d), k (encoded key), r (row after, '' when deleted),
+ * p (row before, '' when inserted). Its stream id is the view's version.
+ *
+ * Returns {'dup', stored} when the first position is not newer than the stored one, else
+ * {'ok', changelogEntries}.
+ */
+import { LUA_KEYS } from './redis-keys.ts';
+
+export const APPLY_SCRIPT = `
+local P = ARGV[1]
+local MAXLEN = ARGV[2]
+${LUA_KEYS}
+
+-- Exact decimal addition on decimal text, in 7-digit chunks (Lua numbers are doubles).
+local CHUNK = 7
+local function splitDecimal(s)
+  local neg = false
+  if string.sub(s, 1, 1) == '-' then neg = true; s = string.sub(s, 2) end
+  local int, frac = string.match(s, '^(%d*)%.?(%d*)$')
+  return neg, int or '0', frac or ''
+end
+local function compareDigits(x, y)
+  local pos = 1
+  while pos <= #x do
+    local a = tonumber(string.sub(x, pos, pos + CHUNK - 1))
+    local b = tonumber(string.sub(y, pos, pos + CHUNK - 1))
+    if a ~= b then return a < b and -1 or 1 end
+    pos = pos + CHUNK
+  end
+  return 0
+end
+local function addDigits(x, y, sign)
+  local out = {}
+  local carry = 0
+  local pos = #x
+  while pos > 0 do
+    local s = math.max(1, pos - CHUNK + 1)
+    local w = pos - s + 1
+    local base = 10 ^ w
+    local v = tonumber(string.sub(x, s, pos)) + sign * tonumber(string.sub(y, s, pos)) + carry
+    if v >= base then carry = 1; v = v - base
+    elseif v < 0 then carry = -1; v = v + base
+    else carry = 0 end
+    table.insert(out, 1, string.format('%0' .. w .. 'd', v))
+    pos = s - 1
+  end
+  if carry > 0 then table.insert(out, 1, '1') end
+  return table.concat(out)
+end
+local function decimalAdd(a, b)
+  local na, ia, fa = splitDecimal(a)
+  local nb, ib, fb = splitDecimal(b)
+  local scale = math.max(#fa, #fb)
+  local x = ia .. fa .. string.rep('0', scale - #fa)
+  local y = ib .. fb .. string.rep('0', scale - #fb)
+  local len = math.max(#x, #y)
+  x = string.rep('0', len - #x) .. x
+  y = string.rep('0', len - #y) .. y
+  local neg, digits
+  if na == nb then
+    digits = addDigits(x, y, 1); neg = na
+  elseif compareDigits(x, y) >= 0 then
+    digits = addDigits(x, y, -1); neg = na
+  else
+    digits = addDigits(y, x, -1); neg = nb
+  end
+  digits = string.gsub(digits, '^0+', '')
+  if #digits <= scale then digits = string.rep('0', scale - #digits + 1) .. digits end
+  local out = digits
+  if scale > 0 then out = string.sub(digits, 1, #digits - scale) .. '.' .. string.sub(digits, #digits - scale + 1) end
+  if neg and string.find(digits, '[1-9]') then out = '-' .. out end
+  return out
+end
+
+local entries = 0
+local function logChange(view, o, key, row, prev)
+  redis.call('XADD', changelogKey(view), 'MAXLEN', '~', MAXLEN, '*', 'o', o, 'k', key, 'r', row, 'p', prev)
+  entries = entries + 1
+end
+
+local function writeRow(view, key, old, json)
+  if old == json then return end
+  redis.call('HSET', rowsKey(view), key, json)
+  if not old then redis.call('ZADD', indexKey(view), 0, key) end
+  logChange(view, old and 'u' or 'i', key, json, old or '')
+end
+
+local function deleteRow(view, key, old, isAggregate)
+  if not old then return end
+  redis.call('HDEL', rowsKey(view), key)
+  redis.call('ZREM', indexKey(view), key)
+  if isAggregate then redis.call('DEL', candidatesKey(view, key), candidateCountsKey(view, key)) end
+  logChange(view, 'd', key, '', old)
+end
+
+-- 1. Effectively-once: skip a batch whose position is already stored (tokens are fixed-width digits).
+local npos = tonumber(ARGV[3])
+local i = 4
+for _ = 1, npos do
+  local stored = redis.call('HGET', checkpointKey(), ARGV[i])
+  if stored and #stored == #ARGV[i + 1] and compareDigits(ARGV[i + 1], stored) <= 0 then
+    return {'dup', stored}
+  end
+  i = i + 2
+end
+i = 4
+for _ = 1, npos do
+  redis.call('HSET', checkpointKey(), ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+
+-- 2. The operations, in order.
+while i <= #ARGV do
+  local op = ARGV[i]
+  if op == 'U' then
+    local view, key, json = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+    writeRow(view, key, redis.call('HGET', rowsKey(view), key) or nil, json)
+    i = i + 4
+  elseif op == 'D' then
+    local view, key = ARGV[i + 1], ARGV[i + 2]
+    deleteRow(view, key, redis.call('HGET', rowsKey(view), key) or nil, false)
+    i = i + 3
+  elseif op == 'A' then
+    local view, key, groupJson = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+    local dRows, nagg = tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5])
+    i = i + 6
+    local old = redis.call('HGET', rowsKey(view), key) or nil
+    local state = old and cjson.decode(old) or nil
+    local rows = (state and tonumber(state.n) or 0) + dRows
+    local aggs = {}
+    for a = 1, nagg do
+      local kind = ARGV[i]
+      local prev = state and state.a[a] or nil
+      if kind == 'c' then
+        aggs[a] = tostring((tonumber(prev) or 0) + tonumber(ARGV[i + 1]))
+        i = i + 2
+      elseif kind == 's' or kind == 'f' then
+        local sum = prev and prev[1] or '0'
+        local count = (prev and tonumber(prev[2]) or 0) + tonumber(ARGV[i + 2])
+        if kind == 's' then sum = decimalAdd(sum, ARGV[i + 1])
+        else sum = string.format('%.17g', tonumber(sum) + tonumber(ARGV[i + 1])) end
+        if count == 0 then sum = '0' end
+        aggs[a] = {sum, tostring(count)}
+        i = i + 3
+      else
+        local n = tonumber(ARGV[i + 1])
+        local tag = tostring(a) .. ':'
+        local candidates, counts = candidatesKey(view, key), candidateCountsKey(view, key)
+        for m = 0, n - 1 do
+          local member, d = tag .. ARGV[i + 2 + 2 * m], tonumber(ARGV[i + 3 + 2 * m])
+          local now = redis.call('HINCRBY', counts, member, d)
+          if now <= 0 then
+            redis.call('HDEL', counts, member)
+            redis.call('ZREM', candidates, member)
+          elseif now == d then
+            redis.call('ZADD', candidates, 0, member)
+          end
+        end
+        i = i + 2 + 2 * n
+        local found
+        if kind == 'm' then
+          found = redis.call('ZRANGEBYLEX', candidates, '[' .. tag, '(' .. tag .. '\\255', 'LIMIT', 0, 1)
+        else
+          found = redis.call('ZREVRANGEBYLEX', candidates, '(' .. tag .. '\\255', '[' .. tag, 'LIMIT', 0, 1)
+        end
+        aggs[a] = found[1] and string.sub(found[1], #tag + 1) or cjson.null
+      end
+    end
+    if rows <= 0 then
+      deleteRow(view, key, old, true)
+    else
+      local encoded = nagg > 0 and cjson.encode(aggs) or '[]'
+      writeRow(view, key, old, '{"g":' .. groupJson .. ',"n":"' .. tostring(rows) .. '","a":' .. encoded .. '}')
+    end
+  elseif op == 'X' then
+    local view, isAggregate = ARGV[i + 1], ARGV[i + 2] == '1'
+    local all = redis.call('HGETALL', rowsKey(view))
+    for r = 1, #all, 2 do deleteRow(view, all[r], all[r + 1], isAggregate) end
+    i = i + 3
+  elseif op == 'Q' then
+    redis.call('XADD', deadLetterKey(), 'MAXLEN', '~', 100000, '*', 'reason', ARGV[i + 1], 'change', ARGV[i + 2])
+    i = i + 3
+  else
+    return redis.error_reply('apply: unknown op ' .. tostring(op) .. ' at ' .. i)
+  end
+end
+return {'ok', entries}
+`;
+
+/**
+ * Read one page of a view atomically: the rows after a key (in key order) and the view's version
+ * at that instant. ARGV: P view afterKey|'' limit → {version, keys, rows}.
+ */
+export const PAGE_SCRIPT = `
+local P = ARGV[1]
+${LUA_KEYS}
+local view, after, limit = ARGV[2], ARGV[3], tonumber(ARGV[4])
+local keys = redis.call('ZRANGEBYLEX', indexKey(view), after == '' and '-' or ('(' .. after), '+', 'LIMIT', 0, limit)
+local rows = {}
+if #keys > 0 then rows = redis.call('HMGET', rowsKey(view), unpack(keys)) end
+local last = redis.call('XREVRANGE', changelogKey(view), '+', '-', 'COUNT', 1)
+return {last[1] and last[1][1] or '0-0', keys, rows}
+`;

@@ -1,0 +1,41 @@
+/**
+ * Every Redis key of a deployment, in one place, for TypeScript and for the Lua scripts alike.
+ *
+ *   cdcv:{<deployment>}:checkpoint          HASH   stream → position token (the source checkpoint)
+ *   cdcv:{<deployment>}:meta                HASH   view fingerprints, layout version
+ *   cdcv:{<deployment>}:dlq                 STREAM dead letters (changes that could not be applied)
+ *   cdcv:{<deployment>}:v:<view>:rows       HASH   encoded key → stored row (JSON)
+ *   cdcv:{<deployment>}:v:<view>:idx        ZSET   encoded keys, score 0: key order for pagination
+ *   cdcv:{<deployment>}:v:<view>:log        STREAM changelog, one entry per changed row: the version
+ *   cdcv:{<deployment>}:v:<view>:mm:<key>   ZSET   min/max candidates of one group, lex-ordered
+ *   cdcv:{<deployment>}:v:<view>:mc:<key>   HASH   multiplicity of each candidate
+ *
+ * The hash tag `{<deployment>}` puts a deployment in one Redis Cluster slot, so one atomic script
+ * can update all its views together (DESIGN.md §5, §8).
+ */
+
+export function keyPrefix(deployment: string): string {
+  return `cdcv:{${deployment}}`;
+}
+
+export const checkpointKey = (prefix: string): string => `${prefix}:checkpoint`;
+export const metaKey = (prefix: string): string => `${prefix}:meta`;
+export const deadLetterKey = (prefix: string): string => `${prefix}:dlq`;
+export const rowsKey = (prefix: string, view: string): string => `${prefix}:v:${view}:rows`;
+export const indexKey = (prefix: string, view: string): string => `${prefix}:v:${view}:idx`;
+export const changelogKey = (prefix: string, view: string): string => `${prefix}:v:${view}:log`;
+export const candidatesKey = (prefix: string, view: string, key: string): string => `${prefix}:v:${view}:mm:${key}`;
+export const candidateCountsKey = (prefix: string, view: string, key: string): string => `${prefix}:v:${view}:mc:${key}`;
+/** Pattern matching every key of one view (for status and reset). */
+export const viewKeyPattern = (prefix: string, view: string): string => `${prefix}:v:${view}:*`;
+
+/** The same key formats for Lua scripts; `P` is the prefix passed as ARGV. */
+export const LUA_KEYS = `
+local function checkpointKey() return P .. ':checkpoint' end
+local function deadLetterKey() return P .. ':dlq' end
+local function rowsKey(v) return P .. ':v:' .. v .. ':rows' end
+local function indexKey(v) return P .. ':v:' .. v .. ':idx' end
+local function changelogKey(v) return P .. ':v:' .. v .. ':log' end
+local function candidatesKey(v, k) return P .. ':v:' .. v .. ':mm:' .. k end
+local function candidateCountsKey(v, k) return P .. ':v:' .. v .. ':mc:' .. k end
+`;

@@ -1,0 +1,127 @@
+/**
+ * Value order and the encodings that carry it into Redis.
+ *
+ * Redis orders sorted-set members with equal scores byte by byte (ZRANGEBYLEX), and that is the only
+ * order a Lua script can rely on without parsing. So every value that must be ordered inside Redis
+ * (view keys for cursor pagination, min/max candidates) is written as an *order key*: a string
+ * whose byte order is the SQL order of the values.
+ *
+ *   number   'c' + exponent(4 digits, +5000) + mantissa digits        positive
+ *            'b'                                                       zero
+ *            'a' + (9999 - exponent) + 9-complemented digits + '~'    negative
+ *   text     the text itself (UTF-8 byte order = code point order = COLLATE "C")
+ *   time     ISO text with the fraction padded to 9 digits
+ *   bool     'f' | 't'
+ *
+ * A view key is the tuple of its key values: each component tagged ('\x01' value, '\x02' NULL, so
+ * NULLs sort last as in PostgreSQL) and joined with '\x00', which PostgreSQL text cannot contain.
+ */
+import { parseDecimal } from '../ingest/decimal.ts';
+import type { ColumnType, Value } from '../ingest/values.ts';
+import { isFloatType, isNumericType } from './expr.ts';
+
+/** The SQL order of two non-null values of (compatible) type `type`. */
+export function compareValues(type: ColumnType, a: Value, b: Value): number {
+  if (isNumericType(type)) {
+    if (typeof a === 'number' && typeof b === 'number') return a < b ? -1 : a > b ? 1 : 0;
+    return compareNumberText(String(a), String(b));
+  }
+  if (type === 'bool') return a === b ? 0 : a ? 1 : -1;
+  const x = orderKey(type, a);
+  const y = orderKey(type, b);
+  return compareBytes(x, y);
+}
+
+function compareNumberText(a: string, b: string): number {
+  const x = parseDecimal(a);
+  const y = parseDecimal(b);
+  const scale = Math.max(x.scale, y.scale);
+  const d = x.unscaled * 10n ** BigInt(scale - x.scale) - y.unscaled * 10n ** BigInt(scale - y.scale);
+  return d < 0n ? -1 : d > 0n ? 1 : 0;
+}
+
+/** Compare strings by UTF-8 bytes (= code points), not UTF-16 units as `<` does. */
+export function compareBytes(a: string, b: string): number {
+  if (a === b) return 0;
+  if (!SURROGATE.test(a) && !SURROGATE.test(b)) return a < b ? -1 : 1;
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+}
+const SURROGATE = /[\uD800-\uDFFF]/;
+
+/** A string whose byte order is the SQL order of non-null values of `type`. */
+export function orderKey(type: ColumnType, value: Value): string {
+  if (value === null) throw new TypeError('orderKey of NULL');
+  if (isNumericType(type)) return numberOrderKey(typeof value === 'number' ? numberText(value) : String(value));
+  switch (type) {
+    case 'bool':
+      return value ? 't' : 'f';
+    case 'timestamp':
+    case 'timestamptz':
+    case 'time':
+      return padFraction(String(value));
+    default:
+      return String(value);
+  }
+}
+
+function numberText(n: number): string {
+  if (Number.isNaN(n)) return '1e9999'; // PostgreSQL sorts NaN above every number
+  if (n === Infinity) return '1e9000';
+  if (n === -Infinity) return '-1e9000';
+  return String(n);
+}
+
+function numberOrderKey(text: string): string {
+  const { unscaled, scale } = parseDecimal(text);
+  if (unscaled === 0n) return 'b';
+  const negative = unscaled < 0n;
+  const digits = (negative ? -unscaled : unscaled).toString();
+  // value = 0.<digits> × 10^exponent
+  const exponent = digits.length - scale;
+  const mantissa = digits.replace(/0+$/, '');
+  if (!negative) return `c${String(exponent + 5000).padStart(4, '0')}${mantissa}`;
+  let complement = '';
+  for (let i = 0; i < mantissa.length; i++) complement += String(9 - (mantissa.charCodeAt(i) - 48));
+  return `a${String(9999 - (exponent + 5000)).padStart(4, '0')}${complement}~`;
+}
+
+/** '…:05.5Z' → '…:05.500000000' so that fractions compare by position. */
+function padFraction(text: string): string {
+  const m = /^([^.Z]*)(?:\.(\d+))?(Z?)$/.exec(text);
+  if (!m) return text;
+  return `${m[1]}.${(m[2] ?? '').padEnd(9, '0')}`;
+}
+
+const VALUE_TAG = '\x01';
+const NULL_TAG = '\x02';
+
+/** The encoded key of a view row: ordered like the tuple of its key values. */
+export function encodeRowKey(types: readonly ColumnType[], values: readonly Value[]): string {
+  let key = '';
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i] ?? null;
+    if (i > 0) key += '\x00';
+    key += v === null ? NULL_TAG : VALUE_TAG + orderKey(types[i] ?? 'text', v);
+  }
+  return key;
+}
+
+/**
+ * A min/max candidate: the order key, then the value as text when the order key alone does not
+ * give it back exactly (numbers keep their scale, floats their digits, times their zone mark).
+ */
+export function candidateMember(type: ColumnType, value: Value): string {
+  const key = orderKey(type, value);
+  const text = typeof value === 'string' ? value : JSON.stringify(value);
+  return text === key ? key : `${key}\x00${text}`;
+}
+
+/** The value of a min/max candidate written by `candidateMember`. */
+export function candidateValue(type: ColumnType, member: string): Value {
+  const sep = member.indexOf('\x00');
+  if (sep < 0) return type === 'bool' ? member === 't' : member;
+  const text = member.slice(sep + 1);
+  if (type === 'bool') return text === 'true';
+  if (type === 'int2' || type === 'int4' || isFloatType(type)) return Number(JSON.parse(text));
+  return text;
+}

@@ -1,0 +1,143 @@
+/**
+ * Reading views back: stored rows → output rows (finalize), point reads, atomic pages, and the
+ * changelog. Used by the API and by the tests; pure decoding is kept apart from the Redis calls.
+ */
+import { divideDecimal } from '../ingest/decimal.ts';
+import type { Value } from '../ingest/values.ts';
+import { PAGE_SCRIPT } from './apply/apply-script.ts';
+import { changelogKey, rowsKey } from './apply/redis-keys.ts';
+import { LuaScript, type RedisClient } from './apply/redis.ts';
+import { candidateValue } from './encoding.ts';
+import type { CompiledView } from './registry.ts';
+
+export type ViewRow = Record<string, Value>;
+
+interface StoredGroup {
+  g: Value[];
+  n: string;
+  a: (string | [string, string] | null)[];
+}
+
+/** The output row of a view from its stored form. */
+export function finalizeRow(view: CompiledView, stored: string): ViewRow {
+  if (view.kind === 'rows') return JSON.parse(stored) as ViewRow;
+  const { g, n, a } = JSON.parse(stored) as StoredGroup;
+  const row: ViewRow = {};
+  view.groups.forEach((group, i) => (row[group.name] = g[i] ?? null));
+  view.aggregates.forEach((aggregate, i) => {
+    const state = a[i] ?? null;
+    switch (aggregate.fn) {
+      case 'count':
+        row[aggregate.name] = aggregate.arg ? (state as string) : n;
+        break;
+      case 'sum': {
+        const [sum, count] = state as [string, string];
+        row[aggregate.name] = count === '0' ? null : aggregate.state === 'floatSum' ? Number(sum) : sum;
+        break;
+      }
+      case 'avg': {
+        const [sum, count] = state as [string, string];
+        if (count === '0') row[aggregate.name] = null;
+        else row[aggregate.name] = aggregate.state === 'floatSum' ? Number(sum) / Number(count) : divideDecimal(sum, count);
+        break;
+      }
+      case 'min':
+      case 'max':
+        row[aggregate.name] = state === null ? null : candidateValue(aggregate.arg!.type, state as string);
+        break;
+    }
+  });
+  return row;
+}
+
+/** One row by its encoded key, or null. */
+export async function readRow(redis: RedisClient, prefix: string, view: CompiledView, key: string): Promise<ViewRow | null> {
+  const stored = await redis.sendCommand<string | null>(['HGET', rowsKey(prefix, view.name), key]);
+  return stored === null ? null : finalizeRow(view, stored);
+}
+
+export interface Page {
+  /** The view's version when the page was read: subscribe with `since: version` to continue. */
+  readonly version: string;
+  readonly rows: { key: string; row: ViewRow }[];
+}
+
+const pageScript = new LuaScript(PAGE_SCRIPT);
+
+/** Up to `limit` rows after `afterKey` in key order, read atomically with the view's version. */
+export async function readPage(
+  redis: RedisClient,
+  prefix: string,
+  view: CompiledView,
+  afterKey: string | null,
+  limit: number,
+): Promise<Page> {
+  const [version, keys, stored] = await pageScript.run<[string, string[], (string | null)[]]>(
+    redis,
+    [rowsKey(prefix, view.name)],
+    [prefix, view.name, afterKey ?? '', String(limit)],
+  );
+  const rows: Page['rows'] = [];
+  keys.forEach((key, i) => {
+    const s = stored[i];
+    if (s) rows.push({ key, row: finalizeRow(view, s) });
+  });
+  return { version, rows };
+}
+
+export interface ViewChange {
+  readonly view: string;
+  /** The changelog entry id: the view's version after this change. */
+  readonly version: string;
+  readonly op: 'insert' | 'update' | 'delete';
+  readonly key: string;
+  readonly row: ViewRow | null;
+  readonly previous: ViewRow | null;
+}
+
+type StreamEntry = [id: string, fields: string[]];
+
+export function decodeChangelogEntry(view: CompiledView, [id, fields]: StreamEntry): ViewChange {
+  const f: Record<string, string> = {};
+  for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
+  const op = f['o'] === 'i' ? 'insert' : f['o'] === 'u' ? 'update' : 'delete';
+  return {
+    view: view.name,
+    version: id,
+    op,
+    key: f['k'] ?? '',
+    row: f['r'] ? finalizeRow(view, f['r']) : null,
+    previous: f['p'] ? finalizeRow(view, f['p']) : null,
+  };
+}
+
+/** Changelog entries after `afterVersion` (exclusive), oldest first. */
+export async function readChangelog(
+  redis: RedisClient,
+  prefix: string,
+  view: CompiledView,
+  afterVersion: string,
+  count: number,
+): Promise<ViewChange[]> {
+  const entries = await redis.sendCommand<StreamEntry[]>([
+    'XRANGE',
+    changelogKey(prefix, view.name),
+    `(${afterVersion}`,
+    '+',
+    'COUNT',
+    String(count),
+  ]);
+  return entries.map((e) => decodeChangelogEntry(view, e));
+}
+
+/** The oldest version still in a view's changelog ('0-0' when empty): resuming before it loses changes. */
+export async function oldestVersion(redis: RedisClient, prefix: string, view: CompiledView): Promise<string> {
+  const first = await redis.sendCommand<StreamEntry[]>(['XRANGE', changelogKey(prefix, view.name), '-', '+', 'COUNT', '1']);
+  return first[0]?.[0] ?? '0-0';
+}
+
+/** The current version of a view ('0-0' before its first change). */
+export async function currentVersion(redis: RedisClient, prefix: string, view: CompiledView): Promise<string> {
+  const last = await redis.sendCommand<StreamEntry[]>(['XREVRANGE', changelogKey(prefix, view.name), '+', '-', 'COUNT', '1']);
+  return last[0]?.[0] ?? '0-0';
+}

@@ -1,0 +1,87 @@
+/**
+ * Print a view as the SQL query it maintains. The tests run it on the source database as the
+ * oracle, `cdc-views sql` prints it, and it says exactly what a view means: where our evaluation
+ * could differ from a naive reading of SQL, the printed query spells our semantics out
+ * (`NULLIF(b, 0)` for division, `COLLATE "C"` for text order).
+ */
+import type { Value } from '../ingest/values.ts';
+import type { AnyNode, ExprNode } from './expr.ts';
+import { isTextType } from './expr.ts';
+import type { ViewDef } from './define.ts';
+
+export function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/** 'public.orders' → "public"."orders" */
+export function quoteTable(name: string): string {
+  return name.split('.').map(quoteIdent).join('.');
+}
+
+function quoteLiteral(value: Value, type: ExprNode['type']): string {
+  if (value === null) return 'NULL';
+  if (typeof value === 'boolean') return value ? 'TRUE' : 'FALSE';
+  if (typeof value === 'number') return type === 'int2' || type === 'int4' ? String(value) : `${value}::${type}`;
+  const text = `'${value.replace(/'/g, "''")}'`;
+  return type === 'text' ? text : `${text}::${type}`;
+}
+
+const OPERATORS = { eq: '=', ne: '<>', lt: '<', lte: '<=', gt: '>', gte: '>=', add: '+', sub: '-', mul: '*' } as const;
+
+export function exprToSql(node: AnyNode): string {
+  switch (node.kind) {
+    case 'column':
+      return quoteIdent(node.column);
+    case 'literal':
+      return quoteLiteral(node.value, node.type);
+    case 'aggregate': {
+      if (!node.arg) return 'count(*)';
+      const arg = exprToSql(node.arg);
+      const collated = (node.fn === 'min' || node.fn === 'max') && isTextType(node.arg.type) ? `${arg} COLLATE "C"` : arg;
+      return `${node.fn}(${collated})`;
+    }
+    case 'call': {
+      const a = node.args.map(exprToSql);
+      switch (node.fn) {
+        case 'and':
+          return `(${a.join(' AND ')})`;
+        case 'or':
+          return `(${a.join(' OR ')})`;
+        case 'not':
+          return `(NOT ${a[0]})`;
+        case 'isNull':
+          return `(${a[0]} IS NULL)`;
+        case 'isNotNull':
+          return `(${a[0]} IS NOT NULL)`;
+        case 'coalesce':
+          return `COALESCE(${a.join(', ')})`;
+        case 'lower':
+        case 'upper':
+          return `${node.fn}(${a[0]})`;
+        case 'concat':
+          return `(${a.join(' || ')})`;
+        case 'in':
+          return `(${a[0]} IN (${a.slice(1).join(', ')}))`;
+        case 'div':
+          return `(${a[0]} / NULLIF(${a[1]}, 0))`;
+        case 'lt':
+        case 'lte':
+        case 'gt':
+        case 'gte':
+          if (isTextType(node.args[0]!.type)) return `(${a[0]} COLLATE "C" ${OPERATORS[node.fn]} ${a[1]})`;
+          return `(${a[0]} ${OPERATORS[node.fn]} ${a[1]})`;
+        default:
+          return `(${a[0]} ${OPERATORS[node.fn]} ${a[1]})`;
+      }
+    }
+  }
+}
+
+/** The view as one SELECT over its source table. */
+export function viewToSql(view: ViewDef): string {
+  const fields = [...(view.groupBy ?? []), ...view.select].map((f) => `${exprToSql(f.node)} AS ${quoteIdent(f.name)}`);
+  let sql = `SELECT ${fields.join(', ')}\nFROM ${quoteTable(view.from.name)}`;
+  if (view.where) sql += `\nWHERE ${exprToSql(view.where)}`;
+  if (view.groupBy) sql += `\nGROUP BY ${view.groupBy.map((g) => exprToSql(g.node)).join(', ')}`;
+  return sql;
+}
