@@ -130,10 +130,15 @@ export async function readChangelog(
   return entries.map((e) => decodeChangelogEntry(view, e));
 }
 
-/** The oldest version still in a view's changelog ('0-0' when empty): resuming before it loses changes. */
-export async function oldestVersion(redis: RedisClient, prefix: string, view: CompiledView): Promise<string> {
-  const first = await redis.sendCommand<StreamEntry[]>(['XRANGE', changelogKey(prefix, view.name), '-', '+', 'COUNT', '1']);
-  return first[0]?.[0] ?? '0-0';
+/** The newest version trimmed from a view's changelog ('0-0' if none): resuming before it would skip changes. */
+export async function trimmedUpTo(redis: RedisClient, prefix: string, view: CompiledView): Promise<string> {
+  try {
+    const info = await redis.sendCommand<unknown[]>(['XINFO', 'STREAM', changelogKey(prefix, view.name)]);
+    const i = info.indexOf('max-deleted-entry-id');
+    return i >= 0 ? String(info[i + 1]) : '0-0';
+  } catch {
+    return '0-0'; // no changelog yet
+  }
 }
 
 /** The current version of a view ('0-0' before its first change). */

@@ -1,5 +1,5 @@
 /**
- * The example shop: four tables, five views. `npm run demo` runs it against a throwaway PostgreSQL.
+ * The example shop: four tables, six views. `npm run demo` runs it against a throwaway PostgreSQL.
  */
 import { and, avg, count, defineConfig, eq, gt, isNotNull, max, min, mul, source, sum, table, view } from 'cdc-views';
 
@@ -64,6 +64,11 @@ export default defineConfig({
     productSales: view(orderItems)
       .groupBy((i) => ({ productId: i.product_id }))
       .select((i) => ({ lines: count(), units: sum(i.quantity), revenue: sum(mul(i.quantity, i.unit_price)) })),
+
+    /** The catalogue per category: price range and average. */
+    productsByCategory: view(products)
+      .groupBy((p) => ({ category: p.category }))
+      .select((p) => ({ products: count(), cheapest: min(p.price), priciest: max(p.price), averagePrice: avg(p.price) })),
 
     /** Customers per country (NULL country is its own group, as in SQL). */
     customersByCountry: view(customers)

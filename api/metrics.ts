@@ -1,0 +1,105 @@
+/**
+ * Prometheus metrics (names per reference/reliability-security.md §3), fed by engine events and
+ * read on scrape from Redis for sizes.
+ */
+import client from 'prom-client';
+import { rowsKey } from '../views/apply/redis-keys.ts';
+import type { RedisClient } from '../views/apply/redis.ts';
+import { ENGINE_EVENTS, type BatchAppliedEvent, type Engine } from '../views/engine.ts';
+import type { Registry } from '../views/registry.ts';
+import type { SnapshotProgress } from '../ingest/index.ts';
+import type { ChangelogHub } from './changelog-hub.ts';
+
+export interface Metrics {
+  readonly registry: client.Registry;
+  snapshotProgress(progress: SnapshotProgress): void;
+}
+
+export function createMetrics(options: { views: Registry; redis: RedisClient; prefix: string; engine: Engine; hub: ChangelogHub }): Metrics {
+  const registry = new client.Registry();
+  client.collectDefaultMetrics({ register: registry, prefix: 'cdc_views_' });
+  const eventsApplied = new client.Counter({
+    name: 'cdc_views_events_applied_total',
+    help: 'Source changes applied to the views.',
+    labelNames: ['kind'] as const,
+    registers: [registry],
+  });
+  const duplicates = new client.Counter({
+    name: 'cdc_views_batches_skipped_duplicate_total',
+    help: 'Batches skipped because their position was already applied (replays after a restart).',
+    registers: [registry],
+  });
+  const deadLetters = new client.Counter({
+    name: 'cdc_views_dead_letters_total',
+    help: 'Changes parked in the dead-letter stream.',
+    registers: [registry],
+  });
+  const applyDuration = new client.Histogram({
+    name: 'cdc_views_apply_duration_seconds',
+    help: 'Time of one atomic apply step in Redis.',
+    buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [registry],
+  });
+  const commitToApply = new client.Histogram({
+    name: 'cdc_views_commit_to_apply_seconds',
+    help: 'From the source commit to the views being updated in Redis.',
+    buckets: [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+    registers: [registry],
+  });
+  const lag = new client.Gauge({
+    name: 'cdc_views_source_lag_seconds',
+    help: 'Now minus the commit time of the last applied source transaction.',
+    registers: [registry],
+  });
+  const snapshotRows = new client.Gauge({
+    name: 'cdc_views_snapshot_rows',
+    help: 'Rows read by the initial snapshot, per table.',
+    labelNames: ['table'] as const,
+    registers: [registry],
+  });
+  new client.Gauge({
+    name: 'cdc_views_subscriptions_active',
+    help: 'Open subscriptions per view.',
+    labelNames: ['view'] as const,
+    registers: [registry],
+    collect() {
+      for (const view of options.views.views) this.set({ view: view.name }, options.hub.active.get(view.name) ?? 0);
+    },
+  });
+  new client.Gauge({
+    name: 'cdc_views_view_rows',
+    help: 'Rows per view.',
+    labelNames: ['view'] as const,
+    registers: [registry],
+    async collect() {
+      for (const view of options.views.views) {
+        this.set({ view: view.name }, await options.redis.sendCommand<number>(['HLEN', rowsKey(options.prefix, view.name)]));
+      }
+    },
+  });
+  new client.Gauge({
+    name: 'cdc_views_ready',
+    help: '1 when the views are live (snapshot done or resumed).',
+    registers: [registry],
+    collect() {
+      this.set(options.engine.ready ? 1 : 0);
+    },
+  });
+
+  let lastCommitUs: number | undefined;
+  setInterval(() => lastCommitUs !== undefined && lag.set(Math.max(0, Date.now() / 1000 - lastCommitUs / 1e6)), 1000).unref();
+  options.engine.on(ENGINE_EVENTS.BATCH_APPLIED, (e: BatchAppliedEvent) => {
+    if (e.duplicate) duplicates.inc();
+    else eventsApplied.inc({ kind: e.snapshot ? 'snapshot' : 'stream' }, e.changes);
+    if (e.deadLetters) deadLetters.inc(e.deadLetters);
+    applyDuration.observe(e.applyMs / 1000);
+    if (e.commitTimeUs !== undefined) {
+      lastCommitUs = e.commitTimeUs;
+      commitToApply.observe(Math.max(0, Date.now() / 1000 - e.commitTimeUs / 1e6));
+    }
+  });
+  return {
+    registry,
+    snapshotProgress: (p) => snapshotRows.set({ table: p.table }, p.rows),
+  };
+}

@@ -1,0 +1,139 @@
+/**
+ * cdc-views command line. `cdc-views --help` lists the commands.
+ */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { createLogger, startService } from '../api/service.ts';
+import { ServiceError } from '../ingest/errors.ts';
+import { checkpointKey, deadLetterKey, keyPrefix, rowsKey } from '../views/apply/redis-keys.ts';
+import { connectRedis } from '../views/apply/redis.ts';
+import type { Config } from '../views/define.ts';
+import { ConfigError } from '../views/errors.ts';
+import { currentVersion } from '../views/read.ts';
+import { createRegistry } from '../views/registry.ts';
+import { printViewSchema } from '../schema/build-schema.ts';
+
+const HELP = `cdc-views — incrementally maintained views in Redis, served over GraphQL
+
+Usage:
+  cdc-views start  --config <file> [--port <n>] [--host <addr>]   run the service
+  cdc-views check  --config <file>                                 validate the config, list every problem
+  cdc-views sql    --config <file> [<view>]                        print each view as the SQL it maintains
+  cdc-views schema --config <file>                                 print the GraphQL schema (SDL)
+  cdc-views status --config <file>                                 checkpoint, rows and version per view
+
+Options:
+  -c, --config <file>   views config (TypeScript or JavaScript); default ./views.config.ts
+  -p, --port <n>        HTTP port (default $PORT or 4000)
+      --host <addr>     listen address (default $HOST or 127.0.0.1)
+  -h, --help            this help
+  -v, --version         print the version
+
+Environment:
+  DATABASE_URL   PostgreSQL source (source.postgres)     REDIS_URL   where the views live
+  KAFKA_BROKERS  Kafka brokers (source.kafka)            LOG_LEVEL   pino level (info)
+  NODE_ENV=production  turns GraphiQL and introspection off
+`;
+
+export async function loadConfig(file: string): Promise<Config> {
+  const module = (await import(pathToFileURL(resolve(file)).href)) as { default?: Config };
+  if (!module.default) throw new ServiceError('CONFIG_INVALID', `Expected ${file} to export a config as default (export default defineConfig({ … }))`);
+  return module.default;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      config: { type: 'string', short: 'c', default: 'views.config.ts' },
+      port: { type: 'string', short: 'p' },
+      host: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean', short: 'v' },
+    },
+  });
+  const [command, ...rest] = positionals;
+  if (values.version) {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    process.stdout.write(`${pkg.version}\n`);
+    return 0;
+  }
+  if (values.help || !command) {
+    process.stdout.write(HELP);
+    return command || values.help ? 0 : 1;
+  }
+  const config = await loadConfig(values.config);
+  switch (command) {
+    case 'check': {
+      const registry = createRegistry(config);
+      process.stdout.write(`✔ ${values.config}: ${registry.views.length} views over ${registry.tables.length} tables\n`);
+      for (const v of registry.views) process.stdout.write(`  ${v.name} (${v.kind}, key: ${v.keyFields.map((f) => f.name).join(', ')})\n`);
+      return 0;
+    }
+    case 'sql': {
+      const registry = createRegistry(config);
+      const views = rest.length ? registry.views.filter((v) => rest.includes(v.name)) : registry.views;
+      for (const v of views) process.stdout.write(`-- ${v.name}\n${v.sql};\n\n`);
+      return 0;
+    }
+    case 'schema':
+      process.stdout.write(printViewSchema(createRegistry(config)));
+      return 0;
+    case 'status': {
+      const registry = createRegistry(config);
+      const url = config.redis?.url ?? process.env['REDIS_URL'];
+      if (!url) throw new ServiceError('CONFIG_INVALID', 'Set REDIS_URL (or redis.url in the config)');
+      const redis = await connectRedis(url);
+      const prefix = keyPrefix(registry.name);
+      const checkpoint = await redis.sendCommand<string[]>(['HGETALL', checkpointKey(prefix)]);
+      const deadLetters = await redis.sendCommand<number>(['XLEN', deadLetterKey(prefix)]);
+      process.stdout.write(`deployment ${registry.name}  checkpoint ${checkpoint.join(' ') || '(none: snapshot pending)'}  dead letters ${deadLetters}\n`);
+      for (const v of registry.views) {
+        const rows = await redis.sendCommand<number>(['HLEN', rowsKey(prefix, v.name)]);
+        const bytes = (await redis.sendCommand<number | null>(['MEMORY', 'USAGE', rowsKey(prefix, v.name)])) ?? 0;
+        process.stdout.write(`  ${v.name.padEnd(24)} rows ${String(rows).padStart(8)}  ~${String(bytes).padStart(10)} B  version ${await currentVersion(redis, prefix, v)}\n`);
+      }
+      await redis.quit();
+      return 0;
+    }
+    case 'start': {
+      const logger = createLogger();
+      const service = await startService({
+        config,
+        logger,
+        ...(values.port ? { port: Number(values.port) } : {}),
+        ...(values.host ? { host: values.host } : {}),
+      });
+      const stop = async (signal: string): Promise<void> => {
+        logger.info({ signal }, 'stopping');
+        await service.stop();
+        process.exit(0);
+      };
+      process.once('SIGINT', () => void stop('SIGINT'));
+      process.once('SIGTERM', () => void stop('SIGTERM'));
+      await service.done;
+      await service.stop();
+      return 0;
+    }
+    default:
+      process.stderr.write(`Unknown command '${command}'.\n\n${HELP}`);
+      return 1;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code !== 0) process.exitCode = code;
+  },
+  (error: unknown) => {
+    if (error instanceof ConfigError || (error instanceof ServiceError && (error.code === 'CONFIG_INVALID' || error.code === 'SOURCE_SCHEMA'))) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(2);
+    }
+    process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,130 @@
+/**
+ * Test fixtures around the example shop: a fresh database per test file, a config isolated by its
+ * own slot, publication and Redis key prefix, a barrier that waits until the service has applied
+ * everything committed before it, and the oracle: every view read through GraphQL must equal the
+ * view's own SQL run on PostgreSQL.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import pg from 'pg';
+import { expect } from 'vitest';
+import { source } from '../../ingest/source-options.ts';
+import { decodePgText, type Value } from '../../ingest/values.ts';
+import { lsnToken } from '../../ingest/pg/postgres-source.ts';
+import { checkpointKey, keyPrefix } from '../../views/apply/redis-keys.ts';
+import type { RedisClient } from '../../views/apply/redis.ts';
+import type { Config } from '../../views/define.ts';
+import type { CompiledView, Registry } from '../../views/registry.ts';
+import shopConfig from '../../examples/shop/views.config.ts';
+
+export const SHOP_SCHEMA = readFileSync(new URL('../../examples/shop/schema.sql', import.meta.url), 'utf8');
+export const SHOP_SEED = readFileSync(new URL('../../examples/shop/seed.sql', import.meta.url), 'utf8');
+
+export function uniqueName(prefix: string): string {
+  return `${prefix}_${randomBytes(4).toString('hex')}`;
+}
+
+/** A text-typed client (no JS Date rounding) with our session settings. */
+export async function connect(url: string): Promise<pg.Client> {
+  const client = new pg.Client({
+    connectionString: url,
+    options: '-c TimeZone=UTC -c DateStyle=ISO -c extra_float_digits=3',
+    types: { getTypeParser: () => (v: string) => v } as unknown as pg.CustomTypesConfig,
+  });
+  await client.connect();
+  return client;
+}
+
+/** Create a database (with the shop schema unless told otherwise) and return its URL. */
+export async function createDatabase(serverUrl: string, name: string, schema: string | null = SHOP_SCHEMA): Promise<string> {
+  const admin = await connect(serverUrl);
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  if (schema) {
+    const db = await connect(url.toString());
+    await db.query(schema);
+    await db.end();
+  }
+  return url.toString();
+}
+
+/** The example config, isolated: its own deployment name, slot and publication. */
+export function shopTestConfig(databaseUrl: string, redisUrl: string, name: string): Config {
+  return {
+    ...shopConfig,
+    name,
+    source: source.postgres({ url: databaseUrl, slot: name, publication: name }),
+    redis: { url: redisUrl },
+  } as Config;
+}
+
+/**
+ * Wait until the views include every transaction committed before this call: a transactional
+ * logical message is written, and its LSN must be covered by the checkpoint stored with the views.
+ */
+export async function waitForSync(db: pg.Client, redis: RedisClient, deployment: string, slot: string, timeoutMs = 30_000): Promise<void> {
+  const { rows } = await db.query<{ lsn: string }>(`SELECT pg_logical_emit_message(true, 'cdc-views-test', 'barrier')::text AS lsn`);
+  const [hi, lo] = rows[0]!.lsn.split('/');
+  const target = lsnToken((BigInt(`0x${hi}`) << 32n) | BigInt(`0x${lo}`));
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const stored = await redis.sendCommand<string | null>(['HGET', checkpointKey(keyPrefix(deployment)), `pg:${slot}`]);
+    if (stored !== null && stored >= target) return;
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for the views to reach ${rows[0]!.lsn} (stored ${stored})`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+export async function graphql<T = Record<string, unknown>>(url: string, query: string, variables: Record<string, unknown> = {}): Promise<T> {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ query, variables }),
+  });
+  const body = (await response.json()) as { data?: T; errors?: unknown[] };
+  if (body.errors) throw new Error(`GraphQL errors: ${JSON.stringify(body.errors)}`);
+  return body.data!;
+}
+
+/** Every row of a view through the GraphQL list query, page by page. */
+export async function readViewOverGraphql(url: string, view: CompiledView): Promise<Record<string, unknown>[]> {
+  const fields = view.fields.map((f) => f.name).join(' ');
+  const rows: Record<string, unknown>[] = [];
+  let after: string | null = null;
+  for (;;) {
+    const data: Record<string, { nodes: Record<string, unknown>[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } }> =
+      await graphql(url, `query($after: String) { ${view.name}List(first: 1000, after: $after) { nodes { ${fields} } pageInfo { hasNextPage endCursor } } }`, { after });
+    const page = data[`${view.name}List`]!;
+    rows.push(...page.nodes);
+    if (!page.pageInfo.hasNextPage) return rows;
+    after = page.pageInfo.endCursor;
+  }
+}
+
+/** A view's rows computed by PostgreSQL from the view's SQL, decoded like the service decodes values. */
+export async function readViewOverSql(db: pg.Client, view: CompiledView): Promise<Record<string, unknown>[]> {
+  const result = await db.query<Record<string, string | null>>(view.sql);
+  return result.rows.map((r) => {
+    const row: Record<string, Value> = {};
+    for (const f of view.fields) {
+      const text = r[f.name];
+      row[f.name] = text === null || text === undefined ? null : decodePgText(f.type, text);
+    }
+    return row;
+  });
+}
+
+function sortByKey(view: CompiledView, rows: Record<string, unknown>[]): Record<string, unknown>[] {
+  const keyOf = (r: Record<string, unknown>): string => JSON.stringify(view.keyFields.map((f) => r[f.name] ?? null));
+  return [...rows].sort((a, b) => (keyOf(a) < keyOf(b) ? -1 : keyOf(a) > keyOf(b) ? 1 : 0));
+}
+
+/** The oracle: every view equals its SQL on the source, exactly (every digit of every decimal). */
+export async function expectViewsEqualSql(url: string, db: pg.Client, registry: Registry): Promise<void> {
+  for (const view of registry.views) {
+    const [actual, expected] = await Promise.all([readViewOverGraphql(url, view), readViewOverSql(db, view)]);
+    expect(sortByKey(view, actual), `view ${view.name}`).toEqual(sortByKey(view, expected));
+  }
+}
