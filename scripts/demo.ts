@@ -22,8 +22,9 @@ const started: ThrowawayServer[] = [];
 const cleanups: (() => Promise<void> | void)[] = [];
 let stopping = false;
 
-async function stopAll(code: number): Promise<never> {
-  if (stopping) process.exit(code);
+async function stopAll(code: number): Promise<void> {
+  // A terminal's Ctrl-C reaches npm and us both, so the signal may come twice: clean up once.
+  if (stopping) return;
   stopping = true;
   for (const cleanup of cleanups.reverse()) await Promise.resolve(cleanup()).catch(() => undefined);
   for (const server of started) {
@@ -33,8 +34,8 @@ async function stopAll(code: number): Promise<never> {
   say('demo stopped');
   process.exit(code);
 }
-process.once('SIGINT', () => void stopAll(0));
-process.once('SIGTERM', () => void stopAll(0));
+process.on('SIGINT', () => void stopAll(0));
+process.on('SIGTERM', () => void stopAll(0));
 
 async function main(): Promise<void> {
   let databaseUrl = process.env['DATABASE_URL'];

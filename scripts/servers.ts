@@ -138,7 +138,9 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Thro
   };
   const args = ['-D', data, '-p', String(port)];
   for (const [name, value] of Object.entries(settings)) args.push('-c', `${name}=${value}`);
+  // detached: a terminal's Ctrl-C goes to our process group; the server stops when we stop it.
   const child = spawn(join(bin, 'postgres'), args, {
+    detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
     ...asUser,
   });
@@ -211,7 +213,7 @@ export async function startRedis(options: RedisOptions = {}): Promise<ThrowawayS
     'maxmemory-policy noeviction',
   ].join('\n');
   writeFileSync(join(dir, 'redis.conf'), `${config}\n`);
-  const child = spawn(binary, [join(dir, 'redis.conf')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(binary, [join(dir, 'redis.conf')], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   const output: string[] = [];
   child.stdout?.on('data', (c: Buffer) => output.push(c.toString()));
   child.stderr?.on('data', (c: Buffer) => output.push(c.toString()));

@@ -2,7 +2,7 @@
  * Reading views back: stored rows → output rows (finalize), point reads, atomic pages, and the
  * changelog. Used by the API and by the tests; pure decoding is kept apart from the Redis calls.
  */
-import { divideDecimal } from '../ingest/decimal.ts';
+import { divideDecimal, formatDecimal, parseDecimal } from '../ingest/decimal.ts';
 import type { Value } from '../ingest/values.ts';
 import { PAGE_SCRIPT } from './apply/apply-script.ts';
 import { changelogKey, rowsKey } from './apply/redis-keys.ts';
@@ -15,7 +15,15 @@ export type ViewRow = Record<string, Value>;
 interface StoredGroup {
   g: Value[];
   n: string;
-  a: (string | [string, string] | null)[];
+  a: (string | [sum: string, count: string, scales?: Record<string, number>] | null)[];
+}
+
+/** A numeric sum shown as PostgreSQL shows it: with the largest scale among the values it sums. */
+function displaySum(sum: string, scales: Record<string, number> | undefined): string {
+  if (!scales) return sum;
+  const display = Math.max(0, ...Object.keys(scales).map(Number));
+  const { unscaled, scale } = parseDecimal(sum);
+  return scale <= display ? sum : formatDecimal({ unscaled: unscaled / 10n ** BigInt(scale - display), scale: display });
 }
 
 /** The output row of a view from its stored form. */
@@ -31,14 +39,14 @@ export function finalizeRow(view: CompiledView, stored: string): ViewRow {
         row[aggregate.name] = aggregate.arg ? (state as string) : n;
         break;
       case 'sum': {
-        const [sum, count] = state as [string, string];
-        row[aggregate.name] = count === '0' ? null : aggregate.state === 'floatSum' ? Number(sum) : sum;
+        const [sum, count, scales] = state as [string, string, Record<string, number>?];
+        row[aggregate.name] = count === '0' ? null : aggregate.state === 'floatSum' ? Number(sum) : displaySum(sum, scales);
         break;
       }
       case 'avg': {
-        const [sum, count] = state as [string, string];
+        const [sum, count, scales] = state as [string, string, Record<string, number>?];
         if (count === '0') row[aggregate.name] = null;
-        else row[aggregate.name] = aggregate.state === 'floatSum' ? Number(sum) / Number(count) : divideDecimal(sum, count);
+        else row[aggregate.name] = aggregate.state === 'floatSum' ? Number(sum) / Number(count) : divideDecimal(displaySum(sum, scales), count);
         break;
       }
       case 'min':

@@ -60,9 +60,12 @@ function pushAggregate(args: string[], delta: AggregateDelta): void {
     case 'count':
       args.push('c', String(delta.count));
       break;
-    case 'sum':
-      args.push('s', formatDecimal({ unscaled: delta.unscaled, scale: delta.scale }), String(delta.count));
+    case 'sum': {
+      const scales = [...delta.scales].filter(([, n]) => n !== 0);
+      args.push('s', formatDecimal({ unscaled: delta.unscaled, scale: delta.scale }), String(delta.count), String(scales.length));
+      for (const [scale, n] of scales) args.push(String(scale), String(n));
       break;
+    }
     case 'floatSum':
       args.push('f', String(delta.sum), String(delta.count));
       break;

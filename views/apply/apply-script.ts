@@ -13,13 +13,15 @@
  *      | 'D' view key                       delete a row of a rows view
  *      | 'A' view key groupJson dRows nagg agg×nagg
  *            agg = 'c' dCount               count(x)
- *                | 's' dSum dCount          exact sum (decimal text), for sum/avg
+ *                | 's' dSum dCount n (scale d)×n   exact sum (decimal text) for sum/avg, and the
+ *                                           change in how many values of each scale it sums
  *                | 'f' dSum dCount          float sum
  *                | 'm'|'M' n (member d)×n   min / max candidates and multiplicity deltas
  *      | 'Q' reason payload                 dead letter
  *
  * Stored aggregate row: {"g":[group values],"n":"<rows>","a":[state…]} with state per aggregate
- *   count → "<n>"   sum/avg → ["<sum>","<count>"]   min/max → "<candidate member>" | null
+ *   count → "<n>"   sum/avg → ["<sum>","<count>",{"<scale>":<values>}] (float: ["<sum>","<count>"])
+ *   min/max → "<candidate member>" | null
  *
  * Changelog entry fields: o (i|u|d), k (encoded key), r (row after, '' when deleted),
  * p (row before, '' when inserted). Its stream id is the view's version.
@@ -157,12 +159,22 @@ while i <= #ARGV do
       if kind == 'c' then
         aggs[a] = tostring((tonumber(prev) or 0) + tonumber(ARGV[i + 1]))
         i = i + 2
-      elseif kind == 's' or kind == 'f' then
-        local sum = prev and prev[1] or '0'
+      elseif kind == 's' then
         local count = (prev and tonumber(prev[2]) or 0) + tonumber(ARGV[i + 2])
-        if kind == 's' then sum = decimalAdd(sum, ARGV[i + 1])
-        else sum = string.format('%.17g', tonumber(sum) + tonumber(ARGV[i + 1])) end
-        if count == 0 then sum = '0' end
+        local sum = count == 0 and '0' or decimalAdd(prev and prev[1] or '0', ARGV[i + 1])
+        local scales = prev and prev[3] or {}
+        local n = tonumber(ARGV[i + 3])
+        for s = 0, n - 1 do
+          local scale = ARGV[i + 4 + 2 * s]
+          local left = (tonumber(scales[scale]) or 0) + tonumber(ARGV[i + 5 + 2 * s])
+          scales[scale] = left ~= 0 and left or nil
+        end
+        if next(scales) == nil then scales = cjson.decode('{}') end
+        aggs[a] = {sum, tostring(count), scales}
+        i = i + 4 + 2 * n
+      elseif kind == 'f' then
+        local count = (prev and tonumber(prev[2]) or 0) + tonumber(ARGV[i + 2])
+        local sum = count == 0 and '0' or string.format('%.17g', tonumber(prev and prev[1] or '0') + tonumber(ARGV[i + 1]))
         aggs[a] = {sum, tostring(count)}
         i = i + 3
       else

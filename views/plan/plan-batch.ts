@@ -26,7 +26,9 @@ export type RowOp = { readonly kind: 'upsert'; readonly json: string } | { reado
 
 export type AggregateDelta =
   | { state: 'count'; count: number }
-  | { state: 'sum'; unscaled: bigint; scale: number; count: number }
+  /** `scales`: how many values of each scale entered (+) or left (−) — PostgreSQL shows a numeric
+   * sum with the largest scale among the rows it sums, so the state keeps a multiset of scales. */
+  | { state: 'sum'; unscaled: bigint; scale: number; count: number; scales: Map<number, number> }
   | { state: 'floatSum'; sum: number; count: number }
   | { state: 'min' | 'max'; members: Map<string, number> };
 
@@ -201,10 +203,12 @@ function contribute(plan: AggregateViewPlan, row: Row, weight: 1 | -1): void {
         delta.sum += weight * Number(value);
         delta.count += weight;
         break;
-      case 'sum':
-        addExact(delta, value, weight);
+      case 'sum': {
+        const scale = addExact(delta, value, weight);
         delta.count += weight;
+        delta.scales.set(scale, (delta.scales.get(scale) ?? 0) + weight);
         break;
+      }
       case 'min':
       case 'max': {
         const member = candidateMember(aggregate.arg.type, value);
@@ -220,7 +224,7 @@ function emptyDelta(aggregate: AggregateView['aggregates'][number]): AggregateDe
     case 'count':
       return { state: 'count', count: 0 };
     case 'sum':
-      return { state: 'sum', unscaled: 0n, scale: 0, count: 0 };
+      return { state: 'sum', unscaled: 0n, scale: 0, count: 0, scales: new Map() };
     case 'floatSum':
       return { state: 'floatSum', sum: 0, count: 0 };
     case 'min':
@@ -229,8 +233,8 @@ function emptyDelta(aggregate: AggregateView['aggregates'][number]): AggregateDe
   }
 }
 
-/** delta += weight × value, exactly, keeping the largest scale seen (as numeric sums do). */
-function addExact(delta: { unscaled: bigint; scale: number }, value: Value, weight: 1 | -1): void {
+/** delta += weight × value, exactly; returns the value's scale. */
+function addExact(delta: { unscaled: bigint; scale: number }, value: Value, weight: 1 | -1): number {
   let unscaled: bigint;
   let scale = 0;
   if (typeof value === 'number') unscaled = BigInt(value);
@@ -252,6 +256,7 @@ function addExact(delta: { unscaled: bigint; scale: number }, value: Value, weig
     unscaled *= 10n ** BigInt(delta.scale - scale);
   }
   delta.unscaled += weight === 1 ? unscaled : -unscaled;
+  return scale;
 }
 
 /** Drop groups whose contributions cancelled out; true when any group is left. */
@@ -263,7 +268,7 @@ function dropEmptyGroups(plan: AggregateViewPlan): boolean {
         case 'count':
           return d.count === 0;
         case 'sum':
-          return d.count === 0 && d.unscaled === 0n;
+          return d.count === 0 && d.unscaled === 0n && [...d.scales.values()].every((n) => n === 0);
         case 'floatSum':
           return d.count === 0 && d.sum === 0;
         default:

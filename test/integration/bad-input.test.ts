@@ -1,0 +1,153 @@
+/**
+ * Bad input gets a clear error that names what was wrong and where, and loses nothing: an invalid
+ * config fails listing every problem; a table the views cannot follow fails at start with the fix;
+ * a change a view cannot apply is parked in the dead-letter stream, counted, and the rest flows on.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type pg from 'pg';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { startService } from '../../api/service.ts';
+import { source } from '../../ingest/source-options.ts';
+import { SourceSchemaError } from '../../ingest/errors.ts';
+import { deadLetterKey, keyPrefix } from '../../views/apply/redis-keys.ts';
+import { connectRedis } from '../../views/apply/redis.ts';
+import { count, defineConfig, sum, table, view } from '../../views/define.ts';
+import { CLI } from '../support/child-service.ts';
+import { quietLogger } from '../support/logger.ts';
+import { connect, createDatabase, graphql, shopTestConfig, uniqueName, waitForSync } from '../support/shop.ts';
+
+const run = promisify(execFile);
+const slots: { db: pg.Client; slot: string }[] = [];
+
+afterAll(async () => {
+  for (const { db, slot } of slots) {
+    await db.query(`SELECT pg_drop_replication_slot('${slot}')`).catch(() => undefined);
+    await db.end();
+  }
+});
+
+describe('bad input', () => {
+  it('an invalid config fails at start listing every problem, each with its view and field', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cdc-views-bad-config-'));
+    const file = join(dir, 'views.config.mts');
+    writeFileSync(
+      file,
+      `import { defineConfig, table, view, count, sum, eq } from ${JSON.stringify(join(process.cwd(), 'index.ts'))};
+const orders = table('public.orders', { id: 'int4', status: 'text', note: 'text' }, { key: 'id' });
+export default defineConfig({
+  source: { kind: 'postgres', slot: 'Bad Slot' },
+  views: {
+    'bad-name': view(orders).select((o) => ({ id: o.id })),
+    noKey: view(orders).select((o) => ({ status: o.status })),
+    typo: view(orders).where((o) => eq(o.statsu, 'paid')).select((o) => ({ id: o.id })),
+    sumOfText: view(orders).groupBy((o) => ({ status: o.status })).select((o) => ({ total: sum(o.note) })),
+  },
+});
+`,
+    );
+    const failure = await run(process.execPath, [CLI, 'check', '--config', file]).then(
+      () => null,
+      (error: { code: number; stderr: string }) => error,
+    );
+    expect(failure?.code).toBe(2);
+    const stderr = failure!.stderr;
+    expect(stderr).toContain('Invalid config (5 problems)');
+    expect(stderr).toContain("✖ Expected a lower-case PostgreSQL identifier (a-z, 0-9, _), but found 'Bad Slot'\n    → at source.slot");
+    expect(stderr).toContain("✖ Expected a view name usable in GraphQL ([_A-Za-z][_0-9A-Za-z]*), but found 'bad-name'\n    → at views.bad-name");
+    expect(stderr).toContain("✖ Expected the primary key column 'id' of public.orders among the selected fields");
+    expect(stderr).toContain('→ at views.noKey.select');
+    expect(stderr).toContain("✖ Expected a column of public.orders, but found 'statsu' (did you mean 'status'?)\n    → at views.typo.where");
+    expect(stderr).toContain('✖ Expected sum() of a number, but found an expression of type text\n    → at views.sumOfText.select.total');
+  });
+
+  it('a table without a primary key fails at start, naming the table and the fix', async () => {
+    const name = uniqueName('nopk');
+    const databaseUrl = await createDatabase(inject('databaseUrl'), name, `CREATE TABLE events (id int4 NOT NULL, kind text NOT NULL)`);
+    const events = table('public.events', { id: 'int4', kind: 'text' }, { key: 'id' });
+    const config = defineConfig({
+      name,
+      source: source.postgres({ url: databaseUrl, slot: name, publication: name }),
+      redis: { url: inject('redisUrl') },
+      views: { eventsByKind: view(events).groupBy((e) => ({ kind: e.kind })).select(() => ({ events: count() })) },
+    });
+    const service = await startService({ config, port: 0, logger: quietLogger() });
+    const error = await service.done.then(
+      () => null,
+      (e: unknown) => e,
+    );
+    await service.stop();
+    expect(error).toBeInstanceOf(SourceSchemaError);
+    expect((error as SourceSchemaError).problems).toEqual([
+      'table public.events has no primary key, so its rows cannot be told apart in a change stream. Fix: ALTER TABLE public.events ADD PRIMARY KEY (id);',
+      'table public.events has REPLICA IDENTITY DEFAULT, but eventsByKind aggregates it and needs the whole old row on UPDATE and DELETE. Fix: ALTER TABLE public.events REPLICA IDENTITY FULL;',
+    ]);
+  });
+
+  it('a declared column the database lacks, or declares differently, is reported with the fix', async () => {
+    const name = uniqueName('mismatch');
+    const databaseUrl = await createDatabase(
+      inject('databaseUrl'),
+      name,
+      `CREATE TABLE items (id int4 PRIMARY KEY, price text NOT NULL, qty int4); ALTER TABLE items REPLICA IDENTITY FULL`,
+    );
+    const items = table('public.items', { id: 'int4', price: 'numeric', qty: 'int4', colour: 'text' }, { key: 'id' });
+    const config = defineConfig({
+      name,
+      source: source.postgres({ url: databaseUrl, slot: name, publication: name }),
+      redis: { url: inject('redisUrl') },
+      views: { stock: view(items).groupBy((i) => ({ colour: i.colour })).select((i) => ({ total: sum(i.price) })) },
+    });
+    const service = await startService({ config, port: 0, logger: quietLogger() });
+    const error = (await service.done.catch((e: unknown) => e)) as SourceSchemaError;
+    await service.stop();
+    expect(error.problems).toEqual([
+      "column public.items.price is declared 'numeric', but the database has 'text'; declare it as 'text'",
+      "column public.items.qty is declared NOT NULL ('int4'), but the database allows NULL; declare it 'int4?' or add NOT NULL to the column",
+      "column public.items.colour does not exist (declared as 'text')",
+    ]);
+  });
+
+  it('a change an aggregate cannot apply is parked in the dead-letter stream and counted; the pipeline goes on', async () => {
+    const name = uniqueName('dlq');
+    const databaseUrl = await createDatabase(inject('databaseUrl'), name);
+    const db = await connect(databaseUrl);
+    slots.push({ db, slot: name });
+    await db.query(`INSERT INTO orders VALUES (1, 1, 'paid', 300.00, now())`);
+    const redis = await connectRedis(inject('redisUrl'));
+    const service = await startService({ config: shopTestConfig(databaseUrl, inject('redisUrl'), name), port: 0, logger: quietLogger() });
+    try {
+      await waitForSync(db, redis, name, name);
+      // Someone weakens the replica identity while the service runs: updates now come without the old row.
+      await db.query(`ALTER TABLE orders REPLICA IDENTITY DEFAULT`);
+      await db.query(`UPDATE orders SET amount = 400.00 WHERE id = 1`);
+      await db.query(`ALTER TABLE orders REPLICA IDENTITY FULL`);
+      await db.query(`INSERT INTO orders VALUES (2, 1, 'paid', 150.00, now())`);
+      await waitForSync(db, redis, name, name);
+
+      const letters = await redis.sendCommand<[string, string[]][]>(['XRANGE', deadLetterKey(keyPrefix(name)), '-', '+']);
+      const reasons = letters.map(([, fields]) => fields[fields.indexOf('reason') + 1]);
+      expect(reasons).toContain(
+        'view revenueByCustomer: UPDATE on public.orders came without the old row, which the aggregate needs to retract it; set REPLICA IDENTITY FULL on public.orders',
+      );
+      const parked = JSON.parse(letters[0]![1][letters[0]![1].indexOf('change') + 1]!) as { view: string; change: { op: string; after: { amount: string } } };
+      expect(parked.change).toMatchObject({ op: 'u', after: { amount: '400.00' } });
+
+      const metrics = await (await fetch(service.url.replace('/graphql', '/metrics'))).text();
+      expect(metrics).toMatch(/^cdc_views_dead_letters_total [1-9]/m);
+      // The same change still reached the view that could apply it, and later changes flow on.
+      const data = await graphql<{ largePaidOrders: { amount: string } | null; revenueByCustomer: { orders: string } }>(
+        service.url,
+        `{ largePaidOrders(id: 1) { amount } revenueByCustomer(customerId: 1) { orders } }`,
+      );
+      expect(data.largePaidOrders).toEqual({ amount: '400.00' });
+      expect(data.revenueByCustomer.orders).toBe('2');
+    } finally {
+      await service.stop();
+      await redis.quit();
+    }
+  });
+});

@@ -1,0 +1,65 @@
+/**
+ * The service as users run it: `cdc-views start --config <file>` in a child process, which a test
+ * can SIGKILL at any moment.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort } from '../../scripts/servers.ts';
+
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
+export const CLI = join(REPO, 'bin/cdc-views.js');
+
+/** A config file that reuses the shop views under its own deployment name, slot and publication. */
+export function writeShopConfig(databaseUrl: string, redisUrl: string, name: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'cdc-views-config-'));
+  const file = join(dir, 'views.config.mts'); // .mts: ESM even without a package.json around it
+  writeFileSync(
+    file,
+    `import shop from ${JSON.stringify(join(REPO, 'examples/shop/views.config.ts'))};
+import { source } from ${JSON.stringify(join(REPO, 'index.ts'))};
+export default {
+  ...shop,
+  name: ${JSON.stringify(name)},
+  source: source.postgres({ url: ${JSON.stringify(databaseUrl)}, slot: ${JSON.stringify(name)}, publication: ${JSON.stringify(name)} }),
+  redis: { url: ${JSON.stringify(redisUrl)} },
+};
+`,
+  );
+  return file;
+}
+
+export interface ChildService {
+  readonly process: ChildProcess;
+  readonly url: string;
+  readonly output: () => string;
+  /** Resolves with the exit code (or signal) when the process ends. */
+  readonly exited: Promise<number | NodeJS.Signals>;
+}
+
+export async function startChildService(configFile: string, env: Record<string, string> = {}): Promise<ChildService> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [CLI, 'start', '--config', configFile, '--port', String(port)], {
+    env: { ...process.env, LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+  const exited = new Promise<number | NodeJS.Signals>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal!)));
+  const url = `http://127.0.0.1:${port}/graphql`;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`cdc-views exited with ${child.exitCode}:\n${output}`);
+    const up = await fetch(`http://127.0.0.1:${port}/health`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (up) break;
+    if (Date.now() > deadline) throw new Error(`cdc-views did not start:\n${output}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { process: child, url, output: () => output, exited };
+}

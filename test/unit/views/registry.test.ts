@@ -1,0 +1,88 @@
+import { describe, expect, it } from 'vitest';
+import { source } from '../../../ingest/source-options.ts';
+import { ConfigError } from '../../../views/errors.ts';
+import { avg, count, defineConfig, eq, gt, max, min, sum, table, view, type Config, type ViewDef } from '../../../views/define.ts';
+import { createRegistry, tableRequirements } from '../../../views/registry.ts';
+import shop from '../../../examples/shop/views.config.ts';
+
+const orders = table('public.orders', { id: 'int4', customer: 'int4', status: 'text', amount: 'numeric?', note: 'json?' }, { key: 'id' });
+
+function issuesOf(views: Record<string, unknown>, extra: Partial<Config> = {}): string[] {
+  try {
+    createRegistry({ source: source.postgres(), views: views as Record<string, ViewDef>, ...extra });
+  } catch (error) {
+    if (error instanceof ConfigError) return error.issues.map((i) => `${i.path}: ${i.message}`);
+    throw error;
+  }
+  return [];
+}
+
+describe('createRegistry', () => {
+  it('compiles the example: kinds, keys, key types, the tables that need old rows', () => {
+    const registry = createRegistry(shop);
+    const revenue = registry.byName.get('revenueByCustomer')!;
+    expect(revenue.kind).toBe('aggregate');
+    expect(revenue.keyFields.map((f) => f.name)).toEqual(['customerId']);
+    expect(revenue.fields.map((f) => [f.name, f.type, f.nullable])).toEqual([
+      ['customerId', 'int4', false],
+      ['orders', 'int8', false],
+      ['revenue', 'numeric', true],
+      ['averageOrder', 'numeric', true],
+      ['largestOrder', 'numeric', true],
+      ['smallestOrder', 'numeric', true],
+    ]);
+    expect(registry.byName.get('largePaidOrders')).toMatchObject({ kind: 'rows', keyColumns: ['id'] });
+    const requirements = tableRequirements(registry);
+    expect(requirements.find((t) => t.name === 'public.orders')?.needsOldRowFor).toEqual(['revenueByCustomer', 'ordersByStatus']);
+  });
+
+  it('lists every problem at once, each with the view and field it concerns', () => {
+    expect(
+      issuesOf({
+        'not-a-name': view(orders).select((o) => ({ id: o.id })),
+        noKey: view(orders).select((o) => ({ status: o.status })),
+        misspelt: view(orders).where((o) => eq((o as unknown as Record<string, never>)['stauts']!, 'paid')).select((o) => ({ id: o.id })),
+        plainInGroup: view(orders).groupBy((o) => ({ customer: o.customer })).select((o) => ({ status: o.status as never })),
+        aggregateInRows: view(orders).select((o) => ({ id: o.id, total: sum(o.amount) as never })),
+        sumOfText: view(orders).groupBy((o) => ({ customer: o.customer })).select((o) => ({ total: sum(o.status as never) })),
+        minOfJson: view(orders).groupBy((o) => ({ customer: o.customer })).select((o) => ({ m: min(o.note) })),
+        duplicate: view(orders).groupBy((o) => ({ customer: o.customer })).select(() => ({ customer: count() })),
+        comparesTextToNumber: view(orders).where((o) => gt(o.status, o.amount as never)).select((o) => ({ id: o.id })),
+        forgotSelect: view(orders).groupBy((o) => ({ customer: o.customer })),
+      }),
+    ).toEqual([
+      "views.not-a-name: Expected a view name usable in GraphQL ([_A-Za-z][_0-9A-Za-z]*), but found 'not-a-name'",
+      "views.noKey.select: Expected the primary key column 'id' of public.orders among the selected fields (a view row needs its key), but found none; add e.g. { id: row.id }",
+      "views.misspelt.where: Expected a column of public.orders, but found 'stauts' (did you mean 'status'?)",
+      'views.plainInGroup.select.status: Expected an aggregate (count, sum, avg, min, max) in a grouped view, but found a column; group fields belong in groupBy',
+      'views.aggregateInRows.select.total: Expected a plain expression, but found sum(); aggregates belong in the select of a grouped view',
+      'views.sumOfText.select.total: Expected sum() of a number, but found an expression of type text',
+      'views.minOfJson.select.m: Expected min() of an orderable type, but found json',
+      "views.duplicate.select.customer: Field 'customer' is defined twice",
+      'views.comparesTextToNumber.where: Expected comparable types in gt(), but found text and numeric',
+      'views.forgotSelect: Expected a view built with view(table)….select(…), but found object (did you forget .select(…)?)',
+    ]);
+  });
+
+  it('checks the table declarations and the source', () => {
+    const bad = table('orders', { id: 'int4?', price: 'money' as never }, { key: ['id', 'missing' as never] });
+    expect(
+      issuesOf({ v: view(bad).select((o) => ({ id: o.id })) }, { source: { kind: 'postgres', slot: 'Bad-Slot' }, name: 'bad name' }),
+    ).toEqual([
+      "name: Expected a name of letters, digits, '_' or '-', but found 'bad name'",
+      "source.slot: Expected a lower-case PostgreSQL identifier (a-z, 0-9, _), but found 'Bad-Slot'",
+      "views.v.from: Expected a schema-qualified table name like 'public.orders', but found 'orders'",
+      "views.v.from.columns.price: Expected a column type (int4, int8, numeric, text, timestamptz, …), but found 'money'",
+      "views.v.from.key: Expected key column 'id' to be NOT NULL, but it is declared 'int4?'",
+      "views.v.from.key: Expected key column 'missing' to be a declared column of orders",
+    ]);
+  });
+
+  it('gives each view a fingerprint that changes with its definition only', () => {
+    const a = createRegistry(defineConfig({ source: source.postgres(), views: { v: view(orders).groupBy((o) => ({ c: o.customer })).select((o) => ({ n: count(), m: max(o.amount) })) } }));
+    const b = createRegistry(defineConfig({ source: source.postgres(), views: { v: view(orders).groupBy((o) => ({ c: o.customer })).select((o) => ({ n: count(), m: max(o.amount) })) } }));
+    const c = createRegistry(defineConfig({ source: source.postgres(), views: { v: view(orders).groupBy((o) => ({ c: o.customer })).select((o) => ({ n: count(), m: avg(o.amount) })) } }));
+    expect(a.views[0]!.fingerprint).toBe(b.views[0]!.fingerprint);
+    expect(a.views[0]!.fingerprint).not.toBe(c.views[0]!.fingerprint);
+  });
+});
