@@ -25,7 +25,7 @@ import {
   type AnyNode,
   type ExprNode,
 } from './expr.ts';
-import { viewToSql } from './sql.ts';
+import { exprToSql, viewToSql } from './sql.ts';
 
 /** Bump when the Redis layout of view state changes: every view is rebuilt. */
 export const STATE_LAYOUT_VERSION = 1;
@@ -46,6 +46,12 @@ export interface CompiledAggregate {
   readonly arg: ExprNode | null;
   readonly type: ColumnType;
   readonly state: AggregateState;
+  /**
+   * min/max: the candidate multiset it reads. min(x) and max(x) of one expression share one
+   * multiset per group; the first aggregate of a set maintains it (`ownsCandidates`).
+   */
+  readonly candidateSet?: number;
+  readonly ownsCandidates?: boolean;
 }
 
 interface CompiledBase {
@@ -222,6 +228,7 @@ function compileView(name: string, def: ViewDef, issues: Issue[], tables: Map<st
       addField(g, 'groupBy', true);
     }
     const aggregates: CompiledAggregate[] = [];
+    const candidateSets = new Map<string, number>();
     for (const s of def.select) {
       check(s.node, `select.${s.name}`, true);
       if (s.node && s.node.kind !== 'aggregate') {
@@ -232,7 +239,16 @@ function compileView(name: string, def: ViewDef, issues: Issue[], tables: Map<st
         continue;
       }
       addField(s, 'select', false);
-      if (s.node) aggregates.push(compileAggregate(s.name, s.node, `${path}.select.${s.name}`, issues));
+      if (!s.node) continue;
+      const compiledAggregate = compileAggregate(s.name, s.node, `${path}.select.${s.name}`, issues);
+      if ((compiledAggregate.state === 'min' || compiledAggregate.state === 'max') && s.node.arg) {
+        const argSql = exprToSql(s.node.arg);
+        const owns = !candidateSets.has(argSql);
+        if (owns) candidateSets.set(argSql, candidateSets.size);
+        aggregates.push({ ...compiledAggregate, candidateSet: candidateSets.get(argSql)!, ownsCandidates: owns });
+      } else {
+        aggregates.push(compiledAggregate);
+      }
     }
     const keyFields = fields.filter((f) => f.key);
     compiled = {

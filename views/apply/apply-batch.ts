@@ -71,8 +71,8 @@ function pushAggregate(args: string[], delta: AggregateDelta): void {
       break;
     case 'min':
     case 'max': {
-      const entries = [...delta.members].filter(([, n]) => n !== 0);
-      args.push(delta.state === 'min' ? 'm' : 'M', String(entries.length));
+      const entries = delta.members ? [...delta.members].filter(([, n]) => n !== 0) : [];
+      args.push(delta.state === 'min' ? 'm' : 'M', String(delta.set), String(entries.length));
       for (const [member, n] of entries) args.push(member, String(n));
       break;
     }

@@ -16,7 +16,9 @@
  *                | 's' dSum dCount n (scale d)×n   exact sum (decimal text) for sum/avg, and the
  *                                           change in how many values of each scale it sums
  *                | 'f' dSum dCount          float sum
- *                | 'm'|'M' n (member d)×n   min / max candidates and multiplicity deltas
+ *                | 'm'|'M' set n (member d)×n   min / max: changes to the group's candidate
+ *                                           multiset `set` (shared by min and max of one
+ *                                           expression), then the extreme is read back
  *      | 'Q' reason payload                 dead letter
  *
  * Stored aggregate row: {"g":[group values],"n":"<rows>","a":[state…]} with state per aggregate
@@ -178,20 +180,26 @@ while i <= #ARGV do
         aggs[a] = {sum, tostring(count)}
         i = i + 3
       else
-        local n = tonumber(ARGV[i + 1])
-        local tag = tostring(a) .. ':'
-        local candidates, counts = candidatesKey(view, key), candidateCountsKey(view, key)
+        -- Candidates: a lex-ordered set per group; a value present k > 1 times also has k - 1
+        -- in the duplicates hash, so unique values (the common case) cost one member.
+        local tag = ARGV[i + 1] .. ':'
+        local n = tonumber(ARGV[i + 2])
+        local candidates, duplicates = candidatesKey(view, key), candidateCountsKey(view, key)
         for m = 0, n - 1 do
-          local member, d = tag .. ARGV[i + 2 + 2 * m], tonumber(ARGV[i + 3 + 2 * m])
-          local now = redis.call('HINCRBY', counts, member, d)
-          if now <= 0 then
-            redis.call('HDEL', counts, member)
-            redis.call('ZREM', candidates, member)
-          elseif now == d then
-            redis.call('ZADD', candidates, 0, member)
+          local member, d = tag .. ARGV[i + 3 + 2 * m], tonumber(ARGV[i + 4 + 2 * m])
+          if d > 0 then
+            local extra = d - redis.call('ZADD', candidates, 'NX', 0, member)
+            if extra > 0 then redis.call('HINCRBY', duplicates, member, extra) end
+          elseif d < 0 then
+            local extra = tonumber(redis.call('HGET', duplicates, member)) or 0
+            if extra + d > 0 then redis.call('HINCRBY', duplicates, member, d)
+            else
+              if extra > 0 then redis.call('HDEL', duplicates, member) end
+              if extra + d < 0 then redis.call('ZREM', candidates, member) end
+            end
           end
         end
-        i = i + 2 + 2 * n
+        i = i + 3 + 2 * n
         local found
         if kind == 'm' then
           found = redis.call('ZRANGEBYLEX', candidates, '[' .. tag, '(' .. tag .. '\\255', 'LIMIT', 0, 1)

@@ -8,7 +8,7 @@
  *   cdcv:{<deployment>}:v:<view>:idx        ZSET   encoded keys, score 0: key order for pagination
  *   cdcv:{<deployment>}:v:<view>:log        STREAM changelog, one entry per changed row: the version
  *   cdcv:{<deployment>}:v:<view>:mm:<key>   ZSET   min/max candidates of one group, lex-ordered
- *   cdcv:{<deployment>}:v:<view>:mc:<key>   HASH   multiplicity of each candidate
+ *   cdcv:{<deployment>}:v:<view>:mc:<key>   HASH   extra multiplicity of repeated candidates
  *
  * The hash tag `{<deployment>}` puts a deployment in one Redis Cluster slot, so one atomic script
  * can update all its views together (DESIGN.md §5, §8).

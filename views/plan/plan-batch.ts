@@ -30,7 +30,8 @@ export type AggregateDelta =
    * sum with the largest scale among the rows it sums, so the state keeps a multiset of scales. */
   | { state: 'sum'; unscaled: bigint; scale: number; count: number; scales: Map<number, number> }
   | { state: 'floatSum'; sum: number; count: number }
-  | { state: 'min' | 'max'; members: Map<string, number> };
+  /** `members` is null for an aggregate that reads a candidate set another aggregate maintains. */
+  | { state: 'min' | 'max'; set: number; members: Map<string, number> | null };
 
 export interface GroupDelta {
   /** The group's key values as JSON (stored with the group's row). */
@@ -211,6 +212,7 @@ function contribute(plan: AggregateViewPlan, row: Row, weight: 1 | -1): void {
       }
       case 'min':
       case 'max': {
+        if (!delta.members) break;
         const member = candidateMember(aggregate.arg.type, value);
         delta.members.set(member, (delta.members.get(member) ?? 0) + weight);
         break;
@@ -229,7 +231,7 @@ function emptyDelta(aggregate: AggregateView['aggregates'][number]): AggregateDe
       return { state: 'floatSum', sum: 0, count: 0 };
     case 'min':
     case 'max':
-      return { state: aggregate.state, members: new Map() };
+      return { state: aggregate.state, set: aggregate.candidateSet ?? 0, members: aggregate.ownsCandidates === false ? null : new Map() };
   }
 }
 
@@ -272,7 +274,7 @@ function dropEmptyGroups(plan: AggregateViewPlan): boolean {
         case 'floatSum':
           return d.count === 0 && d.sum === 0;
         default:
-          return [...d.members.values()].every((n) => n === 0);
+          return !d.members || [...d.members.values()].every((n) => n === 0);
       }
     });
     if (untouched) plan.groups.delete(key);

@@ -60,7 +60,7 @@ describe('planBatch', () => {
     const g7 = totals!.groups.get(key(7))!;
     expect(g7.rows).toBe(1);
     expect(g7.aggregates[1]).toMatchObject({ state: 'sum', unscaled: 0n, count: 0, scales: new Map([[2, 0]]) }); // the NULL amount does not count
-    expect(g7.aggregates[2]).toEqual({ state: 'max', members: new Map([[candidateMember('numeric', '10.50'), 0]]) });
+    expect(g7.aggregates[2]).toEqual({ state: 'max', set: 0, members: new Map([[candidateMember('numeric', '10.50'), 0]]) });
     const g8 = totals!.groups.get(key(8))!;
     expect(g8).toMatchObject({ groupJson: '[8]', rows: 1 });
     expect(g8.aggregates[1]).toMatchObject({ state: 'sum', unscaled: 1050n, scale: 2, count: 1 });
