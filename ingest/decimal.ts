@@ -70,7 +70,51 @@ export function multiplyDecimal(a: string, b: string): string {
   return formatDecimal({ unscaled: x.unscaled * y.unscaled, scale: x.scale + y.scale });
 }
 
+/**
+ * Compare decimal texts without allocating BigInts: sign, then integer digits by length and
+ * value, then fraction digits. Falls back to parsing for exponents or stray signs.
+ */
 export function compareDecimal(a: string, b: string): number {
+  const plain = /^-?\d+(\.\d+)?$/;
+  if (!plain.test(a) || !plain.test(b)) return compareParsed(a, b);
+  const negA = a.charCodeAt(0) === 45;
+  const negB = b.charCodeAt(0) === 45;
+  if (negA !== negB) return isZeroText(a) && isZeroText(b) ? 0 : negA ? -1 : 1;
+  const c = compareMagnitude(negA ? a.slice(1) : a, negB ? b.slice(1) : b);
+  return negA ? -c : c;
+}
+
+function isZeroText(a: string): boolean {
+  return /^-?0*(\.0*)?$/.test(a);
+}
+
+function compareMagnitude(a: string, b: string): number {
+  let dotA = a.indexOf('.');
+  let dotB = b.indexOf('.');
+  if (dotA < 0) dotA = a.length;
+  if (dotB < 0) dotB = b.length;
+  let i = 0;
+  let j = 0;
+  while (i < dotA - 1 && a.charCodeAt(i) === 48) i++; // leading zeros
+  while (j < dotB - 1 && b.charCodeAt(j) === 48) j++;
+  const lenA = dotA - i;
+  const lenB = dotB - j;
+  if (lenA !== lenB) return lenA < lenB ? -1 : 1;
+  for (; i < dotA; i++, j++) {
+    const d = a.charCodeAt(i) - b.charCodeAt(j);
+    if (d !== 0) return d < 0 ? -1 : 1;
+  }
+  const fracA = a.length - dotA - 1;
+  const fracB = b.length - dotB - 1;
+  for (let k = 1; k <= Math.max(fracA, fracB); k++) {
+    const x = k <= fracA ? a.charCodeAt(dotA + k) : 48;
+    const y = k <= fracB ? b.charCodeAt(dotB + k) : 48;
+    if (x !== y) return x < y ? -1 : 1;
+  }
+  return 0;
+}
+
+function compareParsed(a: string, b: string): number {
   const x = parseDecimal(a);
   const y = parseDecimal(b);
   const scale = Math.max(x.scale, y.scale);

@@ -16,7 +16,7 @@
  * A view key is the tuple of its key values: each component tagged ('\x01' value, '\x02' NULL, so
  * NULLs sort last as in PostgreSQL) and joined with '\x00', which PostgreSQL text cannot contain.
  */
-import { parseDecimal } from '../ingest/decimal.ts';
+import { compareDecimal, parseDecimal } from '../ingest/decimal.ts';
 import type { ColumnType, Value } from '../ingest/values.ts';
 import { isFloatType, isNumericType } from './expr.ts';
 
@@ -24,20 +24,12 @@ import { isFloatType, isNumericType } from './expr.ts';
 export function compareValues(type: ColumnType, a: Value, b: Value): number {
   if (isNumericType(type)) {
     if (typeof a === 'number' && typeof b === 'number') return a < b ? -1 : a > b ? 1 : 0;
-    return compareNumberText(String(a), String(b));
+    return compareDecimal(typeof a === 'number' ? numberText(a) : String(a), typeof b === 'number' ? numberText(b) : String(b));
   }
   if (type === 'bool') return a === b ? 0 : a ? 1 : -1;
   const x = orderKey(type, a);
   const y = orderKey(type, b);
   return compareBytes(x, y);
-}
-
-function compareNumberText(a: string, b: string): number {
-  const x = parseDecimal(a);
-  const y = parseDecimal(b);
-  const scale = Math.max(x.scale, y.scale);
-  const d = x.unscaled * 10n ** BigInt(scale - x.scale) - y.unscaled * 10n ** BigInt(scale - y.scale);
-  return d < 0n ? -1 : d > 0n ? 1 : 0;
 }
 
 /** Compare strings by UTF-8 bytes (= code points), not UTF-16 units as `<` does. */
@@ -71,11 +63,27 @@ function numberText(n: number): string {
   return String(n);
 }
 
+const PLAIN_DECIMAL = /^(-?)0*(\d*?)(?:\.(\d*))?$/;
+
 function numberOrderKey(text: string): string {
-  const { unscaled, scale } = parseDecimal(text);
-  if (unscaled === 0n) return 'b';
-  const negative = unscaled < 0n;
-  const digits = (negative ? -unscaled : unscaled).toString();
+  let negative: boolean;
+  let digits: string;
+  let scale: number;
+  const m = PLAIN_DECIMAL.exec(text);
+  if (m) {
+    // Fast path for plain decimal text: digits and scale by string operations only.
+    negative = m[1] === '-';
+    const frac = m[3] ?? '';
+    digits = `${m[2]}${frac}`.replace(/^0+/, '');
+    scale = frac.length;
+    if (digits === '') return 'b';
+  } else {
+    const parsed = parseDecimal(text);
+    if (parsed.unscaled === 0n) return 'b';
+    negative = parsed.unscaled < 0n;
+    digits = (negative ? -parsed.unscaled : parsed.unscaled).toString();
+    scale = parsed.scale;
+  }
   // value = 0.<digits> × 10^exponent
   const exponent = digits.length - scale;
   const mantissa = digits.replace(/0+$/, '');

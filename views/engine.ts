@@ -18,12 +18,12 @@
  * the config or the source schema stop the engine with their message.
  */
 import { EventEmitter } from 'node:events';
-import type { ChangeBatch, ChangeSource, SourcePosition } from '../ingest/change.ts';
+import type { Change, ChangeBatch, ChangeSource, SourcePosition } from '../ingest/change.ts';
 import { ServiceError } from '../ingest/errors.ts';
 import { applyBatch, type DeadLetter } from './apply/apply-batch.ts';
 import { checkpointKey, keyPrefix, metaKey } from './apply/redis-keys.ts';
 import { deleteByPattern, type RedisClient } from './apply/redis.ts';
-import { planBatch } from './plan/plan-batch.ts';
+import { planBatch, type BatchPlan } from './plan/plan-batch.ts';
 import { STATE_LAYOUT_VERSION, type Registry } from './registry.ts';
 
 /** A source the engine can ask whether the stored checkpoint is still reachable. */
@@ -154,6 +154,7 @@ export class Engine extends EventEmitter {
       }
     })();
 
+    let inFlight: Promise<void> = Promise.resolve();
     while (!this.stopping) {
       if (queue.length === 0) {
         if (finished) break;
@@ -164,8 +165,13 @@ export class Engine extends EventEmitter {
       queuedChanges -= group.reduce((n, b) => n + b.changes.length, 0);
       waiting.drained?.();
       waiting.drained = null;
-      await this.applyGroup(source, group);
+      // Plan this group while the previous one is still being applied (Node and Redis work in
+      // parallel); apply and acknowledge strictly in order.
+      const planned = this.plan(group);
+      await inFlight;
+      inFlight = this.apply(source, planned);
     }
+    await inFlight;
     waiting.drained?.();
     await reader;
     if (failure && !this.stopping) throw failure;
@@ -193,16 +199,20 @@ export class Engine extends EventEmitter {
     return null;
   }
 
-  private async applyGroup(source: ResumableSource, group: ChangeBatch[]): Promise<void> {
-    const { registry, redis } = this.options;
+  private plan(group: ChangeBatch[]): PlannedGroup {
     const changes = group.flatMap((b) => b.changes);
-    const plan = planBatch(registry, changes);
+    const plan = planBatch(this.options.registry, changes);
     const deadLetters: DeadLetter[] = plan.rejected.map((r) => ({
       reason: r.reason,
       payload: JSON.stringify({ view: r.view, change: r.change }),
     }));
     let position: SourcePosition = [];
     for (const b of group) if (b.position.length > 0) position = b.position;
+    return { group, changes, plan, deadLetters, position };
+  }
+
+  private async apply(source: ResumableSource, { group, changes, plan, deadLetters, position }: PlannedGroup): Promise<void> {
+    const { redis } = this.options;
     const started = performance.now();
     for (let attempt = 0; ; attempt++) {
       try {
@@ -240,6 +250,14 @@ export class Engine extends EventEmitter {
       }
     }
   }
+}
+
+interface PlannedGroup {
+  readonly group: ChangeBatch[];
+  readonly changes: Change[];
+  readonly plan: BatchPlan;
+  readonly deadLetters: DeadLetter[];
+  readonly position: SourcePosition;
 }
 
 /** Everything waiting, up to maxChanges (at least one batch). */

@@ -2,7 +2,7 @@
  * Reading views back: stored rows → output rows (finalize), point reads, atomic pages, and the
  * changelog. Used by the API and by the tests; pure decoding is kept apart from the Redis calls.
  */
-import { divideDecimal, formatDecimal, parseDecimal } from '../ingest/decimal.ts';
+import { divideDecimal, formatDecimal } from '../ingest/decimal.ts';
 import type { Value } from '../ingest/values.ts';
 import { PAGE_SCRIPT } from './apply/apply-script.ts';
 import { changelogKey, rowsKey } from './apply/redis-keys.ts';
@@ -12,18 +12,20 @@ import type { CompiledView } from './registry.ts';
 
 export type ViewRow = Record<string, Value>;
 
+/** Per accumulator: count "n" | sum [unscaled, scale, count, scales] | float sum [sum, count] | candidates [min, max]. */
+type AccumulatorState = string | [string, number, string, Record<string, number>] | [string, string] | [string | null, string | null];
+
 interface StoredGroup {
   g: Value[];
   n: string;
-  a: (string | [sum: string, count: string, scales?: Record<string, number>] | null)[];
+  a: AccumulatorState[];
 }
 
 /** A numeric sum shown as PostgreSQL shows it: with the largest scale among the values it sums. */
-function displaySum(sum: string, scales: Record<string, number> | undefined): string {
-  if (!scales) return sum;
+function displaySum(unscaled: string, scale: number, scales: Record<string, number>): string {
   const display = Math.max(0, ...Object.keys(scales).map(Number));
-  const { unscaled, scale } = parseDecimal(sum);
-  return scale <= display ? sum : formatDecimal({ unscaled: unscaled / 10n ** BigInt(scale - display), scale: display });
+  const u = BigInt(unscaled);
+  return formatDecimal(scale <= display ? { unscaled: u, scale } : { unscaled: u / 10n ** BigInt(scale - display), scale: display });
 }
 
 /** The output row of a view from its stored form. */
@@ -32,29 +34,42 @@ export function finalizeRow(view: CompiledView, stored: string): ViewRow {
   const { g, n, a } = JSON.parse(stored) as StoredGroup;
   const row: ViewRow = {};
   view.groups.forEach((group, i) => (row[group.name] = g[i] ?? null));
-  view.aggregates.forEach((aggregate, i) => {
-    const state = a[i] ?? null;
-    switch (aggregate.fn) {
+  for (const aggregate of view.aggregates) {
+    if (aggregate.accumulator === null) {
+      row[aggregate.name] = n; // count(*)
+      continue;
+    }
+    const accumulator = view.accumulators[aggregate.accumulator]!;
+    const state = a[aggregate.accumulator]!;
+    let value: Value = null;
+    switch (accumulator.kind) {
       case 'count':
-        row[aggregate.name] = aggregate.arg ? (state as string) : n;
+        value = state as string;
         break;
       case 'sum': {
-        const [sum, count, scales] = state as [string, string, Record<string, number>?];
-        row[aggregate.name] = count === '0' ? null : aggregate.state === 'floatSum' ? Number(sum) : displaySum(sum, scales);
+        const [unscaled, scale, count, scales] = state as [string, number, string, Record<string, number>];
+        if (aggregate.fn === 'count') value = count;
+        else if (count !== '0') {
+          const sum = displaySum(unscaled, scale, scales);
+          value = aggregate.fn === 'sum' ? sum : divideDecimal(sum, count);
+        }
         break;
       }
-      case 'avg': {
-        const [sum, count, scales] = state as [string, string, Record<string, number>?];
-        if (count === '0') row[aggregate.name] = null;
-        else row[aggregate.name] = aggregate.state === 'floatSum' ? Number(sum) / Number(count) : divideDecimal(displaySum(sum, scales), count);
+      case 'floatSum': {
+        const [sum, count] = state as [string, string];
+        if (aggregate.fn === 'count') value = count;
+        else if (count !== '0') value = aggregate.fn === 'sum' ? Number(sum) : Number(sum) / Number(count);
         break;
       }
-      case 'min':
-      case 'max':
-        row[aggregate.name] = state === null ? null : candidateValue(aggregate.arg!.type, state as string);
+      case 'candidates': {
+        const [lowest, highest] = state as [string | null, string | null];
+        const member = aggregate.fn === 'min' ? lowest : highest;
+        value = member === null ? null : candidateValue(accumulator.arg.type, member);
         break;
+      }
     }
-  });
+    row[aggregate.name] = value;
+  }
   return row;
 }
 

@@ -28,7 +28,7 @@ import {
 import { exprToSql, viewToSql } from './sql.ts';
 
 /** Bump when the Redis layout of view state changes: every view is rebuilt. */
-export const STATE_LAYOUT_VERSION = 1;
+export const STATE_LAYOUT_VERSION = 2;
 
 export interface OutputField {
   readonly name: string;
@@ -37,21 +37,24 @@ export interface OutputField {
   readonly key: boolean;
 }
 
-/** How an aggregate keeps its state in Redis (see apply/apply-script.ts). */
-export type AggregateState = 'count' | 'sum' | 'floatSum' | 'min' | 'max';
+/**
+ * The running state a grouped view keeps per group (see apply/apply-script.ts). Aggregates of one
+ * expression share it: sum(x), avg(x) and count(x) read one `sum` accumulator, min(x) and max(x)
+ * one candidate multiset.
+ */
+export type Accumulator =
+  | { readonly kind: 'count'; readonly arg: ExprNode }
+  | { readonly kind: 'sum'; readonly arg: ExprNode }
+  | { readonly kind: 'floatSum'; readonly arg: ExprNode }
+  | { readonly kind: 'candidates'; readonly arg: ExprNode; readonly min: boolean; readonly max: boolean };
 
 export interface CompiledAggregate {
   readonly name: string;
   readonly fn: AggregateFn;
   readonly arg: ExprNode | null;
   readonly type: ColumnType;
-  readonly state: AggregateState;
-  /**
-   * min/max: the candidate multiset it reads. min(x) and max(x) of one expression share one
-   * multiset per group; the first aggregate of a set maintains it (`ownsCandidates`).
-   */
-  readonly candidateSet?: number;
-  readonly ownsCandidates?: boolean;
+  /** Index into the view's accumulators; null for count(*), which is the group's row count. */
+  readonly accumulator: number | null;
 }
 
 interface CompiledBase {
@@ -82,6 +85,7 @@ export interface AggregateView extends CompiledBase {
   readonly kind: 'aggregate';
   readonly groups: readonly SelectField[];
   readonly aggregates: readonly CompiledAggregate[];
+  readonly accumulators: readonly Accumulator[];
 }
 
 export type CompiledView = RowsView | AggregateView;
@@ -227,8 +231,7 @@ function compileView(name: string, def: ViewDef, issues: Issue[], tables: Map<st
       }
       addField(g, 'groupBy', true);
     }
-    const aggregates: CompiledAggregate[] = [];
-    const candidateSets = new Map<string, number>();
+    const aggregateNodes: { name: string; node: AggregateNode }[] = [];
     for (const s of def.select) {
       check(s.node, `select.${s.name}`, true);
       if (s.node && s.node.kind !== 'aggregate') {
@@ -239,23 +242,19 @@ function compileView(name: string, def: ViewDef, issues: Issue[], tables: Map<st
         continue;
       }
       addField(s, 'select', false);
-      if (!s.node) continue;
-      const compiledAggregate = compileAggregate(s.name, s.node, `${path}.select.${s.name}`, issues);
-      if ((compiledAggregate.state === 'min' || compiledAggregate.state === 'max') && s.node.arg) {
-        const argSql = exprToSql(s.node.arg);
-        const owns = !candidateSets.has(argSql);
-        if (owns) candidateSets.set(argSql, candidateSets.size);
-        aggregates.push({ ...compiledAggregate, candidateSet: candidateSets.get(argSql)!, ownsCandidates: owns });
-      } else {
-        aggregates.push(compiledAggregate);
+      if (s.node) {
+        checkAggregate(s.node, `${path}.select.${s.name}`, issues);
+        aggregateNodes.push({ name: s.name, node: s.node });
       }
     }
+    const { aggregates, accumulators } = compileAccumulators(aggregateNodes);
     const keyFields = fields.filter((f) => f.key);
     compiled = {
       kind: 'aggregate',
       ...base(name, def, fields, keyFields),
       groups: def.groupBy,
       aggregates,
+      accumulators,
     };
   } else {
     const keyColumns: string[] = [];
@@ -306,29 +305,55 @@ function base(name: string, def: ViewDef, fields: OutputField[], keyFields: Outp
   };
 }
 
-function compileAggregate(name: string, node: AggregateNode, path: string, issues: Issue[]): CompiledAggregate {
+function checkAggregate(node: AggregateNode, path: string, issues: Issue[]): void {
   const argType = node.arg?.type;
-  let state: AggregateState = 'count';
-  switch (node.fn) {
-    case 'count':
-      state = 'count';
-      break;
-    case 'sum':
-    case 'avg':
-      if (!argType || !isNumericType(argType)) {
-        issues.push({ path, message: `Expected ${node.fn}() of a number, but found an expression of type ${argType}` });
-      }
-      state = argType && isFloatType(argType) ? 'floatSum' : 'sum';
-      break;
-    case 'min':
-    case 'max':
-      if (!argType || argType === 'json' || argType === 'jsonb' || argType === 'bytea') {
-        issues.push({ path, message: `Expected ${node.fn}() of an orderable type, but found ${argType}` });
-      }
-      state = node.fn;
-      break;
+  if ((node.fn === 'sum' || node.fn === 'avg') && (!argType || !isNumericType(argType))) {
+    issues.push({ path, message: `Expected ${node.fn}() of a number, but found an expression of type ${argType}` });
   }
-  return { name, fn: node.fn, arg: node.arg, type: node.type, state };
+  if ((node.fn === 'min' || node.fn === 'max') && (!argType || argType === 'json' || argType === 'jsonb' || argType === 'bytea')) {
+    issues.push({ path, message: `Expected ${node.fn}() of an orderable type, but found ${argType}` });
+  }
+}
+
+/** One accumulator per (kind, expression): sum/avg/count of x share a sum, min/max of x share candidates. */
+function compileAccumulators(nodes: readonly { name: string; node: AggregateNode }[]): {
+  aggregates: CompiledAggregate[];
+  accumulators: Accumulator[];
+} {
+  const accumulators: Accumulator[] = [];
+  const index = new Map<string, number>();
+  const summed = new Set(nodes.filter((n) => n.node.fn === 'sum' || n.node.fn === 'avg').map((n) => exprToSql(n.node.arg!)));
+  const find = (key: string, make: () => Accumulator): number => {
+    let i = index.get(key);
+    if (i === undefined) {
+      i = accumulators.push(make()) - 1;
+      index.set(key, i);
+    }
+    return i;
+  };
+  const aggregates = nodes.map(({ name, node }): CompiledAggregate => {
+    const base = { name, fn: node.fn, arg: node.arg, type: node.type };
+    if (!node.arg) return { ...base, accumulator: null };
+    const arg = node.arg;
+    const sql = exprToSql(arg);
+    const float = isFloatType(arg.type);
+    switch (node.fn) {
+      case 'count':
+        if (summed.has(sql)) return { ...base, accumulator: find(`sum ${sql}`, () => ({ kind: float ? 'floatSum' : 'sum', arg })) };
+        return { ...base, accumulator: find(`count ${sql}`, () => ({ kind: 'count', arg })) };
+      case 'sum':
+      case 'avg':
+        return { ...base, accumulator: find(`sum ${sql}`, () => ({ kind: float ? 'floatSum' : 'sum', arg })) };
+      case 'min':
+      case 'max': {
+        const i = find(`candidates ${sql}`, () => ({ kind: 'candidates', arg, min: false, max: false }));
+        const candidates = accumulators[i] as Extract<Accumulator, { kind: 'candidates' }>;
+        accumulators[i] = { ...candidates, [node.fn]: true };
+        return { ...base, accumulator: i };
+      }
+    }
+  });
+  return { aggregates, accumulators };
 }
 
 /** Check one expression tree: declared columns of the view's own table, compatible types, aggregates only where allowed. */

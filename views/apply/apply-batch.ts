@@ -2,9 +2,9 @@
  * Turn a BatchPlan into one call of the apply script (apply-script.ts) and run it.
  */
 import type { SourcePosition } from '../../ingest/change.ts';
-import { formatDecimal } from '../../ingest/decimal.ts';
 import { RedisApplyError } from '../errors.ts';
-import type { AggregateDelta, BatchPlan } from '../plan/plan-batch.ts';
+import type { AccumulatorDelta, BatchPlan } from '../plan/plan-batch.ts';
+import type { Accumulator } from '../registry.ts';
 import { APPLY_SCRIPT } from './apply-script.ts';
 import { checkpointKey } from './redis-keys.ts';
 import { LuaScript, type RedisClient } from './redis.ts';
@@ -46,8 +46,8 @@ export function encodeApplyArgs(
       }
     } else {
       for (const [key, group] of viewPlan.groups) {
-        args.push('A', view, key, group.groupJson, String(group.rows), String(group.aggregates.length));
-        for (const delta of group.aggregates) pushAggregate(args, delta);
+        args.push('A', view, key, group.groupJson, String(group.rows), String(group.accumulators.length));
+        group.accumulators.forEach((delta, i) => pushAccumulator(args, delta, viewPlan.view.accumulators[i]!));
       }
     }
   }
@@ -55,24 +55,24 @@ export function encodeApplyArgs(
   return args;
 }
 
-function pushAggregate(args: string[], delta: AggregateDelta): void {
-  switch (delta.state) {
+function pushAccumulator(args: string[], delta: AccumulatorDelta, accumulator: Accumulator): void {
+  switch (delta.kind) {
     case 'count':
       args.push('c', String(delta.count));
       break;
     case 'sum': {
       const scales = [...delta.scales].filter(([, n]) => n !== 0);
-      args.push('s', formatDecimal({ unscaled: delta.unscaled, scale: delta.scale }), String(delta.count), String(scales.length));
+      args.push('s', delta.unscaled.toString(), String(delta.scale), String(delta.count), String(scales.length));
       for (const [scale, n] of scales) args.push(String(scale), String(n));
       break;
     }
     case 'floatSum':
       args.push('f', String(delta.sum), String(delta.count));
       break;
-    case 'min':
-    case 'max': {
-      const entries = delta.members ? [...delta.members].filter(([, n]) => n !== 0) : [];
-      args.push(delta.state === 'min' ? 'm' : 'M', String(delta.set), String(entries.length));
+    case 'candidates': {
+      const entries = [...delta.members].filter(([, n]) => n !== 0);
+      const wants = accumulator.kind === 'candidates' ? accumulator : { min: true, max: true };
+      args.push('x', wants.min ? '1' : '0', wants.max ? '1' : '0', String(entries.length));
       for (const [member, n] of entries) args.push(member, String(n));
       break;
     }

@@ -11,19 +11,19 @@
  *   op = 'X' view isAggregate               clear the view (truncate); a delete entry per row
  *      | 'U' view key rowJson               upsert a row of a rows view
  *      | 'D' view key                       delete a row of a rows view
- *      | 'A' view key groupJson dRows nagg agg×nagg
- *            agg = 'c' dCount               count(x)
- *                | 's' dSum dCount n (scale d)×n   exact sum (decimal text) for sum/avg, and the
- *                                           change in how many values of each scale it sums
- *                | 'f' dSum dCount          float sum
- *                | 'm'|'M' set n (member d)×n   min / max: changes to the group's candidate
- *                                           multiset `set` (shared by min and max of one
- *                                           expression), then the extreme is read back
+ *      | 'A' view key groupJson dRows nacc acc×nacc      change a group's accumulators
+ *            acc = 'c' dCount                           count(x)
+ *                | 's' dUnscaled dScale dCount n (scale d)×n
+ *                                                       exact sum (sum/avg/count of x): the delta
+ *                                                       as unscaled integer and scale, and how
+ *                                                       many values of each scale came or went
+ *                | 'f' dSum dCount                      float sum
+ *                | 'x' wantMin wantMax n (member d)×n   min/max: the group's candidate multiset
  *      | 'Q' reason payload                 dead letter
  *
- * Stored aggregate row: {"g":[group values],"n":"<rows>","a":[state…]} with state per aggregate
- *   count → "<n>"   sum/avg → ["<sum>","<count>",{"<scale>":<values>}] (float: ["<sum>","<count>"])
- *   min/max → "<candidate member>" | null
+ * Stored aggregate row: {"g":[group values],"n":"<rows>","a":[state per accumulator]}
+ *   count → "<n>"   sum → ["<unscaled>",<scale>,"<count>",{"<scale>":<values>}]
+ *   float sum → ["<sum>","<count>"]   candidates → [<min member>|null, <max member>|null]
  *
  * Changelog entry fields: o (i|u|d), k (encoded key), r (row after, '' when deleted),
  * p (row before, '' when inserted). Its stream id is the view's version.
@@ -37,6 +37,7 @@ export const APPLY_SCRIPT = `
 local P = ARGV[1]
 local MAXLEN = ARGV[2]
 ${LUA_KEYS}
+local EMPTY_OBJECT = cjson.decode('{}')
 
 -- Exact decimal addition on decimal text, in 7-digit chunks (Lua numbers are doubles).
 local CHUNK = 7
@@ -99,6 +100,18 @@ local function decimalAdd(a, b)
   return out
 end
 
+-- Scaled-integer sums: doubles while both sides stay below 10^15 (exact), decimal text beyond.
+local function addScaled(aU, aS, bU, bS)
+  local scale = aS
+  if bS > aS then aU = aU .. string.rep('0', bS - aS); scale = bS
+  elseif bS < aS then bU = bU .. string.rep('0', aS - bS) end
+  if #aU < 16 and #bU < 16 then
+    local sum = string.format('%.0f', tonumber(aU) + tonumber(bU))
+    return sum == '-0' and '0' or sum, scale
+  end
+  return decimalAdd(aU, bU), scale
+end
+
 local entries = 0
 local function logChange(view, o, key, row, prev)
   redis.call('XADD', changelogKey(view), 'MAXLEN', '~', MAXLEN, '*', 'o', o, 'k', key, 'r', row, 'p', prev)
@@ -149,44 +162,48 @@ while i <= #ARGV do
     i = i + 3
   elseif op == 'A' then
     local view, key, groupJson = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-    local dRows, nagg = tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5])
+    local dRows, nacc = tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5])
     i = i + 6
     local old = redis.call('HGET', rowsKey(view), key) or nil
     local state = old and cjson.decode(old) or nil
     local rows = (state and tonumber(state.n) or 0) + dRows
-    local aggs = {}
-    for a = 1, nagg do
+    local accs = {}
+    for a = 1, nacc do
       local kind = ARGV[i]
       local prev = state and state.a[a] or nil
       if kind == 'c' then
-        aggs[a] = tostring((tonumber(prev) or 0) + tonumber(ARGV[i + 1]))
+        accs[a] = tostring((tonumber(prev) or 0) + tonumber(ARGV[i + 1]))
         i = i + 2
       elseif kind == 's' then
-        local count = (prev and tonumber(prev[2]) or 0) + tonumber(ARGV[i + 2])
-        local sum = count == 0 and '0' or decimalAdd(prev and prev[1] or '0', ARGV[i + 1])
-        local scales = prev and prev[3] or {}
-        local n = tonumber(ARGV[i + 3])
-        for s = 0, n - 1 do
-          local scale = ARGV[i + 4 + 2 * s]
-          local left = (tonumber(scales[scale]) or 0) + tonumber(ARGV[i + 5 + 2 * s])
-          scales[scale] = left ~= 0 and left or nil
+        local count = (prev and tonumber(prev[3]) or 0) + tonumber(ARGV[i + 3])
+        local unscaled, scale = '0', 0
+        if count ~= 0 then
+          unscaled, scale = addScaled(prev and prev[1] or '0', prev and tonumber(prev[2]) or 0, ARGV[i + 1], tonumber(ARGV[i + 2]))
         end
-        if next(scales) == nil then scales = cjson.decode('{}') end
-        aggs[a] = {sum, tostring(count), scales}
-        i = i + 4 + 2 * n
+        local scales = prev and prev[4] or {}
+        local n = tonumber(ARGV[i + 4])
+        for s = 0, n - 1 do
+          local sc = ARGV[i + 5 + 2 * s]
+          local left = (tonumber(scales[sc]) or 0) + tonumber(ARGV[i + 6 + 2 * s])
+          scales[sc] = left ~= 0 and left or nil
+        end
+        if next(scales) == nil then scales = EMPTY_OBJECT end
+        accs[a] = {unscaled, scale, tostring(count), scales}
+        i = i + 5 + 2 * n
       elseif kind == 'f' then
         local count = (prev and tonumber(prev[2]) or 0) + tonumber(ARGV[i + 2])
         local sum = count == 0 and '0' or string.format('%.17g', tonumber(prev and prev[1] or '0') + tonumber(ARGV[i + 1]))
-        aggs[a] = {sum, tostring(count)}
+        accs[a] = {sum, tostring(count)}
         i = i + 3
       else
         -- Candidates: a lex-ordered set per group; a value present k > 1 times also has k - 1
         -- in the duplicates hash, so unique values (the common case) cost one member.
-        local tag = ARGV[i + 1] .. ':'
-        local n = tonumber(ARGV[i + 2])
+        local wantMin, wantMax = ARGV[i + 1] == '1', ARGV[i + 2] == '1'
+        local n = tonumber(ARGV[i + 3])
+        local tag = tostring(a) .. ':'
         local candidates, duplicates = candidatesKey(view, key), candidateCountsKey(view, key)
         for m = 0, n - 1 do
-          local member, d = tag .. ARGV[i + 3 + 2 * m], tonumber(ARGV[i + 4 + 2 * m])
+          local member, d = tag .. ARGV[i + 4 + 2 * m], tonumber(ARGV[i + 5 + 2 * m])
           if d > 0 then
             local extra = d - redis.call('ZADD', candidates, 'NX', 0, member)
             if extra > 0 then redis.call('HINCRBY', duplicates, member, extra) end
@@ -199,20 +216,27 @@ while i <= #ARGV do
             end
           end
         end
-        i = i + 3 + 2 * n
-        local found
-        if kind == 'm' then
-          found = redis.call('ZRANGEBYLEX', candidates, '[' .. tag, '(' .. tag .. '\\255', 'LIMIT', 0, 1)
+        i = i + 4 + 2 * n
+        if prev and n == 0 then
+          accs[a] = prev
         else
-          found = redis.call('ZREVRANGEBYLEX', candidates, '(' .. tag .. '\\255', '[' .. tag, 'LIMIT', 0, 1)
+          local lo, hi = cjson.null, cjson.null
+          if wantMin then
+            local found = redis.call('ZRANGEBYLEX', candidates, '[' .. tag, '(' .. tag .. '\\255', 'LIMIT', 0, 1)
+            if found[1] then lo = string.sub(found[1], #tag + 1) end
+          end
+          if wantMax then
+            local found = redis.call('ZREVRANGEBYLEX', candidates, '(' .. tag .. '\\255', '[' .. tag, 'LIMIT', 0, 1)
+            if found[1] then hi = string.sub(found[1], #tag + 1) end
+          end
+          accs[a] = {lo, hi}
         end
-        aggs[a] = found[1] and string.sub(found[1], #tag + 1) or cjson.null
       end
     end
     if rows <= 0 then
       deleteRow(view, key, old, true)
     else
-      local encoded = nagg > 0 and cjson.encode(aggs) or '[]'
+      local encoded = nacc > 0 and cjson.encode(accs) or '[]'
       writeRow(view, key, old, '{"g":' .. groupJson .. ',"n":"' .. tostring(rows) .. '","a":' .. encoded .. '}')
     end
   elseif op == 'X' then

@@ -19,25 +19,26 @@ import { UNAVAILABLE, type Change, type ChangeRow, type Row } from '../../ingest
 import type { Value } from '../../ingest/values.ts';
 import { candidateMember, encodeRowKey } from '../encoding.ts';
 import { PlanError } from '../errors.ts';
-import type { AggregateView, CompiledView, Registry, RowsView } from '../registry.ts';
+import type { Accumulator, AggregateView, CompiledView, Registry, RowsView } from '../registry.ts';
 import { evaluate, isTrue } from './evaluate.ts';
 
 export type RowOp = { readonly kind: 'upsert'; readonly json: string } | { readonly kind: 'delete' };
 
-export type AggregateDelta =
-  | { state: 'count'; count: number }
+/** The change a batch makes to one accumulator of one group (see registry.ts `Accumulator`). */
+export type AccumulatorDelta =
+  | { kind: 'count'; count: number }
   /** `scales`: how many values of each scale entered (+) or left (−) — PostgreSQL shows a numeric
    * sum with the largest scale among the rows it sums, so the state keeps a multiset of scales. */
-  | { state: 'sum'; unscaled: bigint; scale: number; count: number; scales: Map<number, number> }
-  | { state: 'floatSum'; sum: number; count: number }
-  /** `members` is null for an aggregate that reads a candidate set another aggregate maintains. */
-  | { state: 'min' | 'max'; set: number; members: Map<string, number> | null };
+  | { kind: 'sum'; unscaled: bigint; scale: number; count: number; scales: Map<number, number> }
+  | { kind: 'floatSum'; sum: number; count: number }
+  /** Candidate values (order-key members) entering (+) or leaving (−) the group's multiset. */
+  | { kind: 'candidates'; members: Map<string, number> };
 
 export interface GroupDelta {
   /** The group's key values as JSON (stored with the group's row). */
   readonly groupJson: string;
   rows: number;
-  readonly aggregates: AggregateDelta[];
+  readonly accumulators: AccumulatorDelta[];
 }
 
 export interface RowsViewPlan {
@@ -186,17 +187,16 @@ function contribute(plan: AggregateViewPlan, row: Row, weight: 1 | -1): void {
   const key = encodeRowKey(view.keyTypes, groupValues);
   let group = plan.groups.get(key);
   if (!group) {
-    group = { groupJson: JSON.stringify(groupValues), rows: 0, aggregates: view.aggregates.map(emptyDelta) };
+    group = { groupJson: JSON.stringify(groupValues), rows: 0, accumulators: view.accumulators.map(emptyDelta) };
     plan.groups.set(key, group);
   }
   group.rows += weight;
-  for (let i = 0; i < view.aggregates.length; i++) {
-    const aggregate = view.aggregates[i]!;
-    const delta = group.aggregates[i]!;
-    if (!aggregate.arg) continue; // count(*) is the group's row count
-    const value = evaluate(aggregate.arg, row);
+  for (let i = 0; i < view.accumulators.length; i++) {
+    const accumulator = view.accumulators[i]!;
+    const delta = group.accumulators[i]!;
+    const value = evaluate(accumulator.arg, row);
     if (value === null) continue;
-    switch (delta.state) {
+    switch (delta.kind) {
       case 'count':
         delta.count += weight;
         break;
@@ -210,10 +210,8 @@ function contribute(plan: AggregateViewPlan, row: Row, weight: 1 | -1): void {
         delta.scales.set(scale, (delta.scales.get(scale) ?? 0) + weight);
         break;
       }
-      case 'min':
-      case 'max': {
-        if (!delta.members) break;
-        const member = candidateMember(aggregate.arg.type, value);
+      case 'candidates': {
+        const member = candidateMember(accumulator.arg.type, value);
         delta.members.set(member, (delta.members.get(member) ?? 0) + weight);
         break;
       }
@@ -221,17 +219,16 @@ function contribute(plan: AggregateViewPlan, row: Row, weight: 1 | -1): void {
   }
 }
 
-function emptyDelta(aggregate: AggregateView['aggregates'][number]): AggregateDelta {
-  switch (aggregate.state) {
+function emptyDelta(accumulator: Accumulator): AccumulatorDelta {
+  switch (accumulator.kind) {
     case 'count':
-      return { state: 'count', count: 0 };
+      return { kind: 'count', count: 0 };
     case 'sum':
-      return { state: 'sum', unscaled: 0n, scale: 0, count: 0, scales: new Map() };
+      return { kind: 'sum', unscaled: 0n, scale: 0, count: 0, scales: new Map() };
     case 'floatSum':
-      return { state: 'floatSum', sum: 0, count: 0 };
-    case 'min':
-    case 'max':
-      return { state: aggregate.state, set: aggregate.candidateSet ?? 0, members: aggregate.ownsCandidates === false ? null : new Map() };
+      return { kind: 'floatSum', sum: 0, count: 0 };
+    case 'candidates':
+      return { kind: 'candidates', members: new Map() };
   }
 }
 
@@ -265,16 +262,16 @@ function addExact(delta: { unscaled: bigint; scale: number }, value: Value, weig
 function dropEmptyGroups(plan: AggregateViewPlan): boolean {
   for (const [key, group] of plan.groups) {
     if (group.rows !== 0) continue;
-    const untouched = group.aggregates.every((d) => {
-      switch (d.state) {
+    const untouched = group.accumulators.every((d) => {
+      switch (d.kind) {
         case 'count':
           return d.count === 0;
         case 'sum':
           return d.count === 0 && d.unscaled === 0n && [...d.scales.values()].every((n) => n === 0);
         case 'floatSum':
           return d.count === 0 && d.sum === 0;
-        default:
-          return !d.members || [...d.members.values()].every((n) => n === 0);
+        case 'candidates':
+          return [...d.members.values()].every((n) => n === 0);
       }
     });
     if (untouched) plan.groups.delete(key);

@@ -57,13 +57,14 @@ describe('planBatch', () => {
       update(row(1, 7, 'paid', '10.50'), row(1, 8, 'paid', '10.50')), // group-key change: moves to 8
     ]);
     expect([...totals!.groups.keys()]).toEqual([key(7), key(8)]);
+    // Accumulators: the sum of amount (sum), the candidates of amount (max); count(*) is `rows`.
     const g7 = totals!.groups.get(key(7))!;
     expect(g7.rows).toBe(1);
-    expect(g7.aggregates[1]).toMatchObject({ state: 'sum', unscaled: 0n, count: 0, scales: new Map([[2, 0]]) }); // the NULL amount does not count
-    expect(g7.aggregates[2]).toEqual({ state: 'max', set: 0, members: new Map([[candidateMember('numeric', '10.50'), 0]]) });
+    expect(g7.accumulators[0]).toMatchObject({ kind: 'sum', unscaled: 0n, count: 0, scales: new Map([[2, 0]]) }); // the NULL amount does not count
+    expect(g7.accumulators[1]).toEqual({ kind: 'candidates', members: new Map([[candidateMember('numeric', '10.50'), 0]]) });
     const g8 = totals!.groups.get(key(8))!;
     expect(g8).toMatchObject({ groupJson: '[8]', rows: 1 });
-    expect(g8.aggregates[1]).toMatchObject({ state: 'sum', unscaled: 1050n, scale: 2, count: 1 });
+    expect(g8.accumulators[0]).toMatchObject({ kind: 'sum', unscaled: 1050n, scale: 2, count: 1 });
   });
 
   it('drops groups whose changes cancel out, and touches only the keys a change reaches', () => {

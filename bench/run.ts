@@ -1,0 +1,271 @@
+/**
+ * `npm run bench`: the example shop views, measured side by side with the naive baseline in one run
+ * on the same data.
+ *
+ *   setup       throwaway PostgreSQL + Redis (or $DATABASE_URL / $REDIS_URL), the shop schema,
+ *               BENCH_ORDERS orders and two lines each; the service runs as a child process
+ *               (`cdc-views start`), so its CPU time is its own
+ *   snapshot    initial snapshot: source rows/s into all views
+ *   throughput  the service is stopped, a write workload (inserts, updates that move rows between
+ *               groups, deletes) is committed, the service is started again: source events/s applied
+ *               while it catches up, and events per CPU-second of the service process
+ *   latency     one-row transactions, one at a time: statement sent → the change pushed to a
+ *               graphql-ws subscriber (p50/p99)
+ *   baseline    the same transactions; after each, every view's SQL is re-run on PostgreSQL and
+ *               diffed with the previous result: statement sent → diff found (p50/p99)
+ *   reads       GraphQL point reads by key, one at a time (p50/p99)
+ *   memory      Redis bytes of each aggregate view vs PostgreSQL bytes of its source table
+ *
+ * Results: printed, and written to bench/results/<date>.json and .md.
+ */
+import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { createClient } from 'graphql-ws';
+import pg from 'pg';
+import WebSocket from 'ws';
+import { keyPrefix, viewKeyPattern } from '../views/apply/redis-keys.ts';
+import { connectRedis, type RedisClient } from '../views/apply/redis.ts';
+import { createRegistry, type CompiledView } from '../views/registry.ts';
+import { startChildService, writeShopConfig, type ChildService } from '../test/support/child-service.ts';
+import { connect, createDatabase, graphql, shopTestConfig, uniqueName, waitForSync } from '../test/support/shop.ts';
+import { startPostgres, startRedis, type ThrowawayServer } from '../scripts/servers.ts';
+
+const ORDERS = Number(process.env['BENCH_ORDERS'] ?? 200_000);
+const WORKLOAD_TXNS = Number(process.env['BENCH_TXNS'] ?? 1_000);
+const LATENCY_SAMPLES = Number(process.env['BENCH_SAMPLES'] ?? 300);
+const say = (line: string): void => void process.stdout.write(`${line}\n`);
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+function summary(samples: number[]): { p50: number; p99: number; max: number; n: number } {
+  const sorted = [...samples].sort((a, b) => a - b);
+  return { p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: sorted.at(-1) ?? NaN, n: sorted.length };
+}
+/** CPU seconds (user + system) of a process, from /proc. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+async function redisCpuSeconds(redis: RedisClient): Promise<number> {
+  const info = await redis.sendCommand<string>(['INFO', 'cpu']);
+  const get = (k: string): number => Number(new RegExp(`${k}:([\\d.]+)`).exec(info)?.[1] ?? 0);
+  return get('used_cpu_user') + get('used_cpu_sys');
+}
+
+async function main(): Promise<void> {
+  const started: ThrowawayServer[] = [];
+  const serverUrl = process.env['DATABASE_URL'] ?? (started.push(await startPostgres()), started.at(-1)!.url);
+  const redisUrl = process.env['REDIS_URL'] ?? (started.push(await startRedis()), started.at(-1)!.url);
+  const name = uniqueName('bench');
+  let child: ChildService | null = null;
+  const redis = await connectRedis(redisUrl);
+  try {
+    const databaseUrl = await createDatabase(serverUrl, name);
+    const db = await connect(databaseUrl);
+    say(`loading ${ORDERS} orders and ${2 * ORDERS} order lines…`);
+    await db.query(`INSERT INTO customers SELECT i, 'c' || i, (ARRAY['DE','FR','US',NULL])[1 + i % 4], now() FROM generate_series(1, 1000) i`);
+    await db.query(`INSERT INTO products SELECT i, 'p' || i, (ARRAY['a','b','c','d'])[1 + i % 4], 1 + i % 90 FROM generate_series(1, 500) i`);
+    await db.query(
+      `INSERT INTO orders SELECT i, 1 + (i * 7919) % 1000, (ARRAY['paid','paid','new','shipped'])[1 + i % 4], ((i * 7793) % 50000 + 99) / 100.0, now() FROM generate_series(1, ${ORDERS}) i`,
+    );
+    await db.query(`INSERT INTO order_items SELECT o, l, 1 + (o + l) % 500, 1 + o % 5, 9.99 FROM generate_series(1, ${ORDERS}) o, generate_series(1, 2) l`);
+    await db.query('ANALYZE');
+    const sourceRows = ORDERS * 3 + 1500;
+    const config = shopTestConfig(databaseUrl, redisUrl, name);
+    const registry = createRegistry(config);
+    const configFile = writeShopConfig(databaseUrl, redisUrl, name);
+
+    // --- snapshot
+    let t = performance.now();
+    child = await startChildService(configFile, { LOG_LEVEL: 'warn' });
+    await waitForSync(db, redis, name, name, 600_000);
+    const snapshotSeconds = (performance.now() - t) / 1000;
+    say(`snapshot: ${sourceRows} rows in ${snapshotSeconds.toFixed(2)} s`);
+
+    // --- throughput: write while the service is down, then measure the catch-up
+    child.process.kill('SIGTERM');
+    await child.exited;
+    say(`committing ${WORKLOAD_TXNS} transactions while the service is stopped…`);
+    let events = 0;
+    for (let i = 0; i < WORKLOAD_TXNS; i++) {
+      const base = ORDERS + 1 + i * 50;
+      const mod = i % 3;
+      if (mod === 0) {
+        await db.query(`INSERT INTO orders SELECT g, 1 + (g * 31) % 1000, 'paid', (g % 1000) + 0.5, now() FROM generate_series(${base}, ${base + 49}) g`);
+      } else if (mod === 1) {
+        // Moves 50 orders between customers and statuses: each is a retraction and an addition.
+        await db.query(`UPDATE orders SET customer_id = 1 + (customer_id + 7) % 1000, amount = amount + 1 WHERE id BETWEEN ${1 + i * 50} AND ${i * 50 + 50}`);
+      } else {
+        await db.query(`DELETE FROM order_items WHERE order_id BETWEEN ${1 + i * 25} AND ${i * 25 + 25}`);
+      }
+      events += 50;
+    }
+    const redisCpuBefore = await redisCpuSeconds(redis);
+    t = performance.now();
+    child = await startChildService(configFile, { LOG_LEVEL: 'warn' });
+    const cpuBefore = cpuSeconds(child.process.pid!);
+    await waitForSync(db, redis, name, name, 600_000);
+    const catchUpSeconds = (performance.now() - t) / 1000;
+    const serviceCpu = cpuSeconds(child.process.pid!) - cpuBefore;
+    const redisCpu = (await redisCpuSeconds(redis)) - redisCpuBefore;
+    say(`throughput: ${events} events in ${catchUpSeconds.toFixed(2)} s (service CPU ${serviceCpu.toFixed(2)} s, Redis CPU ${redisCpu.toFixed(2)} s)`);
+
+    // --- latency: ours (push) and the baseline (re-run SQL + diff), same transactions
+    const ws = createClient({ url: child.url.replace('http', 'ws'), webSocketImpl: WebSocket });
+    const pushes: { at: number; revenue: string }[] = [];
+    let onPush: (() => void) | null = null;
+    ws.subscribe(
+      { query: 'subscription { revenueByCustomerChanges(customerId: 1) { row { revenue } } }' },
+      {
+        next: ({ data }) => {
+          const revenue = (data as { revenueByCustomerChanges: { row: { revenue: string } } }).revenueByCustomerChanges.row.revenue;
+          pushes.push({ at: performance.now(), revenue });
+          onPush?.();
+        },
+        error: () => undefined,
+        complete: () => undefined,
+      },
+    );
+    await db.query(`INSERT INTO orders VALUES (0, 1, 'paid', 1.00, now()) ON CONFLICT (id) DO UPDATE SET customer_id = 1, status = 'paid'`);
+    await waitForSync(db, redis, name, name);
+    await new Promise((r) => setTimeout(r, 500));
+    const ours: number[] = [];
+    for (let i = 0; i < LATENCY_SAMPLES; i++) {
+      const seen = pushes.length;
+      const arrived = new Promise<void>((r) => (onPush = r));
+      const sent = performance.now();
+      await db.query(`UPDATE orders SET amount = amount + 1 WHERE id = 0`);
+      if (pushes.length === seen) await arrived;
+      ours.push(pushes[seen]!.at - sent);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await ws.dispose();
+
+    const baseline: number[] = [];
+    const baselineDb = await connect(databaseUrl);
+    let previous = await runAllViews(baselineDb, registry.views);
+    for (let i = 0; i < Math.min(LATENCY_SAMPLES, 100); i++) {
+      const sent = performance.now();
+      await db.query(`UPDATE orders SET amount = amount + 1 WHERE id = 0`);
+      const next = await runAllViews(baselineDb, registry.views);
+      const changed = registry.views.filter((v) => previous.get(v.name) !== next.get(v.name));
+      if (changed.length === 0) throw new Error('baseline saw no change');
+      baseline.push(performance.now() - sent);
+      previous = next;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await baselineDb.end();
+
+    // --- point reads
+    const reads: number[] = [];
+    for (let i = 0; i < 2000; i++) {
+      const sent = performance.now();
+      await graphql(child.url, `{ revenueByCustomer(customerId: ${1 + (i % 1000)}) { orders revenue averageOrder } }`);
+      reads.push(performance.now() - sent);
+    }
+
+    // --- memory
+    const ordersBytes = Number((await db.query(`SELECT pg_total_relation_size('orders') AS b`)).rows[0].b);
+    const itemsBytes = Number((await db.query(`SELECT pg_total_relation_size('order_items') AS b`)).rows[0].b);
+    const memory: Record<string, number> = {};
+    for (const view of registry.views) memory[view.name] = await viewBytes(redis, keyPrefix(name), view.name);
+    await db.end();
+
+    const result = {
+      date: new Date().toISOString(),
+      machine: { cpus: cpus().length, cpu: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
+      data: { orders: ORDERS, orderItems: 2 * ORDERS, workloadTransactions: WORKLOAD_TXNS, workloadEvents: events },
+      snapshot: { rows: sourceRows, seconds: snapshotSeconds, rowsPerSecond: sourceRows / snapshotSeconds },
+      throughput: {
+        events,
+        seconds: catchUpSeconds,
+        eventsPerSecond: events / catchUpSeconds,
+        serviceCpuSeconds: serviceCpu,
+        eventsPerServiceCpuSecond: events / serviceCpu,
+        redisCpuSeconds: redisCpu,
+      },
+      latencyMs: { ours: summary(ours), baseline: summary(baseline) },
+      pointReadMs: summary(reads),
+      memory: { sourceBytes: { orders: ordersBytes, order_items: itemsBytes }, viewBytes: memory },
+    };
+    mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
+    const stamp = result.date.replace(/[:.]/g, '-');
+    writeFileSync(new URL(`./results/${stamp}.json`, import.meta.url), `${JSON.stringify(result, null, 2)}\n`);
+    const table = renderTable(result);
+    writeFileSync(new URL(`./results/${stamp}.md`, import.meta.url), table);
+    say('');
+    say(table);
+    say(`written to bench/results/${stamp}.{json,md}`);
+  } finally {
+    child?.process.kill('SIGKILL');
+    await redis.quit().catch(() => undefined);
+    for (const s of started) await s.stop();
+  }
+}
+
+/** Every view's full result, as text, for the naive baseline's diff. */
+async function runAllViews(db: pg.Client, views: readonly CompiledView[]): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const view of views) {
+    const { rows } = await db.query(`${view.sql} ORDER BY 1`);
+    out.set(view.name, JSON.stringify(rows));
+  }
+  return out;
+}
+
+async function viewBytes(redis: RedisClient, prefix: string, view: string): Promise<number> {
+  let cursor = '0';
+  let bytes = 0;
+  do {
+    const [next, keys] = await redis.sendCommand<[string, string[]]>(['SCAN', cursor, 'MATCH', viewKeyPattern(prefix, view), 'COUNT', '1000']);
+    cursor = next;
+    for (const key of keys) if (!key.endsWith(':log')) bytes += (await redis.sendCommand<number | null>(['MEMORY', 'USAGE', key])) ?? 0;
+  } while (cursor !== '0');
+  return bytes;
+}
+
+function renderTable(r: {
+  machine: { cpus: number; cpu: string | undefined; memoryGiB: number; node: string };
+  data: { orders: number; orderItems: number };
+  snapshot: { rows: number; seconds: number; rowsPerSecond: number };
+  throughput: { events: number; seconds: number; eventsPerSecond: number; eventsPerServiceCpuSecond: number; serviceCpuSeconds: number; redisCpuSeconds: number };
+  latencyMs: { ours: ReturnType<typeof summary>; baseline: ReturnType<typeof summary> };
+  pointReadMs: ReturnType<typeof summary>;
+  memory: { sourceBytes: Record<string, number>; viewBytes: Record<string, number> };
+}): string {
+  const f = (n: number, d = 1): string => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
+  const lines = [
+    `Machine: ${r.machine.cpus} × ${r.machine.cpu ?? '?'}, ${r.machine.memoryGiB} GiB, Node ${r.machine.node}; data: ${r.data.orders.toLocaleString()} orders, ${r.data.orderItems.toLocaleString()} order lines`,
+    '',
+    '| metric | cdc-views | naive baseline (re-run every view\'s SQL after each transaction, diff) |',
+    '| --- | --- | --- |',
+    `| commit → change pushed, p50 | ${f(r.latencyMs.ours.p50, 2)} ms | ${f(r.latencyMs.baseline.p50, 2)} ms |`,
+    `| commit → change pushed, p99 | ${f(r.latencyMs.ours.p99, 2)} ms | ${f(r.latencyMs.baseline.p99, 2)} ms |`,
+    `| source events/s applied (catch-up, 6 views) | ${f(r.throughput.eventsPerSecond, 0)} | ${f(1000 / r.latencyMs.baseline.p50, 0)} transactions/s at most (one full re-query per transaction) |`,
+    `| events per service CPU-second | ${f(r.throughput.eventsPerServiceCpuSecond, 0)} (service ${f(r.throughput.serviceCpuSeconds, 2)} s, Redis ${f(r.throughput.redisCpuSeconds, 2)} s CPU for ${r.throughput.events.toLocaleString()} events) | — |`,
+    `| initial snapshot | ${f(r.snapshot.rowsPerSecond, 0)} rows/s (${r.snapshot.rows.toLocaleString()} rows, ${f(r.snapshot.seconds, 2)} s) | — |`,
+    `| GraphQL point read, p50 / p99 | ${f(r.pointReadMs.p50, 2)} / ${f(r.pointReadMs.p99, 2)} ms | — |`,
+    '',
+    '| view | Redis bytes (rows + state) | source table bytes | ratio |',
+    '| --- | --- | --- | --- |',
+  ];
+  const source: Record<string, string> = {
+    revenueByCustomer: 'orders',
+    ordersByStatus: 'orders',
+    largePaidOrders: 'orders',
+    productSales: 'order_items',
+  };
+  for (const [view, bytes] of Object.entries(r.memory.viewBytes)) {
+    const table = source[view];
+    const sourceBytes = table ? r.memory.sourceBytes[table]! : NaN;
+    lines.push(`| ${view} | ${bytes.toLocaleString()} | ${table ? `${sourceBytes.toLocaleString()} (${table})` : '—'} | ${table ? `${f((100 * bytes) / sourceBytes, 2)} %` : '—'} |`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exit(1);
+});
