@@ -93,6 +93,13 @@ export interface Change {
   /** Primary-key columns of the affected row; null for t. */
   readonly key: Row | null;
   readonly source: SourceInfo;
+  /**
+   * Where this change sits in the history of its row: a fixed-width token whose string order is
+   * the source's order (PostgreSQL commit and change LSN, binlog file/pos/row, …). Sources that may
+   * deliver a change twice or out of order set it, so that a change not newer than the one already
+   * applied to its row is recognised and skipped. Absent: apply unconditionally.
+   */
+  readonly order?: string;
 }
 
 /**
@@ -116,6 +123,17 @@ export interface ChangeBatch {
   readonly commitTimeUs?: number;
   /** Logical messages (pg_logical_emit_message / Debezium `m`) seen in this transaction. */
   readonly messages?: readonly LogicalMessage[];
+  /** Input the source could not decode: parked in the dead-letter stream with this batch's position. */
+  readonly deadLetters?: readonly SourceDeadLetter[];
+  /** Set on the batch that completes the initial load: from here on the views are live. */
+  readonly live?: boolean;
+}
+
+export interface SourceDeadLetter {
+  /** What was wrong, and where (topic, partition, offset). */
+  readonly reason: string;
+  /** The raw input, as text. */
+  readonly payload: string;
 }
 
 export interface LogicalMessage {
@@ -130,6 +148,12 @@ export interface LogicalMessage {
  * that (DESIGN.md §6.3).
  */
 export interface ChangeSource {
+  /**
+   * `exactly-ordered`: each change once, in order, with whole old rows (the embedded PostgreSQL
+   * source with REPLICA IDENTITY FULL). `at-least-once`: changes may repeat or arrive without a
+   * usable old row (Debezium over Kafka); the engine then keeps per-row images and positions.
+   */
+  readonly delivery: 'exactly-ordered' | 'at-least-once';
   /** Start reading after `resumeFrom` (the checkpoint last stored with the views), or from the
    * beginning (initial snapshot) when null. */
   start(resumeFrom: SourcePosition | null): AsyncIterable<ChangeBatch>;

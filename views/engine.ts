@@ -21,9 +21,10 @@ import { EventEmitter } from 'node:events';
 import type { Change, ChangeBatch, ChangeSource, SourcePosition } from '../ingest/change.ts';
 import { ServiceError } from '../ingest/errors.ts';
 import { applyBatch, type DeadLetter } from './apply/apply-batch.ts';
-import { checkpointKey, keyPrefix, metaKey } from './apply/redis-keys.ts';
+import { checkpointKey, imagesKey, keyPrefix, metaKey } from './apply/redis-keys.ts';
 import { deleteByPattern, type RedisClient } from './apply/redis.ts';
 import { planBatch, type BatchPlan } from './plan/plan-batch.ts';
+import { imageKeysOf, resolveWithImages, type ImageWrites, type StoredImages } from './plan/row-images.ts';
 import { STATE_LAYOUT_VERSION, type Registry } from './registry.ts';
 
 /** A source the engine can ask whether the stored checkpoint is still reachable. */
@@ -60,6 +61,8 @@ export interface BatchAppliedEvent {
   readonly duplicate: boolean;
   readonly changelogEntries: number;
   readonly deadLetters: number;
+  /** Changes dropped as already applied to their row (at-least-once sources). */
+  readonly skipped: number;
   readonly views: readonly string[];
   readonly position: SourcePosition;
   /** Source commit time of the newest transaction in the group (µs since epoch). */
@@ -167,9 +170,15 @@ export class Engine extends EventEmitter {
       waiting.drained = null;
       // Plan this group while the previous one is still being applied (Node and Redis work in
       // parallel); apply and acknowledge strictly in order.
-      const planned = this.plan(group);
+      if (source.delivery === 'at-least-once') {
+        // Row images must reflect the previous batch before this one is resolved against them.
+        await inFlight;
+        inFlight = this.applyAtLeastOnce(source, group);
+        continue;
+      }
+      const planned = this.plan(group, null);
       await inFlight;
-      inFlight = this.apply(source, planned);
+      inFlight = this.apply(source, planned).then(() => undefined);
     }
     await inFlight;
     waiting.drained?.();
@@ -199,26 +208,60 @@ export class Engine extends EventEmitter {
     return null;
   }
 
-  private plan(group: ChangeBatch[]): PlannedGroup {
-    const changes = group.flatMap((b) => b.changes);
-    const plan = planBatch(this.options.registry, changes);
-    const deadLetters: DeadLetter[] = plan.rejected.map((r) => ({
-      reason: r.reason,
-      payload: JSON.stringify({ view: r.view, change: r.change }),
-    }));
+  /** Plan a group; with stored row images (at-least-once sources), resolve it against them first. */
+  private plan(group: ChangeBatch[], stored: StoredImages | null): PlannedGroup {
+    const received = group.flatMap((b) => b.changes);
+    const resolved = stored ? resolveWithImages(this.options.registry, received, stored) : null;
+    const plan = planBatch(this.options.registry, resolved?.changes ?? received);
+    const deadLetters: DeadLetter[] = [
+      ...group.flatMap((b) => b.deadLetters ?? []),
+      ...plan.rejected.map((r) => ({ reason: r.reason, payload: JSON.stringify({ view: r.view, change: r.change }) })),
+    ];
     let position: SourcePosition = [];
-    for (const b of group) if (b.position.length > 0) position = b.position;
-    return { group, changes, plan, deadLetters, position };
+    for (const b of group) if (b.position.length > 0) position = mergePositions(position, b.position);
+    return { group, changes: received, plan, deadLetters, position, images: resolved?.writes ?? null, skipped: resolved?.skipped ?? 0 };
   }
 
-  private async apply(source: ResumableSource, { group, changes, plan, deadLetters, position }: PlannedGroup): Promise<void> {
+  /** At-least-once: read the row images the group touches, resolve, apply; re-plan if an image moved meanwhile. */
+  private async applyAtLeastOnce(source: ResumableSource, group: ChangeBatch[]): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      const stored = await this.readImages(group);
+      const result = await this.apply(source, this.plan(group, stored));
+      if (result !== 'conflict') return;
+      this.options.log?.('warn', 'a row image changed while the batch was planned (another writer?); planning it again', { attempt });
+      await new Promise((r) => setTimeout(r, Math.min(10 * 2 ** attempt, 1000)));
+    }
+  }
+
+  private async readImages(group: ChangeBatch[]): Promise<StoredImages> {
+    const keys = imageKeysOf(this.options.registry, group.flatMap((b) => b.changes));
+    const stored = new Map<string, Map<string, string | null>>();
+    await Promise.all(
+      [...keys].map(async ([table, set]) => {
+        const list = [...set];
+        const values = await this.options.redis.sendCommand<(string | null)[]>(['HMGET', imagesKey(this.prefix, table), ...list]);
+        stored.set(table, new Map(list.map((k, i) => [k, values[i] ?? null])));
+      }),
+    );
+    return stored;
+  }
+
+  private async apply(source: ResumableSource, planned: PlannedGroup): Promise<'applied' | 'conflict'> {
+    const { group, changes, plan, deadLetters, position, images } = planned;
     const { redis } = this.options;
     const started = performance.now();
     for (let attempt = 0; ; attempt++) {
       try {
-        const result = await applyBatch(redis, this.prefix, plan, position, deadLetters, {
-          changelogMaxLength: this.options.changelogMaxLength ?? 10_000,
-        });
+        const result = await applyBatch(
+          redis,
+          this.prefix,
+          plan,
+          position,
+          deadLetters,
+          { changelogMaxLength: this.options.changelogMaxLength ?? 10_000 },
+          images,
+        );
+        if (result.status === 'conflict') return 'conflict';
         if (position.length > 0) await source.ack(position);
         const snapshot = group.some((b) => b.kind === 'snapshot');
         const last = group.findLast((b) => b.commitTimeUs !== undefined);
@@ -229,6 +272,7 @@ export class Engine extends EventEmitter {
           duplicate: result.status === 'duplicate',
           changelogEntries: result.status === 'applied' ? result.changelogEntries : 0,
           deadLetters: deadLetters.length,
+          skipped: planned.skipped,
           views: plan.views.map((v) => v.view.name),
           position,
           commitTimeUs: last?.commitTimeUs,
@@ -236,12 +280,12 @@ export class Engine extends EventEmitter {
           messages: group.flatMap((b) => b.messages ?? []),
         };
         this.emit(ENGINE_EVENTS.BATCH_APPLIED, event);
-        if (snapshot && position.length > 0 && !this.ready) {
+        if (group.some((b) => b.live) && !this.ready) {
           this.ready = true;
-          this.options.log?.('info', 'initial snapshot done; views are live');
+          this.options.log?.('info', 'views are live (initial load done)');
           this.emit(ENGINE_EVENTS.SNAPSHOT_DONE, {});
         }
-        return;
+        return 'applied';
       } catch (error) {
         if (this.stopping || !(error instanceof ServiceError && error.retriable)) throw error;
         const delay = Math.min(50 * 2 ** attempt, 5000);
@@ -258,6 +302,15 @@ interface PlannedGroup {
   readonly plan: BatchPlan;
   readonly deadLetters: DeadLetter[];
   readonly position: SourcePosition;
+  readonly images: ImageWrites | null;
+  readonly skipped: number;
+}
+
+/** Positions of several batches: the latest token per stream. */
+function mergePositions(a: SourcePosition, b: SourcePosition): SourcePosition {
+  const merged = new Map(a.map((p) => [p.stream, p.token]));
+  for (const p of b) merged.set(p.stream, p.token);
+  return [...merged].map(([stream, token]) => ({ stream, token }));
 }
 
 /** Everything waiting, up to maxChanges (at least one batch). */

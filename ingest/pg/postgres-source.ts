@@ -75,6 +75,7 @@ function quoteTable(name: string): string {
 }
 
 export class PostgresSource implements ChangeSource {
+  readonly delivery = 'exactly-ordered' as const;
   readonly config: PostgresSourceConfig;
   readonly stream: string;
   private replication: pg.Client | null = null;
@@ -225,7 +226,7 @@ export class PostgresSource implements ChangeSource {
       await client.end().catch(() => undefined);
     }
     // The snapshot is complete only with this batch: its position marks the views as streamable.
-    yield { kind: 'snapshot', changes: [], position: [{ stream: this.stream, token: lsnToken(consistentPoint) }] };
+    yield { kind: 'snapshot', changes: [], position: [{ stream: this.stream, token: lsnToken(consistentPoint) }], live: true };
   }
 
   private snapshotChange(table: TableRequirement, columns: string[], types: ColumnType[], values: (string | null)[]): Change {

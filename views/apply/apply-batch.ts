@@ -5,6 +5,7 @@ import type { SourcePosition } from '../../ingest/change.ts';
 import { RedisApplyError } from '../errors.ts';
 import type { AccumulatorDelta, BatchPlan } from '../plan/plan-batch.ts';
 import type { Accumulator } from '../registry.ts';
+import type { ImageWrites } from '../plan/row-images.ts';
 import { APPLY_SCRIPT } from './apply-script.ts';
 import { checkpointKey } from './redis-keys.ts';
 import { LuaScript, type RedisClient } from './redis.ts';
@@ -24,7 +25,9 @@ export interface ApplyOptions {
 
 export type ApplyResult =
   | { readonly status: 'applied'; readonly changelogEntries: number }
-  | { readonly status: 'duplicate'; readonly storedToken: string };
+  | { readonly status: 'duplicate' }
+  /** A row image changed since it was read (another writer): re-read and re-plan. */
+  | { readonly status: 'conflict'; readonly table: string };
 
 /** ARGV for the apply script; exported for tests of the encoding. */
 export function encodeApplyArgs(
@@ -33,9 +36,16 @@ export function encodeApplyArgs(
   position: SourcePosition,
   deadLetters: readonly DeadLetter[],
   options: ApplyOptions,
+  images: ImageWrites | null = null,
 ): string[] {
   const args = [prefix, String(options.changelogMaxLength), String(position.length)];
   for (const { stream, token } of position) args.push(stream, token);
+  args.push(String(images?.clear.size ?? 0), ...(images?.clear ?? []));
+  const imageArgs: string[] = [];
+  for (const [table, keys] of images?.set ?? []) {
+    for (const [key, { expected, value }] of keys) imageArgs.push(table, key, expected === null ? '-' : expected === '' ? '0' : `=${expected}`, value);
+  }
+  args.push(String(imageArgs.length / 4), ...imageArgs);
   for (const viewPlan of plan.views) {
     const view = viewPlan.view.name;
     if (viewPlan.clear) args.push('X', view, viewPlan.kind === 'aggregate' ? '1' : '0');
@@ -87,8 +97,9 @@ export async function applyBatch(
   position: SourcePosition,
   deadLetters: readonly DeadLetter[],
   options: ApplyOptions,
+  images: ImageWrites | null = null,
 ): Promise<ApplyResult> {
-  const args = encodeApplyArgs(prefix, plan, position, deadLetters, options);
+  const args = encodeApplyArgs(prefix, plan, position, deadLetters, options, images);
   let reply: [string, string | number];
   try {
     reply = await applyScript.run(redis, [checkpointKey(prefix)], args);
@@ -97,7 +108,7 @@ export async function applyBatch(
       cause: error,
     });
   }
-  return reply[0] === 'dup'
-    ? { status: 'duplicate', storedToken: String(reply[1]) }
-    : { status: 'applied', changelogEntries: Number(reply[1]) };
+  if (reply[0] === 'dup') return { status: 'duplicate' };
+  if (reply[0] === 'conflict') return { status: 'conflict', table: String(reply[1]) };
+  return { status: 'applied', changelogEntries: Number(reply[1]) };
 }

@@ -6,7 +6,11 @@
  *
  * ARGV (flat, strings):
  *
- *   P  maxlen  npos  (stream token)×npos  op…
+ *   P  maxlen  npos (stream token)×npos  nclear (table)×nclear  nimg (table key expected image)×nimg  op…
+ *
+ *   The row-image part (views/plan/row-images.ts) is empty for exactly-ordered sources: tables
+ *   whose images a truncate drops, then images to write, each with the text it must still have
+ *   ('-' unchecked, '0' absent, '=' + text) — one mismatch and nothing is written ('conflict').
  *
  *   op = 'X' view isAggregate               clear the view (truncate); a delete entry per row
  *      | 'U' view key rowJson               upsert a row of a rows view
@@ -28,8 +32,8 @@
  * Changelog entry fields: o (i|u|d), k (encoded key), r (row after, '' when deleted),
  * p (row before, '' when inserted). Its stream id is the view's version.
  *
- * Returns {'dup', stored} when the first position is not newer than the stored one, else
- * {'ok', changelogEntries}.
+ * Returns {'dup', n} when every position is already stored (a replay), {'conflict', table} when
+ * an image changed since it was read, else {'ok', changelogEntries}.
  */
 import { LUA_KEYS } from './redis-keys.ts';
 
@@ -136,20 +140,40 @@ end
 -- 1. Effectively-once: skip a batch whose position is already stored (tokens are fixed-width digits).
 local npos = tonumber(ARGV[3])
 local i = 4
+local seen = 0
 for _ = 1, npos do
   local stored = redis.call('HGET', checkpointKey(), ARGV[i])
-  if stored and #stored == #ARGV[i + 1] and compareDigits(ARGV[i + 1], stored) <= 0 then
-    return {'dup', stored}
-  end
+  if stored and #stored == #ARGV[i + 1] and compareDigits(ARGV[i + 1], stored) <= 0 then seen = seen + 1 end
   i = i + 2
 end
-i = 4
-for _ = 1, npos do
-  redis.call('HSET', checkpointKey(), ARGV[i], ARGV[i + 1])
-  i = i + 2
+if npos > 0 and seen == npos then return {'dup', tostring(seen)} end
+if seen > 0 then return redis.error_reply('apply: batch straddles the stored checkpoint (' .. seen .. ' of ' .. npos .. ' positions already applied)') end
+
+-- 2. Row images (at-least-once sources): every image must still be what the planner read.
+local nclear = tonumber(ARGV[i])
+local clearAt = i + 1
+i = clearAt + nclear
+local nimg = tonumber(ARGV[i])
+local imgAt = i + 1
+for m = 0, nimg - 1 do
+  local expected = ARGV[imgAt + 4 * m + 2]
+  if expected ~= '-' then
+    local now = redis.call('HGET', imagesKey(ARGV[imgAt + 4 * m]), ARGV[imgAt + 4 * m + 1])
+    if (expected == '0' and now) or (expected ~= '0' and now ~= string.sub(expected, 2)) then
+      return {'conflict', ARGV[imgAt + 4 * m]}
+    end
+  end
 end
 
--- 2. The operations, in order.
+-- 3. Checks passed: from here on, everything is written.
+for p = 0, npos - 1 do redis.call('HSET', checkpointKey(), ARGV[4 + 2 * p], ARGV[5 + 2 * p]) end
+for c = 0, nclear - 1 do redis.call('DEL', imagesKey(ARGV[clearAt + c])) end
+for m = 0, nimg - 1 do
+  redis.call('HSET', imagesKey(ARGV[imgAt + 4 * m]), ARGV[imgAt + 4 * m + 1], ARGV[imgAt + 4 * m + 3])
+end
+i = imgAt + 4 * nimg
+
+-- 4. The view operations, in order.
 while i <= #ARGV do
   local op = ARGV[i]
   if op == 'U' then

@@ -4,6 +4,7 @@
  *   cdcv:{<deployment>}:checkpoint          HASH   stream → position token (the source checkpoint)
  *   cdcv:{<deployment>}:meta                HASH   view fingerprints, layout version
  *   cdcv:{<deployment>}:dlq                 STREAM dead letters (changes that could not be applied)
+ *   cdcv:{<deployment>}:img:<table>         HASH   encoded key → "<order>\n<row>" (at-least-once sources only)
  *   cdcv:{<deployment>}:v:<view>:rows       HASH   encoded key → stored row (JSON)
  *   cdcv:{<deployment>}:v:<view>:idx        ZSET   encoded keys, score 0: key order for pagination
  *   cdcv:{<deployment>}:v:<view>:log        STREAM changelog, one entry per changed row: the version
@@ -21,6 +22,7 @@ export function keyPrefix(deployment: string): string {
 export const checkpointKey = (prefix: string): string => `${prefix}:checkpoint`;
 export const metaKey = (prefix: string): string => `${prefix}:meta`;
 export const deadLetterKey = (prefix: string): string => `${prefix}:dlq`;
+export const imagesKey = (prefix: string, table: string): string => `${prefix}:img:${table}`;
 export const rowsKey = (prefix: string, view: string): string => `${prefix}:v:${view}:rows`;
 export const indexKey = (prefix: string, view: string): string => `${prefix}:v:${view}:idx`;
 export const changelogKey = (prefix: string, view: string): string => `${prefix}:v:${view}:log`;
@@ -33,6 +35,7 @@ export const viewKeyPattern = (prefix: string, view: string): string => `${prefi
 export const LUA_KEYS = `
 local function checkpointKey() return P .. ':checkpoint' end
 local function deadLetterKey() return P .. ':dlq' end
+local function imagesKey(t) return P .. ':img:' .. t end
 local function rowsKey(v) return P .. ':v:' .. v .. ':rows' end
 local function indexKey(v) return P .. ':v:' .. v .. ':idx' end
 local function changelogKey(v) return P .. ':v:' .. v .. ':log' end
