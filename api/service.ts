@@ -39,6 +39,7 @@ export interface ServiceOptions {
   /** Overrides of the config's connection settings (CLI flags, tests). */
   readonly databaseUrl?: string;
   readonly redisUrl?: string;
+  readonly kafkaBrokers?: readonly string[];
 }
 
 export interface Service {
@@ -63,7 +64,9 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const sourceOptions: SourceOptions =
     options.config.source.kind === 'postgres' && options.databaseUrl
       ? { ...options.config.source, url: options.databaseUrl }
-      : options.config.source;
+      : options.config.source.kind === 'kafka' && options.kafkaBrokers
+        ? { ...options.config.source, brokers: options.kafkaBrokers }
+        : options.config.source;
   let metricsRef: ReturnType<typeof createMetrics> | null = null;
   let lastProgressLog = 0;
   const engine = new Engine({
@@ -80,7 +83,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
             log.info({ table: p.table, rows: p.rows, estimatedRows: p.estimatedRows, percent, done: p.done }, 'snapshot progress');
           }
         },
-      }),
+      }, registry.name),
     log: (level, message, fields) => log[level](fields ?? {}, message),
   });
   const hub = new ChangelogHub({ registry, prefix, redis, onError: (error) => log.warn({ err: error }, 'changelog tail error') });

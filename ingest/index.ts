@@ -4,6 +4,7 @@
  */
 import type { ChangeSource, SourcePosition } from './change.ts';
 import { ServiceError } from './errors.ts';
+import { KafkaSource } from './kafka/kafka-source.ts';
 import { PostgresSource, type SnapshotProgress } from './pg/postgres-source.ts';
 import type { SourceOptions, TableRequirement } from './source-options.ts';
 
@@ -14,7 +15,12 @@ export interface SourceHooks {
 
 export type CreatedSource = ChangeSource & { canResume?(position: SourcePosition | null): Promise<boolean> };
 
-export function createSource(options: SourceOptions, tables: readonly TableRequirement[], hooks: SourceHooks = {}): CreatedSource {
+export function createSource(
+  options: SourceOptions,
+  tables: readonly TableRequirement[],
+  hooks: SourceHooks = {},
+  deployment = 'default',
+): CreatedSource {
   switch (options.kind) {
     case 'postgres': {
       const url = options.url ?? process.env['DATABASE_URL'];
@@ -31,8 +37,20 @@ export function createSource(options: SourceOptions, tables: readonly TableRequi
         ...(hooks.log ? { log: hooks.log } : {}),
       });
     }
-    case 'kafka':
-      throw new ServiceError('CONFIG_INVALID', 'source.kafka is not available yet in this build');
+    case 'kafka': {
+      const brokers = options.brokers ?? process.env['KAFKA_BROKERS']?.split(',').map((b) => b.trim()).filter(Boolean);
+      if (!brokers?.length) {
+        throw new ServiceError('CONFIG_INVALID', 'source.kafka needs brokers: set KAFKA_BROKERS (host:port,…) or pass { brokers } in the config');
+      }
+      return new KafkaSource({
+        brokers,
+        topicPrefix: options.topicPrefix,
+        groupId: options.groupId ?? `cdc-views-${deployment}`,
+        transactions: options.transactions ?? true,
+        tables,
+        ...(hooks.log ? { log: hooks.log } : {}),
+      });
+    }
   }
 }
 

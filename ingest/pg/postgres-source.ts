@@ -23,6 +23,7 @@
  */
 import pg from 'pg';
 import { UNAVAILABLE, type Change, type ChangeBatch, type ChangeRow, type ChangeSource, type LogicalMessage, type Row, type SourcePosition } from '../change.ts';
+import { BatchQueue } from '../batch-queue.ts';
 import { ReplicationError } from '../errors.ts';
 import { decodePgText, PG_TYPE_OIDS, type ColumnType, type Value } from '../values.ts';
 import type { TableRequirement } from '../source-options.ts';
@@ -426,69 +427,4 @@ function pick(row: ChangeRow, columns: readonly string[]): Row {
     key[c] = v === undefined || v === UNAVAILABLE ? null : v;
   }
   return key;
-}
-
-/**
- * A bounded queue between the socket (push) and the generator (pull). Past `high` waiting
- * batches the socket is paused, so a slow Redis slows reading instead of filling memory;
- * PostgreSQL keeps the rest of the WAL for us.
- */
-class BatchQueue {
-  private readonly items: ChangeBatch[] = [];
-  private waiter: ((value: ChangeBatch | null) => void) | null = null;
-  private rejecter: ((error: unknown) => void) | null = null;
-  private error: unknown = null;
-  private paused = false;
-  private readonly pause: () => void;
-  private readonly resume: () => void;
-  private readonly high = 256;
-
-  constructor(pause: () => void, resume: () => void) {
-    this.pause = pause;
-    this.resume = resume;
-  }
-
-  isEmpty(): boolean {
-    return this.items.length === 0;
-  }
-
-  push(batch: ChangeBatch): void {
-    if (this.waiter) {
-      const w = this.waiter;
-      this.waiter = this.rejecter = null;
-      w(batch);
-      return;
-    }
-    this.items.push(batch);
-    if (!this.paused && this.items.length >= this.high) {
-      this.paused = true;
-      this.pause();
-    }
-  }
-
-  fail(error: unknown): void {
-    if (this.error) return;
-    this.error = error;
-    if (this.rejecter) {
-      const r = this.rejecter;
-      this.waiter = this.rejecter = null;
-      r(error);
-    }
-  }
-
-  next(): Promise<ChangeBatch | null> {
-    const item = this.items.shift();
-    if (item) {
-      if (this.paused && this.items.length < this.high / 2) {
-        this.paused = false;
-        this.resume();
-      }
-      return Promise.resolve(item);
-    }
-    if (this.error) return Promise.reject(this.error);
-    return new Promise((resolve, reject) => {
-      this.waiter = resolve;
-      this.rejecter = reject;
-    });
-  }
 }
