@@ -140,7 +140,7 @@ export class TransactionAssembler {
         const head = fifo[0];
         if (!head) continue;
         if (!this.complete(head)) {
-          this.unblock(fifo);
+          if (this.unblock(fifo)) progress = true;
           continue;
         }
         if (![...head.offsets.keys()].every((s) => this.fifos.get(s)?.[0] === head)) continue;
@@ -164,12 +164,13 @@ export class TransactionAssembler {
    * would block its partitions forever. Once a later transaction has ended behind it, its END can
    * no longer arrive: release it as it is (the row images skip what was applied before).
    */
-  private unblock(fifo: Unit[]): void {
+  private unblock(fifo: Unit[]): boolean {
     const head = fifo[0]!;
-    if (head.ended || !fifo.some((u) => u !== head && u.txKey !== null && u.ended)) return;
+    if (head.ended || !fifo.some((u) => u !== head && u.txKey !== null && u.ended)) return false;
     head.ended = true;
     head.expected = head.changes.length;
     this.options.onForcedRelease?.(head.txKey!);
+    return true;
   }
 
   private transactionUnit(txKey: string): Unit {
