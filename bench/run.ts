@@ -15,11 +15,17 @@
  *               diffed with the previous result: statement sent → diff found (p50/p99)
  *   reads       GraphQL point reads by key, one at a time (p50/p99)
  *   memory      Redis bytes of each aggregate view vs PostgreSQL bytes of its source table
+ *   kafka       the same database through Debezium (PostgreSQL connector) and Kafka into a second
+ *               deployment: records/s consumed into the views once Debezium has written its
+ *               snapshot to Kafka, and statement → push latency through the whole chain
+ *               (BENCH_KAFKA=0 skips it)
  *
  * Results: printed, and written to bench/results/<date>.json and .md.
  */
-import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createClient } from 'graphql-ws';
 import pg from 'pg';
 import WebSocket from 'ws';
@@ -30,7 +36,8 @@ import { startChildService, writeShopConfig, type ChildService } from '../test/s
 import { connect, createDatabase, graphql, shopTestConfig, uniqueName, waitForSync } from '../test/support/shop.ts';
 import { startPostgres, startRedis, type ThrowawayServer } from '../scripts/servers.ts';
 
-const ORDERS = Number(process.env['BENCH_ORDERS'] ?? 200_000);
+const ORDERS = Number(process.env['BENCH_ORDERS'] ?? 100_000);
+const KAFKA = process.env['BENCH_KAFKA'] !== '0';
 const WORKLOAD_TXNS = Number(process.env['BENCH_TXNS'] ?? 1_000);
 const LATENCY_SAMPLES = Number(process.env['BENCH_SAMPLES'] ?? 300);
 const say = (line: string): void => void process.stdout.write(`${line}\n`);
@@ -77,9 +84,9 @@ async function main(): Promise<void> {
     const registry = createRegistry(config);
     const configFile = writeShopConfig(databaseUrl, redisUrl, name);
 
-    // --- snapshot
-    let t = performance.now();
+    // --- snapshot (timed from the moment the service answers: process start-up is not ours to count)
     child = await startChildService(configFile, { LOG_LEVEL: 'warn' });
+    let t = performance.now();
     await waitForSync(db, redis, name, name, 600_000);
     const snapshotSeconds = (performance.now() - t) / 1000;
     say(`snapshot: ${sourceRows} rows in ${snapshotSeconds.toFixed(2)} s`);
@@ -103,8 +110,8 @@ async function main(): Promise<void> {
       events += 50;
     }
     const redisCpuBefore = await redisCpuSeconds(redis);
-    t = performance.now();
     child = await startChildService(configFile, { LOG_LEVEL: 'warn' });
+    t = performance.now();
     const cpuBefore = cpuSeconds(child.process.pid!);
     await waitForSync(db, redis, name, name, 600_000);
     const catchUpSeconds = (performance.now() - t) / 1000;
@@ -113,35 +120,9 @@ async function main(): Promise<void> {
     say(`throughput: ${events} events in ${catchUpSeconds.toFixed(2)} s (service CPU ${serviceCpu.toFixed(2)} s, Redis CPU ${redisCpu.toFixed(2)} s)`);
 
     // --- latency: ours (push) and the baseline (re-run SQL + diff), same transactions
-    const ws = createClient({ url: child.url.replace('http', 'ws'), webSocketImpl: WebSocket });
-    const pushes: { at: number; revenue: string }[] = [];
-    let onPush: (() => void) | null = null;
-    ws.subscribe(
-      { query: 'subscription { revenueByCustomerChanges(customerId: 1) { row { revenue } } }' },
-      {
-        next: ({ data }) => {
-          const revenue = (data as { revenueByCustomerChanges: { row: { revenue: string } } }).revenueByCustomerChanges.row.revenue;
-          pushes.push({ at: performance.now(), revenue });
-          onPush?.();
-        },
-        error: () => undefined,
-        complete: () => undefined,
-      },
-    );
     await db.query(`INSERT INTO orders VALUES (0, 1, 'paid', 1.00, now()) ON CONFLICT (id) DO UPDATE SET customer_id = 1, status = 'paid'`);
     await waitForSync(db, redis, name, name);
-    await new Promise((r) => setTimeout(r, 500));
-    const ours: number[] = [];
-    for (let i = 0; i < LATENCY_SAMPLES; i++) {
-      const seen = pushes.length;
-      const arrived = new Promise<void>((r) => (onPush = r));
-      const sent = performance.now();
-      await db.query(`UPDATE orders SET amount = amount + 1 WHERE id = 0`);
-      if (pushes.length === seen) await arrived;
-      ours.push(pushes[seen]!.at - sent);
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    await ws.dispose();
+    const ours = await pushLatency(child.url, db, LATENCY_SAMPLES);
 
     const baseline: number[] = [];
     const baselineDb = await connect(databaseUrl);
@@ -158,7 +139,7 @@ async function main(): Promise<void> {
     }
     await baselineDb.end();
 
-    // --- point reads
+    // --- point reads (then the embedded service steps aside for the Kafka phase)
     const reads: number[] = [];
     for (let i = 0; i < 2000; i++) {
       const sent = performance.now();
@@ -171,6 +152,11 @@ async function main(): Promise<void> {
     const itemsBytes = Number((await db.query(`SELECT pg_total_relation_size('order_items') AS b`)).rows[0].b);
     const memory: Record<string, number> = {};
     for (const view of registry.views) memory[view.name] = await viewBytes(redis, keyPrefix(name), view.name);
+    child.process.kill('SIGTERM');
+    await child.exited;
+    child = null;
+
+    const kafka = KAFKA ? await benchKafka(databaseUrl, redisUrl, db, redis, name) : null;
     await db.end();
 
     const result = {
@@ -189,6 +175,7 @@ async function main(): Promise<void> {
       latencyMs: { ours: summary(ours), baseline: summary(baseline) },
       pointReadMs: summary(reads),
       memory: { sourceBytes: { orders: ordersBytes, order_items: itemsBytes }, viewBytes: memory },
+      kafka,
     };
     mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
     const stamp = result.date.replace(/[:.]/g, '-');
@@ -203,6 +190,109 @@ async function main(): Promise<void> {
     await redis.quit().catch(() => undefined);
     for (const s of started) await s.stop();
   }
+}
+
+/**
+ * Statement sent → change pushed to a graphql-ws subscriber, one single-row transaction at a time
+ * (order 0 belongs to customer 1, whose revenue changes with it).
+ */
+async function pushLatency(url: string, db: pg.Client, samples: number): Promise<number[]> {
+  const ws = createClient({ url: url.replace('http', 'ws'), webSocketImpl: WebSocket });
+  const pushes: number[] = [];
+  let onPush: (() => void) | null = null;
+  ws.subscribe(
+    { query: 'subscription { revenueByCustomerChanges(customerId: 1) { row { revenue } } }' },
+    { next: () => (pushes.push(performance.now()), onPush?.()), error: () => undefined, complete: () => undefined },
+  );
+  await new Promise((r) => setTimeout(r, 500));
+  const latencies: number[] = [];
+  for (let i = 0; i < samples; i++) {
+    const seen = pushes.length;
+    const arrived = new Promise<void>((r) => (onPush = r));
+    const sent = performance.now();
+    await db.query(`UPDATE orders SET amount = amount + 1 WHERE id = 0`);
+    if (pushes.length === seen) await arrived;
+    latencies.push(pushes[seen]! - sent);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  await ws.dispose();
+  return latencies;
+}
+
+/** The Kafka path: Debezium → Kafka → a second deployment of the same views. */
+async function benchKafka(databaseUrl: string, redisUrl: string, db: pg.Client, redis: RedisClient, name: string) {
+  const { startKafka, startConnect, postgresConnectorConfig } = await import('../scripts/kafka-stack.ts');
+  say('kafka: starting Kafka and Kafka Connect with Debezium…');
+  const kafka = await startKafka({ log: () => undefined });
+  const connect = await startConnect({ brokers: kafka.brokers, log: () => undefined });
+  let child: ChildService | null = null;
+  try {
+    const prefix = `${name}k`;
+    const tables = ['public.orders', 'public.order_items', 'public.customers', 'public.products'];
+    let t = performance.now();
+    await connect.register(
+      prefix,
+      postgresConnectorConfig({ databaseUrl, topicPrefix: prefix, tables, slotName: prefix, publicationName: prefix, extra: { 'poll.interval.ms': '5' } }),
+    );
+    await connect.waitForRunning(prefix);
+    const topics = [...tables.map((table) => `${prefix}.${table}`), `${prefix}.transaction`];
+    const { Kafka } = await import('kafkajs');
+    const admin = new Kafka({ brokers: kafka.brokers, logLevel: 0 }).admin();
+    await admin.connect();
+    // Debezium's snapshot is in Kafka when the topics stop growing.
+    let records = 0;
+    for (let stable = 0; stable < 3; ) {
+      await new Promise((r) => setTimeout(r, 1000));
+      let total = 0;
+      for (const topic of topics) {
+        const offsets = await admin.fetchTopicOffsets(topic).catch(() => []);
+        total += offsets.reduce((n, o) => n + Number(o.high) - Number(o.low), 0);
+      }
+      stable = total === records && total > 0 ? stable + 1 : 0;
+      records = total;
+    }
+    await admin.disconnect();
+    const debeziumSeconds = (performance.now() - t) / 1000;
+    say(`kafka: Debezium wrote ${records} records in ${debeziumSeconds.toFixed(1)} s`);
+
+    const configFile = writeKafkaConfig(redisUrl, kafka.brokers, prefix);
+    child = await startChildService(configFile, { LOG_LEVEL: 'warn' });
+    t = performance.now();
+    const cpuBefore = cpuSeconds(child.process.pid!);
+    while ((await fetch(child.url.replace('/graphql', '/ready'))).status !== 200) await new Promise((r) => setTimeout(r, 20));
+    const consumeSeconds = (performance.now() - t) / 1000;
+    const consumeCpu = cpuSeconds(child.process.pid!) - cpuBefore;
+    say(`kafka: ${records} records into the views in ${consumeSeconds.toFixed(2)} s`);
+    const latency = await pushLatency(child.url, db, Math.min(LATENCY_SAMPLES, 200));
+    void redis;
+    return {
+      records,
+      debeziumSnapshotSeconds: debeziumSeconds,
+      consumeSeconds,
+      recordsPerSecond: records / consumeSeconds,
+      serviceCpuSeconds: consumeCpu,
+      latencyMs: summary(latency),
+    };
+  } finally {
+    child?.process.kill('SIGKILL');
+    await db.query(`SELECT pg_drop_replication_slot('${name}k')`).catch(() => undefined);
+    await connect.stop();
+    await kafka.stop();
+  }
+}
+
+function writeKafkaConfig(redisUrl: string, brokers: readonly string[], prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'cdc-views-bench-'));
+  const file = join(dir, 'views.config.mts');
+  const repo = fileURLToPath(new URL('../', import.meta.url));
+  writeFileSync(
+    file,
+    `import shop from ${JSON.stringify(join(repo, 'examples/shop/views.config.ts'))};
+import { source } from ${JSON.stringify(join(repo, 'index.ts'))};
+export default { ...shop, name: ${JSON.stringify(prefix)}, source: source.kafka({ brokers: ${JSON.stringify(brokers)}, topicPrefix: ${JSON.stringify(prefix)}, transactions: true }), redis: { url: ${JSON.stringify(redisUrl)} } };
+`,
+  );
+  return file;
 }
 
 /** Every view's full result, as text, for the naive baseline's diff. */
@@ -234,6 +324,7 @@ function renderTable(r: {
   latencyMs: { ours: ReturnType<typeof summary>; baseline: ReturnType<typeof summary> };
   pointReadMs: ReturnType<typeof summary>;
   memory: { sourceBytes: Record<string, number>; viewBytes: Record<string, number> };
+  kafka: Awaited<ReturnType<typeof benchKafka>> | null;
 }): string {
   const f = (n: number, d = 1): string => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
   const lines = [
@@ -247,6 +338,12 @@ function renderTable(r: {
     `| events per service CPU-second | ${f(r.throughput.eventsPerServiceCpuSecond, 0)} (service ${f(r.throughput.serviceCpuSeconds, 2)} s, Redis ${f(r.throughput.redisCpuSeconds, 2)} s CPU for ${r.throughput.events.toLocaleString()} events) | — |`,
     `| initial snapshot | ${f(r.snapshot.rowsPerSecond, 0)} rows/s (${r.snapshot.rows.toLocaleString()} rows, ${f(r.snapshot.seconds, 2)} s) | — |`,
     `| GraphQL point read, p50 / p99 | ${f(r.pointReadMs.p50, 2)} / ${f(r.pointReadMs.p99, 2)} ms | — |`,
+    ...(r.kafka
+      ? [
+          `| Kafka path: records/s into the views (Debezium snapshot in Kafka, ${r.kafka.records.toLocaleString()} records) | ${f(r.kafka.recordsPerSecond, 0)} (service CPU ${f(r.kafka.serviceCpuSeconds, 2)} s) | — |`,
+          `| Kafka path: statement → push through Debezium and Kafka, p50 / p99 | ${f(r.kafka.latencyMs.p50, 2)} / ${f(r.kafka.latencyMs.p99, 2)} ms | — |`,
+        ]
+      : []),
     '',
     '| view | Redis bytes (rows + state) | source table bytes | ratio |',
     '| --- | --- | --- | --- |',

@@ -10,7 +10,7 @@
  *
  * and rewrites each incoming change against it (pure, below):
  *
- *   change.order ≤ image.order   → skipped: already applied (or older than what is)
+ *   change not newer than image  → skipped: already applied (or older than what is); isNewer()
  *   before                       ← the image (never the event's own `before`)
  *   unchanged TOAST values       ← the image
  *   op                           ← c / u / d from whether an image and an `after` exist
@@ -45,6 +45,18 @@ export interface ResolvedChanges {
   readonly writes: ImageWrites;
   /** Changes dropped because their row already had this change or a newer one. */
   readonly skipped: number;
+}
+
+/**
+ * Whether a change's order token is newer than the image's. Tokens are a kind letter and a
+ * fixed-width source position ('t' streamed change, 's' snapshot read). Positions compare as
+ * strings, with one exception: a streamed change always beats a snapshot read. A row's streamed
+ * changes follow each other in commit order, but a transaction that was open during the snapshot
+ * commits after it with a position from before it, and it must still apply.
+ */
+export function isNewer(order: string, than: string): boolean {
+  if (order[0] === 't' && than[0] === 's') return true;
+  return order.slice(1) > than.slice(1);
 }
 
 export function encodeImage(image: RowImage): string {
@@ -117,7 +129,7 @@ export function resolveWithImages(registry: Registry, changes: readonly Change[]
     const storedText = stored.get(table)?.get(key) ?? null;
     const image = images.has(key) ? images.get(key)! : storedText === null ? null : decodeImage(storedText);
 
-    if (change.order !== undefined && image && change.order <= image.order) {
+    if (change.order !== undefined && image && !isNewer(change.order, image.order)) {
       skipped++;
       continue;
     }
