@@ -1,3 +1,4 @@
+import { existsSync, readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { isLosslessNumber, parse, stringify } from 'lossless-json';
 import { describe, expect, it } from 'vitest';
@@ -19,6 +20,8 @@ import {
   capturedEvents,
   capturedFiles,
   CAPTURED,
+  FIXTURES,
+  SHARED_FIXTURES,
   fixtureEvents,
   fixtureFiles,
   fixtureText,
@@ -80,6 +83,12 @@ const FIXTURE_TESTS = [
 describe('Debezium fixtures', () => {
   it('has a test for every file in shared/fixtures/debezium (and constructed/)', () => {
     expect(fixtureFiles()).toEqual(FIXTURE_TESTS);
+  });
+
+  it.skipIf(!existsSync(SHARED_FIXTURES))('the in-repo copy equals the shared fixture set', () => {
+    for (const name of fixtureFiles()) {
+      expect(readFileSync(new URL(name, FIXTURES), 'utf8'), name).toBe(readFileSync(new URL(name, SHARED_FIXTURES), 'utf8'));
+    }
   });
 
   describe('pg-1.2.1-read-update-create-delete (captured, REPLICA IDENTITY FULL, schemas off)', () => {

@@ -1,6 +1,6 @@
 /**
- * Fixture access for the Debezium decoder tests: the shared fixture set (`../shared/fixtures/debezium/`
- * from the repository root) and the records captured from a real Debezium into
+ * Fixture access for the Debezium decoder tests: the shared fixture set (copied from
+ * `../shared/fixtures/debezium/` into `test/fixtures/debezium/`) and the records captured from a real Debezium into
  * `test/fixtures/debezium-captured/`. Files are read as text and never through JSON.parse, which would
  * round `ts_ns` and other integers beyond 2^53.
  */
@@ -9,7 +9,10 @@ import { fileURLToPath } from 'node:url';
 import { parse, stringify } from 'lossless-json';
 import type { KafkaRecordInput } from '../../../../ingest/kafka/debezium-decoder.ts';
 
-export const FIXTURES = new URL('../../../../../shared/fixtures/debezium/', import.meta.url);
+/** The shared fixture set, copied into the repo so a clone has it (test/fixtures/debezium/README.md). */
+export const FIXTURES = new URL('../../../fixtures/debezium/', import.meta.url);
+/** Where the shared set lives next to the repo on the project's machines, when it does. */
+export const SHARED_FIXTURES = new URL('../../../../../shared/fixtures/debezium/', import.meta.url);
 export const CAPTURED = new URL('../../../fixtures/debezium-captured/', import.meta.url);
 
 export function fixtureText(name: string): string {
