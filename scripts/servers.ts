@@ -89,16 +89,63 @@ function canConnect(port: number): Promise<boolean> {
   });
 }
 
-function stopProcess(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    child.kill(signal);
+const shellQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+
+export interface GuardedProcess {
+  /** The guard (sh); the server is its child, in the same process group. */
+  readonly child: ChildProcess;
+  /** Stop the server (its stop signal, then SIGKILL after 10 s) and wait until its folder is removed. */
+  stop(): Promise<void>;
+  /** SIGKILL the server and its guard at once (a crash, for tests). */
+  kill(): void;
+}
+
+/**
+ * Start a server that cannot outlive us. It runs under a small shell guard in its own process
+ * group (a terminal's Ctrl-C reaches us, not it), whose stdin is a pipe from this process: when
+ * we stop it, or die in any way (even SIGKILL), the pipe closes, the guard sends the server its
+ * stop signal, waits for it, and removes its folder.
+ *
+ *   sh -c 'exec 3<&0; <server> </dev/null & pid=$!; (read _ <&3; kill -<sig> $pid) & wait $pid; rm -rf <dir>'
+ *
+ * (A background job's stdin is /dev/null in sh; fd 3 keeps the pipe for the watcher.)
+ */
+export function spawnGuarded(
+  command: string,
+  args: readonly string[],
+  /** `dir`: removed once the server is gone (omit to keep it, e.g. for a restart). */
+  options: { dir?: string; stopSignal: 'INT' | 'TERM'; uid?: number; gid?: number; cwd?: string },
+): GuardedProcess {
+  const server = [command, ...args].map(shellQuote).join(' ');
+  const script = `exec 3<&0; ${server} </dev/null 3<&- & pid=$!; (read _ <&3; kill -${options.stopSignal} $pid 2>/dev/null) & exec 3<&-; wait $pid; status=$?; ${options.dir ? `rm -rf ${shellQuote(options.dir)}; ` : ''}exit $status`;
+  const child = spawn('sh', ['-c', script], {
+    detached: true,
+    stdio: ['pipe', 'pipe', 'pipe'],
+    ...(options.uid === undefined ? {} : { uid: options.uid, gid: options.gid ?? options.uid }),
+    ...(options.cwd ? { cwd: options.cwd } : {}),
   });
+  child.stdin!.on('error', () => undefined);
+  const stop = (): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+    // Closing the pipe is the stop signal: the watcher in the guard signals the server.
+    return new Promise((resolve) => {
+      // The server ignored its stop signal: kill the whole guarded group.
+      const timer = setTimeout(() => kill(), 10_000);
+      child.once('exit', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      child.stdin!.end();
+    });
+  };
+  const kill = (): void => {
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  };
+  return { child, stop, kill };
 }
 
 export interface PostgresOptions {
@@ -138,12 +185,8 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Thro
   };
   const args = ['-D', data, '-p', String(port)];
   for (const [name, value] of Object.entries(settings)) args.push('-c', `${name}=${value}`);
-  // detached: a terminal's Ctrl-C goes to our process group; the server stops when we stop it.
-  const child = spawn(join(bin, 'postgres'), args, {
-    detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    ...asUser,
-  });
+  const guarded = spawnGuarded(join(bin, 'postgres'), args, { dir, stopSignal: 'INT', ...asUser });
+  const child = guarded.child;
   const output: string[] = [];
   const collect = (chunk: Buffer): void => {
     const text = chunk.toString();
@@ -153,7 +196,7 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Thro
   child.stdout?.on('data', collect);
   child.stderr?.on('data', collect);
   const stop = async (): Promise<void> => {
-    await stopProcess(child, 'SIGINT');
+    await guarded.stop();
     rmSync(dir, { recursive: true, force: true });
   };
   try {
@@ -213,12 +256,13 @@ export async function startRedis(options: RedisOptions = {}): Promise<ThrowawayS
     'maxmemory-policy noeviction',
   ].join('\n');
   writeFileSync(join(dir, 'redis.conf'), `${config}\n`);
-  const child = spawn(binary, [join(dir, 'redis.conf')], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const guarded = spawnGuarded(binary, [join(dir, 'redis.conf')], { dir, stopSignal: 'TERM' });
+  const child = guarded.child;
   const output: string[] = [];
   child.stdout?.on('data', (c: Buffer) => output.push(c.toString()));
   child.stderr?.on('data', (c: Buffer) => output.push(c.toString()));
   const stop = async (): Promise<void> => {
-    await stopProcess(child, 'SIGTERM');
+    await guarded.stop();
     rmSync(dir, { recursive: true, force: true });
   };
   try {
