@@ -6,7 +6,7 @@
  *                        metrics                         ─┘
  */
 import pino from 'pino';
-import { createSource } from '../ingest/index.ts';
+import { createSource, type SnapshotProgress } from '../ingest/index.ts';
 import { ServiceError } from '../ingest/errors.ts';
 import type { SourceOptions } from '../ingest/source-options.ts';
 import { keyPrefix } from '../views/apply/redis-keys.ts';
@@ -40,6 +40,8 @@ export interface ServiceOptions {
   readonly databaseUrl?: string;
   readonly redisUrl?: string;
   readonly kafkaBrokers?: readonly string[];
+  /** Called as the initial snapshot advances (besides the log line at most once a second). */
+  readonly onSnapshotProgress?: (progress: SnapshotProgress) => void;
 }
 
 export interface Service {
@@ -77,6 +79,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         log: (level, message, fields) => log[level](fields ?? {}, message),
         onSnapshotProgress: (p) => {
           metricsRef?.snapshotProgress(p);
+          options.onSnapshotProgress?.(p);
           if (p.done || Date.now() - lastProgressLog > 1000) {
             lastProgressLog = Date.now();
             const percent = p.estimatedRows > 0 ? Math.min(100, Math.round((100 * p.rows) / p.estimatedRows)) : null;

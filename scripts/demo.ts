@@ -69,7 +69,17 @@ async function main(): Promise<void> {
   // The demo speaks for itself on stdout; the service's JSON logs only for warnings (LOG_LEVEL to change).
   const logger = pino({ name: 'cdc-views', level: process.env['LOG_LEVEL'] ?? 'warn' });
   say('starting cdc-views with examples/shop/views.config.ts (initial snapshot, then streaming)…');
-  const service: Service = await startService({ config, databaseUrl, redisUrl, port, logger });
+  const service: Service = await startService({
+    config,
+    databaseUrl,
+    redisUrl,
+    port,
+    logger,
+    onSnapshotProgress: (p) => {
+      if (!p.done) return;
+      say(`  snapshot ${p.table.padEnd(20)} ${String(p.rows).padStart(6)} rows`);
+    },
+  });
   cleanups.push(() => service.stop());
   await waitUntil(() => service.engine.ready);
   say('');
