@@ -2,35 +2,16 @@
  * A source transaction lands in the views at once: a reader polling during a workload of
  * transactions that move money between two groups never sees the total change.
  */
-import type pg from 'pg';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { startService, type Service } from '../../api/service.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addDecimal } from '../../ingest/decimal.ts';
-import { connectRedis, type RedisClient } from '../../views/apply/redis.ts';
-import { quietLogger } from '../support/logger.ts';
-import { connect, createDatabase, graphql, shopTestConfig, uniqueName, waitForSync } from '../support/shop.ts';
+import { graphql, startShop, type ShopFixture } from '../support/shop.ts';
 
 describe('atomicity', () => {
-  const name = uniqueName('atomic');
-  let service: Service;
-  let db: pg.Client;
-  let redis: RedisClient;
-
+  let shop: ShopFixture;
   beforeAll(async () => {
-    const databaseUrl = await createDatabase(inject('databaseUrl'), name);
-    db = await connect(databaseUrl);
-    await db.query(`INSERT INTO orders VALUES (1, 1, 'paid', 500.00, now()), (2, 2, 'paid', 500.00, now()), (3, 1, 'paid', 0.00, now())`);
-    service = await startService({ config: shopTestConfig(databaseUrl, inject('redisUrl'), name), port: 0, logger: quietLogger() });
-    redis = await connectRedis(inject('redisUrl'));
-    await waitForSync(db, redis, name, name);
+    shop = await startShop('atomic', `INSERT INTO orders VALUES (1, 1, 'paid', 500.00, now()), (2, 2, 'paid', 500.00, now()), (3, 1, 'paid', 0.00, now())`);
   });
-
-  afterAll(async () => {
-    await service?.stop();
-    await redis?.quit();
-    await db?.query(`SELECT pg_drop_replication_slot('${name}')`).catch(() => undefined);
-    await db?.end();
-  });
+  afterAll(() => shop?.close());
 
   it('a transaction moving an amount between two groups is never observed half-applied', async () => {
     let writing = true;
@@ -38,7 +19,7 @@ describe('atomicity', () => {
     const reader = (async () => {
       while (writing) {
         const data = await graphql<{ revenueByCustomerList: { version: string; nodes: { customerId: number; orders: string; revenue: string }[] } }>(
-          service.url,
+          shop.service.url,
           `{ revenueByCustomerList(first: 10) { version nodes { customerId orders revenue } } }`,
         );
         const page = data.revenueByCustomerList;
@@ -51,13 +32,13 @@ describe('atomicity', () => {
     for (let i = 0; i < 150; i++) {
       const amount = ((i % 7) + 1) * 10;
       // Money moves from customer 1 to customer 2 and back; an order moves between groups too.
-      await db.query(
+      await shop.db.query(
         i % 2 === 0
           ? `BEGIN; UPDATE orders SET amount = amount - ${amount} WHERE id = 1; UPDATE orders SET amount = amount + ${amount} WHERE id = 2; UPDATE orders SET customer_id = 2 WHERE id = 3; COMMIT`
           : `BEGIN; UPDATE orders SET amount = amount + ${amount} WHERE id = 1; UPDATE orders SET amount = amount - ${amount} WHERE id = 2; UPDATE orders SET customer_id = 1 WHERE id = 3; COMMIT`,
       );
     }
-    await waitForSync(db, redis, name, name);
+    await shop.sync();
     writing = false;
     await reader;
     expect([...observed.totals]).toEqual(['1000.00']);

@@ -3,13 +3,9 @@
  * version, resume with `since`, and can start from a snapshot.
  */
 import { createClient, type Client } from 'graphql-ws';
-import type pg from 'pg';
 import WebSocket from 'ws';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { startService, type Service } from '../../api/service.ts';
-import { connectRedis, type RedisClient } from '../../views/apply/redis.ts';
-import { quietLogger } from '../support/logger.ts';
-import { connect, createDatabase, graphql, shopTestConfig, uniqueName, waitForSync } from '../support/shop.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { graphql, startShop, type ShopFixture } from '../support/shop.ts';
 
 interface Change {
   version: string;
@@ -43,28 +39,17 @@ class Events<T> {
 const CHANGE_FIELDS = 'version op key { customerId } row { orders revenue } previous { orders revenue }';
 
 describe('subscriptions', () => {
-  const name = uniqueName('subs');
-  let service: Service;
-  let db: pg.Client;
-  let redis: RedisClient;
+  let shop: ShopFixture;
   let ws: Client;
 
   beforeAll(async () => {
-    const databaseUrl = await createDatabase(inject('databaseUrl'), name);
-    db = await connect(databaseUrl);
-    await db.query(`INSERT INTO orders VALUES (1, 7, 'paid', 10.00, now())`);
-    service = await startService({ config: shopTestConfig(databaseUrl, inject('redisUrl'), name), port: 0, logger: quietLogger() });
-    redis = await connectRedis(inject('redisUrl'));
-    await waitForSync(db, redis, name, name);
-    ws = createClient({ url: service.url.replace('http', 'ws'), webSocketImpl: WebSocket, retryAttempts: 0 });
+    shop = await startShop('subs', `INSERT INTO orders VALUES (1, 7, 'paid', 10.00, now())`);
+    ws = createClient({ url: shop.service.url.replace('http', 'ws'), webSocketImpl: WebSocket, retryAttempts: 0 });
   });
 
   afterAll(async () => {
     await ws?.dispose();
-    await service?.stop();
-    await redis?.quit();
-    await db?.query(`SELECT pg_drop_replication_slot('${name}')`).catch(() => undefined);
-    await db?.end();
+    await shop?.close();
   });
 
   function subscribeWs(query: string): { events: Events<Change>; stop: () => void } {
@@ -88,12 +73,12 @@ describe('subscriptions', () => {
   it('a graphql-ws client receives the change after COMMIT, with a version and the previous row', async () => {
     const { events, stop } = subscribeWs(`subscription { revenueByCustomerChanges(customerId: 7) { ${CHANGE_FIELDS} } }`);
     await new Promise((r) => setTimeout(r, 300)); // let the subscription attach
-    await db.query(`BEGIN; INSERT INTO orders VALUES (2, 7, 'paid', 5.50, now()); INSERT INTO orders VALUES (3, 8, 'paid', 1.00, now()); COMMIT`);
+    await shop.db.query(`BEGIN; INSERT INTO orders VALUES (2, 7, 'paid', 5.50, now()); INSERT INTO orders VALUES (3, 8, 'paid', 1.00, now()); COMMIT`);
     const [first] = await events.next(1);
     expect(first).toMatchObject({ op: 'UPDATE', key: { customerId: 7 }, row: { orders: '2', revenue: '15.50' }, previous: { orders: '1', revenue: '10.00' } });
     expect(first!.version).toMatch(/^\d+-\d+$/);
 
-    await db.query(`DELETE FROM orders WHERE customer_id = 7`);
+    await shop.db.query(`DELETE FROM orders WHERE customer_id = 7`);
     const [, second] = await events.next(2);
     expect(second).toMatchObject({ op: 'DELETE', key: { customerId: 7 }, row: null, previous: { orders: '2', revenue: '15.50' } });
     expect(second!.version > first!.version).toBe(true);
@@ -104,7 +89,7 @@ describe('subscriptions', () => {
 
   it('an SSE client receives the change after COMMIT', async () => {
     const controller = new AbortController();
-    const response = await fetch(service.url, {
+    const response = await fetch(shop.service.url, {
       method: 'POST',
       headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
       body: JSON.stringify({ query: `subscription { revenueByCustomerChanges(customerId: 9) { ${CHANGE_FIELDS} } }` }),
@@ -113,7 +98,7 @@ describe('subscriptions', () => {
     expect(response.headers.get('content-type')).toContain('text/event-stream');
     const reader = response.body!.getReader();
     await new Promise((r) => setTimeout(r, 300));
-    await db.query(`INSERT INTO orders VALUES (10, 9, 'paid', 99.99, now())`);
+    await shop.db.query(`INSERT INTO orders VALUES (10, 9, 'paid', 99.99, now())`);
     let text = '';
     const deadline = Date.now() + 10_000;
     while (!text.includes('"revenueByCustomerChanges"') && Date.now() < deadline) {
@@ -128,10 +113,10 @@ describe('subscriptions', () => {
   });
 
   it('resumes after a version read from a page, missing nothing in between', async () => {
-    const page = await graphql<{ revenueByCustomerList: { version: string } }>(service.url, `{ revenueByCustomerList(first: 1) { version } }`);
-    await db.query(`INSERT INTO orders VALUES (20, 11, 'paid', 1.00, now())`);
-    await db.query(`UPDATE orders SET amount = 2.00 WHERE id = 20`);
-    await waitForSync(db, redis, name, name);
+    const page = await graphql<{ revenueByCustomerList: { version: string } }>(shop.service.url, `{ revenueByCustomerList(first: 1) { version } }`);
+    await shop.db.query(`INSERT INTO orders VALUES (20, 11, 'paid', 1.00, now())`);
+    await shop.db.query(`UPDATE orders SET amount = 2.00 WHERE id = 20`);
+    await shop.sync();
     const { events, stop } = subscribeWs(`subscription { revenueByCustomerChanges(since: "${page.revenueByCustomerList.version}") { ${CHANGE_FIELDS} } }`);
     const [a, b] = await events.next(2);
     expect(a).toMatchObject({ op: 'INSERT', key: { customerId: 11 }, row: { revenue: '1.00' } });
@@ -143,7 +128,7 @@ describe('subscriptions', () => {
     const { events, stop } = subscribeWs(`subscription { revenueByCustomerChanges(customerId: 11, snapshot: true) { ${CHANGE_FIELDS} } }`);
     const [snapshot] = await events.next(1);
     expect(snapshot).toMatchObject({ op: 'SNAPSHOT', key: { customerId: 11 }, row: { orders: '1', revenue: '2.00' }, previous: null });
-    await db.query(`UPDATE orders SET amount = 3.00 WHERE id = 20`);
+    await shop.db.query(`UPDATE orders SET amount = 3.00 WHERE id = 20`);
     const [, change] = await events.next(2);
     expect(change).toMatchObject({ op: 'UPDATE', row: { revenue: '3.00' }, previous: { revenue: '2.00' } });
     expect(change!.version > snapshot!.version).toBe(true);

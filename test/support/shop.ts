@@ -128,3 +128,45 @@ export async function expectViewsEqualSql(url: string, db: pg.Client, registry: 
     expect(sortByKey(view, actual), `view ${view.name}`).toEqual(sortByKey(view, expected));
   }
 }
+
+export interface ShopFixture {
+  readonly name: string;
+  readonly service: import('../../api/service.ts').Service;
+  readonly db: pg.Client;
+  readonly redis: RedisClient;
+  /** Wait until the views include everything committed so far. */
+  sync(timeoutMs?: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * A fresh shop database (seeded with `seedSql`), the service on it in this process, and a Redis
+ * connection; `close()` stops the service and drops the replication slot.
+ */
+export async function startShop(prefix: string, seedSql?: string): Promise<ShopFixture> {
+  const { inject } = await import('vitest');
+  const { startService } = await import('../../api/service.ts');
+  const { connectRedis } = await import('../../views/apply/redis.ts');
+  const { quietLogger } = await import('./logger.ts');
+  const name = uniqueName(prefix);
+  const databaseUrl = await createDatabase(inject('databaseUrl'), name);
+  const db = await connect(databaseUrl);
+  if (seedSql) await db.query(seedSql);
+  const service = await startService({ config: shopTestConfig(databaseUrl, inject('redisUrl'), name), port: 0, logger: quietLogger() });
+  const redis = await connectRedis(inject('redisUrl'));
+  const sync = (timeoutMs?: number): Promise<void> => waitForSync(db, redis, name, name, timeoutMs);
+  await sync();
+  return {
+    name,
+    service,
+    db,
+    redis,
+    sync,
+    async close() {
+      await service.stop();
+      await redis.quit();
+      await db.query(`SELECT pg_drop_replication_slot('${name}')`).catch(() => undefined);
+      await db.end();
+    },
+  };
+}
