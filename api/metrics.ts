@@ -29,6 +29,11 @@ export function createMetrics(options: { views: Registry; redis: RedisClient; pr
     help: 'Batches skipped because their position was already applied (replays after a restart).',
     registers: [registry],
   });
+  const skipped = new client.Counter({
+    name: 'cdc_views_changes_skipped_total',
+    help: 'Changes skipped because their row already had them or a newer change (at-least-once sources: Debezium re-sends).',
+    registers: [registry],
+  });
   const deadLetters = new client.Counter({
     name: 'cdc_views_dead_letters_total',
     help: 'Changes parked in the dead-letter stream.',
@@ -92,6 +97,7 @@ export function createMetrics(options: { views: Registry; redis: RedisClient; pr
     if (e.duplicate) duplicates.inc();
     else eventsApplied.inc({ kind: e.snapshot ? 'snapshot' : 'stream' }, e.changes);
     if (e.deadLetters) deadLetters.inc(e.deadLetters);
+    if (e.skipped) skipped.inc(e.skipped);
     applyDuration.observe(e.applyMs / 1000);
     if (e.commitTimeUs !== undefined) {
       lastCommitUs = e.commitTimeUs;

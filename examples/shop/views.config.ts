@@ -3,35 +3,42 @@
  */
 import { and, avg, count, defineConfig, eq, gt, isNotNull, max, min, mul, source, sum, table, view } from 'cdc-views';
 
-export const customers = table(
-  'public.customers',
-  { id: 'int4', name: 'text', country: 'text?', created_at: 'timestamptz' },
-  { key: 'id' },
-);
+/**
+ * The shop's four tables under a schema (PostgreSQL: 'public') or a database (MySQL/MariaDB, whose
+ * tables Debezium names `<database>.<table>`).
+ */
+export function shopTables(schema: string) {
+  return {
+    customers: table(
+      `${schema}.customers`,
+      { id: 'int4', name: 'text', country: 'text?', created_at: 'timestamptz' },
+      { key: 'id' },
+    ),
+    products: table(
+      `${schema}.products`,
+      { id: 'int4', name: 'text', category: 'text', price: 'numeric' },
+      { key: 'id' },
+    ),
+    orders: table(
+      `${schema}.orders`,
+      { id: 'int4', customer_id: 'int4', status: 'text', amount: 'numeric?', created_at: 'timestamptz' },
+      { key: 'id' },
+    ),
+    orderItems: table(
+      `${schema}.order_items`,
+      { order_id: 'int4', line_no: 'int4', product_id: 'int4', quantity: 'int4', unit_price: 'numeric' },
+      { key: ['order_id', 'line_no'] },
+    ),
+  };
+}
 
-export const products = table(
-  'public.products',
-  { id: 'int4', name: 'text', category: 'text', price: 'numeric' },
-  { key: 'id' },
-);
+export type ShopTables = ReturnType<typeof shopTables>;
 
-export const orders = table(
-  'public.orders',
-  { id: 'int4', customer_id: 'int4', status: 'text', amount: 'numeric?', created_at: 'timestamptz' },
-  { key: 'id' },
-);
+export const { customers, products, orders, orderItems } = shopTables('public');
 
-export const orderItems = table(
-  'public.order_items',
-  { order_id: 'int4', line_no: 'int4', product_id: 'int4', quantity: 'int4', unit_price: 'numeric' },
-  { key: ['order_id', 'line_no'] },
-);
-
-export default defineConfig({
-  name: 'shop',
-  source: source.postgres({ url: process.env['DATABASE_URL'], slot: 'cdc_views_shop', publication: 'cdc_views_shop' }),
-  redis: { url: process.env['REDIS_URL'] },
-  views: {
+/** The shop's six views over the given tables (the same views over MariaDB's `<database>.<table>`). */
+export function shopViews({ customers, products, orders, orderItems }: ShopTables) {
+  return {
     /** Paid revenue per customer, with exact min/max under refunds and deletes. */
     revenueByCustomer: view(orders)
       .where((o) => eq(o.status, 'paid'))
@@ -75,5 +82,12 @@ export default defineConfig({
       .where((c) => isNotNull(c.name))
       .groupBy((c) => ({ country: c.country }))
       .select((c) => ({ customers: count(), firstSignup: min(c.created_at) })),
-  },
+  };
+}
+
+export default defineConfig({
+  name: 'shop',
+  source: source.postgres({ url: process.env['DATABASE_URL'], slot: 'cdc_views_shop', publication: 'cdc_views_shop' }),
+  redis: { url: process.env['REDIS_URL'] },
+  views: shopViews({ customers, products, orders, orderItems }),
 });

@@ -73,6 +73,8 @@ export class KafkaSource implements ChangeSource {
   private readonly kafka: Kafka;
   private consumer: Consumer | null = null;
   private admin: Admin | null = null;
+  /** Between the fetch loop and start()'s consumer; close() ends it. */
+  private queue: BatchQueue | null = null;
   /** Last applied offset per stream: from the checkpoint, then from every ack. */
   private readonly applied = new Map<string, bigint>();
   private closed = false;
@@ -128,7 +130,7 @@ export class KafkaSource implements ChangeSource {
       }
     }
 
-    const queue = new BatchQueue(undefined, undefined, 512);
+    const queue = (this.queue = new BatchQueue(undefined, undefined, 512));
     const tables = new Set(this.config.tables.map((t) => t.name));
     const types = new Map(this.config.tables.map((t) => [t.name, Object.fromEntries(Object.entries(t.columns).map(([c, i]) => [c, i.type]))]));
     const decoder: DebeziumDecoder = createDebeziumDecoder({
@@ -226,6 +228,10 @@ export class KafkaSource implements ChangeSource {
 
   async close(): Promise<void> {
     this.closed = true;
+    // End start(): a pending next() returns null, and a fetch loop waiting for space is let go
+    // (the consumer's disconnect waits for it).
+    this.queue?.close();
+    this.queue?.fail(new ServiceError('KAFKA', 'the Kafka source was closed', { retriable: true }));
     await this.stopConsumer();
     await this.admin?.disconnect().catch(() => undefined);
     this.admin = null;

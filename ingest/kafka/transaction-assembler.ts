@@ -1,21 +1,28 @@
 /**
- * Debezium records → ChangeBatches, whole source transactions at a time, in a safe order for the
- * Kafka positions. Pure (no Kafka client): the Kafka source feeds it decoded records and applies
- * what it releases.
+ * Debezium records → ChangeBatches, whole source transactions at a time, with Kafka positions that
+ * never pass a record that is not applied yet. Pure (no Kafka client): the Kafka source feeds it
+ * decoded records and applies what it releases.
  *
- *   data topics  ──record──▶ unit of its transaction (transaction block) or a unit of its own
+ *   data topics  ──record──▶ the unit of its transaction (envelope `transaction` block),
+ *                            or a unit of its own (snapshot reads, no metadata, dead letters)
  *   <prefix>.transaction ──BEGIN/END──▶ the transaction's unit; END says how many events it has
  *
- *   Every unit also sits in a FIFO per Kafka partition it has records in. A unit is released when
- *   it is complete (END seen and all its events arrived; at once for a unit of its own) and it is
- *   at the head of every FIFO it sits in. So:
- *     - a transaction spanning tables (topics) lands in one atomic step,
- *     - units leave in partition order, so a batch's position (the highest offset it holds per
- *       partition) never passes a record that is not yet applied,
- *     - transactions leave in commit order (their ENDs' order on the transaction topic).
+ * Release:
+ *   - a unit of its own: at once;
+ *   - a transaction: once its END arrived and it holds that many distinct events (a re-sent copy of
+ *     an event it already holds does not count twice), and only after every transaction whose END
+ *     came earlier — so transactions land in commit order, each in one atomic step.
  *
- * Without transaction metadata every record is a unit of its own, and the same code releases
- * each as soon as it arrives.
+ * Positions: per partition, the watermark is the highest offset below which every consumed record
+ * belongs to a released unit; a batch carries the watermarks it advanced. An offset of the
+ * transaction topic counts as released only once its transaction's records in the data topics are
+ * below their watermarks too, so after a restart every transaction whose records are read again
+ * has its END read again as well.
+ *
+ * Debezium delivers at least once: after a connector restart it sends records again. Records of a
+ * transaction already released become units of their own (the row images skip what was applied).
+ * A transaction still waiting for a record that a later transaction's record has already overtaken
+ * in the same topic can no longer get it (Kafka keeps a partition's order): it is released as it is.
  */
 import type { Change, ChangeBatch, SourceDeadLetter } from '../change.ts';
 import type { DecodedRecord } from './debezium-decoder.ts';
@@ -31,13 +38,20 @@ export interface AssemblerInput {
 interface Unit {
   readonly txKey: string | null;
   readonly changes: Change[];
+  /** Each change's position in its transaction (Debezium total_order), to apply them in statement order. */
+  readonly totalOrders: number[];
   readonly deadLetters: SourceDeadLetter[];
-  /** Highest offset per stream ('kafka:<topic>:<partition>'). */
+  /** Highest offset per stream ('kafka:<topic>:<partition>') of the records it holds. */
   readonly offsets: Map<string, bigint>;
-  /** Events of the subscribed tables the END announced; null until END is seen (or for single units). */
-  expected: number | null;
-  ended: boolean;
+  /** Distinct events held (by their position in the transaction) and per table. */
+  readonly seen: Set<number>;
+  readonly seenPerTable: Map<string, number>;
+  /** Events per subscribed table the END announced; null until the END arrives. */
+  expected: Map<string, number> | null;
+  /** The END's stream and offset (release order of transactions). */
+  end: { stream: string; offset: bigint } | null;
   snapshot: boolean;
+  /** Handed out by drain(): its records count for the watermarks. */
   released: boolean;
 }
 
@@ -60,13 +74,56 @@ export interface AssemblerOptions {
   readonly tables: ReadonlySet<string>;
   /** The per-row order token of a change (see Change.order). */
   readonly orderOf: (change: Change) => string | undefined;
+  /** A transaction released without all the events its END announced. */
   readonly onForcedRelease?: (txKey: string) => void;
+  /** How many released transaction ids to remember (to recognise re-sent records). */
+  readonly rememberReleased?: number;
+}
+
+/** Consumed offsets of one partition, in order, until every record up to them is released. */
+class Watermark {
+  private readonly pending: { offset: bigint; unit: Unit }[] = [];
+  private head = 0;
+  /** Highest offset with everything up to it released; null while nothing is. */
+  value: bigint | null = null;
+  emitted: bigint | null = null;
+
+  add(offset: bigint, unit: Unit): void {
+    this.pending.push({ offset, unit });
+  }
+
+  /** Advance over released entries; `ready` may hold an entry back (transaction topic). */
+  advance(ready: (unit: Unit) => boolean): boolean {
+    const start = this.head;
+    while (this.head < this.pending.length && ready(this.pending[this.head]!.unit)) {
+      this.value = this.pending[this.head]!.offset;
+      this.head++;
+    }
+    if (this.head > 1024) {
+      this.pending.splice(0, this.head);
+      this.head = 0;
+    }
+    return this.head !== start;
+  }
+
+  get size(): number {
+    return this.pending.length - this.head;
+  }
 }
 
 export class TransactionAssembler {
   private readonly options: AssemblerOptions;
   private readonly pending = new Map<string, Unit>();
-  private readonly fifos = new Map<string, Unit[]>();
+  /** Ended transactions not yet released, in END order. */
+  private readonly ended: Unit[] = [];
+  private readonly released = new Set<string>();
+  private readonly watermarks = new Map<string, Watermark>();
+  private readonly transactionStreams = new Set<string>();
+  /** Per stream, the END offset of the latest-ending transaction seen with a record in it. */
+  private readonly overtaken = new Map<string, bigint>();
+  /** The streams (partitions) each table's records came from. */
+  private readonly tableStreams = new Map<string, Set<string>>();
+  private readonly out: Unit[] = [];
   /** The last data record per stream: a tombstone right after a delete of its key belongs to it. */
   private readonly lastRecord = new Map<string, { key: string; op: string; unit: Unit }>();
 
@@ -74,10 +131,10 @@ export class TransactionAssembler {
     this.options = options;
   }
 
-  /** Units not yet released (for backpressure and tests). */
+  /** Records consumed but not yet covered by a watermark (0: everything consumed is released). */
   get size(): number {
     let n = 0;
-    for (const fifo of this.fifos.values()) n += fifo.length;
+    for (const w of this.watermarks.values()) n += w.size;
     return n;
   }
 
@@ -86,118 +143,199 @@ export class TransactionAssembler {
     switch (record.kind) {
       case 'change': {
         const change = { ...record.change, ...orderField(this.options.orderOf(record.change)) };
-        const unit = record.transaction ? this.transactionUnit(transactionKey(record.transaction.id)) : this.singleUnit();
+        const txKey = record.transaction ? transactionKey(record.transaction.id) : null;
+        if (txKey !== null && isTruncateOnItsOwn(change)) {
+          // MySQL/MariaDB commit implicitly around TRUNCATE: Debezium sends its BEGIN but never an END.
+          this.retire(txKey);
+          this.place(this.single(), stream, offset).changes.push(change);
+          return;
+        }
+        let streams = this.tableStreams.get(change.table);
+        if (!streams) this.tableStreams.set(change.table, (streams = new Set()));
+        streams.add(stream);
+        const unit = txKey !== null && !this.released.has(txKey) ? this.transaction(txKey) : this.single();
+        if (unit.txKey !== null) {
+          const position = record.transaction?.totalOrder;
+          if (position !== undefined && unit.seen.has(position)) {
+            this.place(unit, stream, offset); // a re-sent copy of an event it holds
+            return;
+          }
+          if (position !== undefined) unit.seen.add(position);
+          unit.seenPerTable.set(change.table, (unit.seenPerTable.get(change.table) ?? 0) + 1);
+          if (unit.end) this.noteOvertaking(stream, unit.end.offset);
+        }
         unit.snapshot ||= change.op === 'r';
         unit.changes.push(change);
+        unit.totalOrders.push(record.transaction?.totalOrder ?? unit.changes.length);
         this.place(unit, stream, offset);
         this.lastRecord.set(stream, { key: JSON.stringify(change.key), op: change.op, unit });
         return;
       }
       case 'tombstone': {
         const last = this.lastRecord.get(stream);
-        const key = JSON.stringify(record.key);
-        if (last && last.op === 'd' && last.key === key) {
-          // The usual tombstone after a delete: nothing to do but to count its offset with the delete.
-          this.place(last.unit.released ? this.singleUnit() : last.unit, stream, offset);
+        if (last && last.op === 'd' && last.key === JSON.stringify(record.key)) {
+          // The usual tombstone after a delete: nothing to do, its offset goes with the delete.
+          this.place(last.unit.released ? this.single() : last.unit, stream, offset);
           return;
         }
         // A lone tombstone (e.g. delete.tombstone.handling.mode=tombstone): a delete by key.
-        const unit = this.singleUnit();
+        const unit = this.place(this.single(), stream, offset);
         if (record.key) unit.changes.push(tombstoneChange(record.table, record.key));
-        this.place(unit, stream, offset);
         return;
       }
       case 'transaction': {
-        const unit = this.transactionUnit(transactionKey(record.id));
-        if (record.status === 'END') {
-          unit.ended = true;
-          unit.expected = record.dataCollections
-            ? record.dataCollections.filter((c) => this.options.tables.has(c.table)).reduce((n, c) => n + c.eventCount, 0)
-            : (record.eventCount ?? 0);
+        this.transactionStreams.add(stream);
+        const txKey = transactionKey(record.id);
+        if (this.released.has(txKey)) {
+          this.place(this.single(), stream, offset);
+          return;
         }
-        this.place(unit, stream, offset);
+        const unit = this.place(this.transaction(txKey), stream, offset);
+        if (record.status === 'END' && !unit.end) {
+          unit.end = { stream, offset };
+          unit.expected = new Map(
+            (record.dataCollections ?? []).filter((c) => this.options.tables.has(c.table)).map((c) => [c.table, c.eventCount]),
+          );
+          for (const s of unit.offsets.keys()) if (!this.transactionStreams.has(s)) this.noteOvertaking(s, offset);
+          this.ended.push(unit);
+          this.ended.sort((a, b) => (a.end!.offset < b.end!.offset ? -1 : a.end!.offset > b.end!.offset ? 1 : 0));
+        }
         return;
       }
       case 'dead-letter': {
-        const unit = this.singleUnit();
-        unit.deadLetters.push(record.letter);
-        this.place(unit, stream, offset);
+        this.place(this.single(), stream, offset).deadLetters.push(record.letter);
         return;
       }
-      default: {
+      default:
         // Heartbeats, schema changes, logical messages: nothing for the views, but the offset counts.
-        this.place(this.singleUnit(), stream, offset);
-      }
+        this.place(this.single(), stream, offset);
     }
   }
 
-  /** Every unit that can be applied now, in a safe order. */
+  /** Every unit that can be applied now, in order, each with the watermarks it advances. */
   drain(): ChangeBatch[] {
-    const out: ChangeBatch[] = [];
-    for (let progress = true; progress; ) {
-      progress = false;
-      for (const fifo of this.fifos.values()) {
-        const head = fifo[0];
-        if (!head) continue;
-        if (!this.complete(head)) {
-          if (this.unblock(fifo)) progress = true;
-          continue;
-        }
-        if (![...head.offsets.keys()].every((s) => this.fifos.get(s)?.[0] === head)) continue;
-        for (const s of head.offsets.keys()) this.fifos.get(s)!.shift();
-        head.released = true;
-        if (head.txKey !== null) this.pending.delete(head.txKey);
-        out.push(toBatch(head));
-        progress = true;
-      }
+    while (this.ended[0] && this.complete(this.ended[0])) this.release(this.ended.shift()!);
+    const batches: ChangeBatch[] = [];
+    for (const unit of this.out.splice(0)) {
+      // Released only now, in hand-out order: a batch's watermarks cover no later batch's records.
+      unit.released = true;
+      batches.push(toBatch(unit, this.advanceWatermarks()));
     }
-    return out;
+    return batches;
   }
 
   private complete(unit: Unit): boolean {
-    if (unit.txKey === null) return true;
-    return unit.ended && unit.changes.length >= (unit.expected ?? 0);
-  }
-
-  /**
-   * A transaction whose END never comes (its records re-sent after the END was already applied)
-   * would block its partitions forever. Once a later transaction has ended behind it, its END can
-   * no longer arrive: release it as it is (the row images skip what was applied before).
-   */
-  private unblock(fifo: Unit[]): boolean {
-    const head = fifo[0]!;
-    if (head.ended || !fifo.some((u) => u !== head && u.txKey !== null && u.ended)) return false;
-    head.ended = true;
-    head.expected = head.changes.length;
-    this.options.onForcedRelease?.(head.txKey!);
+    let short = false;
+    for (const [table, count] of unit.expected ?? []) {
+      if ((unit.seenPerTable.get(table) ?? 0) >= count) continue;
+      // In every partition of this table's topic a record of a transaction that ended later has
+      // arrived: ours can no longer come (Kafka keeps a partition's order). Release what there is.
+      const streams = this.tableStreams.get(table);
+      const end = unit.end!.offset;
+      if (!streams?.size || ![...streams].every((s) => (this.overtaken.get(s) ?? -1n) > end)) return false;
+      short = true;
+    }
+    if (short) this.options.onForcedRelease?.(unit.txKey!);
     return true;
   }
 
-  private transactionUnit(txKey: string): Unit {
-    let unit = this.pending.get(txKey);
-    if (!unit) {
-      unit = newUnit(txKey);
-      this.pending.set(txKey, unit);
+  private noteOvertaking(stream: string, endOffset: bigint): void {
+    if ((this.overtaken.get(stream) ?? -1n) < endOffset) this.overtaken.set(stream, endOffset);
+  }
+
+  /** Queue a unit for drain() (its offsets count as released once drain() hands it out). */
+  private release(unit: Unit): void {
+    if (unit.txKey !== null) {
+      // Records of one transaction arrive per topic; apply them in the transaction's statement order.
+      const order = unit.changes.map((c, i) => [unit.totalOrders[i]!, c] as const).sort((x, y) => x[0] - y[0]);
+      unit.changes.splice(0, unit.changes.length, ...order.map(([, c]) => c));
+      this.pending.delete(unit.txKey);
+      this.remember(unit.txKey);
     }
+    this.out.push(unit);
+  }
+
+  /** A transaction that will never end normally (MySQL TRUNCATE): its BEGIN is released, its id remembered. */
+  private retire(txKey: string): void {
+    const unit = this.pending.get(txKey);
+    if (unit) {
+      const i = this.ended.indexOf(unit);
+      if (i >= 0) this.ended.splice(i, 1);
+      this.release(unit);
+    }
+    this.remember(txKey);
+  }
+
+  private remember(txKey: string): void {
+    this.released.add(txKey);
+    if (this.released.size > (this.options.rememberReleased ?? 100_000)) {
+      this.released.delete(this.released.values().next().value!);
+    }
+  }
+
+  /** The watermarks after everything released so far; the changed ones since the last batch. */
+  private advanceWatermarks(): Map<string, bigint> {
+    for (const [stream, w] of this.watermarks) if (!this.transactionStreams.has(stream)) w.advance((u) => u.released);
+    const covered = (unit: Unit): boolean =>
+      unit.released &&
+      [...unit.offsets].every(([s, o]) => this.transactionStreams.has(s) || (this.watermarks.get(s)?.value ?? -1n) >= o);
+    for (const stream of this.transactionStreams) this.watermarks.get(stream)?.advance(covered);
+    const changed = new Map<string, bigint>();
+    for (const [stream, w] of this.watermarks) {
+      if (w.value !== null && w.value !== w.emitted) {
+        changed.set(stream, w.value);
+        w.emitted = w.value;
+      }
+    }
+    return changed;
+  }
+
+  private transaction(txKey: string): Unit {
+    let unit = this.pending.get(txKey);
+    if (!unit) this.pending.set(txKey, (unit = newUnit(txKey)));
     return unit;
   }
 
-  private singleUnit(): Unit {
-    return newUnit(null);
+  private single(): Unit {
+    const unit = newUnit(null);
+    this.release(unit);
+    return unit;
   }
 
-  /** Record that `unit` holds `offset` of `stream`, and queue it there once. */
-  private place(unit: Unit, stream: string, offset: bigint): void {
+  /** Record that `unit` holds `offset` of `stream`. */
+  private place(unit: Unit, stream: string, offset: bigint): Unit {
     const known = unit.offsets.get(stream);
-    unit.offsets.set(stream, known === undefined || offset > known ? offset : known);
-    let fifo = this.fifos.get(stream);
-    if (!fifo) this.fifos.set(stream, (fifo = []));
-    if (fifo.at(-1) !== unit) fifo.push(unit);
+    if (known === undefined || offset > known) unit.offsets.set(stream, offset);
+    let w = this.watermarks.get(stream);
+    if (!w) this.watermarks.set(stream, (w = new Watermark()));
+    w.add(offset, unit);
+    return unit;
   }
 }
 
+/**
+ * MySQL and MariaDB commit implicitly before and after TRUNCATE, so it is a transaction of its own,
+ * and Debezium's MySQL-family connectors send its BEGIN but never an END (the binlog has no XID
+ * event for it).
+ */
+function isTruncateOnItsOwn(change: Change): boolean {
+  return change.op === 't' && (change.source.connector === 'mysql' || change.source.connector === 'mariadb');
+}
+
 function newUnit(txKey: string | null): Unit {
-  return { txKey, changes: [], deadLetters: [], offsets: new Map(), expected: null, ended: false, snapshot: false, released: false };
+  return {
+    txKey,
+    changes: [],
+    totalOrders: [],
+    deadLetters: [],
+    offsets: new Map(),
+    seen: new Set(),
+    seenPerTable: new Map(),
+    expected: null,
+    end: null,
+    snapshot: false,
+    released: false,
+  };
 }
 
 function orderField(order: string | undefined): { order?: string } {
@@ -205,23 +343,16 @@ function orderField(order: string | undefined): { order?: string } {
 }
 
 function tombstoneChange(table: string, key: NonNullable<Change['key']>): Change {
-  return {
-    table,
-    op: 'd',
-    before: null,
-    after: null,
-    key,
-    source: { connector: 'postgresql', name: '', db: '', snapshot: false },
-  };
+  return { table, op: 'd', before: null, after: null, key, source: { connector: 'postgresql', name: '', db: '', snapshot: false } };
 }
 
-function toBatch(unit: Unit): ChangeBatch {
+function toBatch(unit: Unit, watermarks: ReadonlyMap<string, bigint>): ChangeBatch {
   let commitTimeUs: number | undefined;
   for (const c of unit.changes) if (c.source.tsUs !== undefined && (commitTimeUs === undefined || c.source.tsUs > commitTimeUs)) commitTimeUs = c.source.tsUs;
   return {
     kind: unit.snapshot ? 'snapshot' : 'transaction',
     changes: unit.changes,
-    position: [...unit.offsets].map(([stream, offset]) => ({ stream, token: offsetToken(offset) })),
+    position: [...watermarks].map(([stream, offset]) => ({ stream, token: offsetToken(offset) })),
     ...(commitTimeUs === undefined ? {} : { commitTimeUs }),
     ...(unit.deadLetters.length > 0 ? { deadLetters: unit.deadLetters } : {}),
   };

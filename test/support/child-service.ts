@@ -31,6 +31,33 @@ export default {
   return file;
 }
 
+/**
+ * A config file for the shop views fed by Debezium over Kafka (`source.kafka`), under its own
+ * deployment name and consumer group. Remove `dirname(file)` when done.
+ */
+export function writeKafkaShopConfig(
+  options: { brokers: readonly string[]; topicPrefix: string; groupId: string },
+  redisUrl: string,
+  name: string,
+): string {
+  const dir = mkdtempSync(join(tmpdir(), 'cdc-views-config-'));
+  const file = join(dir, 'views.config.mts');
+  const kafka = { brokers: [...options.brokers], topicPrefix: options.topicPrefix, groupId: options.groupId, transactions: true };
+  writeFileSync(
+    file,
+    `import shop from ${JSON.stringify(join(REPO, 'examples/shop/views.config.ts'))};
+import { source } from ${JSON.stringify(join(REPO, 'index.ts'))};
+export default {
+  ...shop,
+  name: ${JSON.stringify(name)},
+  source: source.kafka(${JSON.stringify(kafka)}),
+  redis: { url: ${JSON.stringify(redisUrl)} },
+};
+`,
+  );
+  return file;
+}
+
 export interface ChildService {
   readonly process: ChildProcess;
   readonly url: string;

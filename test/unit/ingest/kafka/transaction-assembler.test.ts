@@ -29,47 +29,54 @@ function assembler(): TransactionAssembler {
   return new TransactionAssembler({ tables: new Set(['public.orders', 'public.items']), orderOf });
 }
 
+const inTxAt = (c: Change, id: string, totalOrder: number): DecodedRecord => ({ kind: 'change', change: c, transaction: { id, totalOrder, dataCollectionOrder: 1 } });
+const positions = (batches: { position: readonly { stream: string; token: string }[] }[]) =>
+  batches.map((b) => Object.fromEntries(b.position.map((p) => [p.stream.replace('kafka:app.', ''), BigInt(p.token)])));
+
 describe('TransactionAssembler', () => {
   it('holds a transaction spanning two topics until its END and all its events arrived, then releases it whole', () => {
     const a = assembler();
     a.add({ topic: 'app.public.orders', partition: 0, offset: 10n, record: inTx(change('public.orders', 1)) });
     a.add({ topic: 'app.transaction', partition: 0, offset: 3n, record: end('7:200', { 'public.orders': 1, 'public.items': 1, 'public.other': 5 }) });
     expect(a.drain()).toEqual([]);
-    a.add({ topic: 'app.public.items', partition: 0, offset: 4n, record: inTx(change('public.items', 2)) });
+    a.add({ topic: 'app.public.items', partition: 0, offset: 4n, record: inTxAt(change('public.items', 2), '7:102', 2) });
     const [batch, ...rest] = a.drain();
     expect(rest).toEqual([]);
     expect(batch!.changes.map((c) => [c.table, c.key])).toEqual([
       ['public.orders', { id: 1 }],
       ['public.items', { id: 2 }],
     ]);
-    expect(batch!.position).toEqual([
-      { stream: 'kafka:app.public.orders:0', token: offsetToken(10n) },
-      { stream: 'kafka:app.transaction:0', token: offsetToken(3n) },
-      { stream: 'kafka:app.public.items:0', token: offsetToken(4n) },
-    ]);
+    expect(positions([batch!])).toEqual([{ 'public.orders:0': 10n, 'public.items:0': 4n, 'transaction:0': 3n }]);
     expect(batch!.changes[0]!.order).toBe(`t${'101'.padStart(20, '0')}`);
+    expect(a.size).toBe(0);
   });
 
-  it('keeps records behind an open transaction in their partition, so positions never skip ahead', () => {
+  it('releases a record of its own at once, but its partition position waits for an open transaction before it', () => {
     const a = assembler();
     a.add({ topic: 'app.public.orders', partition: 0, offset: 1n, record: inTx(change('public.orders', 1)) });
     a.add({ topic: 'app.public.orders', partition: 0, offset: 2n, record: { kind: 'change', change: change('public.orders', 2, 'r') } });
-    expect(a.drain()).toEqual([]);
+    const early = a.drain();
+    expect(early.map((b) => [b.kind, b.changes.length])).toEqual([['snapshot', 1]]);
+    expect(positions(early)).toEqual([{}]); // offset 2 is applied, but offset 1 is not yet
     a.add({ topic: 'app.transaction', partition: 0, offset: 0n, record: end('7:300', { 'public.orders': 1 }) });
-    expect(a.drain().map((b) => [b.kind, b.position[0]!.token])).toEqual([
-      ['transaction', offsetToken(1n)],
-      ['snapshot', offsetToken(2n)],
-    ]);
+    expect(positions(a.drain())).toEqual([{ 'public.orders:0': 2n, 'transaction:0': 0n }]);
+  });
+
+  it('releases transactions in the order of their ENDs (commit order)', () => {
+    const a = assembler();
+    a.add({ topic: 'app.transaction', partition: 0, offset: 0n, record: end('1:10', { 'public.orders': 1 }) });
+    a.add({ topic: 'app.transaction', partition: 0, offset: 1n, record: end('2:20', { 'public.items': 1 }) });
+    a.add({ topic: 'app.public.items', partition: 0, offset: 0n, record: inTxAt(change('public.items', 2), '2:19', 1) });
+    expect(a.drain()).toEqual([]);
+    a.add({ topic: 'app.public.orders', partition: 0, offset: 0n, record: inTxAt(change('public.orders', 1), '1:9', 1) });
+    expect(a.drain().map((b) => b.changes.map((c) => c.table))).toEqual([['public.orders'], ['public.items']]);
   });
 
   it('without transaction metadata, releases every record on its own at once', () => {
     const a = assembler();
     a.add({ topic: 'app.public.orders', partition: 0, offset: 5n, record: { kind: 'change', change: change('public.orders', 1) } });
     a.add({ topic: 'app.public.orders', partition: 1, offset: 9n, record: { kind: 'change', change: change('public.orders', 2) } });
-    expect(a.drain().map((b) => b.position)).toEqual([
-      [{ stream: 'kafka:app.public.orders:0', token: offsetToken(5n) }],
-      [{ stream: 'kafka:app.public.orders:1', token: offsetToken(9n) }],
-    ]);
+    expect(positions(a.drain())).toEqual([{ 'public.orders:0': 5n }, { 'public.orders:1': 9n }]);
   });
 
   it('counts the tombstone after a delete with the delete, and turns a lone tombstone into a delete by key', () => {
@@ -78,10 +85,8 @@ describe('TransactionAssembler', () => {
     a.add({ topic: 'app.public.orders', partition: 0, offset: 2n, record: { kind: 'tombstone', table: 'public.orders', key: { id: 1 } } });
     a.add({ topic: 'app.public.orders', partition: 0, offset: 3n, record: { kind: 'tombstone', table: 'public.orders', key: { id: 9 } } });
     const batches = a.drain();
-    expect(batches.map((b) => [b.changes.map((c) => [c.op, c.key]), b.position[0]!.token])).toEqual([
-      [[['d', { id: 1 }]], offsetToken(2n)],
-      [[['d', { id: 9 }]], offsetToken(3n)],
-    ]);
+    expect(batches.map((b) => b.changes.map((c) => [c.op, c.key]))).toEqual([[['d', { id: 1 }]], [['d', { id: 9 }]]]);
+    expect(positions(batches)).toEqual([{ 'public.orders:0': 2n }, { 'public.orders:0': 3n }]);
     expect(batches[1]!.changes[0]!.order).toBeUndefined();
   });
 
@@ -92,14 +97,47 @@ describe('TransactionAssembler', () => {
     expect(a.drain()).toEqual([{ kind: 'transaction', changes: [], position: [{ stream: 'kafka:app.public.orders:0', token: offsetToken(4n) }], deadLetters: [letter] }]);
   });
 
-  it("releases a re-sent transaction whose END was already consumed once a later transaction ends behind it", () => {
+  it('after a connector restart re-sends records, neither deadlocks nor counts a re-sent event twice', () => {
+    // First pass: tx2's orders record is lost when Kafka Connect is killed; its END and items record arrived.
+    const a = assembler();
+    a.add({ topic: 'app.transaction', partition: 0, offset: 0n, record: end('1:10', { 'public.orders': 1 }) });
+    a.add({ topic: 'app.public.orders', partition: 0, offset: 0n, record: inTxAt(change('public.orders', 1), '1:9', 1) });
+    a.add({ topic: 'app.transaction', partition: 0, offset: 1n, record: end('2:20', { 'public.orders': 1, 'public.items': 1 }) });
+    a.add({ topic: 'app.public.items', partition: 0, offset: 0n, record: inTxAt(change('public.items', 2), '2:19', 2) });
+    expect(a.drain().map((b) => b.changes.map((c) => c.key))).toEqual([[{ id: 1 }]]);
+    // Debezium re-sends from its last committed offset: the items record again first, then the rest.
+    a.add({ topic: 'app.public.items', partition: 0, offset: 1n, record: inTxAt(change('public.items', 2), '2:19', 2) });
+    expect(a.drain()).toEqual([]); // the copy does not complete tx2
+    a.add({ topic: 'app.public.orders', partition: 0, offset: 1n, record: inTxAt(change('public.orders', 1), '1:9', 1) });
+    a.add({ topic: 'app.public.orders', partition: 0, offset: 2n, record: inTxAt(change('public.orders', 3), '2:18', 1) });
+    a.add({ topic: 'app.transaction', partition: 0, offset: 2n, record: end('1:10', { 'public.orders': 1 }) });
+    a.add({ topic: 'app.transaction', partition: 0, offset: 3n, record: end('2:20', { 'public.orders': 1, 'public.items': 1 }) });
+    const batches = a.drain();
+    // tx1's copies (record, END) are units of their own (the row images skip them); tx2 lands whole.
+    expect(batches.map((b) => b.changes.map((c) => c.key))).toEqual([[{ id: 1 }], [], [{ id: 3 }, { id: 2 }]]);
+    expect(a.size).toBe(0);
+  });
+
+  it('releases a transaction short of an event once a later transaction has overtaken it in that topic', () => {
     const released: string[] = [];
     const a = new TransactionAssembler({ tables: new Set(['public.orders']), orderOf, onForcedRelease: (k) => released.push(k) });
-    a.add({ topic: 'app.public.orders', partition: 0, offset: 1n, record: inTx(change('public.orders', 1), '5:101') });
-    a.add({ topic: 'app.public.orders', partition: 0, offset: 2n, record: inTx(change('public.orders', 2), '6:102') });
-    a.add({ topic: 'app.transaction', partition: 0, offset: 8n, record: end('6:400', { 'public.orders': 1 }) });
+    a.add({ topic: 'app.transaction', partition: 0, offset: 0n, record: end('5:50', { 'public.orders': 2 }) });
+    a.add({ topic: 'app.public.orders', partition: 0, offset: 0n, record: inTxAt(change('public.orders', 1), '5:49', 1) });
+    expect(a.drain()).toEqual([]);
+    a.add({ topic: 'app.transaction', partition: 0, offset: 1n, record: end('6:60', { 'public.orders': 1 }) });
+    a.add({ topic: 'app.public.orders', partition: 0, offset: 1n, record: inTxAt(change('public.orders', 2), '6:59', 1) });
     expect(a.drain().map((b) => b.changes.map((c) => c.key))).toEqual([[{ id: 1 }], [{ id: 2 }]]);
     expect(released).toEqual(['5']);
+  });
+
+  it('applies a MySQL TRUNCATE at once although Debezium sends its BEGIN and never an END', () => {
+    const a = assembler();
+    const truncate: Change = { table: 'public.orders', op: 't', before: null, after: null, key: null, source: { connector: 'mariadb', name: 'app', db: 'shop', snapshot: false } };
+    a.add({ topic: 'app.transaction', partition: 0, offset: 0n, record: { kind: 'transaction', status: 'BEGIN', id: '0-1-7' } });
+    a.add({ topic: 'app.public.orders', partition: 0, offset: 0n, record: { kind: 'change', change: truncate, transaction: { id: '0-1-7', totalOrder: 1, dataCollectionOrder: 1 } } });
+    const batches = a.drain();
+    expect(batches.flatMap((b) => b.changes.map((c) => c.op))).toEqual(['t']);
+    expect(a.size).toBe(0);
   });
 
   it('groups PostgreSQL events by xid (Debezium writes <xid>:<lsn>), MySQL ones by the whole GTID', () => {

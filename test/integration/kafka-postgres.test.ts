@@ -1,0 +1,389 @@
+/**
+ * Debezium over Kafka, end to end and for real: PostgreSQL → Debezium PostgreSQL connector (Kafka
+ * Connect, provide.transaction.metadata=true) → Kafka → cdc-views (source.kafka, transactions) →
+ * Redis → GraphQL, checked against the views' own SQL run on PostgreSQL.
+ *
+ * `orders` stays at REPLICA IDENTITY DEFAULT: Debezium then sends updates with `before: null` and
+ * deletes whose non-key columns are placeholders, and the Kafka path must still be exact (it keeps
+ * its own row images, views/plan/row-images.ts). Each test has its own database, connector, slot,
+ * publication, topic prefix, consumer group and Redis deployment; Kafka and Connect are shared by
+ * the file.
+ */
+import { rmSync } from 'node:fs';
+import { dirname } from 'node:path';
+import fc from 'fast-check';
+import type pg from 'pg';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { startService, type Service } from '../../api/service.ts';
+import shop from '../../examples/shop/views.config.ts';
+import { addDecimal } from '../../ingest/decimal.ts';
+import { source } from '../../ingest/source-options.ts';
+import { checkpointKey, deadLetterKey, keyPrefix, rowsKey } from '../../views/apply/redis-keys.ts';
+import { connectRedis, deleteByPattern, type RedisClient } from '../../views/apply/redis.ts';
+import type { Config } from '../../views/define.ts';
+import { ENGINE_EVENTS, type BatchAppliedEvent } from '../../views/engine.ts';
+import { finalizeRow } from '../../views/read.ts';
+import { createRegistry, type CompiledView, type Registry } from '../../views/registry.ts';
+import { startChildService, writeKafkaShopConfig, type ChildService } from '../support/child-service.ts';
+import {
+  kafkaTestNames,
+  readTopics,
+  readMetric,
+  startKafkaStack,
+  startPostgresConnector,
+  waitUntilViewsEqual,
+  type KafkaStack,
+  type KafkaTestNames,
+  type TopicRecord,
+  type Row,
+} from '../support/kafka.ts';
+import { quietLogger } from '../support/logger.ts';
+import { connect, createDatabase, graphql, readViewOverSql } from '../support/shop.ts';
+import { statement, transactionsOf, transactionSql, type Transaction } from '../support/workload.ts';
+
+/** A few orders, lines, customers and products for the snapshot to read. */
+const SEED = `
+  INSERT INTO customers VALUES (1, 'c1', 'DE', '2024-01-01 00:00:00.5+00'), (2, 'c2', NULL, '2024-02-01 00:00:00+00');
+  INSERT INTO products VALUES (1, 'p1', 'books', 12.50), (2, 'p2', 'games', 40.00);
+  INSERT INTO orders VALUES (1, 1, 'paid', 10.50, now()), (2, 1, 'paid', NULL, now()), (3, 2, 'new', 7.25, now()), (4, 2, 'paid', 150.00, now());
+  INSERT INTO order_items VALUES (1, 1, 1, 2, 12.50), (1, 2, 2, 1, 40.00), (3, 1, 1, 1, 12.50);
+`;
+
+let stack: KafkaStack;
+let admin: pg.Client;
+let redis: RedisClient;
+const cleanups: (() => Promise<void>)[] = [];
+/** Every replication slot a connector of this file created. */
+const slots: string[] = [];
+
+beforeAll(async () => {
+  // Offsets flushed every 2 s (Connect's and our default): what Debezium has sent since the last
+  // flush is sent again after a SIGKILL.
+  stack = await startKafkaStack({ offsetFlushIntervalMs: 2000 });
+  admin = await connect(inject('databaseUrl'));
+  redis = await connectRedis(inject('redisUrl'));
+}, 300_000);
+
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+}, 120_000);
+
+afterAll(async () => {
+  await redis?.quit();
+  await stack?.stop();
+  if (admin) {
+    const { rows } = await admin.query<{ slot_name: string }>('SELECT slot_name FROM pg_replication_slots WHERE slot_name = ANY($1)', [slots]);
+    await admin.end();
+    expect(rows, 'the replication slots Debezium created were dropped').toEqual([]);
+  }
+}, 120_000);
+
+interface Pipeline {
+  readonly names: KafkaTestNames;
+  readonly databaseUrl: string;
+  readonly db: pg.Client;
+  readonly config: Config;
+  readonly registry: Registry;
+  readonly readExpected: (view: CompiledView) => Promise<Row[]>;
+}
+
+/** A database with the shop schema (orders at REPLICA IDENTITY DEFAULT) and its running connector. */
+async function startSource(prefix: string, seed = SEED, connectorSettings: Record<string, string> = {}): Promise<Pipeline> {
+  const names = kafkaTestNames(prefix);
+  const databaseUrl = await createDatabase(inject('databaseUrl'), names.name);
+  const db = await connect(databaseUrl);
+  cleanups.push(async () => {
+    await db.end();
+    await admin.query(`DROP DATABASE IF EXISTS ${names.name} WITH (FORCE)`);
+    await deleteByPattern(redis, `${keyPrefix(names.name)}:*`);
+  });
+  await db.query(`ALTER TABLE orders REPLICA IDENTITY DEFAULT; ${seed}`);
+  const { rows } = await db.query<{ relreplident: string }>(`SELECT relreplident FROM pg_class WHERE oid = 'orders'::regclass`);
+  expect(rows[0]?.relreplident, 'orders keeps REPLICA IDENTITY DEFAULT').toBe('d');
+  slots.push(names.name);
+  const connector = await startPostgresConnector(stack.connect, admin, databaseUrl, names, undefined, connectorSettings);
+  cleanups.push(() => connector.stop());
+  const config = {
+    ...shop,
+    name: names.name,
+    source: source.kafka({ brokers: stack.brokers, topicPrefix: names.topicPrefix, groupId: names.groupId, transactions: true }),
+    redis: { url: inject('redisUrl') },
+  } as Config;
+  return { names, databaseUrl, db, config, registry: createRegistry(config), readExpected: (view) => readViewOverSql(db, view) };
+}
+
+interface Running extends Pipeline {
+  readonly service: Service;
+  /** What the engine reported: changes skipped as already applied, dead letters, pipeline restarts. */
+  readonly seen: { skipped: number; deadLetters: number; restarts: number };
+}
+
+/** The source plus cdc-views in this process, reading Kafka. */
+async function startPipeline(prefix: string, seed = SEED, connectorSettings: Record<string, string> = {}): Promise<Running> {
+  const pipeline = await startSource(prefix, seed, connectorSettings);
+  const service = await startService({ config: pipeline.config, port: 0, logger: quietLogger() });
+  cleanups.push(() => service.stop());
+  const seen = { skipped: 0, deadLetters: 0, restarts: 0 };
+  service.engine.on(ENGINE_EVENTS.BATCH_APPLIED, (e: BatchAppliedEvent) => {
+    seen.skipped += e.skipped;
+    seen.deadLetters += e.deadLetters;
+  });
+  service.engine.on(ENGINE_EVENTS.RESTART, () => seen.restarts++);
+  return { ...pipeline, service, seen };
+}
+
+/**
+ * Random transactions from the shared generator, committed one after another until stopped (or
+ * until the list runs out). The seed is printed on failure through the returned `describe()`.
+ */
+function backgroundWorkload(db: pg.Client, count = 2000): { stop(): Promise<number>; committed(): number; describe(): string } {
+  const seed = Date.now() ^ (Math.random() * 0x7fffffff);
+  const transactions: Transaction[] = fc.sample(transactionsOf(statement, { maxTransactions: 1, maxStatements: 6 }), { numRuns: count, seed }).flat();
+  let running = true;
+  let committed = 0;
+  const done = (async () => {
+    for (const t of transactions) {
+      if (!running) break;
+      await db.query(transactionSql(t));
+      committed++;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await done;
+      return committed;
+    },
+    committed: () => committed,
+    describe: () => `workload seed ${seed}, ${committed} transactions committed`,
+  };
+}
+
+/** Data records Debezium sent more than once: the same row, operation and source LSN at two offsets. */
+function resentRecords(records: readonly TopicRecord[]): number {
+  const seen = new Set<string>();
+  let resent = 0;
+  for (const r of records) {
+    if (r.value === null) continue; // tombstones carry no position
+    const payload = (JSON.parse(r.value) as { payload: { op: string; source: { lsn: number } } }).payload;
+    const identity = `${r.topic}|${r.key}|${payload.op}|${payload.source.lsn}`;
+    if (seen.has(identity)) resent++;
+    else seen.add(identity);
+  }
+  return resent;
+}
+
+const tableTopics = (names: KafkaTestNames): string[] => ['customers', 'products', 'orders', 'order_items'].map((t) => `${names.topicPrefix}.public.${t}`);
+
+describe('Debezium (PostgreSQL connector) over Kafka', () => {
+  it('after random workloads (updates without old rows, key changes, truncates, rollbacks) every view equals its SQL', async () => {
+    const p = await startPipeline('kpg_diff');
+    await waitUntilViewsEqual(p.service.url, p.readExpected, p.registry, 90_000);
+    await fc.assert(
+      fc.asyncProperty(transactionsOf(statement, { maxTransactions: 12 }), async (transactions) => {
+        for (const t of transactions) await p.db.query(transactionSql(t));
+        await waitUntilViewsEqual(p.service.url, p.readExpected, p.registry, 60_000);
+      }),
+      { numRuns: 20, endOnFailure: true },
+    );
+  }, 240_000);
+
+  it('records Debezium re-sends after a Kafka Connect SIGKILL are skipped, and every view still equals its SQL', async () => {
+    const p = await startPipeline('kpg_connect');
+    await waitUntilViewsEqual(p.service.url, p.readExpected, p.registry, 90_000);
+    const workload = backgroundWorkload(p.db);
+    try {
+      // Kill Connect about a second after it flushed Debezium's offsets, with changes streaming:
+      // everything sent in that second is sent again after the restart.
+      await waitForOffsetFlush(p.names.connector, 30_000);
+      await new Promise((r) => setTimeout(r, 1000));
+      const beforeKill = workload.committed();
+      await stack.connect.restart({ kill: true });
+      await stack.connect.waitForRunning(p.names.connector);
+      await new Promise((r) => setTimeout(r, 2000));
+      expect(workload.committed(), 'the workload went on across the restart').toBeGreaterThan(beforeKill);
+    } finally {
+      await workload.stop();
+    }
+    await waitUntilViewsEqual(p.service.url, p.readExpected, p.registry, 90_000).catch(async (error: unknown) => {
+      console.error(`${workload.describe()}\n${await describeProgress(p.names)}`);
+      throw error;
+    });
+    const resent = resentRecords(await readTopics(stack, tableTopics(p.names)));
+    expect(resent, 'records Debezium re-sent after the SIGKILL (same row, op and LSN at two offsets)').toBeGreaterThan(0);
+    expect(p.seen.skipped, `changes the engine skipped as already applied (${resent} re-sent records in Kafka)`).toBeGreaterThan(0);
+  }, 240_000);
+
+  it('cdc-views SIGKILLed in the middle of a workload resumes from its stored offsets; every view equals its SQL', async () => {
+    const p = await startSource('kpg_kill');
+    const configFile = writeKafkaShopConfig({ brokers: stack.brokers, topicPrefix: p.names.topicPrefix, groupId: p.names.groupId }, inject('redisUrl'), p.names.name);
+    cleanups.push(async () => rmSync(dirname(configFile), { recursive: true, force: true }));
+    let child: ChildService | null = await startChildService(configFile);
+    cleanups.push(async () => {
+      child?.process.kill('SIGKILL');
+      await child?.exited;
+    });
+    await waitUntilViewsEqual(child.url, p.readExpected, p.registry, 90_000);
+
+    const workload = backgroundWorkload(p.db);
+    try {
+      await new Promise((r) => setTimeout(r, 2500));
+      child.process.kill('SIGKILL');
+      expect(await child.exited).toBe('SIGKILL');
+      const atKill = workload.committed();
+      child = await startChildService(configFile);
+      await new Promise((r) => setTimeout(r, 2500));
+      expect(workload.committed(), 'the workload went on while cdc-views was down and restarting').toBeGreaterThan(atKill);
+    } finally {
+      await workload.stop();
+    }
+    await waitUntilViewsEqual(child.url, p.readExpected, p.registry, 120_000).catch(async (error: unknown) => {
+      console.error(`${workload.describe()}\n${await describeProgress(p.names)}\n${child?.output().slice(-4000)}`);
+      throw error;
+    });
+    expect(child.output()).toContain('resuming views from the stored checkpoint');
+  }, 240_000);
+
+  it('a transaction spanning orders and order_items is never observed half-applied by an atomic reader', async () => {
+    // Four paid orders of 1000.00 and four lines (quantities 1 and 2) of 500.00; each transaction
+    // moves an amount from one order to one line, or back, so revenueByCustomer's total plus
+    // productSales' total never changes.
+    const p = await startPipeline(
+      'kpg_atomic',
+      `INSERT INTO orders VALUES (1, 1, 'paid', 1000.00, now()), (2, 1, 'paid', 1000.00, now()), (3, 2, 'paid', 1000.00, now()), (4, 3, 'paid', 1000.00, now());
+       INSERT INTO order_items VALUES (1, 1, 1, 1, 500.00), (2, 1, 2, 2, 500.00), (3, 1, 3, 1, 500.00), (4, 1, 1, 2, 500.00);`,
+      // Debezium hands records to Kafka every poll.interval.ms (default 500): poll more often so
+      // that the transactions arrive a few at a time and the reader can see many states.
+      { 'poll.interval.ms': '50' },
+    );
+    await waitUntilViewsEqual(p.service.url, p.readExpected, p.registry, 90_000);
+    const revenue = p.registry.byName.get('revenueByCustomer')!;
+    const sales = p.registry.byName.get('productSales')!;
+    const prefix = keyPrefix(p.names.name);
+    const total = (view: CompiledView, flat: string[]): string => {
+      let sum = '0';
+      for (let i = 1; i < flat.length; i += 2) sum = addDecimal(sum, String(finalizeRow(view, flat[i]!)['revenue'] ?? '0'));
+      return sum;
+    };
+    const invariant = addDecimal('4000.00', '3000.00'); // orders + lines (1×500 + 2×500 + 1×500 + 2×500)
+    const observed = { reads: 0, states: new Set<string>(), broken: [] as string[] };
+    let reading = true;
+    const reader = (async () => {
+      while (reading) {
+        // One EVAL: both views' rows as of one moment.
+        const [orders, lines] = await redis.sendCommand<[string[], string[]]>([
+          'EVAL',
+          "return { redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2]) }",
+          '2',
+          rowsKey(prefix, revenue.name),
+          rowsKey(prefix, sales.name),
+        ]);
+        observed.reads++;
+        const a = total(revenue, orders);
+        const b = total(sales, lines);
+        observed.states.add(`${a}|${b}`);
+        if (addDecimal(a, b) !== addDecimal(invariant, '0') && observed.broken.length < 5) observed.broken.push(`revenueByCustomer ${a} + productSales ${b}`);
+      }
+    })();
+    const moves = fc.sample(
+      fc.record({ order: fc.integer({ min: 1, max: 4 }), line: fc.integer({ min: 1, max: 4 }), cents: fc.integer({ min: 1, max: 2500 }), back: fc.boolean() }),
+      150,
+    );
+    for (const { order, line, cents, back } of moves) {
+      // The line's revenue is quantity × unit_price: move an amount its quantity divides.
+      const quantity = line % 2 === 1 ? 1 : 2;
+      const perUnit = (cents / 100).toFixed(2);
+      const amount = ((cents * quantity) / 100).toFixed(2);
+      const [from, to] = back ? ['+', '-'] : ['-', '+'];
+      await p.db.query(
+        `BEGIN;
+         UPDATE orders SET amount = amount ${from} ${amount} WHERE id = ${order};
+         UPDATE order_items SET unit_price = unit_price ${to} ${perUnit} WHERE order_id = ${line} AND line_no = 1;
+         COMMIT`,
+      );
+      await new Promise((r) => setTimeout(r, 15));
+    }
+    await waitUntilViewsEqual(p.service.url, p.readExpected, p.registry, 90_000);
+    reading = false;
+    await reader;
+    expect(observed.broken, 'states where the two views disagree (a transaction half-applied)').toEqual([]);
+    // The reader watched the workload happen, not just its end state.
+    expect(observed.states.size, `distinct states observed in ${observed.reads} reads`).toBeGreaterThan(30);
+  }, 240_000);
+
+  it('malformed records are dead-lettered with topic, partition, offset and reason, counted, and later changes still flow', async () => {
+    const p = await startPipeline('kpg_bad');
+    await waitUntilViewsEqual(p.service.url, p.readExpected, p.registry, 90_000);
+    const topic = `${p.names.topicPrefix}.public.orders`;
+    // A real record of the topic (the snapshot read of order 1) to spoil.
+    const real = (await readTopics(stack, [topic])).find((r) => r.value !== null && r.key?.includes('"id":1}'))!;
+    const envelope = JSON.parse(real.value!) as { payload: Record<string, unknown> & { after: Record<string, unknown> } };
+    const unknownOp = JSON.stringify({ ...envelope, payload: { ...envelope.payload, op: 'x' } });
+    const truncated = '{"schema": {"type": "struct", "fields": [';
+    const wrongType = JSON.stringify({ ...envelope, payload: { ...envelope.payload, op: 'c', after: { ...envelope.payload.after, id: 'seven' } } });
+    const restartsBefore = p.seen.restarts;
+    const producer = stack.client.producer();
+    await producer.connect();
+    const offsets: string[] = [];
+    try {
+      for (const value of [truncated, unknownOp, wrongType]) {
+        const [meta] = await producer.send({ topic, messages: [{ key: real.key, value }] });
+        offsets.push(meta!.baseOffset!);
+      }
+    } finally {
+      await producer.disconnect();
+    }
+    // A real change committed after them still reaches the views.
+    await p.db.query(`INSERT INTO orders VALUES (100, 9, 'paid', 999.99, now())`);
+    await waitUntilViewsEqual(p.service.url, p.readExpected, p.registry, 90_000);
+    expect(await graphql(p.service.url, `{ largePaidOrders(id: 100) { amount } }`)).toEqual({ largePaidOrders: { amount: '999.99' } });
+
+    const letters = await redis.sendCommand<[string, string[]][]>(['XRANGE', deadLetterKey(keyPrefix(p.names.name)), '-', '+']);
+    const parked = letters.map(([, fields]) => {
+      const f = Object.fromEntries(fields.flatMap((v, i) => (i % 2 === 0 ? [[v, fields[i + 1]]] : [])));
+      const payload = JSON.parse(f['change']!) as { topic: string; partition: number; offset: string; value: string };
+      return { reason: f['reason']!, topic: payload.topic, partition: payload.partition, offset: payload.offset, value: payload.value };
+    });
+    // Each parked with where it was and what it was, in order.
+    expect(parked.map(({ topic, partition, offset, value }) => ({ topic, partition, offset, value }))).toEqual(
+      [truncated, unknownOp, wrongType].map((value, i) => ({ topic, partition: 0, offset: offsets[i], value })),
+    );
+    const where = (offset: string): string => `(topic ${topic}, partition 0, offset ${offset})`;
+    expect(parked.map((l) => l.reason)).toEqual([
+      `decode(debezium): expected the record value to be JSON, but found '${truncated}' (Array item or end of array ']' expected but reached end of input at position 41) ${where(offsets[0]!)}`,
+      `decode(debezium): expected payload.op to be one of c|u|d|r|t|m, but found 'x' ${where(offsets[1]!)}`,
+      `decode(debezium): expected payload.after.id to be an int32, but found 'seven' ${where(offsets[2]!)}`,
+    ]);
+    expect(await readMetric(p.service.url, 'cdc_views_dead_letters_total')).toBe(3);
+    expect(p.seen.deadLetters, 'dead letters the engine reported').toBe(3);
+    // Not crashed, not restarted: the same pipeline is live.
+    expect(p.seen.restarts, 'pipeline restarts since the bad records').toBe(restartsBefore);
+    expect(p.service.engine.ready).toBe(true);
+    expect((await fetch(p.service.url.replace(/\/graphql$/, '/ready'))).status).toBe(200);
+  }, 240_000);
+});
+
+/** Resolves once Kafka Connect has committed a new source offset for the connector (it does so every offset.flush.interval.ms). */
+async function waitForOffsetFlush(connector: string, timeoutMs: number): Promise<void> {
+  const read = async (): Promise<string> => (await fetch(`${stack.connect.url}/connectors/${connector}/offsets`)).text();
+  const first = await read();
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    if ((await read()) !== first) return;
+  }
+  throw new Error(`Expected Kafka Connect to commit an offset for ${connector} within ${timeoutMs} ms; the last answer was ${first}`);
+}
+
+/** Where the views stand against the end of each topic: tells a stalled pipeline from a wrong one. */
+async function describeProgress(names: KafkaTestNames): Promise<string> {
+  const stored = await redis.sendCommand<string[]>(['HGETALL', checkpointKey(keyPrefix(names.name))]);
+  const lines: string[] = [];
+  for (const topic of [...tableTopics(names), `${names.topicPrefix}.transaction`]) {
+    const i = stored.indexOf(`kafka:${topic}:0`);
+    const end = (await stack.admin.fetchTopicOffsets(topic))[0]?.high;
+    lines.push(`  ${topic}: views at offset ${i < 0 ? '-' : Number(stored[i + 1])}, topic ends at ${Number(end) - 1}`);
+  }
+  return `stored positions vs topic ends:\n${lines.join('\n')}`;
+}
