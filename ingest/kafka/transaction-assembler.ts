@@ -8,7 +8,8 @@
  *   <prefix>.transaction ──BEGIN/END──▶ the transaction's unit; END says how many events it has
  *
  * Release:
- *   - a unit of its own: at once;
+ *   - a unit of its own: at once, or, when transactions with earlier records in its partition are
+ *     still open, right after them (a TRUNCATE must not overtake the transaction before it);
  *   - a transaction: once its END arrived and it holds that many distinct events (a re-sent copy of
  *     an event it already holds does not count twice), and only after every transaction whose END
  *     came earlier — so transactions land in commit order, each in one atomic step.
@@ -51,8 +52,12 @@ interface Unit {
   /** The END's stream and offset (release order of transactions). */
   end: { stream: string; offset: bigint } | null;
   snapshot: boolean;
+  /** Decided: queued for drain(). */
+  done: boolean;
   /** Handed out by drain(): its records count for the watermarks. */
   released: boolean;
+  /** A unit of its own waits for these transactions (open in its partition when it arrived). */
+  blockers: Unit[];
 }
 
 export function streamOf(topic: string, partition: number): string {
@@ -124,6 +129,10 @@ export class TransactionAssembler {
   /** The streams (partitions) each table's records came from. */
   private readonly tableStreams = new Map<string, Set<string>>();
   private readonly out: Unit[] = [];
+  /** Per stream, the transactions with records there that are not released yet. */
+  private readonly openTransactions = new Map<string, Set<Unit>>();
+  /** Per stream, units of their own waiting for those transactions (in offset order). */
+  private readonly waitingSingles = new Map<string, Unit[]>();
   /** The last data record per stream: a tombstone right after a delete of its key belongs to it. */
   private readonly lastRecord = new Map<string, { key: string; op: string; unit: Unit }>();
 
@@ -147,24 +156,30 @@ export class TransactionAssembler {
         if (txKey !== null && isTruncateOnItsOwn(change)) {
           // MySQL/MariaDB commit implicitly around TRUNCATE: Debezium sends its BEGIN but never an END.
           this.retire(txKey);
-          this.place(this.single(), stream, offset).changes.push(change);
+          this.addSingle(stream, offset, (u) => u.changes.push(change));
           return;
         }
         let streams = this.tableStreams.get(change.table);
         if (!streams) this.tableStreams.set(change.table, (streams = new Set()));
         streams.add(stream);
-        const unit = txKey !== null && !this.released.has(txKey) ? this.transaction(txKey) : this.single();
-        if (unit.txKey !== null) {
-          const position = record.transaction?.totalOrder;
-          if (position !== undefined && unit.seen.has(position)) {
-            this.place(unit, stream, offset); // a re-sent copy of an event it holds
-            return;
-          }
-          if (position !== undefined) unit.seen.add(position);
-          unit.seenPerTable.set(change.table, (unit.seenPerTable.get(change.table) ?? 0) + 1);
-          if (unit.end) this.noteOvertaking(stream, unit.end.offset);
+        if (txKey === null || this.released.has(txKey)) {
+          // No transaction metadata, a snapshot read, or a re-sent record of a transaction already applied.
+          const unit = this.addSingle(stream, offset, (u) => {
+            u.snapshot = change.op === 'r';
+            u.changes.push(change);
+          });
+          this.lastRecord.set(stream, { key: JSON.stringify(change.key), op: change.op, unit });
+          return;
         }
-        unit.snapshot ||= change.op === 'r';
+        const unit = this.transaction(txKey);
+        const position = record.transaction?.totalOrder;
+        if (position !== undefined && unit.seen.has(position)) {
+          this.place(unit, stream, offset); // a re-sent copy of an event it holds
+          return;
+        }
+        if (position !== undefined) unit.seen.add(position);
+        unit.seenPerTable.set(change.table, (unit.seenPerTable.get(change.table) ?? 0) + 1);
+        if (unit.end) this.noteOvertaking(stream, unit.end.offset);
         unit.changes.push(change);
         unit.totalOrders.push(record.transaction?.totalOrder ?? unit.changes.length);
         this.place(unit, stream, offset);
@@ -175,19 +190,19 @@ export class TransactionAssembler {
         const last = this.lastRecord.get(stream);
         if (last && last.op === 'd' && last.key === JSON.stringify(record.key)) {
           // The usual tombstone after a delete: nothing to do, its offset goes with the delete.
-          this.place(last.unit.released ? this.single() : last.unit, stream, offset);
+          if (last.unit.released) this.addSingle(stream, offset);
+          else this.place(last.unit, stream, offset);
           return;
         }
         // A lone tombstone (e.g. delete.tombstone.handling.mode=tombstone): a delete by key.
-        const unit = this.place(this.single(), stream, offset);
-        if (record.key) unit.changes.push(tombstoneChange(record.table, record.key));
+        this.addSingle(stream, offset, (u) => record.key && u.changes.push(tombstoneChange(record.table, record.key)));
         return;
       }
       case 'transaction': {
         this.transactionStreams.add(stream);
         const txKey = transactionKey(record.id);
         if (this.released.has(txKey)) {
-          this.place(this.single(), stream, offset);
+          this.addSingle(stream, offset);
           return;
         }
         const unit = this.place(this.transaction(txKey), stream, offset);
@@ -203,12 +218,12 @@ export class TransactionAssembler {
         return;
       }
       case 'dead-letter': {
-        this.place(this.single(), stream, offset).deadLetters.push(record.letter);
+        this.addSingle(stream, offset, (u) => u.deadLetters.push(record.letter));
         return;
       }
       default:
         // Heartbeats, schema changes, logical messages: nothing for the views, but the offset counts.
-        this.place(this.single(), stream, offset);
+        this.addSingle(stream, offset);
     }
   }
 
@@ -245,14 +260,19 @@ export class TransactionAssembler {
 
   /** Queue a unit for drain() (its offsets count as released once drain() hands it out). */
   private release(unit: Unit): void {
-    if (unit.txKey !== null) {
-      // Records of one transaction arrive per topic; apply them in the transaction's statement order.
-      const order = unit.changes.map((c, i) => [unit.totalOrders[i]!, c] as const).sort((x, y) => x[0] - y[0]);
-      unit.changes.splice(0, unit.changes.length, ...order.map(([, c]) => c));
-      this.pending.delete(unit.txKey);
-      this.remember(unit.txKey);
-    }
+    unit.done = true;
     this.out.push(unit);
+    if (unit.txKey === null) return;
+    // Records of one transaction arrive per topic; apply them in the transaction's statement order.
+    const order = unit.changes.map((c, i) => [unit.totalOrders[i]!, c] as const).sort((x, y) => x[0] - y[0]);
+    unit.changes.splice(0, unit.changes.length, ...order.map(([, c]) => c));
+    this.pending.delete(unit.txKey);
+    this.remember(unit.txKey);
+    // Units of their own that waited for this transaction follow it.
+    for (const stream of unit.offsets.keys()) {
+      this.openTransactions.get(stream)?.delete(unit);
+      this.releaseWaiting(stream);
+    }
   }
 
   /** A transaction that will never end normally (MySQL TRUNCATE): its BEGIN is released, its id remembered. */
@@ -296,14 +316,39 @@ export class TransactionAssembler {
     return unit;
   }
 
-  private single(): Unit {
+  /**
+   * A unit of its own for one record. It goes out at once, unless transactions with earlier records
+   * in its partition are still open: then it waits for them (a TRUNCATE must not overtake the
+   * transaction before it), behind any unit of its own already waiting there.
+   */
+  private addSingle(stream: string, offset: bigint, fill?: (unit: Unit) => unknown): Unit {
     const unit = newUnit(null);
-    this.release(unit);
+    fill?.(unit);
+    this.place(unit, stream, offset);
+    const open = [...(this.openTransactions.get(stream) ?? [])];
+    const waiting = this.waitingSingles.get(stream) ?? [];
+    if (open.length === 0 && waiting.length === 0) this.release(unit);
+    else {
+      unit.blockers = open;
+      waiting.push(unit);
+      this.waitingSingles.set(stream, waiting);
+    }
     return unit;
+  }
+
+  /** Units of their own waiting in `stream` whose blockers are all released now go out, in order. */
+  private releaseWaiting(stream: string): void {
+    const waiting = this.waitingSingles.get(stream);
+    while (waiting?.[0] && waiting[0].blockers.every((b) => b.done)) this.release(waiting.shift()!);
   }
 
   /** Record that `unit` holds `offset` of `stream`. */
   private place(unit: Unit, stream: string, offset: bigint): Unit {
+    if (unit.txKey !== null && !unit.done) {
+      let open = this.openTransactions.get(stream);
+      if (!open) this.openTransactions.set(stream, (open = new Set()));
+      open.add(unit);
+    }
     const known = unit.offsets.get(stream);
     if (known === undefined || offset > known) unit.offsets.set(stream, offset);
     let w = this.watermarks.get(stream);
@@ -334,7 +379,9 @@ function newUnit(txKey: string | null): Unit {
     expected: null,
     end: null,
     snapshot: false,
+    done: false,
     released: false,
+    blockers: [],
   };
 }
 

@@ -51,15 +51,16 @@ describe('TransactionAssembler', () => {
     expect(a.size).toBe(0);
   });
 
-  it('releases a record of its own at once, but its partition position waits for an open transaction before it', () => {
+  it('releases a record of its own at once, but its partition position waits for an open transaction elsewhere', () => {
     const a = assembler();
     a.add({ topic: 'app.public.orders', partition: 0, offset: 1n, record: inTx(change('public.orders', 1)) });
-    a.add({ topic: 'app.public.orders', partition: 0, offset: 2n, record: { kind: 'change', change: change('public.orders', 2, 'r') } });
+    a.add({ topic: 'app.public.items', partition: 0, offset: 1n, record: { kind: 'change', change: change('public.items', 2, 'r') } });
+    a.add({ topic: 'app.public.orders', partition: 1, offset: 7n, record: { kind: 'change', change: change('public.orders', 3, 'r') } });
     const early = a.drain();
-    expect(early.map((b) => [b.kind, b.changes.length])).toEqual([['snapshot', 1]]);
-    expect(positions(early)).toEqual([{}]); // offset 2 is applied, but offset 1 is not yet
+    expect(early.map((b) => [b.kind, b.changes.length])).toEqual([['snapshot', 1], ['snapshot', 1]]);
+    expect(positions(early)).toEqual([{ 'public.items:0': 1n }, { 'public.orders:1': 7n }]);
     a.add({ topic: 'app.transaction', partition: 0, offset: 0n, record: end('7:300', { 'public.orders': 1 }) });
-    expect(positions(a.drain())).toEqual([{ 'public.orders:0': 2n, 'transaction:0': 0n }]);
+    expect(positions(a.drain())).toEqual([{ 'public.orders:0': 1n, 'transaction:0': 0n }]);
   });
 
   it('releases transactions in the order of their ENDs (commit order)', () => {
@@ -87,6 +88,11 @@ describe('TransactionAssembler', () => {
     const batches = a.drain();
     expect(batches.map((b) => b.changes.map((c) => [c.op, c.key]))).toEqual([[['d', { id: 1 }]], [['d', { id: 9 }]]]);
     expect(positions(batches)).toEqual([{ 'public.orders:0': 2n }, { 'public.orders:0': 3n }]);
+    // A tombstone arriving after its delete went out is counted on its own.
+    a.add({ topic: 'app.public.orders', partition: 0, offset: 4n, record: { kind: 'change', change: change('public.orders', 5, 'd') } });
+    expect(a.drain()).toHaveLength(1);
+    a.add({ topic: 'app.public.orders', partition: 0, offset: 5n, record: { kind: 'tombstone', table: 'public.orders', key: { id: 5 } } });
+    expect(a.drain().map((b) => [b.changes, positions([b])[0]])).toEqual([[[], { 'public.orders:0': 5n }]]);
     expect(batches[1]!.changes[0]!.order).toBeUndefined();
   });
 
@@ -114,7 +120,7 @@ describe('TransactionAssembler', () => {
     a.add({ topic: 'app.transaction', partition: 0, offset: 3n, record: end('2:20', { 'public.orders': 1, 'public.items': 1 }) });
     const batches = a.drain();
     // tx1's copies (record, END) are units of their own (the row images skip them); tx2 lands whole.
-    expect(batches.map((b) => b.changes.map((c) => c.key))).toEqual([[{ id: 1 }], [], [{ id: 3 }, { id: 2 }]]);
+    expect(batches.map((b) => b.changes.map((c) => c.key))).toEqual([[{ id: 1 }], [{ id: 3 }, { id: 2 }], []]);
     expect(a.size).toBe(0);
   });
 
@@ -144,5 +150,18 @@ describe('TransactionAssembler', () => {
     expect(transactionKey('571:34503280')).toBe('571');
     expect(transactionKey('3E11FA47-71CA-11E1-9E33-C80AA9429562:23')).toBe('3E11FA47-71CA-11E1-9E33-C80AA9429562:23');
     expect(transactionKey('0-1-42')).toBe('0-1-42');
+  });
+});
+
+describe('TransactionAssembler, units of their own', () => {
+  it('holds a record of its own (a truncate) behind the open transaction before it in its partition', () => {
+    const a = assembler();
+    const truncate: Change = { ...change('public.orders', 0, 't'), key: null, after: null };
+    a.add({ topic: 'app.public.orders', partition: 0, offset: 1n, record: inTx(change('public.orders', 1, 'u')) });
+    a.add({ topic: 'app.public.orders', partition: 0, offset: 2n, record: { kind: 'change', change: truncate } });
+    a.add({ topic: 'app.public.items', partition: 0, offset: 1n, record: { kind: 'change', change: change('public.items', 5, 'r') } });
+    expect(a.drain().map((b) => b.changes.map((c) => [c.table, c.op]))).toEqual([[['public.items', 'r']]]);
+    a.add({ topic: 'app.transaction', partition: 0, offset: 0n, record: end('7:300', { 'public.orders': 1 }) });
+    expect(a.drain().map((b) => b.changes.map((c) => c.op))).toEqual([['u'], ['t']]);
   });
 });
