@@ -46,7 +46,7 @@ import { homedir, tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import kafkajs from 'kafkajs';
-import { freePort, MissingBinaryError } from './servers.ts';
+import { freePort, MissingBinaryError, spawnGuarded, type GuardedProcess } from './servers.ts';
 
 const { Kafka, logLevel } = kafkajs;
 
@@ -90,7 +90,11 @@ function track(child: ChildProcess, dir?: string): void {
   if (!exitHookInstalled) {
     exitHookInstalled = true;
     process.once('exit', () => {
-      for (const c of liveChildren) c.kill('SIGKILL');
+      for (const c of liveChildren) {
+        const guarded = guards.get(c);
+        if (guarded) guarded.kill();
+        else c.kill('SIGKILL');
+      }
       for (const d of liveDirs) rmSync(d, { recursive: true, force: true });
     });
   }
@@ -104,8 +108,25 @@ function exited(child: ChildProcess): boolean {
   return child.exitCode !== null || child.signalCode !== null;
 }
 
+/** Servers started under a guard (scripts/servers.ts spawnGuarded): they die with this process. */
+const guards = new WeakMap<ChildProcess, GuardedProcess>();
+
+/** `removeDir`: the guard deletes `cwd` once the server is gone (not for Connect, which restarts in it). */
+function spawnServer(program: string, args: readonly string[], cwd: string, removeDir = false): ChildProcess {
+  const guarded = spawnGuarded(program, args, { stopSignal: 'TERM', cwd, ...(removeDir ? { dir: cwd } : {}) });
+  guards.set(guarded.child, guarded);
+  return guarded.child;
+}
+
 function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM', graceMs = 20_000): Promise<void> {
   if (exited(child)) return Promise.resolve();
+  const guarded = guards.get(child);
+  if (guarded) {
+    if (signal !== 'SIGKILL') return guarded.stop(graceMs);
+    const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    guarded.kill();
+    return gone;
+  }
   return new Promise((resolve) => {
     const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
     child.once('exit', () => {
@@ -614,14 +635,7 @@ export async function startKafka(options: KafkaOptions = {}): Promise<RunningKaf
       },
     );
     const heap = options.heapMb ?? 512;
-    child = spawn(
-      java,
-      [`-Xmx${heap}m`, `-Xms${Math.min(heap, 128)}m`, ...jvm, '-cp', classpath, 'kafka.Kafka', config],
-      {
-        cwd: dir,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
+    child = spawnServer(java, [`-Xmx${heap}m`, `-Xms${Math.min(heap, 128)}m`, ...jvm, '-cp', classpath, 'kafka.Kafka', config], dir, true);
     track(child, dir);
     const output = captureOutput(child);
     const brokers = [`127.0.0.1:${port}`];
@@ -805,7 +819,7 @@ export async function startConnect(options: ConnectOptions): Promise<RunningConn
   const launch = async (): Promise<void> => {
     const began = Date.now();
     const logOffset = existsSync(logFile) ? statSync(logFile).size : 0;
-    const started = spawn(java, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    const started = spawnServer(java, args, dir);
     child = started;
     track(started, dir);
     output = captureOutput(started);
@@ -1045,7 +1059,7 @@ export async function startMariaDb(options: MariaDbOptions = {}): Promise<Runnin
         hint,
       },
     );
-    child = spawn(
+    child = spawnServer(
       server,
       [
         '--no-defaults',
@@ -1066,7 +1080,8 @@ export async function startMariaDb(options: MariaDbOptions = {}): Promise<Runnin
         '--performance-schema=OFF',
         '--max-connections=100',
       ],
-      { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] },
+      dir,
+      true,
     );
     track(child, dir);
     const output = captureOutput(child);

@@ -94,8 +94,8 @@ const shellQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 export interface GuardedProcess {
   /** The guard (sh); the server is its child, in the same process group. */
   readonly child: ChildProcess;
-  /** Stop the server (its stop signal, then SIGKILL after 10 s) and wait until its folder is removed. */
-  stop(): Promise<void>;
+  /** Stop the server (its stop signal, then SIGKILL after `graceMs`, 10 s by default) and wait until its folder is removed. */
+  stop(graceMs?: number): Promise<void>;
   /** SIGKILL the server and its guard at once (a crash, for tests). */
   kill(): void;
 }
@@ -125,12 +125,12 @@ export function spawnGuarded(
     ...(options.cwd ? { cwd: options.cwd } : {}),
   });
   child.stdin!.on('error', () => undefined);
-  const stop = (): Promise<void> => {
+  const stop = (graceMs = 10_000): Promise<void> => {
     if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
     // Closing the pipe is the stop signal: the watcher in the guard signals the server.
     return new Promise((resolve) => {
       // The server ignored its stop signal: kill the whole guarded group.
-      const timer = setTimeout(() => kill(), 10_000);
+      const timer = setTimeout(() => kill(), graceMs);
       child.once('exit', () => {
         clearTimeout(timer);
         resolve();
