@@ -22,7 +22,7 @@
  *
  * Results: printed, and written to bench/results/<date>.json and .md.
  */
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,7 +32,7 @@ import WebSocket from 'ws';
 import { keyPrefix, viewKeyPattern } from '../views/apply/redis-keys.ts';
 import { connectRedis, type RedisClient } from '../views/apply/redis.ts';
 import { createRegistry, type CompiledView } from '../views/registry.ts';
-import { startChildService, writeShopConfig, type ChildService } from '../test/support/child-service.ts';
+import { scratchDir, startChildService, writeShopConfig, type ChildService } from '../test/support/child-service.ts';
 import { connect, createDatabase, graphql, shopTestConfig, uniqueName, waitForSync } from '../test/support/shop.ts';
 import { startPostgres, startRedis, type ThrowawayServer } from '../scripts/servers.ts';
 
@@ -62,6 +62,9 @@ async function redisCpuSeconds(redis: RedisClient): Promise<number> {
 }
 
 async function main(): Promise<void> {
+  // Config files written for the service processes: one folder, removed at the end.
+  const scratch = mkdtempSync(join(tmpdir(), 'cdc-views-bench-'));
+  process.env['CDC_VIEWS_SCRATCH'] = scratch;
   const started: ThrowawayServer[] = [];
   const serverUrl = process.env['DATABASE_URL'] ?? (started.push(await startPostgres()), started.at(-1)!.url);
   const redisUrl = process.env['REDIS_URL'] ?? (started.push(await startRedis()), started.at(-1)!.url);
@@ -189,6 +192,7 @@ async function main(): Promise<void> {
     child?.process.kill('SIGKILL');
     await redis.quit().catch(() => undefined);
     for (const s of started) await s.stop();
+    rmSync(scratch, { recursive: true, force: true });
   }
 }
 
@@ -282,7 +286,7 @@ async function benchKafka(databaseUrl: string, redisUrl: string, db: pg.Client, 
 }
 
 function writeKafkaConfig(redisUrl: string, brokers: readonly string[], prefix: string): string {
-  const dir = mkdtempSync(join(tmpdir(), 'cdc-views-bench-'));
+  const dir = mkdtempSync(join(scratchDir(), 'kafka-config-'));
   const file = join(dir, 'views.config.mts');
   const repo = fileURLToPath(new URL('../', import.meta.url));
   writeFileSync(

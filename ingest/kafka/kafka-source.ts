@@ -123,7 +123,7 @@ export class KafkaSource implements ChangeSource {
     const target = new Map<string, bigint>();
     const lows = new Map<string, string>();
     for (const topic of this.topics) {
-      for (const o of await admin.fetchTopicOffsets(topic)) {
+      for (const o of await fetchOffsets(admin, topic)) {
         const stream = streamOf(topic, o.partition);
         lows.set(stream, o.low);
         if (BigInt(o.high) > BigInt(o.low)) target.set(stream, BigInt(o.high) - 1n);
@@ -140,7 +140,8 @@ export class KafkaSource implements ChangeSource {
     const assembler = new TransactionAssembler({
       tables,
       orderOf,
-      onForcedRelease: (txKey) => this.config.log?.('warn', 'released a transaction whose END was not seen (re-sent records)', { txKey }),
+      onForcedRelease: (txKey) =>
+        this.config.log?.('warn', 'released a transaction without all the events its END announced: a later transaction overtook them', { txKey }),
     });
     const consumed = new Map<string, bigint>();
     let live = target.size === 0;
@@ -261,6 +262,18 @@ export class KafkaSource implements ChangeSource {
     await admin.createTopics({ topics: missing.map((topic) => ({ topic })), waitForLeaders: true }).catch((error: unknown) => {
       throw new ServiceError('KAFKA', `Could not create topics ${missing.join(', ')}: ${String(error)}`, { retriable: true, cause: error });
     });
+  }
+}
+
+/** A topic's offsets; right after a topic is created its leader may not be known yet, so retry a little. */
+async function fetchOffsets(admin: Admin, topic: string): ReturnType<Admin['fetchTopicOffsets']> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await admin.fetchTopicOffsets(topic);
+    } catch (error) {
+      if (attempt >= 20) throw error;
+      await new Promise((r) => setTimeout(r, 100 * Math.min(attempt + 1, 5)));
+    }
   }
 }
 

@@ -5,7 +5,6 @@
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type pg from 'pg';
@@ -16,7 +15,7 @@ import { SourceSchemaError } from '../../ingest/errors.ts';
 import { deadLetterKey, keyPrefix } from '../../views/apply/redis-keys.ts';
 import { connectRedis } from '../../views/apply/redis.ts';
 import { count, defineConfig, sum, table, view } from '../../views/define.ts';
-import { CLI } from '../support/child-service.ts';
+import { CLI, scratchDir } from '../support/child-service.ts';
 import { quietLogger } from '../support/logger.ts';
 import { connect, createDatabase, graphql, shopTestConfig, uniqueName, waitForSync } from '../support/shop.ts';
 
@@ -32,7 +31,7 @@ afterAll(async () => {
 
 describe('bad input', () => {
   it('an invalid config fails at start listing every problem, each with its view and field', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'cdc-views-bad-config-'));
+    const dir = mkdtempSync(join(scratchDir(), 'bad-config-'));
     const file = join(dir, 'views.config.mts');
     writeFileSync(
       file,

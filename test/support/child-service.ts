@@ -10,11 +10,16 @@ import { fileURLToPath } from 'node:url';
 import { freePort } from '../../scripts/servers.ts';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
+
+/** Where a test run keeps its scratch files (removed with the run; see global-setup.ts). */
+export function scratchDir(): string {
+  return process.env['CDC_VIEWS_SCRATCH'] ?? tmpdir();
+}
 export const CLI = join(REPO, 'bin/cdc-views.js');
 
 /** A config file that reuses the shop views under its own deployment name, slot and publication. */
 export function writeShopConfig(databaseUrl: string, redisUrl: string, name: string): string {
-  const dir = mkdtempSync(join(tmpdir(), 'cdc-views-config-'));
+  const dir = mkdtempSync(join(scratchDir(), 'config-'));
   const file = join(dir, 'views.config.mts'); // .mts: ESM even without a package.json around it
   writeFileSync(
     file,
@@ -40,7 +45,7 @@ export function writeKafkaShopConfig(
   redisUrl: string,
   name: string,
 ): string {
-  const dir = mkdtempSync(join(tmpdir(), 'cdc-views-config-'));
+  const dir = mkdtempSync(join(scratchDir(), 'config-'));
   const file = join(dir, 'views.config.mts');
   const kafka = { brokers: [...options.brokers], topicPrefix: options.topicPrefix, groupId: options.groupId, transactions: true };
   writeFileSync(

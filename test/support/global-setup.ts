@@ -4,6 +4,9 @@
  * `inject('databaseUrl')` / `inject('redisUrl')` and isolate themselves (own database, slot, key prefix).
  */
 import type {} from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { startPostgres, startRedis, type ThrowawayServer } from '../../scripts/servers.ts';
 
@@ -15,8 +18,12 @@ declare module 'vitest' {
 }
 
 const started: ThrowawayServer[] = [];
+let scratch: string | undefined;
 
 export async function setup(project: TestProject): Promise<void> {
+  // Config files and other scratch of this run live here and go with it (child processes read the env).
+  scratch = mkdtempSync(join(tmpdir(), 'cdc-views-tests-'));
+  process.env['CDC_VIEWS_SCRATCH'] = scratch;
   const [databaseUrl, redisUrl] = await Promise.all([
     process.env['DATABASE_URL'] ?? startPostgres().then((s) => (started.push(s), s.url)),
     process.env['REDIS_URL'] ?? startRedis().then((s) => (started.push(s), s.url)),
@@ -27,4 +34,5 @@ export async function setup(project: TestProject): Promise<void> {
 
 export async function teardown(): Promise<void> {
   await Promise.all(started.map((s) => s.stop()));
+  if (scratch) rmSync(scratch, { recursive: true, force: true });
 }
