@@ -25,14 +25,13 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createClient } from 'graphql-ws';
 import pg from 'pg';
 import WebSocket from 'ws';
 import { keyPrefix, viewKeyPattern } from '../views/apply/redis-keys.ts';
 import { connectRedis, type RedisClient } from '../views/apply/redis.ts';
 import { createRegistry, type CompiledView } from '../views/registry.ts';
-import { scratchDir, startChildService, writeShopConfig, type ChildService } from '../test/support/child-service.ts';
+import { startChildService, writeKafkaShopConfig, writeShopConfig, type ChildService } from '../test/support/child-service.ts';
 import { connect, createDatabase, graphql, shopTestConfig, uniqueName, waitForSync } from '../test/support/shop.ts';
 import { startPostgres, startRedis, type ThrowawayServer } from '../scripts/servers.ts';
 
@@ -259,7 +258,7 @@ async function benchKafka(databaseUrl: string, redisUrl: string, db: pg.Client, 
     const debeziumSeconds = (performance.now() - t) / 1000;
     say(`kafka: Debezium wrote ${records} records in ${debeziumSeconds.toFixed(1)} s`);
 
-    const configFile = writeKafkaConfig(redisUrl, kafka.brokers, prefix);
+    const configFile = writeKafkaShopConfig({ brokers: kafka.brokers, topicPrefix: prefix }, redisUrl, prefix);
     child = await startChildService(configFile, { LOG_LEVEL: 'warn' });
     t = performance.now();
     const cpuBefore = cpuSeconds(child.process.pid!);
@@ -283,20 +282,6 @@ async function benchKafka(databaseUrl: string, redisUrl: string, db: pg.Client, 
     await connect.stop();
     await kafka.stop();
   }
-}
-
-function writeKafkaConfig(redisUrl: string, brokers: readonly string[], prefix: string): string {
-  const dir = mkdtempSync(join(scratchDir(), 'kafka-config-'));
-  const file = join(dir, 'views.config.mts');
-  const repo = fileURLToPath(new URL('../', import.meta.url));
-  writeFileSync(
-    file,
-    `import shop from ${JSON.stringify(join(repo, 'examples/shop/views.config.ts'))};
-import { source } from ${JSON.stringify(join(repo, 'index.ts'))};
-export default { ...shop, name: ${JSON.stringify(prefix)}, source: source.kafka({ brokers: ${JSON.stringify(brokers)}, topicPrefix: ${JSON.stringify(prefix)}, transactions: true }), redis: { url: ${JSON.stringify(redisUrl)} } };
-`,
-  );
-  return file;
 }
 
 /** Every view's full result, as text, for the naive baseline's diff. */

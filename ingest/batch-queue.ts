@@ -62,6 +62,15 @@ export class BatchQueue {
     }
   }
 
+  /** The batches as they come, until the queue is closed or `stopped()` says so. */
+  async *batches(stopped: () => boolean): AsyncGenerator<ChangeBatch> {
+    for (;;) {
+      const batch = await this.next();
+      if (batch === null || stopped()) return;
+      yield batch;
+    }
+  }
+
   next(): Promise<ChangeBatch | null> {
     if (this.items.length > 0) {
       const item = this.items.shift()!;

@@ -204,11 +204,7 @@ export class KafkaSource implements ChangeSource {
     });
 
     try {
-      for (;;) {
-        const batch = await queue.next();
-        if (batch === null || this.closed) return;
-        yield batch;
-      }
+      yield* queue.batches(() => this.closed);
     } finally {
       await this.stopConsumer();
     }

@@ -321,11 +321,7 @@ export class PostgresSource implements ChangeSource {
     // wal_sender_timeout is 60 s by default: report our position well within it.
     this.statusTimer = setInterval(() => this.sendStatus(this.acknowledged), 10_000);
     try {
-      for (;;) {
-        const batch = await queue.next();
-        if (batch === null || this.closed) return;
-        yield batch;
-      }
+      yield* queue.batches(() => this.closed);
     } finally {
       if (this.statusTimer) clearInterval(this.statusTimer);
     }

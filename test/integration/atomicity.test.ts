@@ -4,10 +4,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addDecimal } from '../../ingest/decimal.ts';
-import { graphql, startShop, type ShopFixture } from '../support/shop.ts';
+import { graphql, startShop, type ServiceFixture } from '../support/shop.ts';
 
 describe('atomicity', () => {
-  let shop: ShopFixture;
+  let shop: ServiceFixture;
   beforeAll(async () => {
     shop = await startShop('atomic', `INSERT INTO orders VALUES (1, 1, 'paid', 500.00, now()), (2, 2, 'paid', 500.00, now()), (3, 1, 'paid', 0.00, now())`);
   });

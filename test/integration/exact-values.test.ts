@@ -4,98 +4,71 @@
  * division scale, so the views equal PostgreSQL's own answers digit for digit.
  */
 import fc from 'fast-check';
-import type pg from 'pg';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { startService, type Service } from '../../api/service.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { divideDecimal } from '../../ingest/decimal.ts';
 import { source } from '../../ingest/source-options.ts';
-import { connectRedis, type RedisClient } from '../../views/apply/redis.ts';
 import { avg, count, defineConfig, max, min, sum, table, view } from '../../views/define.ts';
-import { createRegistry } from '../../views/registry.ts';
-import { quietLogger } from '../support/logger.ts';
-import { connect, createDatabase, expectViewsEqualSql, uniqueName, waitForSync } from '../support/shop.ts';
+import { decimalText } from '../support/arbitraries.ts';
+import { expectViewsEqualSql, startFixture, type ServiceFixture } from '../support/shop.ts';
 
-const decimalText = fc
-  .tuple(fc.bigInt({ min: -(10n ** 32n), max: 10n ** 32n }), fc.integer({ min: 0, max: 8 }))
-  .map(([u, s]) => {
-    const digits = (u < 0n ? -u : u).toString().padStart(s + 1, '0');
-    const text = s === 0 ? digits : `${digits.slice(0, -s)}.${digits.slice(-s)}`;
-    return u < 0n ? `-${text}` : text;
-  });
+const decimal = decimalText({ digits: 32, maxScale: 8 });
 const int8 = fc.bigInt({ min: -(2n ** 62n), max: 2n ** 62n }).map(String);
 
 const ledger = table('public.ledger', { id: 'int8', account: 'int4', amount: 'numeric?', big: 'int8?', at: 'timestamptz' }, { key: 'id' });
 
 describe('exact values', () => {
-  const name = uniqueName('exact');
-  let db: pg.Client;
-  let redis: RedisClient;
-  let service: Service;
-  const config = (url: string) =>
-    defineConfig({
-      name,
-      source: source.postgres({ url, slot: name, publication: name }),
-      redis: { url: inject('redisUrl') },
-      views: {
-        accounts: view(ledger)
-          .groupBy((l) => ({ account: l.account }))
-          .select((l) => ({
-            entries: count(),
-            total: sum(l.amount),
-            average: avg(l.amount),
-            lowest: min(l.amount),
-            highest: max(l.amount),
-            bigTotal: sum(l.big),
-            bigAverage: avg(l.big),
-            biggest: max(l.big),
-            latest: max(l.at),
-          })),
-        entries: view(ledger).select((l) => ({ id: l.id, amount: l.amount, big: l.big, at: l.at })),
-      },
-    });
-
+  let fixture: ServiceFixture;
   beforeAll(async () => {
-    const url = await createDatabase(
-      inject('databaseUrl'),
-      name,
-      `CREATE TABLE ledger (id int8 PRIMARY KEY, account int4 NOT NULL, amount numeric, big int8, at timestamptz NOT NULL);
-       ALTER TABLE ledger REPLICA IDENTITY FULL;`,
-    );
-    db = await connect(url);
-    await db.query(`INSERT INTO ledger VALUES (9223372036854775807, 1, 12345678901234567890.123456789, 9223372036854775806, '2024-01-01 00:00:00.000001+00')`);
-    redis = await connectRedis(inject('redisUrl'));
-    service = await startService({ config: config(url), port: 0, logger: quietLogger() });
-    await waitForSync(db, redis, name, name);
+    fixture = await startFixture('exact', {
+      schema: `CREATE TABLE ledger (id int8 PRIMARY KEY, account int4 NOT NULL, amount numeric, big int8, at timestamptz NOT NULL);
+               ALTER TABLE ledger REPLICA IDENTITY FULL;`,
+      seed: `INSERT INTO ledger VALUES (9223372036854775807, 1, 12345678901234567890.123456789, 9223372036854775806, '2024-01-01 00:00:00.000001+00')`,
+      config: (url, redisUrl, name) =>
+        defineConfig({
+          name,
+          source: source.postgres({ url, slot: name, publication: name }),
+          redis: { url: redisUrl },
+          views: {
+            accounts: view(ledger)
+              .groupBy((l) => ({ account: l.account }))
+              .select((l) => ({
+                entries: count(),
+                total: sum(l.amount),
+                average: avg(l.amount),
+                lowest: min(l.amount),
+                highest: max(l.amount),
+                bigTotal: sum(l.big),
+                bigAverage: avg(l.big),
+                biggest: max(l.big),
+                latest: max(l.at),
+              })),
+            entries: view(ledger).select((l) => ({ id: l.id, amount: l.amount, big: l.big, at: l.at })),
+          },
+        }),
+    });
   });
-
-  afterAll(async () => {
-    await service?.stop();
-    await redis?.quit();
-    await db?.query(`SELECT pg_drop_replication_slot('${name}')`).catch(() => undefined);
-    await db?.end();
-  });
+  afterAll(() => fixture?.close());
 
   it('sums, averages, min and max of huge and mixed-scale values equal PostgreSQL digit for digit', async () => {
-    const registry = createRegistry(config('postgres://unused'));
     const entry = fc.record({
       id: fc.integer({ min: 1, max: 20 }),
       account: fc.integer({ min: 1, max: 3 }),
-      amount: fc.option(decimalText, { nil: null, freq: 6 }),
+      amount: fc.option(decimal, { nil: null, freq: 6 }),
       big: fc.option(int8, { nil: null, freq: 6 }),
       micros: fc.integer({ min: 0, max: 999_999 }),
     });
     await fc.assert(
       fc.asyncProperty(fc.array(fc.tuple(entry, fc.boolean()), { minLength: 1, maxLength: 25 }), async (ops) => {
         for (const [e, remove] of ops) {
-          await db.query(
+          await fixture.db.query(
             remove
               ? `DELETE FROM ledger WHERE id = ${e.id}`
               : `INSERT INTO ledger VALUES (${e.id}, ${e.account}, ${e.amount ?? 'NULL'}, ${e.big ?? 'NULL'}, '2025-03-04 05:06:07.${String(e.micros).padStart(6, '0')}+00')
                  ON CONFLICT (id) DO UPDATE SET account = EXCLUDED.account, amount = EXCLUDED.amount, big = EXCLUDED.big, at = EXCLUDED.at`,
           );
         }
-        await waitForSync(db, redis, name, name);
-        await expectViewsEqualSql(service.url, db, registry);
+        await fixture.sync();
+        await expectViewsEqualSql(fixture.service.url, fixture.db, fixture.registry);
       }),
       { numRuns: 40, endOnFailure: true },
     );
@@ -103,8 +76,8 @@ describe('exact values', () => {
 
   it('numeric division picks the same scale and rounding as PostgreSQL', async () => {
     await fc.assert(
-      fc.asyncProperty(decimalText, decimalText.filter((d) => /[1-9]/.test(d)), async (a, b) => {
-        const { rows } = await db.query<{ q: string }>(`SELECT ($1::numeric / $2::numeric)::text AS q`, [a, b]);
+      fc.asyncProperty(decimal, decimal.filter((d) => /[1-9]/.test(d)), async (a, b) => {
+        const { rows } = await fixture.db.query<{ q: string }>(`SELECT ($1::numeric / $2::numeric)::text AS q`, [a, b]);
         expect(divideDecimal(a, b)).toBe(rows[0]!.q);
       }),
       { numRuns: 300 },

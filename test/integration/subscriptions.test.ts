@@ -5,7 +5,7 @@
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { graphql, startShop, type ShopFixture } from '../support/shop.ts';
+import { graphql, startShop, type ServiceFixture } from '../support/shop.ts';
 
 interface Change {
   version: string;
@@ -39,7 +39,7 @@ class Events<T> {
 const CHANGE_FIELDS = 'version op key { customerId } row { orders revenue } previous { orders revenue }';
 
 describe('subscriptions', () => {
-  let shop: ShopFixture;
+  let shop: ServiceFixture;
   let ws: Client;
 
   beforeAll(async () => {

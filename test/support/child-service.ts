@@ -17,50 +17,32 @@ export function scratchDir(): string {
 }
 export const CLI = join(REPO, 'bin/cdc-views.js');
 
-/** A config file that reuses the shop views under its own deployment name, slot and publication. */
-export function writeShopConfig(databaseUrl: string, redisUrl: string, name: string): string {
-  const dir = mkdtempSync(join(scratchDir(), 'config-'));
-  const file = join(dir, 'views.config.mts'); // .mts: ESM even without a package.json around it
+/** A config file (.mts: ESM even without a package.json around it) that reuses the shop views. */
+function writeConfigFile(name: string, redisUrl: string, sourceExpression: string): string {
+  const file = join(mkdtempSync(join(scratchDir(), 'config-')), 'views.config.mts');
   writeFileSync(
     file,
     `import shop from ${JSON.stringify(join(REPO, 'examples/shop/views.config.ts'))};
 import { source } from ${JSON.stringify(join(REPO, 'index.ts'))};
-export default {
-  ...shop,
-  name: ${JSON.stringify(name)},
-  source: source.postgres({ url: ${JSON.stringify(databaseUrl)}, slot: ${JSON.stringify(name)}, publication: ${JSON.stringify(name)} }),
-  redis: { url: ${JSON.stringify(redisUrl)} },
-};
+export default { ...shop, name: ${JSON.stringify(name)}, source: ${sourceExpression}, redis: { url: ${JSON.stringify(redisUrl)} } };
 `,
   );
   return file;
 }
 
-/**
- * A config file for the shop views fed by Debezium over Kafka (`source.kafka`), under its own
- * deployment name and consumer group. Remove `dirname(file)` when done.
- */
+/** The shop views on the embedded PostgreSQL source, under their own deployment name, slot and publication. */
+export function writeShopConfig(databaseUrl: string, redisUrl: string, name: string): string {
+  const options = { url: databaseUrl, slot: name, publication: name };
+  return writeConfigFile(name, redisUrl, `source.postgres(${JSON.stringify(options)})`);
+}
+
+/** The shop views fed by Debezium over Kafka (`source.kafka`), under their own deployment name and consumer group. */
 export function writeKafkaShopConfig(
-  options: { brokers: readonly string[]; topicPrefix: string; groupId: string },
+  options: { brokers: readonly string[]; topicPrefix: string; groupId?: string },
   redisUrl: string,
   name: string,
 ): string {
-  const dir = mkdtempSync(join(scratchDir(), 'config-'));
-  const file = join(dir, 'views.config.mts');
-  const kafka = { brokers: [...options.brokers], topicPrefix: options.topicPrefix, groupId: options.groupId, transactions: true };
-  writeFileSync(
-    file,
-    `import shop from ${JSON.stringify(join(REPO, 'examples/shop/views.config.ts'))};
-import { source } from ${JSON.stringify(join(REPO, 'index.ts'))};
-export default {
-  ...shop,
-  name: ${JSON.stringify(name)},
-  source: source.kafka(${JSON.stringify(kafka)}),
-  redis: { url: ${JSON.stringify(redisUrl)} },
-};
-`,
-  );
-  return file;
+  return writeConfigFile(name, redisUrl, `source.kafka(${JSON.stringify({ ...options, transactions: true })})`);
 }
 
 export interface ChildService {

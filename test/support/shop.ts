@@ -129,9 +129,10 @@ export async function expectViewsEqualSql(url: string, db: pg.Client, registry: 
   }
 }
 
-export interface ShopFixture {
+export interface ServiceFixture {
   readonly name: string;
   readonly service: import('../../api/service.ts').Service;
+  readonly registry: Registry;
   readonly db: pg.Client;
   readonly redis: RedisClient;
   /** Wait until the views include everything committed so far. */
@@ -139,26 +140,37 @@ export interface ShopFixture {
   close(): Promise<void>;
 }
 
+export interface FixtureOptions {
+  /** DDL of the database (default: the shop schema). */
+  readonly schema?: string;
+  readonly seed?: string;
+  /** The config under test for this database (default: the shop views, isolated by `name`). */
+  readonly config?: (databaseUrl: string, redisUrl: string, name: string) => Config;
+}
+
 /**
- * A fresh shop database (seeded with `seedSql`), the service on it in this process, and a Redis
- * connection; `close()` stops the service and drops the replication slot.
+ * A fresh database (schema and seed), the service on it in this process, and a Redis connection;
+ * `close()` stops the service and drops the replication slot.
  */
-export async function startShop(prefix: string, seedSql?: string): Promise<ShopFixture> {
+export async function startFixture(prefix: string, options: FixtureOptions = {}): Promise<ServiceFixture> {
   const { inject } = await import('vitest');
   const { startService } = await import('../../api/service.ts');
   const { connectRedis } = await import('../../views/apply/redis.ts');
+  const { createRegistry } = await import('../../views/registry.ts');
   const { quietLogger } = await import('./logger.ts');
   const name = uniqueName(prefix);
-  const databaseUrl = await createDatabase(inject('databaseUrl'), name);
+  const databaseUrl = await createDatabase(inject('databaseUrl'), name, options.schema ?? SHOP_SCHEMA);
   const db = await connect(databaseUrl);
-  if (seedSql) await db.query(seedSql);
-  const service = await startService({ config: shopTestConfig(databaseUrl, inject('redisUrl'), name), port: 0, logger: quietLogger() });
+  if (options.seed) await db.query(options.seed);
+  const config = (options.config ?? shopTestConfig)(databaseUrl, inject('redisUrl'), name);
+  const service = await startService({ config, port: 0, logger: quietLogger() });
   const redis = await connectRedis(inject('redisUrl'));
   const sync = (timeoutMs?: number): Promise<void> => waitForSync(db, redis, name, name, timeoutMs);
   await sync();
   return {
     name,
     service,
+    registry: createRegistry(config),
     db,
     redis,
     sync,
@@ -169,4 +181,9 @@ export async function startShop(prefix: string, seedSql?: string): Promise<ShopF
       await db.end();
     },
   };
+}
+
+/** The shop database (seeded with `seed`) and the shop views on it. */
+export function startShop(prefix: string, seed?: string): Promise<ServiceFixture> {
+  return startFixture(prefix, seed === undefined ? {} : { seed });
 }

@@ -1,14 +1,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { decimalText } from '../../support/arbitraries.ts';
 import { addDecimal, compareDecimal, decimalFromUnscaled, formatDecimal, multiplyDecimal, parseDecimal } from '../../../ingest/decimal.ts';
 
-const decimal = fc
-  .tuple(fc.bigInt({ min: -(10n ** 40n), max: 10n ** 40n }), fc.integer({ min: 0, max: 15 }), fc.nat({ max: 3 }))
-  .map(([u, s, zeros]) => {
-    const digits = (u < 0n ? -u : u).toString().padStart(s + 1, '0');
-    const text = s === 0 ? digits : `${digits.slice(0, -s)}.${digits.slice(-s)}`;
-    return `${u < 0n ? '-' : ''}${'0'.repeat(zeros)}${text}`;
-  });
+const decimal = decimalText({ digits: 40, maxScale: 15, leadingZeros: 3 });
 
 /** Exact rational comparison by cross-scaling BigInts. */
 function reference(a: string, b: string): number {

@@ -4,17 +4,12 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { decimalText } from '../../support/arbitraries.ts';
 import { compareDecimal } from '../../../ingest/decimal.ts';
 import { candidateMember, candidateValue, compareBytes, encodeRowKey, orderKey } from '../../../views/encoding.ts';
 
 const sign = (n: number): number => (n < 0 ? -1 : n > 0 ? 1 : 0);
-const decimal = fc
-  .tuple(fc.bigInt({ min: -(10n ** 30n), max: 10n ** 30n }), fc.integer({ min: 0, max: 12 }))
-  .map(([u, s]) => {
-    const digits = (u < 0n ? -u : u).toString().padStart(s + 1, '0');
-    const text = s === 0 ? digits : `${digits.slice(0, -s)}.${digits.slice(-s)}`;
-    return u < 0n ? `-${text}` : text;
-  });
+const decimal = decimalText({ digits: 30, maxScale: 12 });
 const timestamp = fc
   .tuple(fc.integer({ min: 0, max: 4102444800 }), fc.integer({ min: 0, max: 999_999 }))
   .map(([s, us]) => `${new Date(s * 1000).toISOString().slice(0, 19)}${us ? `.${String(us).padStart(6, '0').replace(/0+$/, '')}` : ''}Z`);
