@@ -110,8 +110,9 @@ local function addScaled(aU, aS, bU, bS)
   if bS > aS then aU = aU .. string.rep('0', bS - aS); scale = bS
   elseif bS < aS then bU = bU .. string.rep('0', aS - bS) end
   if #aU < 16 and #bU < 16 then
-    local sum = string.format('%.0f', tonumber(aU) + tonumber(bU))
-    return sum == '-0' and '0' or sum, scale
+    local sum = tonumber(aU) + tonumber(bU)
+    if sum == 0 then return '0', scale end
+    return string.format('%.0f', sum), scale
   end
   return decimalAdd(aU, bU), scale
 end

@@ -36,9 +36,20 @@ export const LUA_KEYS = `
 local function checkpointKey() return P .. ':checkpoint' end
 local function deadLetterKey() return P .. ':dlq' end
 local function imagesKey(t) return P .. ':img:' .. t end
-local function rowsKey(v) return P .. ':v:' .. v .. ':rows' end
-local function indexKey(v) return P .. ':v:' .. v .. ':idx' end
-local function changelogKey(v) return P .. ':v:' .. v .. ':log' end
+-- A view's key names are built once per script call (scripts touch few views, many rows).
+local viewKeyCache = {}
+local function viewKeys(v)
+  local k = viewKeyCache[v]
+  if not k then
+    local base = P .. ':v:' .. v
+    k = { rows = base .. ':rows', idx = base .. ':idx', log = base .. ':log' }
+    viewKeyCache[v] = k
+  end
+  return k
+end
+local function rowsKey(v) return viewKeys(v).rows end
+local function indexKey(v) return viewKeys(v).idx end
+local function changelogKey(v) return viewKeys(v).log end
 local function candidatesKey(v, k) return P .. ':v:' .. v .. ':mm:' .. k end
 local function candidateCountsKey(v, k) return P .. ':v:' .. v .. ':mc:' .. k end
 `;
