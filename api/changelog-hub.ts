@@ -10,9 +10,9 @@
  * A subscriber that falls more than `maxBuffered` events behind is cut off with an error rather
  * than holding memory without bound; it can resume with `since` from its last version.
  */
-import { changelogKey } from '../views/apply/redis-keys.ts';
-import type { RedisClient } from '../views/apply/redis.ts';
-import { currentVersion, decodeChangelogEntry, readChangelog, readPage, trimmedUpTo, type ViewChange } from '../views/read.ts';
+import { changelogKey } from '../views/store/keys.ts';
+import type { RedisClient } from '../views/store/redis.ts';
+import { currentVersion, decodeChangelogEntry, readChangelog, readPage, trimmedUpTo, type ViewChange } from '../views/store/read.ts';
 import type { CompiledView, Registry } from '../views/registry.ts';
 import type { ChangeStreamOptions, SubscriptionEvent } from '../schema/build-schema.ts';
 import { PublicError } from '../schema/errors.ts';

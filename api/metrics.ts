@@ -3,8 +3,8 @@
  * read on scrape from Redis for sizes.
  */
 import client from 'prom-client';
-import { rowsKey } from '../views/apply/redis-keys.ts';
-import type { RedisClient } from '../views/apply/redis.ts';
+import { rowsKey } from '../views/store/keys.ts';
+import type { RedisClient } from '../views/store/redis.ts';
 import { ENGINE_EVENTS, type BatchAppliedEvent, type Engine } from '../views/engine.ts';
 import type { Registry } from '../views/registry.ts';
 import type { SnapshotProgress } from '../ingest/index.ts';

@@ -7,11 +7,11 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createLogger, startService } from '../api/service.ts';
 import { ServiceError } from '../ingest/errors.ts';
-import { checkpointKey, deadLetterKey, keyPrefix, rowsKey } from '../views/apply/redis-keys.ts';
-import { connectRedis } from '../views/apply/redis.ts';
+import { checkpointKey, deadLetterKey, keyPrefix, rowsKey } from '../views/store/keys.ts';
+import { connectRedis } from '../views/store/redis.ts';
 import type { Config } from '../views/define.ts';
 import { ConfigError } from '../views/errors.ts';
-import { currentVersion } from '../views/read.ts';
+import { currentVersion } from '../views/store/read.ts';
 import { createRegistry } from '../views/registry.ts';
 import { printViewSchema } from '../schema/build-schema.ts';
 

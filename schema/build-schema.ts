@@ -31,7 +31,7 @@ import {
 import type { Value } from '../ingest/values.ts';
 import { encodeRowKey } from '../views/encoding.ts';
 import type { CompiledView, Registry } from '../views/registry.ts';
-import type { ViewChange, ViewRow } from '../views/read.ts';
+import type { ViewChange, ViewRow } from '../views/store/read.ts';
 import { PublicError } from './errors.ts';
 import { scalarFor } from './scalars.ts';
 

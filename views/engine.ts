@@ -20,9 +20,9 @@
 import { EventEmitter } from 'node:events';
 import type { Change, ChangeBatch, ChangeSource, SourcePosition } from '../ingest/change.ts';
 import { ServiceError } from '../ingest/errors.ts';
-import { applyBatch, type DeadLetter } from './apply/apply-batch.ts';
-import { checkpointKey, imagesKey, keyPrefix, metaKey } from './apply/redis-keys.ts';
-import { deleteByPattern, type RedisClient } from './apply/redis.ts';
+import { applyBatch, type DeadLetter } from './store/apply-batch.ts';
+import { checkpointKey, imagesKey, keyPrefix, metaKey } from './store/keys.ts';
+import { deleteByPattern, type RedisClient } from './store/redis.ts';
 import { planBatch, type BatchPlan } from './plan/plan-batch.ts';
 import { imageKeysOf, resolveWithImages, type ImageWrites, type StoredImages } from './plan/row-images.ts';
 import { STATE_LAYOUT_VERSION, type Registry } from './registry.ts';

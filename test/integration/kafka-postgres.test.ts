@@ -18,11 +18,11 @@ import { startService, type Service } from '../../api/service.ts';
 import shop from '../../examples/shop/views.config.ts';
 import { addDecimal } from '../../ingest/decimal.ts';
 import { source } from '../../ingest/source-options.ts';
-import { checkpointKey, deadLetterKey, keyPrefix, rowsKey } from '../../views/apply/redis-keys.ts';
-import { connectRedis, deleteByPattern, type RedisClient } from '../../views/apply/redis.ts';
+import { checkpointKey, deadLetterKey, keyPrefix, rowsKey } from '../../views/store/keys.ts';
+import { connectRedis, deleteByPattern, type RedisClient } from '../../views/store/redis.ts';
 import type { Config } from '../../views/define.ts';
 import { ENGINE_EVENTS, type BatchAppliedEvent } from '../../views/engine.ts';
-import { finalizeRow } from '../../views/read.ts';
+import { finalizeRow } from '../../views/store/read.ts';
 import { createRegistry, type CompiledView, type Registry } from '../../views/registry.ts';
 import { startChildService, writeKafkaShopConfig, type ChildService } from '../support/child-service.ts';
 import {

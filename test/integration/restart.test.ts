@@ -5,8 +5,8 @@
  */
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { checkpointKey, keyPrefix } from '../../views/apply/redis-keys.ts';
-import { connectRedis, type RedisClient } from '../../views/apply/redis.ts';
+import { checkpointKey, keyPrefix } from '../../views/store/keys.ts';
+import { connectRedis, type RedisClient } from '../../views/store/redis.ts';
 import { createRegistry } from '../../views/registry.ts';
 import { startChildService, writeShopConfig, type ChildService } from '../support/child-service.ts';
 import { connect, createDatabase, expectViewsEqualSql, shopTestConfig, uniqueName, waitForSync } from '../support/shop.ts';

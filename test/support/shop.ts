@@ -11,8 +11,8 @@ import { expect } from 'vitest';
 import { source } from '../../ingest/source-options.ts';
 import { decodePgText, type Value } from '../../ingest/values.ts';
 import { lsnToken } from '../../ingest/pg/postgres-source.ts';
-import { checkpointKey, keyPrefix } from '../../views/apply/redis-keys.ts';
-import type { RedisClient } from '../../views/apply/redis.ts';
+import { checkpointKey, keyPrefix } from '../../views/store/keys.ts';
+import type { RedisClient } from '../../views/store/redis.ts';
 import type { Config } from '../../views/define.ts';
 import type { CompiledView, Registry } from '../../views/registry.ts';
 import shopConfig from '../../examples/shop/views.config.ts';
@@ -155,7 +155,7 @@ export interface FixtureOptions {
 export async function startFixture(prefix: string, options: FixtureOptions = {}): Promise<ServiceFixture> {
   const { inject } = await import('vitest');
   const { startService } = await import('../../api/service.ts');
-  const { connectRedis } = await import('../../views/apply/redis.ts');
+  const { connectRedis } = await import('../../views/store/redis.ts');
   const { createRegistry } = await import('../../views/registry.ts');
   const { quietLogger } = await import('./logger.ts');
   const name = uniqueName(prefix);

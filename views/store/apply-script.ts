@@ -35,7 +35,7 @@
  * Returns {'dup', n} when every position is already stored (a replay), {'conflict', table} when
  * an image changed since it was read, else {'ok', changelogEntries}.
  */
-import { LUA_KEYS } from './redis-keys.ts';
+import { LUA_KEYS } from './keys.ts';
 
 export const APPLY_SCRIPT = `
 local P = ARGV[1]

@@ -2,13 +2,13 @@
  * Reading views back: stored rows → output rows (finalize), point reads, atomic pages, and the
  * changelog. Used by the API and by the tests; pure decoding is kept apart from the Redis calls.
  */
-import { divideDecimal, formatDecimal } from '../ingest/decimal.ts';
-import type { Value } from '../ingest/values.ts';
-import { PAGE_SCRIPT } from './apply/apply-script.ts';
-import { changelogKey, rowsKey } from './apply/redis-keys.ts';
-import { LuaScript, type RedisClient } from './apply/redis.ts';
-import { candidateValue } from './encoding.ts';
-import type { CompiledView } from './registry.ts';
+import { divideDecimal, formatDecimal } from '../../ingest/decimal.ts';
+import type { Value } from '../../ingest/values.ts';
+import { PAGE_SCRIPT } from './apply-script.ts';
+import { changelogKey, rowsKey } from './keys.ts';
+import { LuaScript, type RedisClient } from './redis.ts';
+import { candidateValue } from '../encoding.ts';
+import type { CompiledView } from '../registry.ts';
 
 export type ViewRow = Record<string, Value>;
 

@@ -7,7 +7,7 @@ import type { AccumulatorDelta, BatchPlan } from '../plan/plan-batch.ts';
 import type { Accumulator } from '../registry.ts';
 import type { ImageWrites } from '../plan/row-images.ts';
 import { APPLY_SCRIPT } from './apply-script.ts';
-import { checkpointKey } from './redis-keys.ts';
+import { checkpointKey } from './keys.ts';
 import { LuaScript, type RedisClient } from './redis.ts';
 
 const applyScript = new LuaScript(APPLY_SCRIPT);
