@@ -36,6 +36,7 @@ import { connectRedis, type RedisClient } from '../views/store/redis.ts';
 import { createRegistry, type CompiledView } from '../views/registry.ts';
 import { startChildService, writeKafkaShopConfig, writeShopConfig, type ChildService } from '../test/support/child-service.ts';
 import { connect, createDatabase, shopTestConfig, uniqueName, waitForSync } from '../test/support/shop.ts';
+import { provide, serverNeeds } from '../scripts/provision.ts';
 import { startPostgres, startRedis, type ThrowawayServer } from '../scripts/servers.ts';
 
 const ORDERS = Number(process.env['BENCH_ORDERS'] ?? 100_000);
@@ -68,6 +69,7 @@ async function main(): Promise<void> {
   const scratch = mkdtempSync(join(tmpdir(), 'cdc-views-bench-'));
   process.env['CDC_VIEWS_SCRATCH'] = scratch;
   const started: ThrowawayServer[] = [];
+  provide(serverNeeds());
   const serverUrl = process.env['DATABASE_URL'] ?? (started.push(await startPostgres()), started.at(-1)!.url);
   const redisUrl = process.env['REDIS_URL'] ?? (started.push(await startRedis()), started.at(-1)!.url);
   const name = uniqueName('bench');

@@ -1,7 +1,8 @@
 /**
  * `npm run demo`: the example shop, live.
  *
- *   1. PostgreSQL and Redis: $DATABASE_URL / $REDIS_URL, or throwaway servers in a temporary folder
+ *   1. PostgreSQL and Redis: $DATABASE_URL / $REDIS_URL, or throwaway servers in a temporary folder, from
+ *      binaries found or provided by scripts/provision.ts (the machine's, embedded PostgreSQL, Redis installed)
  *   2. the shop schema and sample data (when the tables are missing)
  *   3. the service with examples/shop/views.config.ts, GraphQL (GraphiQL) on $PORT or 4000
  *   4. a small live workload, and the view changes it causes, pushed over graphql-ws
@@ -15,6 +16,7 @@ import WebSocket from 'ws';
 import pino from 'pino';
 import { startService, type Service } from '../api/service.ts';
 import config from '../examples/shop/views.config.ts';
+import { provide, ProvisionError, serverNeeds } from './provision.ts';
 import { freePort, MissingBinaryError, startPostgres, startRedis, type ThrowawayServer } from './servers.ts';
 
 const say = (line: string): void => void process.stdout.write(`${line}\n`);
@@ -40,6 +42,7 @@ process.on('SIGTERM', () => void stopAll(0));
 async function main(): Promise<void> {
   let databaseUrl = process.env['DATABASE_URL'];
   let redisUrl = process.env['REDIS_URL'];
+  provide(serverNeeds(), { log: say });
   if (!databaseUrl) {
     say('starting a throwaway PostgreSQL (wal_level=logical)…');
     const server = await startPostgres();
@@ -151,6 +154,6 @@ async function waitUntil(check: () => boolean, timeoutMs = 120_000): Promise<voi
 }
 
 main().catch(async (error: unknown) => {
-  process.stderr.write(`${error instanceof MissingBinaryError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.stderr.write(`${error instanceof MissingBinaryError || error instanceof ProvisionError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
   await stopAll(1);
 });

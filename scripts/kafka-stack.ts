@@ -47,6 +47,7 @@ import { delimiter, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import kafkajs from 'kafkajs';
 import { freePort, MissingBinaryError, spawnGuarded, type GuardedProcess } from './servers.ts';
+import { fixFor, locate } from './provision.ts';
 
 const { Kafka, logLevel } = kafkajs;
 
@@ -177,13 +178,12 @@ function findBinary(names: readonly string[], extraDirs: readonly string[] = [])
 }
 
 function javaBinary(): string {
-  const home = process.env['JAVA_HOME'];
-  if (home && existsSync(join(home, 'bin', 'java'))) return join(home, 'bin', 'java');
-  const found = findBinary(['java']);
+  // $JAVA_HOME, PATH, or the package manager's JDK (scripts/provision.ts); Java 17 or newer only.
+  const found = locate('java')?.path;
   if (!found) {
     throw new MissingBinaryError(
       'java',
-      'Kafka 4 and Debezium 3 need Java 17 or newer (Debian/Ubuntu: apt-get install openjdk-17-jre-headless), or set JAVA_HOME.',
+      `Kafka 4 and Debezium 3 need Java 17 or newer (\`npm test\` installs it when it may; by hand: ${fixFor('java')}), or set JAVA_HOME.`,
     );
   }
   return found;
@@ -407,11 +407,11 @@ export function fetchStack(log: Log = defaultLog, options: FetchOptions = {}): P
 }
 
 async function doFetch(dir: string, log: Log, options: FetchOptions): Promise<StackFiles> {
-  const mvn = findBinary(['mvn']);
+  const mvn = locate('maven')?.path;
   if (!mvn) {
     throw new MissingBinaryError(
       'mvn',
-      'The Kafka and Debezium jars are fetched from Maven Central with Maven 3.8+ (Debian/Ubuntu: apt-get install maven).',
+      `The Kafka and Debezium jars are fetched from Maven Central with Maven 3.8+ (\`npm test\` installs it when it may; by hand: ${fixFor('maven')}).`,
     );
   }
   javaBinary(); // fail early, before downloading, if there is no Java to run them with

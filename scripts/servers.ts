@@ -7,13 +7,29 @@
  *   …
  *   await pg.stop(); await redis.stop();
  *
- * Binaries come from PATH, or for PostgreSQL from `pg_config --bindir` (Debian keeps them off PATH).
+ * Binaries come from scripts/provision.ts's `locate()`: the machine's (PATH, `pg_config --bindir`, the usual
+ * folders), or PostgreSQL embedded from npm; `provide()` (the demo, the tests, the bench) installs what is missing.
  */
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
+import {
+  chownSync,
+  existsSync,
+  linkSync,
+  lchownSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  copyFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { fixFor, locate } from './provision.ts';
 
 export interface ThrowawayServer {
   readonly url: string;
@@ -42,30 +58,13 @@ export class MissingBinaryError extends Error {
   }
 }
 
-function onPath(binary: string): string | null {
-  for (const dir of (process.env['PATH'] ?? '').split(':')) {
-    if (dir && existsSync(join(dir, binary))) return join(dir, binary);
-  }
-  return null;
-}
-
-/** Where PostgreSQL's server binaries live: PATH, or `pg_config --bindir`, or Debian's default folders. */
+/** Where PostgreSQL's server binaries live: the machine's, or the embedded PostgreSQL from npm (provision.ts). */
 export function postgresBinDir(): string {
-  const fromPath = onPath('initdb');
-  if (fromPath) return dirname(realpathSync(fromPath));
-  try {
-    const dir = execFileSync('pg_config', ['--bindir'], { encoding: 'utf8' }).trim();
-    if (existsSync(join(dir, 'initdb'))) return dir;
-  } catch {
-    // fall through to the well-known folders
-  }
-  for (const version of ['17', '16', '15', '14']) {
-    const dir = `/usr/lib/postgresql/${version}/bin`;
-    if (existsSync(join(dir, 'initdb'))) return dir;
-  }
+  const found = locate('postgres');
+  if (found) return found.path;
   throw new MissingBinaryError(
     'initdb',
-    'Install the PostgreSQL server (Debian/Ubuntu: apt-get install postgresql; macOS: brew install postgresql@15), or set DATABASE_URL to an existing server with wal_level=logical.',
+    `\`npm run demo\` and \`npm test\` set PostgreSQL up themselves; by hand: ${fixFor('postgres')}. Or set DATABASE_URL to an existing server with wal_level=logical.`,
   );
 }
 
@@ -156,13 +155,16 @@ export interface PostgresOptions {
 
 /** initdb into a temporary folder and start PostgreSQL with wal_level=logical on a free port. */
 export async function startPostgres(options: PostgresOptions = {}): Promise<ThrowawayServer> {
-  const bin = postgresBinDir();
+  let bin = postgresBinDir();
   const dir = mkdtempSync(join(tmpdir(), 'cdc-views-pg-'));
   const data = join(dir, 'data');
   const port = await freePort();
   // PostgreSQL refuses to run as root; on machines where we are root, the server runs as nobody.
   const asUser = process.getuid?.() === 0 ? nobodyIds() : undefined;
   if (asUser) chownSync(dir, asUser.uid, asUser.gid);
+  // nobody may not reach binaries under a private folder (the embedded PostgreSQL in a clone under /root or
+  // a mktemp folder): then the server runs from a linked copy of its tree in its own folder, removed with it.
+  if (asUser && !runnableBy(asUser, join(bin, 'initdb'))) bin = join(linkTree(dirname(bin), join(dir, 'pg'), asUser), 'bin');
   try {
     execFileSync(join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C'], {
       stdio: 'pipe',
@@ -202,7 +204,7 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Thro
   try {
     await waitFor(async () => {
       if (child.exitCode !== null) throw new Error(`postgres exited: ${output.join('')}`);
-      return (await canConnect(port)) && isAcceptingConnections(bin, port);
+      return (await canConnect(port)) && isAcceptingConnections(bin, port, data);
     }, 'PostgreSQL to accept connections');
   } catch (error) {
     await stop();
@@ -211,13 +213,51 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Thro
   return { url: `postgres://postgres@127.0.0.1:${port}/postgres`, port, dir, stop };
 }
 
-function isAcceptingConnections(bin: string, port: number): boolean {
+function isAcceptingConnections(bin: string, port: number, data: string): boolean {
+  if (!existsSync(join(bin, 'pg_isready'))) {
+    // The embedded PostgreSQL has no pg_isready: the postmaster marks itself ready in postmaster.pid (as pg_ctl -w reads it).
+    try {
+      return readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[7]?.trim() === 'ready';
+    } catch {
+      return false;
+    }
+  }
   try {
     execFileSync(join(bin, 'pg_isready'), ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres'], { stdio: 'pipe' });
     return true;
   } catch {
     return false;
   }
+}
+
+/** Whether a user may run a program (every folder on its path searchable by them). */
+function runnableBy(user: { uid: number; gid: number }, program: string): boolean {
+  return spawnSync('test', ['-x', program], { ...user, stdio: 'ignore' }).status === 0;
+}
+
+/**
+ * A copy of a folder tree whose files are hard links (copies across file systems), folders owned by `user`
+ * so that the server's guard, running as that user, can remove it.
+ */
+function linkTree(from: string, to: string, user: { uid: number; gid: number }): string {
+  mkdirSync(to, { mode: 0o755 });
+  chownSync(to, user.uid, user.gid);
+  for (const entry of readdirSync(from, { withFileTypes: true })) {
+    const source = join(from, entry.name);
+    const target = join(to, entry.name);
+    if (entry.isDirectory()) linkTree(source, target, user);
+    else if (entry.isSymbolicLink()) {
+      symlinkSync(readlinkSync(source), target);
+      lchownSync(target, user.uid, user.gid);
+    } else {
+      try {
+        linkSync(source, target);
+      } catch {
+        copyFileSync(source, target);
+      }
+    }
+  }
+  return to;
 }
 
 let nobody: { uid: number; gid: number } | undefined;
@@ -237,11 +277,11 @@ export interface RedisOptions {
 
 /** Start redis-server in a temporary folder on a free port, persistence off unless asked. */
 export async function startRedis(options: RedisOptions = {}): Promise<ThrowawayServer> {
-  const binary = onPath('redis-server');
+  const binary = locate('redis')?.path;
   if (!binary) {
     throw new MissingBinaryError(
       'redis-server',
-      'Install Redis 7 (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis), or set REDIS_URL to an existing server.',
+      `\`npm run demo\` and \`npm test\` install Redis themselves when they may; by hand: ${fixFor('redis')}. Or set REDIS_URL to an existing server.`,
     );
   }
   const dir = mkdtempSync(join(tmpdir(), 'cdc-views-redis-'));
