@@ -6,18 +6,27 @@
  *
  *   subscribe ──▶ buffer live entries ──▶ [snapshot pages @ version V] ──▶ catch up XRANGE (since|V, now]
  *                                                                            ──▶ drain buffer (> last sent) ──▶ live
+ *                      ▲                                                                                        │
+ *                      └──── RESET (reason) ◀── the view was rebuilt, stopped, lost its keyspace, or its ◀──────┘
+ *                            changelog was trimmed past what this subscriber had; a `since` older than
+ *                            the view's history gets the same
  *
+ * After a RESET the subscriber gets a fresh snapshot (once the view is servable again) and every
+ * change after it: a client that drops its rows on RESET is never left with rows deleted meanwhile.
  * A subscriber that falls more than `maxBuffered` events behind is cut off with an error rather
  * than holding memory without bound; it can resume with `since` from its last version.
  */
-import { changelogKey } from '../views/store/keys.ts';
+import { changelogKey, metaKey } from '../views/store/keys.ts';
 import type { RedisClient } from '../views/store/redis.ts';
-import { currentVersion, decodeChangelogEntry, readChangelog, readPage, trimmedUpTo, type ViewChange } from '../views/store/read.ts';
+import { decodeChangelogEntry, readChangelog, readPage, trimmedUpTo, type ViewChange } from '../views/store/read.ts';
+import { toRecord, type ViewStatus } from '../views/store/state.ts';
 import type { CompiledView, Registry } from '../views/registry.ts';
 import type { ChangeStreamOptions, SubscriptionEvent } from '../schema/build-schema.ts';
 import { PublicError } from '../schema/errors.ts';
 
-type Listener = (change: ViewChange) => void;
+/** A change (a 'reset' entry among them), or word from the hub that the view stopped being servable or lost changes. */
+type HubEvent = ViewChange | { readonly op: 'reset'; readonly reason: string; readonly version: string; readonly synthetic: true };
+type Listener = (event: HubEvent) => void;
 
 /** Order of Redis stream ids 'ms-seq'. */
 export function compareVersions(a: string, b: string): number {
@@ -27,20 +36,42 @@ export function compareVersions(a: string, b: string): number {
   return d < 0n ? -1 : d > 0n ? 1 : 0;
 }
 
+/** A version as a client may send it: a Redis stream id, bounded in length. */
+export function parseVersion(text: string, what = 'since'): string {
+  if (text.length > 41 || !/^\d{1,20}-\d{1,20}$/.test(text)) {
+    throw new PublicError(`Expected ${what} to be a version like '1733000000000-0' (from a page or a change), but found '${text.slice(0, 41)}${text.length > 41 ? '…' : ''}'`);
+  }
+  return text;
+}
+
 export interface ChangelogHubOptions {
   readonly registry: Registry;
   readonly prefix: string;
-  /** A connection for short commands (pages, XRANGE). */
+  /** A connection for short commands (pages, XRANGE); never the writer's. */
   readonly redis: RedisClient;
   /** Events a subscriber may lag behind before it is cut off. */
   readonly maxBuffered?: number;
+  /** How long one blocking read waits before the views' status is checked again (ms). */
+  readonly blockMs?: number;
   readonly onError?: (error: unknown) => void;
 }
+
+interface Availability {
+  readonly servable: boolean;
+  /** Why not, when not servable. */
+  readonly reason: string;
+  /** The version the view's current history starts at. */
+  readonly floor: string;
+}
+
+const READ_COUNT = 1000;
 
 export class ChangelogHub {
   private readonly options: ChangelogHubOptions;
   private readonly listeners = new Map<string, Set<Listener>>();
   private readonly lastSeen = new Map<string, string>();
+  private readonly availability = new Map<string, Availability>();
+  private readonly availabilityWaiters = new Set<() => void>();
   private reader: RedisClient | null = null;
   private stopped = false;
   private loop: Promise<void> | null = null;
@@ -53,7 +84,11 @@ export class ChangelogHub {
 
   async start(): Promise<void> {
     const { registry, redis, prefix } = this.options;
-    for (const view of registry.views) this.lastSeen.set(view.name, await currentVersion(redis, prefix, view));
+    await this.refreshAvailability();
+    for (const view of registry.views) {
+      const last = await redis.sendCommand<[string, string[]][]>(['XREVRANGE', changelogKey(prefix, view.name), '+', '-', 'COUNT', '1']);
+      this.lastSeen.set(view.name, last[0]?.[0] ?? '0-0');
+    }
     this.reader = redis.duplicate();
     this.reader.on('error', (error: Error) => this.options.onError?.(error));
     await this.reader.connect();
@@ -65,36 +100,87 @@ export class ChangelogHub {
     // A blocked XREAD returns within its timeout; disconnecting ends it at once.
     this.reader?.destroy();
     await this.loop?.catch(() => undefined);
+    for (const wake of this.availabilityWaiters) wake();
+  }
+
+  /** Whether a view can be served now, as the last check saw it. */
+  servable(view: string): Availability {
+    return this.availability.get(view) ?? { servable: false, reason: `View ${view} has no state in Redis yet`, floor: '0-0' };
+  }
+
+  /** Read every view's status, fingerprint and floor; tell subscribers of views that stopped being servable. */
+  private async refreshAvailability(): Promise<void> {
+    const { registry, redis, prefix } = this.options;
+    const fields = registry.views.flatMap((v) => [`status:${v.name}`, `fp:${v.name}`, `floor:${v.name}`]);
+    const values = await redis.sendCommand<(string | null)[]>(['HMGET', metaKey(prefix), ...fields]);
+    registry.views.forEach((view, i) => {
+      const [status, fp, floor] = [values[3 * i], values[3 * i + 1], values[3 * i + 2]];
+      const parsed = status ? (JSON.parse(status) as ViewStatus) : null;
+      let reason = '';
+      if (!parsed) reason = `View ${view.name} has no state in Redis (being built, or Redis lost it)`;
+      else if (fp !== view.fingerprint) reason = `View ${view.name} in Redis was built from another definition (another version of the service writes it)`;
+      else if (parsed.state === 'building') reason = `View ${view.name} is being built${parsed.reason ? `: ${parsed.reason}` : ''}`;
+      else if (parsed.state === 'stopped') reason = `View ${view.name} is stopped${parsed.reason ? `: ${parsed.reason}` : ''}`;
+      const next: Availability = { servable: reason === '', reason, floor: floor ?? '0-0' };
+      const before = this.availability.get(view.name);
+      this.availability.set(view.name, next);
+      if (before?.servable && !next.servable) this.broadcast(view.name, { op: 'reset', reason, version: before.floor, synthetic: true });
+    });
+    if (this.availabilityWaiters.size > 0) for (const wake of [...this.availabilityWaiters]) wake();
+  }
+
+  private broadcast(view: string, event: HubEvent): void {
+    for (const listener of this.listeners.get(view) ?? []) listener(event);
   }
 
   private async tail(): Promise<void> {
     const { registry, prefix } = this.options;
     const views = registry.views;
     const keys = views.map((v) => changelogKey(prefix, v.name));
+    let lastCheck = Date.now();
     while (!this.stopped) {
       try {
         const ids = views.map((v) => this.lastSeen.get(v.name) ?? '0-0');
         const reply = await this.reader!.sendCommand<[string, [string, string[]][]][] | null>([
           'XREAD',
           'COUNT',
-          '1000',
+          String(READ_COUNT),
           'BLOCK',
-          '5000',
+          String(this.options.blockMs ?? 1000),
           'STREAMS',
           ...keys,
           ...ids,
         ]);
-        if (!reply) continue;
-        for (const [key, entries] of reply) {
+        let reset = false;
+        for (const [key, entries] of reply ?? []) {
           const view = views[keys.indexOf(key)];
           if (!view || entries.length === 0) continue;
+          const before = this.lastSeen.get(view.name) ?? '0-0';
           this.lastSeen.set(view.name, entries.at(-1)![0]);
+          // A full read may mean the stream was trimmed past what was delivered: a gap.
+          if (entries.length === READ_COUNT) {
+            const trimmed = await trimmedUpTo(this.options.redis, prefix, view);
+            if (compareVersions(trimmed, before) > 0) {
+              this.broadcast(view.name, {
+                op: 'reset',
+                reason: `changes after ${before} were trimmed from the changelog before they were delivered`,
+                version: trimmed,
+                synthetic: true,
+              });
+            }
+          }
+          // A view going live writes a 'reset' entry: its status changed, read it now.
+          reset ||= entries.some(([, fields]) => fields[1] === 'reset');
           const listeners = this.listeners.get(view.name);
           if (!listeners?.size) continue;
           for (const entry of entries) {
             const change = decodeChangelogEntry(view, entry);
             for (const listener of listeners) listener(change);
           }
+        }
+        if (!reply || reset || Date.now() - lastCheck >= 250) {
+          lastCheck = Date.now();
+          await this.refreshAvailability();
         }
       } catch (error) {
         if (this.stopped) return;
@@ -115,69 +201,118 @@ export class ChangelogHub {
     };
   }
 
+  /** Wait until a view is servable (or the subscription ends). */
+  private async untilServable(view: string, signal: AbortSignal | undefined): Promise<boolean> {
+    while (!this.servable(view).servable) {
+      if (this.stopped || signal?.aborted) return false;
+      await new Promise<void>((resolve) => {
+        const wake = (): void => {
+          this.availabilityWaiters.delete(wake);
+          resolve();
+        };
+        this.availabilityWaiters.add(wake);
+        signal?.addEventListener('abort', wake, { once: true });
+      });
+    }
+    return true;
+  }
+
   /** The change stream of one subscription (see the diagram above). */
   async *changes(view: CompiledView, options: ChangeStreamOptions): AsyncGenerator<SubscriptionEvent> {
     const { redis, prefix } = this.options;
     const maxBuffered = this.options.maxBuffered ?? 10_000;
-    const buffer: ViewChange[] = [];
+    const buffer: HubEvent[] = [];
     let overflow = false;
     let wake: (() => void) | null = null;
-    const unlisten = this.listen(view.name, (change) => {
-      if (options.key !== null && change.key !== options.key) return;
+    const unlisten = this.listen(view.name, (event) => {
+      if (event.op !== 'reset' && options.key !== null && event.key !== options.key) return;
       if (buffer.length >= maxBuffered) overflow = true;
-      else buffer.push(change);
+      else buffer.push(event);
       wake?.();
       wake = null;
     });
     const matches = (change: { key: string }): boolean => options.key === null || change.key === options.key;
+    const reset = (reason: string, version: string): SubscriptionEvent => ({ view: view.name, version, op: 'reset', key: '', row: null, previous: null, reason });
     try {
-      let last = options.since;
-      if (options.snapshot && last === null) {
-        let after: string | null = null;
-        let version: string | null = null;
-        for (;;) {
-          const page = await readPage(redis, prefix, view, after, 1000);
-          version ??= page.version;
-          for (const { key, row } of page.rows) {
-            if (matches({ key })) yield { view: view.name, version, op: 'snapshot', key, row, previous: null };
-          }
-          if (page.rows.length < 1000) break;
-          after = page.rows.at(-1)!.key;
+      let last = options.since === null ? null : parseVersion(options.since);
+      let snapshot = options.snapshot && last === null;
+      await this.refreshAvailability();
+      const availability = this.servable(view.name);
+      if (!availability.servable) {
+        yield reset(availability.reason, availability.floor);
+        snapshot = true;
+      } else if (last !== null) {
+        const current = await redis.sendCommand<[string, string[]][]>(['XREVRANGE', changelogKey(prefix, view.name), '+', '-', 'COUNT', '1']);
+        const newest = current[0]?.[0] ?? '0-0';
+        if (compareVersions(last, newest) > 0) {
+          throw new PublicError(`Version ${last} of ${view.name} is ahead of its newest version ${newest}; resume from a version this service gave you`, 'VERSION_AHEAD');
         }
-        last = version;
-      }
-      if (last !== null) {
-        if (options.since !== null) {
-          // Entries after `since` were trimmed away: resuming would silently skip them.
-          const trimmed = await trimmedUpTo(redis, prefix, view);
-          if (compareVersions(last, trimmed) < 0) {
-            throw new PublicError(
-              `Version ${last} of ${view.name} is no longer in its changelog (trimmed up to ${trimmed}); subscribe again with snapshot: true`,
-              'VERSION_EXPIRED',
-            );
-          }
-        }
-        for (;;) {
-          const batch = await readChangelog(redis, prefix, view, last, 1000);
-          for (const change of batch) if (matches(change)) yield change;
-          if (batch.length === 0) break;
-          last = batch.at(-1)!.version;
-          if (batch.length < 1000) break;
+        const trimmed = await trimmedUpTo(redis, prefix, view);
+        if (compareVersions(last, availability.floor) < 0) {
+          yield reset(`version ${last} is older than the view's current history (it was rebuilt at ${availability.floor}); a fresh snapshot follows`, availability.floor);
+          snapshot = true;
+        } else if (compareVersions(last, trimmed) < 0) {
+          yield reset(`version ${last} is no longer in the changelog (trimmed up to ${trimmed}); a fresh snapshot follows`, trimmed);
+          snapshot = true;
         }
       }
       for (;;) {
-        if (overflow) {
-          throw new PublicError(`Subscription to ${view.name} fell more than ${maxBuffered} changes behind; resume with since: ${last ?? '0-0'}`, 'SUBSCRIBER_TOO_SLOW');
+        if (snapshot) {
+          if (!(await this.untilServable(view.name, options.signal))) return;
+          // Entries buffered so far belong to the history the snapshot replaces.
+          buffer.length = 0;
+          let after: string | null = null;
+          let version: string | null = null;
+          try {
+            for (;;) {
+              const page = await readPage(redis, prefix, view, after, 1000);
+              version ??= page.version;
+              for (const { key, row } of page.rows) {
+                if (matches({ key })) yield { view: view.name, version, op: 'snapshot', key, row, previous: null };
+              }
+              if (page.rows.length < 1000) break;
+              after = page.rows.at(-1)!.key;
+            }
+          } catch (error) {
+            // The view stopped being servable while paging: start over once it is again.
+            if (!(error instanceof Error && error.name === 'ViewUnavailableError')) throw error;
+            yield reset(error.message, version ?? '0-0');
+            continue;
+          }
+          last = version;
+          snapshot = false;
         }
-        const change = buffer.shift();
-        if (!change) {
-          if (options.signal?.aborted) return;
-          await new Promise<void>((r) => (wake = r));
-          continue;
+        if (last !== null) {
+          for (;;) {
+            const batch = await readChangelog(redis, prefix, view, last, 1000);
+            for (const change of batch) {
+              last = change.version;
+              if (change.op === 'reset') snapshot = true;
+              else if (matches(change)) yield change;
+            }
+            if (snapshot || batch.length < 1000) break;
+          }
         }
-        if (last !== null && compareVersions(change.version, last) <= 0) continue;
-        last = change.version;
-        yield change;
+        while (!snapshot) {
+          if (overflow) {
+            throw new PublicError(`Subscription to ${view.name} fell more than ${maxBuffered} changes behind; resume with since: ${last ?? '0-0'}`, 'SUBSCRIBER_TOO_SLOW');
+          }
+          const event = buffer.shift();
+          if (!event) {
+            if (options.signal?.aborted || this.stopped) return;
+            await new Promise<void>((r) => (wake = r));
+            continue;
+          }
+          const synthetic = 'synthetic' in event;
+          if (!synthetic && last !== null && compareVersions(event.version, last) <= 0) continue;
+          if (event.op === 'reset') {
+            yield reset(event.reason ?? 'the view starts over', event.version);
+            snapshot = true;
+            break;
+          }
+          last = event.version;
+          yield event;
+        }
       }
     } finally {
       unlisten();

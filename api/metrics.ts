@@ -84,12 +84,64 @@ export function createMetrics(options: { views: Registry; redis: RedisClient; pr
   });
   new client.Gauge({
     name: 'cdc_views_ready',
-    help: '1 when the views are live (snapshot done or resumed).',
+    help: '1 when the views are live (snapshot done or resumed) and the pipeline is healthy.',
     registers: [registry],
     collect() {
       this.set(options.engine.ready ? 1 : 0);
     },
   });
+  const PIPELINE_STATES = ['starting', 'waiting-for-lease', 'building', 'live', 'retrying', 'stopped'] as const;
+  new client.Gauge({
+    name: 'cdc_views_pipeline_state',
+    help: '1 for the state the ingest pipeline is in (waiting-for-lease: another instance writes).',
+    labelNames: ['state'] as const,
+    registers: [registry],
+    collect() {
+      const { state } = options.engine.health();
+      for (const s of PIPELINE_STATES) this.set({ state: s }, s === state ? 1 : 0);
+    },
+  });
+  new client.Gauge({
+    name: 'cdc_views_view_state',
+    help: '1 for the state each view is in (building, live, stopped).',
+    labelNames: ['view', 'state'] as const,
+    registers: [registry],
+    collect() {
+      const { views } = options.engine.health();
+      for (const view of options.views.views) {
+        const state = views.get(view.name)?.state;
+        for (const s of ['building', 'live', 'stopped'] as const) this.set({ view: view.name, state: s }, s === state ? 1 : 0);
+      }
+    },
+  });
+  new client.Gauge({
+    name: 'cdc_views_pipeline_lag_seconds',
+    help: 'Age of the oldest change received from the source and not yet applied.',
+    registers: [registry],
+    collect() {
+      this.set(options.engine.health().lagMs / 1000);
+    },
+  });
+  const stateLost = new client.Counter({
+    name: 'cdc_views_state_lost_total',
+    help: 'Times Redis did not hold what the writer had written (restart without persistence, older dump, failover), by outcome.',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  });
+  const rebuilds = new client.Counter({
+    name: 'cdc_views_rebuilds_total',
+    help: 'Rebuilds of every view from a fresh snapshot.',
+    registers: [registry],
+  });
+  const viewsStopped = new client.Counter({
+    name: 'cdc_views_views_stopped_total',
+    help: 'Views stopped because they could no longer be kept exact (schema change, a change they could not apply).',
+    labelNames: ['view'] as const,
+    registers: [registry],
+  });
+  options.engine.on(ENGINE_EVENTS.STATE_LOST, (e: { resumed?: boolean }) => stateLost.inc({ outcome: e.resumed ? 'resumed' : 'rebuilt' }));
+  options.engine.on(ENGINE_EVENTS.REBUILD, () => rebuilds.inc());
+  options.engine.on(ENGINE_EVENTS.VIEW_STOPPED, (e: { view: string }) => viewsStopped.inc({ view: e.view }));
 
   let lastCommitUs: number | undefined;
   setInterval(() => lastCommitUs !== undefined && lag.set(Math.max(0, Date.now() / 1000 - lastCommitUs / 1e6)), 1000).unref();

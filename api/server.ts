@@ -16,7 +16,8 @@ export interface ApiOptions {
   readonly registry: Registry;
   readonly views: ViewDataSource;
   readonly metrics: Metrics;
-  readonly isReady: () => boolean;
+  /** /ready: whether to take traffic, and why not. */
+  readonly health: () => { ready: boolean; body: unknown };
   readonly port: number;
   readonly host: string;
   /** GraphiQL and introspection (development). */
@@ -64,8 +65,8 @@ export async function startApi(options: ApiOptions): Promise<ApiServer> {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/health') return void sendJson(res, 200, { status: 'ok' });
     if (path === '/ready') {
-      const ready = options.isReady();
-      return void sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'starting' });
+      const { ready, body } = options.health();
+      return void sendJson(res, ready ? 200 : 503, body);
     }
     if (path === '/metrics') {
       options.metrics.registry.metrics().then(

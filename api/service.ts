@@ -4,11 +4,16 @@
  *   config ─▶ registry ─▶ engine (source → Redis)      ─┐
  *                        changelog hub (Redis → pushes) ─┼─▶ HTTP / WebSocket API
  *                        metrics                         ─┘
+ *
+ * Redis connections: the engine's write steps run on a connection of their own (a long step never
+ * delays a read, and WAITAOF/WAIT wait for exactly its writes); the lease and small reads use a
+ * control connection; GraphQL reads share a reader; the changelog hub blocks on its own.
  */
 import pino from 'pino';
 import { createSource, type SnapshotProgress } from '../ingest/index.ts';
 import { ServiceError } from '../ingest/errors.ts';
 import type { SourceOptions } from '../ingest/source-options.ts';
+import { AckGate, readPersistence, resolveDurability } from '../views/store/durability.ts';
 import { keyPrefix } from '../views/store/keys.ts';
 import { connectRedis, type RedisClient } from '../views/store/redis.ts';
 import type { Config } from '../views/define.ts';
@@ -60,8 +65,18 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const registry = createRegistry(options.config);
   const redisUrl = options.redisUrl ?? options.config.redis?.url ?? process.env['REDIS_URL'];
   if (!redisUrl) throw new ServiceError('CONFIG_INVALID', 'No Redis to keep the views in: set REDIS_URL or redis.url in the config');
-  const redis = await connectRedis(redisUrl, (error) => log.warn({ err: error }, 'redis connection error'));
+  const onRedisError = (error: Error): void => log.warn({ err: error }, 'redis connection error');
+  const [writer, control, redis] = await Promise.all([connectRedis(redisUrl, onRedisError), connectRedis(redisUrl, onRedisError), connectRedis(redisUrl, onRedisError)]);
   const prefix = keyPrefix(registry.name);
+  const durabilityOptions = options.config.redis?.durability ?? {};
+  const durability = resolveDurability(await readPersistence(control), durabilityOptions);
+  if (durability.warning) {
+    if (durabilityOptions.require) {
+      await Promise.all([writer, control, redis].map((c) => c.quit().catch(() => undefined)));
+      throw new ServiceError('CONFIG_INVALID', `redis.durability.require is set, but ${durability.warning}`);
+    }
+    log.warn({ durability: durability.mode }, durability.warning);
+  } else log.info({ durability: durability.mode }, `source positions are acknowledged when durable: ${durability.explanation}`);
 
   const sourceOptions: SourceOptions =
     options.config.source.kind === 'postgres' && options.databaseUrl
@@ -73,7 +88,11 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   let lastProgressLog = 0;
   const engine = new Engine({
     registry,
-    redis,
+    redis: writer,
+    control,
+    durability,
+    ackGate: new AckGate(durability, durabilityOptions),
+    ...(options.config.redis?.leaseTtlMs === undefined ? {} : { leaseTtlMs: options.config.redis.leaseTtlMs }),
     createSource: () =>
       createSource(sourceOptions, tableRequirements(registry), {
         log: (level, message, fields) => log[level](fields ?? {}, message),
@@ -103,7 +122,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     registry,
     views,
     metrics,
-    isReady: () => engine.ready,
+    health: () => readiness(engine, options.config.api?.readyMaxLagMs ?? 30_000),
     port: options.port ?? options.config.api?.port ?? Number(process.env['PORT'] ?? 4000),
     host: options.host ?? options.config.api?.host ?? process.env['HOST'] ?? '127.0.0.1',
     development,
@@ -126,7 +145,25 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       await api.close();
       await engine.stop();
       await hub.stop();
-      await redis.quit().catch(() => undefined);
+      await Promise.all([writer, control, redis].map((c) => c.quit().catch(() => undefined)));
     },
+  };
+}
+
+/**
+ * /ready: 200 only when the pipeline is live, not lagging beyond `maxLagMs`, and every view is
+ * live; otherwise 503 with what is wrong (a load balancer then sends readers elsewhere).
+ */
+export function readiness(engine: Engine, maxLagMs: number): { ready: boolean; body: Record<string, unknown> } {
+  const health = engine.health();
+  const views = Object.fromEntries([...health.views].map(([name, s]) => [name, s.reason ? { state: s.state, reason: s.reason } : { state: s.state }]));
+  const problems: string[] = [];
+  if (health.state !== 'live') problems.push(health.reason ?? `the pipeline is ${health.state}`);
+  if (health.lagMs > maxLagMs) problems.push(`the oldest change not yet applied arrived ${Math.round(health.lagMs)} ms ago (limit ${maxLagMs} ms)`);
+  for (const [name, s] of health.views) if (s.state !== 'live') problems.push(`view ${name} is ${s.state}${s.reason ? `: ${s.reason}` : ''}`);
+  const ready = problems.length === 0;
+  return {
+    ready,
+    body: { status: ready ? 'ready' : 'not ready', pipeline: health.state, lagMs: Math.round(health.lagMs), durability: health.durability?.mode, problems, views },
   };
 }

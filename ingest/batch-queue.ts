@@ -1,7 +1,8 @@
 /**
  * A bounded queue between a source's producer (a replication socket, a Kafka fetch loop) and the
- * engine's pull. Past `high` waiting batches the producer is paused (`pause`, or `waitForSpace`),
- * so a slow Redis slows reading instead of filling memory; the source keeps the rest for us.
+ * engine's pull. Past `high` waiting batches, or `highChanges` waiting changes, the producer is
+ * paused (`pause`, or `waitForSpace`), so a slow Redis slows reading instead of filling memory;
+ * the source keeps the rest for us.
  */
 import type { ChangeBatch } from './change.ts';
 
@@ -14,17 +15,24 @@ export class BatchQueue {
   private readonly pause: () => void;
   private readonly resume: () => void;
   private readonly high: number;
+  private readonly highChanges: number;
+  private changes = 0;
   private spaceWaiters: (() => void)[] = [];
 
-  constructor(pause: () => void = () => undefined, resume: () => void = () => undefined, high = 256) {
+  constructor(pause: () => void = () => undefined, resume: () => void = () => undefined, high = 256, highChanges = 50_000) {
     this.pause = pause;
     this.resume = resume;
     this.high = high;
+    this.highChanges = highChanges;
+  }
+
+  private full(): boolean {
+    return this.items.length >= this.high || this.changes >= this.highChanges;
   }
 
   /** Resolves when the queue is below its high-water mark (for pull-based producers like Kafka). */
   waitForSpace(): Promise<void> {
-    if (this.items.length < this.high || this.error) return Promise.resolve();
+    if (!this.full() || this.error) return Promise.resolve();
     return new Promise((r) => this.spaceWaiters.push(r));
   }
 
@@ -40,7 +48,8 @@ export class BatchQueue {
       return;
     }
     this.items.push(batch);
-    if (!this.paused && this.items.length >= this.high) {
+    this.changes += batch?.changes.length ?? 0;
+    if (!this.paused && this.full()) {
       this.paused = true;
       this.pause();
     }
@@ -74,11 +83,12 @@ export class BatchQueue {
   next(): Promise<ChangeBatch | null> {
     if (this.items.length > 0) {
       const item = this.items.shift()!;
-      if (this.paused && this.items.length < this.high / 2) {
+      this.changes -= item?.changes.length ?? 0;
+      if (this.paused && this.items.length < this.high / 2 && this.changes < this.highChanges / 2) {
         this.paused = false;
         this.resume();
       }
-      if (this.items.length < this.high) for (const w of this.spaceWaiters.splice(0)) w();
+      if (!this.full()) for (const w of this.spaceWaiters.splice(0)) w();
       return Promise.resolve(item);
     }
     if (this.error) return Promise.reject(this.error);

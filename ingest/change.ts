@@ -127,7 +127,35 @@ export interface ChangeBatch {
   readonly deadLetters?: readonly SourceDeadLetter[];
   /** Set on the batch that completes the initial load: from here on the views are live. */
   readonly live?: boolean;
+  /**
+   * Part of a transaction too large for one batch (its changes are cut into parts of a fixed
+   * size, so a replay cuts them the same way). Every part but the last has no position of its
+   * own; `probe` is the transaction's commit position (a part is a replay once the stored
+   * position is past it).
+   */
+  readonly part?: { readonly txn: string; readonly index: number; readonly final: boolean; readonly probe: SourcePosition };
+  /** Source tables whose shape changed, as seen in this batch before its changes. */
+  readonly schemaChanges?: readonly SchemaChange[];
 }
+
+/**
+ * A source table changed shape while streaming (PostgreSQL's relation message, a new schema in a
+ * Debezium event). The views layer decides what each means for each view.
+ */
+export type SchemaChange =
+  | { readonly kind: 'renamed'; readonly table: string; readonly newName: string }
+  | { readonly kind: 'columnsDropped'; readonly table: string; readonly columns: readonly string[] }
+  | { readonly kind: 'columnsAdded'; readonly table: string; readonly columns: readonly string[] }
+  | {
+      readonly kind: 'typeChanged';
+      readonly table: string;
+      readonly column: string;
+      readonly from: string;
+      readonly to: string;
+      /** The new type still decodes as the declared one (e.g. numeric(12,2) → numeric(12,3)), but the table was rewritten outside the stream. */
+      readonly fitsDeclaration: boolean;
+    }
+  | { readonly kind: 'replicaIdentity'; readonly table: string; readonly from: string; readonly to: string };
 
 export interface SourceDeadLetter {
   /** What was wrong, and where (topic, partition, offset). */
@@ -159,6 +187,12 @@ export interface ChangeSource {
   start(resumeFrom: SourcePosition | null): AsyncIterable<ChangeBatch>;
   /** Everything up to and including `position` is durable in Redis. */
   ack(position: SourcePosition): Promise<void>;
+  /**
+   * Why streaming cannot resume from `position` (the checkpoint found in Redis), or null when it
+   * can: the slot is gone, the source already acknowledged more than Redis holds (Redis lost
+   * acknowledged steps), retention deleted the records, …
+   */
+  resumeProblem?(position: SourcePosition): Promise<string | null>;
   close(): Promise<void>;
 }
 

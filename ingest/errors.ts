@@ -11,6 +11,8 @@ export type ErrorCode =
   | 'SOURCE_SCHEMA'
   | 'REPLICATION'
   | 'REDIS_APPLY'
+  | 'STATE_LOST'
+  | 'VIEW_UNAVAILABLE'
   | 'KAFKA';
 
 export class ServiceError extends Error {

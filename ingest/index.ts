@@ -2,7 +2,7 @@
  * Sources by config: the one place that turns `source.postgres(…)` / `source.kafka(…)` into a live
  * ChangeSource.
  */
-import type { ChangeSource, SourcePosition } from './change.ts';
+import type { ChangeSource } from './change.ts';
 import { ServiceError } from './errors.ts';
 import { KafkaSource } from './kafka/kafka-source.ts';
 import { PostgresSource, type SnapshotProgress } from './pg/postgres-source.ts';
@@ -13,14 +13,12 @@ export interface SourceHooks {
   readonly log?: (level: 'info' | 'warn', message: string, fields?: Record<string, unknown>) => void;
 }
 
-export type CreatedSource = ChangeSource & { canResume?(position: SourcePosition | null): Promise<boolean> };
-
 export function createSource(
   options: SourceOptions,
   tables: readonly TableRequirement[],
   hooks: SourceHooks = {},
   deployment = 'default',
-): CreatedSource {
+): ChangeSource {
   switch (options.kind) {
     case 'postgres': {
       const url = options.url ?? process.env['DATABASE_URL'];

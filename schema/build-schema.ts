@@ -30,6 +30,7 @@ import {
 } from 'graphql';
 import type { Value } from '../ingest/values.ts';
 import { encodeRowKey } from '../views/encoding.ts';
+import { ViewUnavailableError } from '../views/errors.ts';
 import type { CompiledView, Registry } from '../views/registry.ts';
 import type { ViewChange, ViewRow } from '../views/store/read.ts';
 import { PublicError } from './errors.ts';
@@ -76,8 +77,23 @@ const ChangeOp = new GraphQLEnumType({
     INSERT: { value: 'insert' },
     UPDATE: { value: 'update' },
     DELETE: { value: 'delete' },
+    RESET: {
+      value: 'reset',
+      description:
+        'The view starts over (rebuilt, stopped, or changes this subscription needed are gone): drop the rows you hold; a SNAPSHOT of the current rows follows once the view is servable, then every change after it. `reason` says why.',
+    },
   },
 });
+
+/** A view that cannot be served now becomes a client-facing error with its reason. */
+async function servable<T>(read: Promise<T>): Promise<T> {
+  try {
+    return await read;
+  } catch (error) {
+    if (error instanceof ViewUnavailableError) throw new PublicError(error.message, 'VIEW_UNAVAILABLE');
+    throw error;
+  }
+}
 
 export function encodeCursor(key: string): string {
   return Buffer.from(key, 'utf8').toString('base64url');
@@ -141,7 +157,8 @@ export function buildSchema(registry: Registry): GraphQLSchema {
       fields: {
         version: { type: new GraphQLNonNull(GraphQLString), description: 'The view version after this change.' },
         op: { type: new GraphQLNonNull(ChangeOp) },
-        key: { type: new GraphQLNonNull(keyType) },
+        key: { type: keyType, description: 'The key of the changed row (null for RESET).' },
+        reason: { type: GraphQLString, description: 'Why the view starts over (RESET only).' },
         row: { type: rowType, description: 'The row after the change (null when deleted).' },
         previous: { type: rowType, description: 'The row before the change (null when inserted or in a snapshot).' },
       },
@@ -159,7 +176,7 @@ export function buildSchema(registry: Registry): GraphQLSchema {
       type: rowType,
       description: `One row of ${view.name} by its key.`,
       args: keyArgs(true),
-      resolve: (_, args, ctx) => ctx.views.row(view, keyFromArgs(view, args)),
+      resolve: (_, args, ctx) => servable(ctx.views.row(view, keyFromArgs(view, args))),
     };
     query[view.name] = byKey as GraphQLFieldConfig<unknown, SchemaContext>;
 
@@ -171,7 +188,7 @@ export function buildSchema(registry: Registry): GraphQLSchema {
         if (!Number.isInteger(first) || first < 0 || first > MAX_PAGE_SIZE) {
           throw new PublicError(`Expected first to be between 0 and ${MAX_PAGE_SIZE}, but found ${first}`);
         }
-        const page = await ctx.views.page(view, after ? decodeCursor(after) : null, first + 1);
+        const page = await servable(ctx.views.page(view, after ? decodeCursor(after) : null, first + 1));
         const rows = page.rows.slice(0, first);
         const edges = rows.map((r) => ({ cursor: encodeCursor(r.key), node: r.row }));
         return {
@@ -202,7 +219,8 @@ export function buildSchema(registry: Registry): GraphQLSchema {
       },
       resolve: (event) => ({
         ...event,
-        key: Object.fromEntries(view.keyFields.map((f) => [f.name, (event.row ?? event.previous)?.[f.name] ?? null])),
+        key: event.op === 'reset' ? null : Object.fromEntries(view.keyFields.map((f) => [f.name, (event.row ?? event.previous)?.[f.name] ?? null])),
+        reason: event.reason ?? null,
       }),
     };
     subscription[`${view.name}Changes`] = changes as GraphQLFieldConfig<unknown, SchemaContext>;

@@ -26,6 +26,7 @@
  */
 import type { ColumnType } from '../ingest/values.ts';
 import type { SourceOptions } from '../ingest/source-options.ts';
+import type { DurabilityOptions } from './store/durability.ts';
 import {
   arithmeticType,
   avgType,
@@ -408,6 +409,17 @@ export function max<T extends ColumnType>(e: Expr<T>): Aggregate<T, true> {
 export interface RedisOptions {
   /** redis://[user:password@]host:port[/db]; defaults to $REDIS_URL. */
   readonly url?: string | undefined;
+  /**
+   * When a write step may be acknowledged to the source (docs/guarantees.md): by default the
+   * strongest mode Redis's persistence settings allow, with a loud warning when none is durable;
+   * `require: true` refuses to start then.
+   */
+  readonly durability?: DurabilityOptions;
+  /**
+   * How long the writer's lease lasts without renewal (ms; default 5000). One instance writes a
+   * deployment at a time; after a crash another takes over within this time.
+   */
+  readonly leaseTtlMs?: number;
 }
 
 export interface ApiOptions {
@@ -415,6 +427,8 @@ export interface ApiOptions {
   readonly host?: string;
   /** GraphiQL in the browser at /graphql; on unless NODE_ENV=production. */
   readonly graphiql?: boolean;
+  /** /ready answers 503 when the oldest change received and not yet applied is older than this (ms; default 30 000). */
+  readonly readyMaxLagMs?: number;
 }
 
 export interface Config<V extends Record<string, ViewDef> = Record<string, ViewDef>> {

@@ -1,45 +1,61 @@
 /**
  * The loop that keeps the views: source → plan → one atomic Redis step → acknowledge.
  *
+ *   waiting-for-lease ──▶ (bootstrap.ts: resume | rebuild) ──▶ building ──▶ live ⇄ retrying
+ *          ▲                                                                  │
+ *          └──────────── fenced (another writer) · state lost (Redis) ◀───────┘
+ *
  *            ┌──────────── read ahead (bounded) ────────────┐
  *   source ──┤ batch, batch, batch …                        ├──▶ take everything waiting (group commit)
  *            └──────────────────────────────────────────────┘        │
  *                                                                    ▼
- *                                     planBatch (pure) → applyBatch (one Lua call: views, changelog,
- *                                     dead letters, checkpoint) → source.ack(position) → events
+ *                    planBatch (pure) → applyBatch (one Lua call: fencing token and step check,
+ *                    views, changelog, dead letters, checkpoint) → durable? (store/durability.ts)
+ *                    → source.ack(position) → events
  *
  * While one group is being applied, the next one accumulates, so a busy source gets large atomic
- * steps (throughput) and a quiet one gets a step per transaction (latency).
+ * steps (throughput) and a quiet one gets a step per transaction (latency). A transaction too
+ * large for one step arrives in parts and is applied part by part (each part one short step,
+ * readers of the views it touches wait for its last part).
  *
- * Starting: the stored view fingerprints must match the config, and the source must be able to
- * resume from the stored checkpoint; otherwise the deployment's keys are wiped and the views are
- * rebuilt from a fresh snapshot. Failing: Redis errors retry the same group (nothing was applied:
- * the script is atomic); source errors restart the pipeline from the stored checkpoint; errors in
- * the config or the source schema stop the engine with their message.
+ * One writer: the engine writes only while it holds the deployment's lease, and every step checks
+ * the lease's token and the step counter inside Redis, so a second instance, a paused process or
+ * a Redis that lost writes is caught before anything is written. Failing: Redis errors retry the
+ * same group (nothing was applied: the script is atomic); source errors restart the pipeline from
+ * the stored checkpoint; errors in the config or the source schema stop the engine with their
+ * message.
  */
 import { EventEmitter } from 'node:events';
-import type { Change, ChangeBatch, ChangeSource, SourcePosition } from '../ingest/change.ts';
+import type { Change, ChangeBatch, ChangeSource, SchemaChange, SourcePosition } from '../ingest/change.ts';
 import { ServiceError } from '../ingest/errors.ts';
-import { applyBatch, type DeadLetter } from './store/apply-batch.ts';
-import { checkpointKey, imagesKey, keyPrefix, metaKey } from './store/keys.ts';
-import { deleteByPattern, type RedisClient } from './store/redis.ts';
+import { decideStart } from './bootstrap.ts';
+import { StateLostError } from './errors.ts';
 import { planBatch, type BatchPlan } from './plan/plan-batch.ts';
 import { imageKeysOf, resolveWithImages, type ImageWrites, type StoredImages } from './plan/row-images.ts';
 import { STATE_LAYOUT_VERSION, type Registry } from './registry.ts';
-
-/** A source the engine can ask whether the stored checkpoint is still reachable. */
-export interface ResumableSource extends ChangeSource {
-  canResume?(position: SourcePosition | null): Promise<boolean>;
-}
+import { schemaChangeEffects } from './schema-changes.ts';
+import { applyBatch, type DeadLetter, type StepControl } from './store/apply-batch.ts';
+import { AckGate, resolveDurability, type ResolvedDurability } from './store/durability.ts';
+import { imagesKey, keyPrefix } from './store/keys.ts';
+import { WriterLease } from './store/lease.ts';
+import type { RedisClient } from './store/redis.ts';
+import { FencedError, readStoredState, wipeForRebuild, writeMeta, type ViewStatus } from './store/state.ts';
 
 export interface EngineOptions {
   readonly registry: Registry;
+  /** The writer's own connection: the write steps (and WAITAOF/WAIT) run on it alone. */
   readonly redis: RedisClient;
+  /** A connection for the lease and small reads, so renewal never queues behind a write step. */
+  readonly control?: RedisClient;
   /** A fresh source per (re)start of the pipeline. */
-  readonly createSource: () => ResumableSource;
+  readonly createSource: () => ChangeSource;
   /** Changes per atomic step at most (bounds script time in Redis). */
   readonly maxBatchChanges?: number;
   readonly changelogMaxLength?: number;
+  /** When steps may be acknowledged (store/durability.ts); default: what Redis's settings allow. */
+  readonly durability?: ResolvedDurability;
+  readonly ackGate?: AckGate;
+  readonly leaseTtlMs?: number;
   readonly log?: (level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -48,10 +64,16 @@ export const ENGINE_EVENTS = {
   BATCH_APPLIED: 'engine.batch_applied',
   /** The initial snapshot finished and the views are live. */
   SNAPSHOT_DONE: 'engine.snapshot_done',
-  /** The views were wiped and are being rebuilt: { reason }. */
+  /** The views were wiped and are being rebuilt: { reason, lost }. */
   REBUILD: 'engine.rebuild',
   /** The pipeline failed and will restart: { error }. */
   RESTART: 'engine.restart',
+  /** Redis did not hold what this writer had written: { reason }. */
+  STATE_LOST: 'engine.state_lost',
+  /** A view stopped being served: { view, reason }. */
+  VIEW_STOPPED: 'engine.view_stopped',
+  /** The pipeline state changed: EngineHealth. */
+  STATE: 'engine.state',
 } as const;
 
 export interface BatchAppliedEvent {
@@ -72,21 +94,70 @@ export interface BatchAppliedEvent {
   readonly messages: readonly { prefix: string; content: string }[];
 }
 
+export type PipelineState = 'starting' | 'waiting-for-lease' | 'building' | 'live' | 'retrying' | 'stopped';
+
+export interface EngineHealth {
+  readonly state: PipelineState;
+  /** Why the pipeline is not live, in words. */
+  readonly reason: string | null;
+  /** Age of the oldest change received but not yet applied (ms). */
+  readonly lagMs: number;
+  readonly views: ReadonlyMap<string, ViewStatus>;
+  readonly durability: ResolvedDurability | null;
+}
+
 const FATAL_CODES = new Set(['CONFIG_INVALID', 'SOURCE_SCHEMA']);
+
+/** Asked for by a schema change: restart the pipeline, which then rebuilds. */
+class RebuildRequested extends Error {}
 
 export class Engine extends EventEmitter {
   readonly prefix: string;
   private readonly options: EngineOptions;
-  private source: ResumableSource | null = null;
+  private readonly lease: WriterLease;
+  private readonly gate: AckGate;
+  private source: ChangeSource | null = null;
   private stopping = false;
   private running: Promise<void> | null = null;
-  /** True once views are live (snapshot done, or resumed). */
-  ready = false;
+  /** Why the current pipeline must end now (lease lost, Redis went back in time). */
+  private abort: Error | null = null;
+  private state: PipelineState = 'starting';
+  private reason: string | null = null;
+  private readonly statuses = new Map<string, ViewStatus>();
+  /** The last step this process wrote, and the one the next step must find in Redis. */
+  private lastStep: number | null = null;
+  private step = 0;
+  private processStart = true;
+  /** Receive times of batches not yet applied (for lag). */
+  private readonly pendingSince: number[] = [];
 
   constructor(options: EngineOptions) {
     super();
     this.options = options;
     this.prefix = keyPrefix(options.registry.name);
+    this.lease = new WriterLease({
+      redis: options.control ?? options.redis,
+      prefix: this.prefix,
+      ...(options.leaseTtlMs === undefined ? {} : { ttlMs: options.leaseTtlMs }),
+      log: (level, message, fields) => options.log?.(level, message, fields),
+    });
+    this.gate = options.ackGate ?? new AckGate(options.durability ?? resolveDurability({ version: '0', appendonly: false, appendfsync: null, connectedReplicas: 0 }, { mode: 'none' }));
+  }
+
+  /** True once views are live (snapshot done, or resumed) and the pipeline is healthy. */
+  get ready(): boolean {
+    return this.state === 'live';
+  }
+
+  health(): EngineHealth {
+    const oldest = this.pendingSince[0];
+    return {
+      state: this.state,
+      reason: this.reason,
+      lagMs: oldest === undefined ? 0 : Date.now() - oldest,
+      views: new Map(this.statuses),
+      durability: this.gate.durability,
+    };
   }
 
   /** Run until stop() or a fatal error (rejects with it). */
@@ -99,35 +170,92 @@ export class Engine extends EventEmitter {
     this.stopping = true;
     await this.source?.close();
     await this.running?.catch(() => undefined);
+    this.gate.reset();
+    // Hand over at once: a rolling deploy's next instance takes the lease without waiting for its TTL.
+    await this.lease.release();
+    this.setState('stopped', null);
+  }
+
+  private setState(state: PipelineState, reason: string | null): void {
+    if (this.state === state && this.reason === reason) return;
+    this.state = state;
+    this.reason = reason;
+    this.emit(ENGINE_EVENTS.STATE, this.health());
+  }
+
+  private log(level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>): void {
+    this.options.log?.(level, message, fields);
+  }
+
+  /** End the running pipeline because of `error` (from outside the loop: lease renewal). */
+  private interrupt(error: Error): void {
+    if (this.abort) return;
+    this.abort = error;
+    void this.source?.close();
   }
 
   private async supervise(): Promise<void> {
     let failures = 0;
     while (!this.stopping) {
+      if (this.lease.token === null) {
+        this.setState('waiting-for-lease', 'waiting for the writer lease');
+        const token = await this.lease.acquire({ aborted: () => this.stopping });
+        if (token === null) return;
+        this.lease.keepAlive(
+          (stored) => {
+            // Redis went back in time under us (restart without persistence, older dump, failover).
+            if (this.lastStep !== null && (stored === '' || Number(stored) < this.lastStep)) {
+              this.interrupt(new StateLostError(`Redis holds step ${stored || 'none'}, but this writer wrote step ${this.lastStep}`));
+            }
+          },
+          (why) => this.interrupt(new FencedError(why)),
+        );
+      }
+      this.abort = null;
       try {
-        await this.runPipeline();
-        failures = 0;
+        await this.runPipeline(() => {
+          failures = 0;
+        });
+        if (this.abort) throw this.abort;
         if (this.stopping) return;
       } catch (error) {
         if (this.stopping) return;
-        if (error instanceof ServiceError && FATAL_CODES.has(error.code)) throw error;
+        if (error instanceof ServiceError && FATAL_CODES.has(error.code)) {
+          await this.lease.release();
+          throw error;
+        }
+        if (error instanceof FencedError) {
+          this.lease.stopKeepAlive();
+          this.lease.token = null;
+          this.log('warn', 'another writer holds this deployment now; stopped writing', { error: error.message });
+          continue;
+        }
+        if (error instanceof StateLostError) {
+          this.log('error', 'Redis does not hold what this writer wrote; starting again from what it holds', { error: error.message });
+          this.emit(ENGINE_EVENTS.STATE_LOST, { reason: error.message });
+          continue;
+        }
+        if (error instanceof RebuildRequested) continue;
         failures++;
         const delay = Math.min(100 * 2 ** failures, 10_000);
-        this.options.log?.('error', 'pipeline failed; restarting from the stored checkpoint', { error: String(error), retryInMs: delay });
+        this.setState('retrying', `the pipeline failed (${String(error)}); retrying in ${delay} ms`);
+        this.log('error', 'pipeline failed; restarting from the stored checkpoint', { error: String(error), retryInMs: delay });
         this.emit(ENGINE_EVENTS.RESTART, { error });
         await new Promise((r) => setTimeout(r, delay));
       } finally {
         await this.source?.close().catch(() => undefined);
         this.source = null;
-        this.ready = false;
+        this.gate.reset();
+        this.pendingSince.length = 0;
       }
     }
   }
 
-  private async runPipeline(): Promise<void> {
+  private async runPipeline(onProgress: () => void): Promise<void> {
     const source = (this.source = this.options.createSource());
     const checkpoint = await this.prepare(source);
-    this.ready = checkpoint !== null;
+    if (this.abort) return;
+    if (checkpoint !== null) this.setState('live', null);
     const queue: ChangeBatch[] = [];
     let queuedChanges = 0;
     // Wake-ups between the reader and the applier (held in an object: TS cannot see closure writes).
@@ -144,10 +272,11 @@ export class Engine extends EventEmitter {
       try {
         for await (const batch of source.start(checkpoint)) {
           queue.push(batch);
+          this.pendingSince.push(Date.now());
           queuedChanges += batch.changes.length;
           signal();
-          while (queuedChanges > maxChanges * 4 && !this.stopping) await new Promise<void>((r) => (waiting.drained = r));
-          if (this.stopping) break;
+          while (queuedChanges > maxChanges * 4 && !this.stopping && !this.abort) await new Promise<void>((r) => (waiting.drained = r));
+          if (this.stopping || this.abort) break;
         }
       } catch (error) {
         failure = error;
@@ -158,79 +287,132 @@ export class Engine extends EventEmitter {
     })();
 
     let inFlight: Promise<void> = Promise.resolve();
-    while (!this.stopping) {
-      if (queue.length === 0) {
-        if (finished) break;
-        await new Promise<void>((r) => (waiting.wake = r));
-        continue;
-      }
-      const group = takeGroup(queue, maxChanges);
-      queuedChanges -= group.reduce((n, b) => n + b.changes.length, 0);
-      waiting.drained?.();
-      waiting.drained = null;
-      // Plan this group while the previous one is still being applied (Node and Redis work in
-      // parallel); apply and acknowledge strictly in order.
-      if (source.delivery === 'at-least-once') {
-        // Row images must reflect the previous batch before this one is resolved against them.
+    try {
+      while (!this.stopping && !this.abort) {
+        if (queue.length === 0) {
+          if (finished) break;
+          await new Promise<void>((r) => (waiting.wake = r));
+          continue;
+        }
+        const group = takeGroup(queue, maxChanges);
+        queuedChanges -= group.reduce((n, b) => n + b.changes.length, 0);
+        waiting.drained?.();
+        waiting.drained = null;
+        const done = (): void => {
+          this.pendingSince.splice(0, group.length);
+          onProgress();
+        };
+        // Plan this group while the previous one is still being applied (Node and Redis work in
+        // parallel); apply and acknowledge strictly in order.
+        if (source.delivery === 'at-least-once' || group.some((b) => b.schemaChanges?.length)) {
+          // Row images (and statuses changed by a schema change) must reflect the previous batch first.
+          await inFlight;
+          inFlight = this.applyResolved(source, group).then(done);
+          continue;
+        }
+        const planned = this.plan(group, null);
         await inFlight;
-        inFlight = this.applyAtLeastOnce(source, group);
-        continue;
+        inFlight = this.apply(source, planned).then(done);
       }
-      const planned = this.plan(group, null);
       await inFlight;
-      inFlight = this.apply(source, planned).then(() => undefined);
+    } finally {
+      waiting.drained?.();
+      await source.close().catch(() => undefined);
+      await reader;
     }
-    await inFlight;
-    waiting.drained?.();
-    await reader;
-    if (failure && !this.stopping) throw failure;
+    if (failure && !this.stopping && !this.abort) throw failure;
   }
 
-  /** Decide between resuming and rebuilding; returns the checkpoint to resume from, or null. */
-  private async prepare(source: ResumableSource): Promise<SourcePosition | null> {
+  /** Resume from the stored checkpoint or rebuild (bootstrap.ts); returns the checkpoint, or null to snapshot. */
+  private async prepare(source: ChangeSource): Promise<SourcePosition | null> {
     const { redis, registry } = this.options;
+    const token = this.lease.token;
+    if (token === null) throw new FencedError(null);
     const fingerprints = JSON.stringify(Object.fromEntries(registry.views.map((v) => [v.name, v.fingerprint])));
-    const meta = await redis.sendCommand<string[]>(['HGETALL', metaKey(this.prefix)]);
-    const stored = toRecord(meta);
-    const checkpoint = toPosition(await redis.sendCommand<string[]>(['HGETALL', checkpointKey(this.prefix)]));
-    let reason: string | null = null;
-    if (checkpoint === null) reason = stored['fingerprints'] ? 'the initial snapshot did not finish' : 'first start';
-    else if (stored['fingerprints'] !== fingerprints) reason = 'the view definitions changed';
-    else if (source.canResume && !(await source.canResume(checkpoint))) reason = 'the source cannot resume from the stored position';
-    if (reason === null) {
-      this.options.log?.('info', 'resuming views from the stored checkpoint', { checkpoint });
-      return checkpoint;
+    const stored = await readStoredState(redis, this.prefix);
+    const decision = await decideStart(stored, { layout: String(STATE_LAYOUT_VERSION), fingerprints, lastStep: this.lastStep, processStart: this.processStart }, source);
+    this.processStart = false;
+    this.statuses.clear();
+    if (decision.action === 'resume') {
+      if (decision.warning) {
+        this.log('error', decision.warning, { checkpoint: decision.checkpoint });
+        this.emit(ENGINE_EVENTS.STATE_LOST, { reason: decision.warning, resumed: true });
+      } else this.log('info', 'resuming views from the stored checkpoint', { checkpoint: decision.checkpoint });
+      for (const [view, status] of stored.views) this.statuses.set(view, status);
+      this.step = this.lastStep = decision.step;
+      return decision.checkpoint;
     }
-    this.options.log?.('info', 'building views from a fresh snapshot', { reason });
-    this.emit(ENGINE_EVENTS.REBUILD, { reason });
-    await deleteByPattern(redis, `${this.prefix}:*`);
-    await redis.sendCommand(['HSET', metaKey(this.prefix), 'layout', String(STATE_LAYOUT_VERSION), 'fingerprints', fingerprints]);
+    this.log(decision.lost ? 'error' : 'info', 'building views from a fresh snapshot', { reason: decision.reason });
+    if (decision.lost) this.emit(ENGINE_EVENTS.STATE_LOST, { reason: decision.reason, resumed: false });
+    this.emit(ENGINE_EVENTS.REBUILD, { reason: decision.reason, lost: decision.lost });
+    this.setState('building', decision.reason);
+    await wipeForRebuild(redis, this.prefix, token, {
+      layout: String(STATE_LAYOUT_VERSION),
+      fingerprints,
+      views: registry.views.map((v) => ({ name: v.name, fingerprint: v.fingerprint })),
+      reason: decision.reason,
+    });
+    const building: ViewStatus = { state: 'building', reason: decision.reason, since: Date.now() };
+    for (const v of registry.views) this.statuses.set(v.name, building);
+    this.step = this.lastStep = 0;
     return null;
   }
 
-  /** Plan a group; with stored row images (at-least-once sources), resolve it against them first. */
-  private plan(group: ChangeBatch[], stored: StoredImages | null): PlannedGroup {
+  private stoppedViews(): Set<string> {
+    return new Set([...this.statuses].filter(([, s]) => s.state === 'stopped').map(([v]) => v));
+  }
+
+  /**
+   * Plan a group; with stored row images (at-least-once sources), resolve it against them first.
+   * `stopping`: views this step stops (schema changes), left out of the plan with their reason.
+   */
+  private plan(group: ChangeBatch[], stored: StoredImages | null, stopping: ReadonlyMap<string, string> = new Map()): PlannedGroup {
     const received = group.flatMap((b) => b.changes);
     const resolved = stored ? resolveWithImages(this.options.registry, received, stored) : null;
-    const plan = planBatch(this.options.registry, resolved?.changes ?? received);
+    const plan = planBatch(this.options.registry, resolved?.changes ?? received, new Set([...this.stoppedViews(), ...stopping.keys()]));
     const deadLetters: DeadLetter[] = [
       ...group.flatMap((b) => b.deadLetters ?? []),
       ...plan.rejected.map((r) => ({ reason: r.reason, payload: JSON.stringify({ view: r.view, change: r.change }) })),
     ];
     let position: SourcePosition = [];
     for (const b of group) if (b.position.length > 0) position = mergePositions(position, b.position);
-    return { group, changes: received, plan, deadLetters, position, images: resolved?.writes ?? null, skipped: resolved?.skipped ?? 0 };
+    // A change a view could not apply leaves it wrong: stop it (the dead letter says what and why).
+    const stop = new Map(stopping);
+    for (const r of plan.rejected) {
+      if (!stop.has(r.view)) stop.set(r.view, `a change it could not apply was parked in the dead-letter stream: ${r.reason}`);
+    }
+    return { group, changes: received, plan, deadLetters, position, images: resolved?.writes ?? null, skipped: resolved?.skipped ?? 0, stop };
   }
 
-  /** At-least-once: read the row images the group touches, resolve, apply; re-plan if an image moved meanwhile. */
-  private async applyAtLeastOnce(source: ResumableSource, group: ChangeBatch[]): Promise<void> {
+  /**
+   * Groups that must see the previous step's effects before planning: at-least-once sources (row
+   * images, re-planned if an image moved meanwhile) and batches carrying schema changes.
+   */
+  private async applyResolved(source: ChangeSource, group: ChangeBatch[]): Promise<void> {
+    const schemaChanges = group.flatMap((b) => b.schemaChanges ?? []);
+    const extraStops = schemaChanges.length > 0 ? await this.onSchemaChanges(schemaChanges) : new Map<string, string>();
     for (let attempt = 0; ; attempt++) {
-      const stored = await this.readImages(group);
-      const result = await this.apply(source, this.plan(group, stored));
+      const stored = source.delivery === 'at-least-once' ? await this.readImages(group) : null;
+      const planned = this.plan(group, stored, extraStops);
+      const result = await this.apply(source, planned);
       if (result !== 'conflict') return;
-      this.options.log?.('warn', 'a row image changed while the batch was planned (another writer?); planning it again', { attempt });
+      this.log('warn', 'a row image changed while the batch was planned (another writer?); planning it again', { attempt });
       await new Promise((r) => setTimeout(r, Math.min(10 * 2 ** attempt, 1000)));
     }
+  }
+
+  /** Decide what schema changes mean (schema-changes.ts): views to stop now, or a rebuild. */
+  private async onSchemaChanges(changes: readonly SchemaChange[]): Promise<Map<string, string>> {
+    const effects = schemaChangeEffects(this.options.registry, changes);
+    for (const note of effects.notes) this.log('warn', note);
+    if (effects.rebuild !== null) {
+      this.log('warn', 'rebuilding the views after a schema change', { reason: effects.rebuild });
+      const token = this.lease.token;
+      if (token === null) throw new FencedError(null);
+      await writeMeta(this.options.redis, this.prefix, token, { rebuild: effects.rebuild });
+      throw new RebuildRequested(effects.rebuild);
+    }
+    return new Map(effects.stop.map((s) => [s.view, s.reason]));
   }
 
   private async readImages(group: ChangeBatch[]): Promise<StoredImages> {
@@ -246,27 +428,58 @@ export class Engine extends EventEmitter {
     return stored;
   }
 
-  private async apply(source: ResumableSource, planned: PlannedGroup): Promise<'applied' | 'conflict'> {
-    const { group, changes, plan, deadLetters, position, images } = planned;
+  private control(planned: PlannedGroup, token: string): StepControl {
+    const { group, plan } = planned;
+    const part = group.length === 1 ? group[0]!.part : undefined;
+    const quiet = [...this.statuses].filter(([, s]) => s.state === 'building').map(([v]) => v);
+    const goesLive = group.some((b) => b.live);
+    const now = Date.now();
+    const live = goesLive ? quiet.map((view) => ({ view, status: JSON.stringify({ state: 'live', since: now } satisfies ViewStatus) })) : [];
+    const stops = [...planned.stop].map(([view, reason]) => ({ view, status: JSON.stringify({ state: 'stopped', reason, since: now } satisfies ViewStatus) }));
+    return {
+      lease: token,
+      step: this.step,
+      part: part ? { txn: part.txn, index: part.index, final: part.final } : null,
+      quiet,
+      busy: part ? plan.views.map((v) => v.view.name) : [],
+      live: [...live, ...stops],
+    };
+  }
+
+  private async apply(source: ChangeSource, planned: PlannedGroup): Promise<'applied' | 'conflict'> {
+    const { group, changes, plan, deadLetters, images } = planned;
     const { redis } = this.options;
+    const part = group.length === 1 ? group[0]!.part : undefined;
+    // A part's own position is only a probe: the last part stores the transaction's position.
+    const position = part && !part.final ? part.probe : planned.position;
     const started = performance.now();
     for (let attempt = 0; ; attempt++) {
+      const token = this.lease.token;
+      if (token === null || this.abort) throw this.abort ?? new FencedError(null);
       try {
+        const control = this.control(planned, token);
         const result = await applyBatch(
           redis,
           this.prefix,
+          control,
           plan,
           position,
           deadLetters,
           { changelogMaxLength: this.options.changelogMaxLength ?? 10_000 },
           images,
         );
+        if (result.status === 'fenced') throw new FencedError(result.holder || null);
+        if (result.status === 'lost') {
+          throw new StateLostError(`the write step found step ${result.storedStep || 'none'} in Redis, but this writer last wrote step ${this.step}`);
+        }
         if (result.status === 'conflict') return 'conflict';
-        if (position.length > 0) await source.ack(position);
+        if (result.status === 'applied') this.step = this.lastStep = result.step;
+        this.afterStep(control, planned);
+        if (position.length > 0 && !(part && !part.final)) await this.gate.afterStep(redis, () => source.ack(position));
         const snapshot = group.some((b) => b.kind === 'snapshot');
         const last = group.findLast((b) => b.commitTimeUs !== undefined);
         const event: BatchAppliedEvent = {
-          transactions: group.filter((b) => b.kind === 'transaction').length,
+          transactions: group.filter((b) => b.kind === 'transaction' && (!b.part || b.part.final)).length,
           changes: changes.length,
           snapshot,
           duplicate: result.status === 'duplicate',
@@ -280,19 +493,32 @@ export class Engine extends EventEmitter {
           messages: group.flatMap((b) => b.messages ?? []),
         };
         this.emit(ENGINE_EVENTS.BATCH_APPLIED, event);
-        if (group.some((b) => b.live) && !this.ready) {
-          this.ready = true;
-          this.options.log?.('info', 'views are live (initial load done)');
-          this.emit(ENGINE_EVENTS.SNAPSHOT_DONE, {});
-        }
         return 'applied';
       } catch (error) {
-        if (this.stopping || !(error instanceof ServiceError && error.retriable)) throw error;
+        if (this.stopping || !(error instanceof ServiceError && error.retriable) || error instanceof StateLostError) throw error;
         const delay = Math.min(50 * 2 ** attempt, 5000);
-        this.options.log?.('warn', 'Redis apply failed; retrying the same batch', { error: String(error), retryInMs: delay });
+        this.setState('retrying', `writing to Redis failed (${String(error)}); retrying`);
+        this.log('warn', 'Redis apply failed; retrying the same batch', { error: String(error), retryInMs: delay });
         await new Promise((r) => setTimeout(r, delay));
       }
     }
+  }
+
+  /** Keep the in-process view statuses in step with what the write step stored. */
+  private afterStep(control: StepControl, planned: PlannedGroup): void {
+    for (const { view, status } of control.live) {
+      const parsed = JSON.parse(status) as ViewStatus;
+      this.statuses.set(view, parsed);
+      if (parsed.state === 'stopped') {
+        this.log('error', 'view stopped', { view, reason: parsed.reason });
+        this.emit(ENGINE_EVENTS.VIEW_STOPPED, { view, reason: parsed.reason });
+      }
+    }
+    if (planned.group.some((b) => b.live) && this.state !== 'live') {
+      this.log('info', 'views are live (initial load done)');
+      this.emit(ENGINE_EVENTS.SNAPSHOT_DONE, {});
+    }
+    if (this.state === 'retrying' || (this.state === 'building' && planned.group.some((b) => b.live))) this.setState('live', null);
   }
 }
 
@@ -304,6 +530,8 @@ interface PlannedGroup {
   readonly position: SourcePosition;
   readonly images: ImageWrites | null;
   readonly skipped: number;
+  /** Views this step stops, with the reason. */
+  readonly stop: Map<string, string>;
 }
 
 /** Positions of several batches: the latest token per stream. */
@@ -313,25 +541,19 @@ function mergePositions(a: SourcePosition, b: SourcePosition): SourcePosition {
   return [...merged].map(([stream, token]) => ({ stream, token }));
 }
 
-/** Everything waiting, up to maxChanges (at least one batch). */
+/**
+ * Everything waiting, up to maxChanges (at least one batch). A part of a large transaction is a
+ * step of its own, and so is a batch carrying schema changes.
+ */
 function takeGroup(queue: ChangeBatch[], maxChanges: number): ChangeBatch[] {
+  const alone = (b: ChangeBatch): boolean => b.part !== undefined || (b.schemaChanges?.length ?? 0) > 0;
   const group: ChangeBatch[] = [queue.shift()!];
+  if (alone(group[0]!)) return group;
   let n = group[0]!.changes.length;
-  while (queue.length > 0 && n + queue[0]!.changes.length <= maxChanges) {
+  while (queue.length > 0 && !alone(queue[0]!) && n + queue[0]!.changes.length <= maxChanges) {
     const next = queue.shift()!;
     n += next.changes.length;
     group.push(next);
   }
   return group;
-}
-
-function toRecord(flat: readonly string[]): Record<string, string> {
-  const record: Record<string, string> = {};
-  for (let i = 0; i + 1 < flat.length; i += 2) record[flat[i]!] = flat[i + 1]!;
-  return record;
-}
-
-function toPosition(flat: readonly string[]): SourcePosition | null {
-  const entries = Object.entries(toRecord(flat)).map(([stream, token]) => ({ stream, token }));
-  return entries.length > 0 ? entries : null;
 }

@@ -38,3 +38,27 @@ export class PlanError extends ServiceError {
     this.name = 'PlanError';
   }
 }
+
+/**
+ * A view cannot be served as complete right now: it is being built, stopped by a schema change,
+ * held in another definition by another version of the service, or in the middle of a
+ * transaction applied in parts. The message is meant for API clients.
+ */
+export class ViewUnavailableError extends ServiceError {
+  readonly view: string;
+  readonly state: 'missing' | 'definition' | 'building' | 'stopped' | 'busy';
+  constructor(view: string, state: ViewUnavailableError['state'], message: string) {
+    super('VIEW_UNAVAILABLE', message, { retriable: state !== 'stopped' });
+    this.name = 'ViewUnavailableError';
+    this.view = view;
+    this.state = state;
+  }
+}
+
+/** Redis does not hold what this writer last wrote there (restart without persistence, older dump, failover). */
+export class StateLostError extends ServiceError {
+  constructor(message: string) {
+    super('STATE_LOST', message, { retriable: true });
+    this.name = 'StateLostError';
+  }
+}

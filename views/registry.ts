@@ -28,7 +28,7 @@ import {
 import { exprToSql, viewToSql } from './sql.ts';
 
 /** Bump when the Redis layout of view state changes: every view is rebuilt. */
-export const STATE_LAYOUT_VERSION = 2;
+export const STATE_LAYOUT_VERSION = 3;
 
 export interface OutputField {
   readonly name: string;

@@ -98,19 +98,24 @@ export class KafkaSource implements ChangeSource {
     return topics;
   }
 
-  /** Resumable when every stored offset is still in its topic (retention has not deleted past it). */
-  async canResume(position: SourcePosition | null): Promise<boolean> {
-    const stored = position?.filter((p) => p.stream.startsWith('kafka:')) ?? [];
-    if (stored.length === 0) return false;
+  /**
+   * Why the stored offsets cannot be resumed from, or null: resumable while every stored offset is
+   * still in its topic (retention has not deleted past it). Offsets Kafka has as committed beyond
+   * what Redis holds are fine: Kafka still has those records, so they are simply read again.
+   */
+  async resumeProblem(position: SourcePosition): Promise<string | null> {
+    const stored = position.filter((p) => p.stream.startsWith('kafka:'));
+    if (stored.length === 0) return 'the stored checkpoint holds no Kafka positions';
     const admin = await this.connectAdmin();
     for (const { stream, token } of stored) {
       const [, topic, partition] = /^kafka:(.+):(\d+)$/.exec(stream) ?? [];
-      if (!topic) return false;
+      if (!topic) return `the stored position '${stream}' is not a Kafka partition`;
       const offsets = await admin.fetchTopicOffsets(topic).catch(() => null);
       const low = offsets?.find((o) => o.partition === Number(partition))?.low;
-      if (low === undefined || BigInt(token) + 1n < BigInt(low)) return false;
+      if (low === undefined) return `topic ${topic} partition ${partition} no longer exists`;
+      if (BigInt(token) + 1n < BigInt(low)) return `Kafka no longer has ${topic}[${partition}] after offset ${token} (retention deleted up to ${low})`;
     }
-    return true;
+    return null;
   }
 
   async *start(resumeFrom: SourcePosition | null): AsyncGenerator<ChangeBatch> {

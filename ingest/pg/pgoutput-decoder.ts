@@ -30,6 +30,8 @@ export const PG_EPOCH_MICROS = 946_684_800_000_000n;
 export interface RelationColumn {
   readonly name: string;
   readonly typeOid: number;
+  /** atttypmod: numeric precision/scale, varchar length, … (-1: none). */
+  readonly typeModifier: number;
   readonly isKey: boolean;
 }
 
@@ -184,8 +186,8 @@ export function decodePgOutput(buf: Buffer): PgOutputMessage {
         const flags = r.u8();
         const columnName = r.string();
         const typeOid = r.u32();
-        r.i32(); // type modifier
-        columns.push({ name: columnName, typeOid, isKey: (flags & 1) === 1 });
+        const typeModifier = r.i32();
+        columns.push({ name: columnName, typeOid, typeModifier, isKey: (flags & 1) === 1 });
       }
       return { tag: 'relation', oid, schema, name, replicaIdentity, columns };
     }

@@ -22,12 +22,22 @@
  * the slot past WAL of unrelated tables, so an idle slot does not hold WAL forever.
  */
 import pg from 'pg';
-import { UNAVAILABLE, type Change, type ChangeBatch, type ChangeRow, type ChangeSource, type LogicalMessage, type Row, type SourcePosition } from '../change.ts';
+import {
+  UNAVAILABLE,
+  type Change,
+  type ChangeBatch,
+  type ChangeRow,
+  type ChangeSource,
+  type LogicalMessage,
+  type Row,
+  type SchemaChange,
+  type SourcePosition,
+} from '../change.ts';
 import { BatchQueue } from '../batch-queue.ts';
 import { ReplicationError } from '../errors.ts';
 import { decodePgText, PG_TYPE_OIDS, type ColumnType, type Value } from '../values.ts';
 import type { TableRequirement } from '../source-options.ts';
-import { checkSourceTables, splitTableName } from './catalog.ts';
+import { checkSourceTables, shapeChanges, splitTableName, type TableShape } from './catalog.ts';
 import {
   decodeReplicationFrame,
   encodeStandbyStatus,
@@ -46,6 +56,8 @@ export interface PostgresSourceConfig {
   readonly tables: readonly TableRequirement[];
   /** Rows per snapshot chunk. */
   readonly snapshotChunkRows?: number;
+  /** Changes per part of a transaction too large for one batch. */
+  readonly partChanges?: number;
   readonly onProgress?: (progress: SnapshotProgress) => void;
   readonly log?: (level: 'info' | 'warn', message: string, fields?: Record<string, unknown>) => void;
 }
@@ -87,23 +99,39 @@ export class PostgresSource implements ChangeSource {
   private acknowledged = 0n;
   private inTransaction = false;
   private statusTimer: NodeJS.Timeout | null = null;
+  private readonly partChanges: number;
 
   constructor(config: PostgresSourceConfig) {
     this.config = config;
+    this.partChanges = config.partChanges ?? 5000;
     this.stream = `pg:${config.slot}`;
   }
 
-  /** Whether streaming can resume from `position` (the slot still exists), or a fresh snapshot is needed. */
-  async canResume(position: SourcePosition | null): Promise<boolean> {
-    if (!position?.some((p) => p.stream === this.stream)) return false;
+  /**
+   * Why streaming cannot resume from `position`, or null. PostgreSQL starts a slot no earlier
+   * than its confirmed position, whatever we ask for: a checkpoint behind it means Redis lost
+   * steps already acknowledged, and streaming from there would silently skip them.
+   */
+  async resumeProblem(position: SourcePosition): Promise<string | null> {
+    const token = position.find((p) => p.stream === this.stream)?.token;
+    if (token === undefined) return `the stored checkpoint is not for replication slot '${this.config.slot}'`;
     const client = await this.connectControl();
-    const slot = await client.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [this.config.slot]);
-    return slot.rowCount === 1;
+    const slot = await client.query<{ confirmed: string | null; wal_status: string | null }>(
+      `SELECT confirmed_flush_lsn::text AS confirmed, wal_status FROM pg_replication_slots WHERE slot_name = $1`,
+      [this.config.slot],
+    );
+    const row = slot.rows[0];
+    if (!row) return `replication slot '${this.config.slot}' no longer exists (dropped, or the database was restored)`;
+    if (row.wal_status === 'lost') return `replication slot '${this.config.slot}' lost WAL it needed (max_slot_wal_keep_size)`;
+    if (row.confirmed !== null && parseLsn(row.confirmed) > BigInt(token)) {
+      return `PostgreSQL's slot '${this.config.slot}' was acknowledged up to ${row.confirmed}, past the checkpoint Redis holds (${formatLsn(BigInt(token))}): Redis lost acknowledged steps, which PostgreSQL will not send again`;
+    }
+    return null;
   }
 
   async *start(resumeFrom: SourcePosition | null): AsyncGenerator<ChangeBatch> {
     const control = await this.connectControl();
-    await checkSourceTables(control, this.config.tables);
+    const shapes = await checkSourceTables(control, this.config.tables);
     await this.ensurePublication(control);
 
     const replication = new pg.Client({ connectionString: this.config.url, replication: 'database', options: SESSION_OPTIONS } as pg.ClientConfig);
@@ -128,7 +156,7 @@ export class PostgresSource implements ChangeSource {
       this.config.log?.('info', 'resuming replication', { slot: this.config.slot, lsn: formatLsn(startLsn) });
     }
     this.handedOut = this.acknowledged = startLsn;
-    yield* this.streamChanges(replication, startLsn);
+    yield* this.streamChanges(replication, startLsn, shapes);
   }
 
   async ack(position: SourcePosition): Promise<void> {
@@ -246,22 +274,81 @@ export class PostgresSource implements ChangeSource {
     };
   }
 
-  /** START_REPLICATION, then turn the frames into one ChangeBatch per transaction. */
-  private async *streamChanges(replication: pg.Client, startLsn: bigint): AsyncGenerator<ChangeBatch> {
+  /**
+   * START_REPLICATION, then turn the frames into one ChangeBatch per transaction — or, for a
+   * transaction larger than `partChanges`, into parts of exactly that many changes (a replay cuts
+   * them the same way), so memory stays bounded whatever one statement touches.
+   */
+  private async *streamChanges(replication: pg.Client, startLsn: bigint, shapes: Map<string, TableShape>): AsyncGenerator<ChangeBatch> {
     const connection = (replication as unknown as { connection: ReplicationConnection }).connection;
-    const queue = new BatchQueue(() => connection.stream.pause(), () => connection.stream.resume());
+    const queue = new BatchQueue(() => connection.stream.pause(), () => connection.stream.resume(), 256, 4 * this.partChanges);
     const relations = new Map<number, DecodedRelation>();
+    const byOid = new Map([...shapes.values()].map((shape) => [shape.oid, shape]));
     const tables = new Map(this.config.tables.map((t) => [t.name, t]));
-    let current: { xid: number; commitTimeUs: bigint; changes: Change[]; messages: LogicalMessage[] } | null = null;
+    // A table is followed by its oid: a rename changes its name, not what it is.
+    const declaredByOid = new Map([...shapes.values()].map((shape) => [shape.oid, tables.get(shape.name)!]));
+    let current: {
+      xid: number;
+      commitLsn: bigint;
+      commitTimeUs: bigint;
+      changes: Change[];
+      messages: LogicalMessage[];
+      parts: number;
+      schemaChanges: SchemaChange[];
+    } | null = null;
     let lastCommitEnd: bigint | null = null;
+    /** Schema changes seen outside a transaction wait for the next batch. */
+    let looseSchemaChanges: SchemaChange[] = [];
+
+    const onRelation = (message: RelationMessage): void => {
+      const known = byOid.get(message.oid);
+      const requirement = declaredByOid.get(message.oid) ?? tables.get(`${message.schema}.${message.name}`);
+      relations.set(message.oid, decodeRelation(message, requirement));
+      if (!known || !requirement) return;
+      const now: TableShape = {
+        oid: message.oid,
+        name: `${message.schema}.${message.name}`,
+        replicaIdentity: message.replicaIdentity,
+        columns: new Map(message.columns.map((c) => [c.name, { typeOid: c.typeOid, typeModifier: c.typeModifier }])),
+      };
+      const changes = shapeChanges(known, now, requirement);
+      byOid.set(message.oid, now);
+      if (changes.length === 0) return;
+      this.config.log?.('warn', 'a source table changed shape', { table: requirement.name, changes });
+      if (current) current.schemaChanges.push(...changes);
+      else looseSchemaChanges.push(...changes);
+    };
+
+    /** Hand the open transaction's changes out: the whole transaction, or its next part. */
+    const emit = (final: boolean, endLsn: bigint | null): void => {
+      const t = current!;
+      const schemaChanges = [...looseSchemaChanges, ...t.schemaChanges];
+      looseSchemaChanges = [];
+      t.schemaChanges = [];
+      const probe = [{ stream: this.stream, token: lsnToken(t.commitLsn) }];
+      queue.push({
+        kind: 'transaction',
+        changes: t.changes,
+        position: endLsn === null ? [] : [{ stream: this.stream, token: lsnToken(endLsn) }],
+        commitTimeUs: Number(t.commitTimeUs + PG_EPOCH_MICROS),
+        messages: final ? t.messages : [],
+        ...(t.parts > 0 || !final ? { part: { txn: lsnToken(t.commitLsn), index: t.parts, final, probe } } : {}),
+        ...(schemaChanges.length > 0 ? { schemaChanges } : {}),
+      });
+      t.parts++;
+      t.changes = [];
+    };
 
     connection.on('copyData', ({ chunk }: { chunk: Buffer }) => {
       try {
         const frame = decodeReplicationFrame(chunk);
         if (frame.kind === 'keepalive') {
-          // Idle: everything handed out is durable, so the slot may move past unrelated WAL.
-          if (!this.inTransaction && queue.isEmpty() && this.acknowledged >= this.handedOut && frame.walEnd > this.acknowledged) {
-            this.acknowledged = this.handedOut = frame.walEnd;
+          // Idle: everything handed out is durable. Hand the server's position out as an empty
+          // batch, so the slot moves past unrelated WAL only once Redis holds that position too
+          // (a checkpoint behind the slot would otherwise look like lost steps after a restart).
+          if (!this.inTransaction && queue.isEmpty() && this.acknowledged >= this.handedOut && frame.walEnd > this.handedOut) {
+            this.handedOut = frame.walEnd;
+            queue.push({ kind: 'transaction', changes: [], position: [{ stream: this.stream, token: lsnToken(frame.walEnd) }] });
           }
           if (frame.replyRequested) this.sendStatus(this.acknowledged);
           return;
@@ -270,10 +357,10 @@ export class PostgresSource implements ChangeSource {
         switch (message.tag) {
           case 'begin':
             this.inTransaction = true;
-            current = { xid: message.xid, commitTimeUs: message.commitTimeUs, changes: [], messages: [] };
+            current = { xid: message.xid, commitLsn: message.finalLsn, commitTimeUs: message.commitTimeUs, changes: [], messages: [], parts: 0, schemaChanges: [] };
             break;
           case 'relation':
-            relations.set(message.oid, decodeRelation(message, tables));
+            onRelation(message);
             break;
           case 'insert':
           case 'update':
@@ -281,24 +368,18 @@ export class PostgresSource implements ChangeSource {
           case 'truncate':
             if (!current) throw new ReplicationError(`decode(pgoutput): ${message.tag} outside a transaction at ${formatLsn(frame.dataStart)}`);
             current.changes.push(...this.toChanges(message, relations, frame.dataStart, lastCommitEnd, current.xid, current.commitTimeUs));
+            if (current.changes.length >= this.partChanges) emit(false, null);
             break;
           case 'message':
             if (current && message.transactional) current.messages.push({ prefix: message.prefix, content: message.content, lsn: message.lsn.toString() });
             break;
           case 'commit': {
             if (!current) break;
-            const batch: ChangeBatch = {
-              kind: 'transaction',
-              changes: current.changes,
-              position: [{ stream: this.stream, token: lsnToken(message.endLsn) }],
-              commitTimeUs: Number(message.commitTimeUs + PG_EPOCH_MICROS),
-              messages: current.messages,
-            };
+            emit(true, message.endLsn);
             lastCommitEnd = message.endLsn;
             this.handedOut = message.endLsn;
             current = null;
             this.inTransaction = false;
-            queue.push(batch);
             break;
           }
           default:
@@ -353,6 +434,7 @@ export class PostgresSource implements ChangeSource {
     }
     const rel = relations.get(message.relation);
     if (!rel) throw new ReplicationError(`decode(pgoutput): change for unknown relation ${message.relation} at ${formatLsn(lsn)}`);
+    // A renamed table's changes keep its declared name: the views decide what a rename means.
     if (!rel.requirement) return []; // a published table no view declares
     const key = rel.requirement.key;
     switch (message.tag) {
@@ -394,9 +476,8 @@ interface DecodedRelation {
   decode(tuple: Tuple, keyOnly: boolean): ChangeRow;
 }
 
-function decodeRelation(message: RelationMessage, tables: Map<string, TableRequirement>): DecodedRelation {
-  const table = `${message.schema}.${message.name}`;
-  const requirement = tables.get(table);
+function decodeRelation(message: RelationMessage, requirement: TableRequirement | undefined): DecodedRelation {
+  const table = requirement?.name ?? `${message.schema}.${message.name}`;
   const types = message.columns.map((c) => (requirement?.columns[c.name]?.type ?? PG_TYPE_OIDS[c.typeOid]) as ColumnType | undefined);
   const names = message.columns.map((c) => c.name);
   const keyColumns = new Set(requirement?.key ?? message.columns.filter((c) => c.isKey).map((c) => c.name));

@@ -55,8 +55,9 @@ describe('restart after SIGKILL', () => {
     child = await startChildService(configFile);
     await new Promise((r) => setTimeout(r, 150 + Math.random() * 300));
     await kill(child);
-    const checkpointAfterFirstKill = await redis.sendCommand<string[]>(['HGETALL', checkpointKey(keyPrefix(name))]);
-    expect(checkpointAfterFirstKill, 'the first kill should land inside the initial snapshot').toEqual([]);
+    // Inside the initial snapshot the checkpoint holds the step counter but no source position yet.
+    const checkpointAfterFirstKill = await redis.sendCommand<string[]>(['HKEYS', checkpointKey(keyPrefix(name))]);
+    expect(checkpointAfterFirstKill.filter((f) => !f.startsWith('~')), 'the first kill should land inside the initial snapshot').toEqual([]);
 
     // 2. Restarted: it rebuilds from a fresh snapshot, then is killed again while a workload runs.
     child = await startChildService(configFile);

@@ -24,7 +24,7 @@ function writeConfigFile(name: string, redisUrl: string, sourceExpression: strin
     file,
     `import shop from ${JSON.stringify(join(REPO, 'examples/shop/views.config.ts'))};
 import { source } from ${JSON.stringify(join(REPO, 'index.ts'))};
-export default { ...shop, name: ${JSON.stringify(name)}, source: ${sourceExpression}, redis: { url: ${JSON.stringify(redisUrl)} } };
+export default { ...shop, name: ${JSON.stringify(name)}, source: ${sourceExpression}, redis: { url: ${JSON.stringify(redisUrl)}, leaseTtlMs: 1500 } };
 `,
   );
   return file;

@@ -22,6 +22,8 @@ import { PlanError } from '../errors.ts';
 import type { Accumulator, AggregateView, CompiledView, Registry, RowsView } from '../registry.ts';
 import { evaluate, isTrue } from './evaluate.ts';
 
+const NONE: ReadonlySet<string> = new Set();
+
 export type RowOp = { readonly kind: 'upsert'; readonly json: string } | { readonly kind: 'delete' };
 
 /** The change a batch makes to one accumulator of one group (see registry.ts `Accumulator`). */
@@ -70,14 +72,15 @@ export interface BatchPlan {
   readonly rejected: RejectedChange[];
 }
 
-/** Plan the effect of changes (in source order) on every view of the registry. */
-export function planBatch(registry: Registry, changes: readonly Change[]): BatchPlan {
+/** Plan the effect of changes (in source order) on every view of the registry but the skipped ones (stopped). */
+export function planBatch(registry: Registry, changes: readonly Change[], skip: ReadonlySet<string> = NONE): BatchPlan {
   const plans = new Map<string, ViewPlan>();
   const rejected: RejectedChange[] = [];
   for (const change of changes) {
     const views = registry.byTable.get(change.table);
     if (!views) continue;
     for (const view of views) {
+      if (skip.has(view.name)) continue;
       let plan = plans.get(view.name);
       if (!plan) {
         plan =
@@ -111,6 +114,11 @@ function completeAfter(change: Change, view: CompiledView): Row {
   const after = change.after!;
   let complete: Record<string, Value> | null = null;
   for (const column of view.columnsRead) {
+    if (after[column] === undefined) {
+      throw new PlanError(
+        `view ${view.name}: the change to ${change.table} has no column '${column}', which the view reads (dropped from the source table, or not captured by the connector)`,
+      );
+    }
     if (after[column] !== UNAVAILABLE) continue;
     const known = change.before?.[column];
     if (known === undefined || known === UNAVAILABLE) {

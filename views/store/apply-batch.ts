@@ -23,8 +23,28 @@ export interface ApplyOptions {
   readonly changelogMaxLength: number;
 }
 
+/** What the write step checks and marks besides the plan (see apply-script.ts). */
+export interface StepControl {
+  /** The writer's fencing token. */
+  readonly lease: string;
+  /** The step the writer last wrote (0 right after a rebuild). */
+  readonly step: number;
+  /** Part of a transaction too large for one step: its id, index, and whether it is the last part. */
+  readonly part: { readonly txn: string; readonly index: number; readonly final: boolean } | null;
+  /** Views whose changes are not logged (building). */
+  readonly quiet: readonly string[];
+  /** Views touched by a part (not logged row by row; readers wait until the last part). */
+  readonly busy: readonly string[];
+  /** Views going live with this step, with their new status (JSON). */
+  readonly live: readonly { readonly view: string; readonly status: string }[];
+}
+
 export type ApplyResult =
-  | { readonly status: 'applied'; readonly changelogEntries: number }
+  | { readonly status: 'applied'; readonly changelogEntries: number; readonly step: number }
+  /** Another writer holds the lease. */
+  | { readonly status: 'fenced'; readonly holder: string }
+  /** Redis does not hold the step this writer last wrote. */
+  | { readonly status: 'lost'; readonly storedStep: string }
   | { readonly status: 'duplicate' }
   /** A row image changed since it was read (another writer): re-read and re-plan. */
   | { readonly status: 'conflict'; readonly table: string };
@@ -32,14 +52,19 @@ export type ApplyResult =
 /** ARGV for the apply script; exported for tests of the encoding. */
 export function encodeApplyArgs(
   prefix: string,
+  control: StepControl,
   plan: BatchPlan,
   position: SourcePosition,
   deadLetters: readonly DeadLetter[],
   options: ApplyOptions,
   images: ImageWrites | null = null,
 ): string[] {
-  const args = [prefix, String(options.changelogMaxLength), String(position.length)];
+  const { part } = control;
+  const args = [prefix, String(options.changelogMaxLength), control.lease, String(control.step), part ? `${part.txn}:${part.index}` : '', part?.final ? '1' : '0'];
+  args.push(String(position.length));
   for (const { stream, token } of position) args.push(stream, token);
+  args.push(String(control.quiet.length), ...control.quiet, String(control.busy.length), ...control.busy, String(control.live.length));
+  for (const { view, status } of control.live) args.push(view, status);
   args.push(String(images?.clear.size ?? 0), ...(images?.clear ?? []));
   const imageArgs: string[] = [];
   for (const [table, keys] of images?.set ?? []) {
@@ -93,14 +118,15 @@ function pushAccumulator(args: string[], delta: AccumulatorDelta, accumulator: A
 export async function applyBatch(
   redis: RedisClient,
   prefix: string,
+  control: StepControl,
   plan: BatchPlan,
   position: SourcePosition,
   deadLetters: readonly DeadLetter[],
   options: ApplyOptions,
   images: ImageWrites | null = null,
 ): Promise<ApplyResult> {
-  const args = encodeApplyArgs(prefix, plan, position, deadLetters, options, images);
-  let reply: [string, string | number];
+  const args = encodeApplyArgs(prefix, control, plan, position, deadLetters, options, images);
+  let reply: [string, string | number, string?];
   try {
     reply = await applyScript.run(redis, [checkpointKey(prefix)], args);
   } catch (error) {
@@ -110,5 +136,7 @@ export async function applyBatch(
   }
   if (reply[0] === 'dup') return { status: 'duplicate' };
   if (reply[0] === 'conflict') return { status: 'conflict', table: String(reply[1]) };
-  return { status: 'applied', changelogEntries: Number(reply[1]) };
+  if (reply[0] === 'fenced') return { status: 'fenced', holder: String(reply[1]) };
+  if (reply[0] === 'lost') return { status: 'lost', storedStep: String(reply[1]) };
+  return { status: 'applied', changelogEntries: Number(reply[1]), step: Number(reply[2]) };
 }

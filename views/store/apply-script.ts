@@ -6,8 +6,22 @@
  *
  * ARGV (flat, strings):
  *
- *   P  maxlen  npos (stream token)×npos  nclear (table)×nclear  nimg (table key expected image)×nimg  op…
+ *   P  maxlen  lease  step  part  partFinal  npos (stream token)×npos  nquiet (view)×nquiet
+ *   nbusy (view)×nbusy  nlive (view status)×nlive  nclear (table)×nclear  nimg (table key expected image)×nimg  op…
  *
+ *   lease, step   the writer's fencing token and the step it last wrote: another token means
+ *                 another writer owns the deployment ('fenced'); another step means Redis is not
+ *                 the state this writer left it in — restarted empty, restored from an older dump,
+ *                 failed over to a replica that missed writes ('lost'). Nothing is written then.
+ *   part          '' for whole transactions; '<txn>:<n>' for part n of a transaction too large for
+ *                 one step (partFinal '1' on its last part). Parts up to ~pending are replays; a
+ *                 part's positions are probes (a replay when every stored token is past them) and
+ *                 only the last part stores its positions.
+ *   quiet         views whose changes are not logged (building, or inside a transaction in parts)
+ *   busy          views a non-final part touches: readers wait until the last part clears them, and
+ *                 the last part logs one 'reset' entry per such view instead of its row changes
+ *   live          views going live with this step (the last snapshot batch): status, a 'reset'
+ *                 entry, and floor:<view> = its id (a subscription from before it must start over)
  *   The row-image part (views/plan/row-images.ts) is empty for exactly-ordered sources: tables
  *   whose images a truncate drops, then images to write, each with the text it must still have
  *   ('-' unchecked, '0' absent, '=' + text) — one mismatch and nothing is written ('conflict').
@@ -32,8 +46,12 @@
  * Changelog entry fields: o (i|u|d), k (encoded key), r (row after, '' when deleted),
  * p (row before, '' when inserted). Its stream id is the view's version.
  *
- * Returns {'dup', n} when every position is already stored (a replay), {'conflict', table} when
- * an image changed since it was read, else {'ok', changelogEntries}.
+ * Changelog entry fields: o (i|u|d|reset), k (encoded key), r (row after, '' when deleted),
+ * p (row before, '' when inserted), why (reset only). Its stream id is the view's version.
+ *
+ * Returns {'fenced', holder} or {'lost', storedStep} (see lease and step), {'dup', n} when every
+ * position is already stored (a replay), {'conflict', table} when an image changed since it was
+ * read, else {'ok', changelogEntries, newStep}.
  */
 import { LUA_KEYS } from './keys.ts';
 
@@ -118,8 +136,16 @@ local function addScaled(aU, aS, bU, bS)
 end
 
 local entries = 0
+local quiet = {}
 local function logChange(view, o, key, row, prev)
+  if quiet[view] then return end
   redis.call('XADD', changelogKey(view), 'MAXLEN', '~', MAXLEN, '*', 'o', o, 'k', key, 'r', row, 'p', prev)
+  entries = entries + 1
+end
+-- A view's history starts over here: subscribers from before it get a reset, then a snapshot.
+local function logReset(view, why)
+  local id = redis.call('XADD', changelogKey(view), 'MAXLEN', '~', MAXLEN, '*', 'o', 'reset', 'why', why)
+  redis.call('HSET', metaKey(), 'floor:' .. view, id)
   entries = entries + 1
 end
 
@@ -138,19 +164,54 @@ local function deleteRow(view, key, old, isAggregate)
   logChange(view, 'd', key, '', old)
 end
 
--- 1. Effectively-once: skip a batch whose position is already stored (tokens are fixed-width digits).
-local npos = tonumber(ARGV[3])
-local i = 4
+-- 1. One writer, and Redis still holding what this writer last wrote.
+local LEASE, STEP, PART, PART_FINAL = ARGV[3], ARGV[4], ARGV[5], ARGV[6] == '1'
+local lease = redis.call('GET', leaseKey())
+local step = redis.call('HGET', checkpointKey(), '~step')
+if lease ~= LEASE then
+  if not lease and not step then return {'lost', ''} end
+  return {'fenced', lease or ''}
+end
+if step ~= STEP then return {'lost', step or ''} end
+
+-- 2. Effectively-once: skip a batch whose position is already stored (tokens are fixed-width digits).
+local npos = tonumber(ARGV[7])
+local i = 8
 local seen = 0
+local probe = PART ~= '' and not PART_FINAL
 for _ = 1, npos do
   local stored = redis.call('HGET', checkpointKey(), ARGV[i])
-  if stored and #stored == #ARGV[i + 1] and compareDigits(ARGV[i + 1], stored) <= 0 then seen = seen + 1 end
+  if stored and #stored == #ARGV[i + 1] then
+    local c = compareDigits(ARGV[i + 1], stored)
+    if c < 0 or (c == 0 and not probe) then seen = seen + 1 end
+  end
   i = i + 2
 end
 if npos > 0 and seen == npos then return {'dup', tostring(seen)} end
 if seen > 0 then return redis.error_reply('apply: batch straddles the stored checkpoint (' .. seen .. ' of ' .. npos .. ' positions already applied)') end
+if PART ~= '' then
+  local pending = redis.call('HGET', checkpointKey(), '~pending')
+  if pending then
+    local txn, n = string.match(PART, '^(.*):(%d+)$')
+    local ptxn, pn = string.match(pending, '^(.*):(%d+)$')
+    if txn == ptxn and tonumber(n) <= tonumber(pn) then return {'dup', 'part'} end
+  end
+end
+local posAt = 8
+local nquiet = tonumber(ARGV[i])
+for q = i + 1, i + nquiet do quiet[ARGV[q]] = true end
+i = i + 1 + nquiet
+local nbusy = tonumber(ARGV[i])
+for b = i + 1, i + nbusy do
+  quiet[ARGV[b]] = true
+  redis.call('HSET', busyKey(), ARGV[b], PART)
+end
+i = i + 1 + nbusy
+local nlive = tonumber(ARGV[i])
+local liveAt = i + 1
+i = liveAt + 2 * nlive
 
--- 2. Row images (at-least-once sources): every image must still be what the planner read.
+-- 3. Row images (at-least-once sources): every image must still be what the planner read.
 local nclear = tonumber(ARGV[i])
 local clearAt = i + 1
 i = clearAt + nclear
@@ -166,15 +227,20 @@ for m = 0, nimg - 1 do
   end
 end
 
--- 3. Checks passed: from here on, everything is written.
-for p = 0, npos - 1 do redis.call('HSET', checkpointKey(), ARGV[4 + 2 * p], ARGV[5 + 2 * p]) end
+-- 4. Checks passed: from here on, everything is written.
+local newStep = tostring(tonumber(STEP) + 1)
+redis.call('HSET', checkpointKey(), '~step', newStep)
+if not probe then
+  for p = 0, npos - 1 do redis.call('HSET', checkpointKey(), ARGV[posAt + 2 * p], ARGV[posAt + 1 + 2 * p]) end
+end
+if PART ~= '' and not PART_FINAL then redis.call('HSET', checkpointKey(), '~pending', PART) end
 for c = 0, nclear - 1 do redis.call('DEL', imagesKey(ARGV[clearAt + c])) end
 for m = 0, nimg - 1 do
   redis.call('HSET', imagesKey(ARGV[imgAt + 4 * m]), ARGV[imgAt + 4 * m + 1], ARGV[imgAt + 4 * m + 3])
 end
 i = imgAt + 4 * nimg
 
--- 4. The view operations, in order.
+-- 5. The view operations, in order.
 while i <= #ARGV do
   local op = ARGV[i]
   if op == 'U' then
@@ -276,20 +342,52 @@ while i <= #ARGV do
     return redis.error_reply('apply: unknown op ' .. tostring(op) .. ' at ' .. i)
   end
 end
-return {'ok', entries}
+
+-- 6. A transaction applied in parts is complete: each view it touched starts a new history.
+if PART_FINAL then
+  local touched = redis.call('HKEYS', busyKey())
+  for _, view in ipairs(touched) do logReset(view, 'a transaction too large to log row by row (' .. PART .. ' parts)') end
+  redis.call('DEL', busyKey())
+  redis.call('HDEL', checkpointKey(), '~pending')
+end
+for l = 0, nlive - 1 do
+  local view = ARGV[liveAt + 2 * l]
+  redis.call('HSET', metaKey(), 'status:' .. view, ARGV[liveAt + 2 * l + 1])
+  logReset(view, 'the view was built')
+end
+return {'ok', entries, newStep}
+`;
+
+/**
+ * A view may be read only when it is live, holds the definition the reader expects (another
+ * version of the service may be writing it), and is not in the middle of a transaction applied in
+ * parts. Shared by the read scripts: returns early with the reason when not.
+ */
+const READABLE = `
+local P, view, FP = ARGV[1], ARGV[2], ARGV[3]
+${LUA_KEYS}
+local meta = redis.call('HMGET', metaKey(), 'status:' .. view, 'fp:' .. view)
+if not meta[1] then return {'unavailable', ''} end
+if meta[2] ~= FP then return {'unavailable', 'definition'} end
+local status = cjson.decode(meta[1])
+if status.state ~= 'live' then return {'unavailable', meta[1]} end
+if redis.call('HEXISTS', busyKey(), view) == 1 then return {'busy', redis.call('HGET', busyKey(), view)} end
 `;
 
 /**
  * Read one page of a view atomically: the rows after a key (in key order) and the view's version
- * at that instant. ARGV: P view afterKey|'' limit → {version, keys, rows}.
+ * at that instant. ARGV: P view fingerprint afterKey|'' limit → {'ok', version, keys, rows}.
  */
-export const PAGE_SCRIPT = `
-local P = ARGV[1]
-${LUA_KEYS}
-local view, after, limit = ARGV[2], ARGV[3], tonumber(ARGV[4])
+export const PAGE_SCRIPT = `${READABLE}
+local after, limit = ARGV[4], tonumber(ARGV[5])
 local keys = redis.call('ZRANGEBYLEX', indexKey(view), after == '' and '-' or ('(' .. after), '+', 'LIMIT', 0, limit)
 local rows = {}
 if #keys > 0 then rows = redis.call('HMGET', rowsKey(view), unpack(keys)) end
 local last = redis.call('XREVRANGE', changelogKey(view), '+', '-', 'COUNT', 1)
-return {last[1] and last[1][1] or '0-0', keys, rows}
+return {'ok', last[1] and last[1][1] or '0-0', keys, rows}
+`;
+
+/** Read one row by key. ARGV: P view fingerprint key → {'ok', row|false}. */
+export const ROW_SCRIPT = `${READABLE}
+return {'ok', redis.call('HGET', rowsKey(view), ARGV[4])}
 `;

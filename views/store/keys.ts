@@ -1,8 +1,15 @@
 /**
  * Every Redis key of a deployment, in one place, for TypeScript and for the Lua scripts alike.
  *
- *   cdcv:{<deployment>}:checkpoint          HASH   stream → position token (the source checkpoint)
- *   cdcv:{<deployment>}:meta                HASH   view fingerprints, layout version
+ *   cdcv:{<deployment>}:lease               STRING the writer's lease (value = fencing token), with a TTL
+ *   cdcv:{<deployment>}:checkpoint          HASH   stream → position token (the source checkpoint), and
+ *                                                  ~step (steps written since the last rebuild), ~epoch
+ *                                                  (id of that rebuild), ~pending (<txn>:<part> of a
+ *                                                  transaction applied in parts, while it is)
+ *   cdcv:{<deployment>}:meta                HASH   layout, fingerprints; per view: status:<view> (JSON
+ *                                                  ViewStatus), fp:<view> (fingerprint), floor:<view>
+ *                                                  (the version its current history starts at)
+ *   cdcv:{<deployment>}:busy                HASH   view → transaction being applied to it in parts
  *   cdcv:{<deployment>}:dlq                 STREAM dead letters (changes that could not be applied)
  *   cdcv:{<deployment>}:img:<table>         HASH   encoded key → "<order>\n<row>" (at-least-once sources only)
  *   cdcv:{<deployment>}:v:<view>:rows       HASH   encoded key → stored row (JSON)
@@ -19,7 +26,9 @@ export function keyPrefix(deployment: string): string {
   return `cdcv:{${deployment}}`;
 }
 
+export const leaseKey = (prefix: string): string => `${prefix}:lease`;
 export const checkpointKey = (prefix: string): string => `${prefix}:checkpoint`;
+export const busyKey = (prefix: string): string => `${prefix}:busy`;
 export const metaKey = (prefix: string): string => `${prefix}:meta`;
 export const deadLetterKey = (prefix: string): string => `${prefix}:dlq`;
 export const imagesKey = (prefix: string, table: string): string => `${prefix}:img:${table}`;
@@ -34,6 +43,9 @@ export const viewKeyPattern = (prefix: string, view: string): string => `${prefi
 /** The same key formats for Lua scripts; `P` is the prefix passed as ARGV. */
 export const LUA_KEYS = `
 local function checkpointKey() return P .. ':checkpoint' end
+local function leaseKey() return P .. ':lease' end
+local function metaKey() return P .. ':meta' end
+local function busyKey() return P .. ':busy' end
 local function deadLetterKey() return P .. ':dlq' end
 local function imagesKey(t) return P .. ':img:' .. t end
 -- A view's key names are built once per script call (scripts touch few views, many rows).

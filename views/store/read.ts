@@ -4,7 +4,8 @@
  */
 import { divideDecimal, formatDecimal } from '../../ingest/decimal.ts';
 import type { Value } from '../../ingest/values.ts';
-import { PAGE_SCRIPT } from './apply-script.ts';
+import { ViewUnavailableError } from '../errors.ts';
+import { PAGE_SCRIPT, ROW_SCRIPT } from './apply-script.ts';
 import { changelogKey, rowsKey } from './keys.ts';
 import { LuaScript, type RedisClient } from './redis.ts';
 import { candidateValue } from '../encoding.ts';
@@ -73,10 +74,58 @@ export function finalizeRow(view: CompiledView, stored: string): ViewRow {
   return row;
 }
 
+type ReadReply<T> = ['ok', ...T[]] | ['unavailable', string] | ['busy', string];
+
+const rowScript = new LuaScript(ROW_SCRIPT);
+const pageScript = new LuaScript(PAGE_SCRIPT);
+
+export interface ReadOptions {
+  /** How long a read waits for a transaction being applied in parts to finish (ms). */
+  readonly busyWaitMs?: number;
+}
+
+/**
+ * Run a read script; a view that is not servable throws ViewUnavailableError, and a view in the
+ * middle of a transaction applied in parts is waited for (readers never see half of it).
+ */
+async function readChecked<T>(script: LuaScript, redis: RedisClient, prefix: string, view: CompiledView, args: string[], options: ReadOptions): Promise<T[]> {
+  const deadline = Date.now() + (options.busyWaitMs ?? 15_000);
+  for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
+    const reply = await script.run<ReadReply<T>>(redis, [rowsKey(prefix, view.name)], [prefix, view.name, view.fingerprint, ...args]);
+    if (reply[0] === 'ok') return reply.slice(1) as T[];
+    if (reply[0] === 'busy' && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, wait));
+      continue;
+    }
+    throw unavailable(view.name, reply[0], String(reply[1]));
+  }
+}
+
+function unavailable(view: string, kind: 'unavailable' | 'busy', detail: string): ViewUnavailableError {
+  if (kind === 'busy') {
+    return new ViewUnavailableError(view, 'busy', `View ${view} is applying a transaction too large for one step; retry shortly`);
+  }
+  if (detail === '') {
+    return new ViewUnavailableError(view, 'missing', `View ${view} has no state in Redis yet: it is being built (first start, or after Redis lost its data)`);
+  }
+  if (detail === 'definition') {
+    return new ViewUnavailableError(
+      view,
+      'definition',
+      `View ${view} in Redis was built from another definition (another version of the service writes this deployment); it is served once this version has built it`,
+    );
+  }
+  const status = JSON.parse(detail) as { state: 'building' | 'stopped'; reason?: string };
+  const reason = status.reason ? `: ${status.reason}` : '';
+  return status.state === 'stopped'
+    ? new ViewUnavailableError(view, 'stopped', `View ${view} is stopped${reason}`)
+    : new ViewUnavailableError(view, 'building', `View ${view} is being built${reason}; it is served once complete`);
+}
+
 /** One row by its encoded key, or null. */
-export async function readRow(redis: RedisClient, prefix: string, view: CompiledView, key: string): Promise<ViewRow | null> {
-  const stored = await redis.sendCommand<string | null>(['HGET', rowsKey(prefix, view.name), key]);
-  return stored === null ? null : finalizeRow(view, stored);
+export async function readRow(redis: RedisClient, prefix: string, view: CompiledView, key: string, options: ReadOptions = {}): Promise<ViewRow | null> {
+  const [stored] = await readChecked<string | null>(rowScript, redis, prefix, view, [key], options);
+  return stored ? finalizeRow(view, stored) : null;
 }
 
 export interface Page {
@@ -85,8 +134,6 @@ export interface Page {
   readonly rows: { key: string; row: ViewRow }[];
 }
 
-const pageScript = new LuaScript(PAGE_SCRIPT);
-
 /** Up to `limit` rows after `afterKey` in key order, read atomically with the view's version. */
 export async function readPage(
   redis: RedisClient,
@@ -94,12 +141,13 @@ export async function readPage(
   view: CompiledView,
   afterKey: string | null,
   limit: number,
+  options: ReadOptions = {},
 ): Promise<Page> {
-  const [version, keys, stored] = await pageScript.run<[string, string[], (string | null)[]]>(
-    redis,
-    [rowsKey(prefix, view.name)],
-    [prefix, view.name, afterKey ?? '', String(limit)],
-  );
+  const [version, keys, stored] = (await readChecked<unknown>(pageScript, redis, prefix, view, [afterKey ?? '', String(limit)], options)) as [
+    string,
+    string[],
+    (string | null)[],
+  ];
   const rows: Page['rows'] = [];
   keys.forEach((key, i) => {
     const s = stored[i];
@@ -112,10 +160,13 @@ export interface ViewChange {
   readonly view: string;
   /** The changelog entry id: the view's version after this change. */
   readonly version: string;
-  readonly op: 'insert' | 'update' | 'delete';
+  /** 'reset': the view's history starts over here (rebuilt, or a transaction too large to log); subscribers start over from a snapshot. */
+  readonly op: 'insert' | 'update' | 'delete' | 'reset';
   readonly key: string;
   readonly row: ViewRow | null;
   readonly previous: ViewRow | null;
+  /** Why, for a reset. */
+  readonly reason?: string;
 }
 
 type StreamEntry = [id: string, fields: string[]];
@@ -123,6 +174,7 @@ type StreamEntry = [id: string, fields: string[]];
 export function decodeChangelogEntry(view: CompiledView, [id, fields]: StreamEntry): ViewChange {
   const f: Record<string, string> = {};
   for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
+  if (f['o'] === 'reset') return { view: view.name, version: id, op: 'reset', key: '', row: null, previous: null, reason: f['why'] ?? '' };
   const op = f['o'] === 'i' ? 'insert' : f['o'] === 'u' ? 'update' : 'delete';
   return {
     view: view.name,

@@ -64,7 +64,7 @@ describe('decodePgOutput', () => {
     });
   });
 
-  it('Relation lists columns with their key flag and type oid', () => {
+  it('Relation lists columns with their key flag, type oid and type modifier', () => {
     const msg = new Writer().byte('R').i32(16384).string('public').string('orders').byte('f').i16(2);
     msg.byte(1).string('id').i32(23).i32(-1).byte(0).string('amount').i32(1700).i32(786438);
     expect(decodePgOutput(msg.done())).toEqual({
@@ -74,8 +74,8 @@ describe('decodePgOutput', () => {
       name: 'orders',
       replicaIdentity: 'f',
       columns: [
-        { name: 'id', typeOid: 23, isKey: true },
-        { name: 'amount', typeOid: 1700, isKey: false },
+        { name: 'id', typeOid: 23, typeModifier: -1, isKey: true },
+        { name: 'amount', typeOid: 1700, typeModifier: 786438, isKey: false },
       ],
     });
   });

@@ -1,0 +1,150 @@
+/**
+ * What a deployment's keyspace says about itself: the checkpoint, the step counter and epoch that
+ * let a writer notice Redis going back in time, and each view's status. Written only under the
+ * writer lease (every script here checks the fencing token first).
+ *
+ *   view status   building ──(snapshot done: reset entry, floor)──▶ live ──(schema change)──▶ stopped
+ *                     ▲                                               │
+ *                     └──────────── rebuild (wipe, new epoch) ◀───────┘
+ */
+import { randomBytes } from 'node:crypto';
+import type { SourcePosition } from '../../ingest/change.ts';
+import { busyKey, checkpointKey, leaseKey, metaKey } from './keys.ts';
+import { LuaScript, type RedisClient } from './redis.ts';
+
+export type ViewState = 'building' | 'live' | 'stopped';
+
+export interface ViewStatus {
+  readonly state: ViewState;
+  /** Why a view is building or stopped, in words an operator can act on. */
+  readonly reason?: string;
+  /** When it entered this state (ms since epoch). */
+  readonly since: number;
+}
+
+export interface StoredState {
+  readonly checkpoint: SourcePosition | null;
+  /** Steps written since the last rebuild; null when the keyspace holds no checkpoint. */
+  readonly step: number | null;
+  readonly epoch: string | null;
+  /** `<txn>:<part>` of a transaction applied in parts, up to that part. */
+  readonly pending: string | null;
+  readonly layout: string | null;
+  readonly fingerprints: string | null;
+  /** A rebuild asked for by a schema change, with its reason. */
+  readonly rebuild: string | null;
+  readonly views: ReadonlyMap<string, ViewStatus>;
+  /** Views in the middle of a transaction applied in parts. */
+  readonly busy: ReadonlySet<string>;
+}
+
+export async function readStoredState(redis: RedisClient, prefix: string): Promise<StoredState> {
+  const [checkpointFlat, metaFlat, busy] = await Promise.all([
+    redis.sendCommand<string[]>(['HGETALL', checkpointKey(prefix)]),
+    redis.sendCommand<string[]>(['HGETALL', metaKey(prefix)]),
+    redis.sendCommand<string[]>(['HKEYS', busyKey(prefix)]),
+  ]);
+  const checkpoint = toRecord(checkpointFlat);
+  const meta = toRecord(metaFlat);
+  const views = new Map<string, ViewStatus>();
+  for (const [field, value] of Object.entries(meta)) {
+    if (field.startsWith('status:')) views.set(field.slice('status:'.length), JSON.parse(value) as ViewStatus);
+  }
+  const positions = Object.entries(checkpoint)
+    .filter(([stream]) => !stream.startsWith('~'))
+    .map(([stream, token]) => ({ stream, token }));
+  return {
+    checkpoint: positions.length > 0 ? positions : null,
+    step: checkpoint['~step'] === undefined ? null : Number(checkpoint['~step']),
+    epoch: checkpoint['~epoch'] ?? null,
+    pending: checkpoint['~pending'] ?? null,
+    layout: meta['layout'] ?? null,
+    fingerprints: meta['fingerprints'] ?? null,
+    rebuild: meta['rebuild'] ?? null,
+    views,
+    busy: new Set(busy),
+  };
+}
+
+export function toRecord(flat: readonly string[]): Record<string, string> {
+  const record: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) record[flat[i]!] = flat[i + 1]!;
+  return record;
+}
+
+/** Thrown when a script finds the lease is not ours: another writer owns the deployment now. */
+export class FencedError extends Error {
+  readonly holder: string | null;
+  constructor(holder: string | null) {
+    super(`This instance no longer holds the writer lease (${holder ? `held by ${holder}` : 'expired'}); it stops writing`);
+    this.name = 'FencedError';
+    this.holder = holder;
+  }
+}
+
+const FENCE = `
+local lease = redis.call('GET', KEYS[1])
+if lease ~= ARGV[1] then return {'fenced', lease or ''} end
+`;
+
+/** UNLINK keys, only while holding the lease (the lease key itself is never among them). */
+const FENCED_UNLINK = new LuaScript(`${FENCE}
+for i = 2, #ARGV do redis.call('UNLINK', ARGV[i]) end
+return {'ok', #ARGV - 1}
+`);
+
+/**
+ * Start a rebuild: delete every key of the deployment except the lease, then write the meta and
+ * a fresh checkpoint (step 0, new epoch) with every view building. SCAN runs outside the lease
+ * check; each UNLINK batch is fenced, so a writer that lost its lease stops wiping at once.
+ */
+export async function wipeForRebuild(
+  redis: RedisClient,
+  prefix: string,
+  token: string,
+  init: { layout: string; fingerprints: string; views: readonly { name: string; fingerprint: string }[]; reason: string },
+): Promise<{ epoch: string }> {
+  let cursor = '0';
+  const lease = leaseKey(prefix);
+  do {
+    const [next, keys] = await redis.sendCommand<[string, string[]]>(['SCAN', cursor, 'MATCH', `${prefix}:*`, 'COUNT', '1000']);
+    cursor = next;
+    const doomed = keys.filter((k) => k !== lease && k !== `${lease}:n`);
+    if (doomed.length > 0) {
+      const [status, holder] = await FENCED_UNLINK.run<[string, string]>(redis, [lease], [token, ...doomed]);
+      if (status === 'fenced') throw new FencedError(holder || null);
+    }
+  } while (cursor !== '0');
+  const epoch = randomBytes(6).toString('hex');
+  const status: ViewStatus = { state: 'building', reason: init.reason, since: Date.now() };
+  const meta = ['layout', init.layout, 'fingerprints', init.fingerprints];
+  for (const v of init.views) meta.push(`status:${v.name}`, JSON.stringify(status), `fp:${v.name}`, v.fingerprint);
+  const [result, holder] = await INIT.run<[string, string]>(redis, [lease, metaKey(prefix), checkpointKey(prefix)], [token, epoch, ...meta]);
+  if (result === 'fenced') throw new FencedError(holder || null);
+  return { epoch };
+}
+
+const INIT = new LuaScript(`${FENCE}
+redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('HSET', KEYS[3], '~step', '0', '~epoch', ARGV[2])
+local meta = {}
+for i = 3, #ARGV do meta[#meta + 1] = ARGV[i] end
+redis.call('HSET', KEYS[2], unpack(meta))
+return {'ok', ''}
+`);
+
+/** Set fields of the meta hash under the lease (view statuses, a rebuild request). */
+export async function writeMeta(redis: RedisClient, prefix: string, token: string, fields: Record<string, string>, remove: readonly string[] = []): Promise<void> {
+  const args = [token, String(Object.keys(fields).length)];
+  for (const [k, v] of Object.entries(fields)) args.push(k, v);
+  args.push(...remove);
+  const [result, holder] = await WRITE_META.run<[string, string]>(redis, [leaseKey(prefix), metaKey(prefix)], args);
+  if (result === 'fenced') throw new FencedError(holder || null);
+}
+
+const WRITE_META = new LuaScript(`${FENCE}
+local n = tonumber(ARGV[2])
+for i = 0, n - 1 do redis.call('HSET', KEYS[2], ARGV[3 + 2 * i], ARGV[4 + 2 * i]) end
+for i = 3 + 2 * n, #ARGV do redis.call('HDEL', KEYS[2], ARGV[i]) end
+return {'ok', ''}
+`);
