@@ -85,12 +85,18 @@ const ChangeOp = new GraphQLEnumType({
   },
 });
 
-/** A view that cannot be served now becomes a client-facing error with its reason. */
+/** node-redis errors of a connection that is down (by name: schema/ does not import the client). */
+const STORE_DOWN = new Set(['ClientOfflineError', 'ClientClosedError', 'SocketClosedUnexpectedlyError', 'ConnectionTimeoutError']);
+
+/** A view that cannot be served now, or a store that is down, becomes a client-facing error with its reason. */
 async function servable<T>(read: Promise<T>): Promise<T> {
   try {
     return await read;
   } catch (error) {
     if (error instanceof ViewUnavailableError) throw new PublicError(error.message, 'VIEW_UNAVAILABLE');
+    if (error instanceof Error && (STORE_DOWN.has(error.constructor.name) || STORE_DOWN.has(error.name))) {
+      throw new PublicError('The store of the views (Redis) is unreachable right now; retry shortly', 'STORE_UNAVAILABLE');
+    }
     throw error;
   }
 }

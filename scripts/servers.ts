@@ -22,6 +22,7 @@ import {
   readFileSync,
   readlinkSync,
   copyFileSync,
+  cpSync,
   rmSync,
   symlinkSync,
   writeFileSync,
@@ -36,6 +37,10 @@ export interface ThrowawayServer {
   readonly port: number;
   readonly dir: string;
   stop(): Promise<void>;
+  /** Crash it: SIGKILL, data left as a crash leaves it (for fault tests). */
+  kill(): Promise<void>;
+  /** Start it again on the same port and data (after kill(), or a clean restart when running). */
+  restart(): Promise<void>;
 }
 
 /** A free TCP port on loopback, chosen by the kernel. */
@@ -97,6 +102,8 @@ export interface GuardedProcess {
   stop(graceMs?: number): Promise<void>;
   /** SIGKILL the server and its guard at once (a crash, for tests). */
   kill(): void;
+  /** kill(), then wait until the process is gone. */
+  killAndWait(): Promise<void>;
 }
 
 /**
@@ -112,11 +119,15 @@ export interface GuardedProcess {
 export function spawnGuarded(
   command: string,
   args: readonly string[],
-  /** `dir`: removed once the server is gone (omit to keep it, e.g. for a restart). */
+  /**
+   * `dir`: removed once the server is gone, except while a file `.restarting` is in it (a server
+   * stopped or crashed on purpose, to start again on its data: see `markRestarting`).
+   */
   options: { dir?: string; stopSignal: 'INT' | 'TERM'; uid?: number; gid?: number; cwd?: string },
 ): GuardedProcess {
   const server = [command, ...args].map(shellQuote).join(' ');
-  const script = `exec 3<&0; ${server} </dev/null 3<&- & pid=$!; (read _ <&3; kill -${options.stopSignal} $pid 2>/dev/null) & exec 3<&-; wait $pid; status=$?; ${options.dir ? `rm -rf ${shellQuote(options.dir)}; ` : ''}exit $status`;
+  const cleanup = options.dir ? `[ -e ${shellQuote(join(options.dir, '.restarting'))} ] || rm -rf ${shellQuote(options.dir)}; ` : '';
+  const script = `exec 3<&0; ${server} </dev/null 3<&- & pid=$!; (read _ <&3; kill -${options.stopSignal} $pid 2>/dev/null) & exec 3<&-; wait $pid; status=$?; ${cleanup}exit $status`;
   const child = spawn('sh', ['-c', script], {
     detached: true,
     stdio: ['pipe', 'pipe', 'pipe'],
@@ -144,7 +155,14 @@ export function spawnGuarded(
       // already gone
     }
   };
-  return { child, stop, kill };
+  const killAndWait = (): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+    return new Promise((resolve) => {
+      child.once('exit', () => resolve());
+      kill();
+    });
+  };
+  return { child, stop, kill, killAndWait };
 }
 
 export interface PostgresOptions {
@@ -187,30 +205,70 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Thro
   };
   const args = ['-D', data, '-p', String(port)];
   for (const [name, value] of Object.entries(settings)) args.push('-c', `${name}=${value}`);
-  const guarded = spawnGuarded(join(bin, 'postgres'), args, { dir, stopSignal: 'INT', ...asUser });
-  const child = guarded.child;
-  const output: string[] = [];
-  const collect = (chunk: Buffer): void => {
-    const text = chunk.toString();
-    output.push(text);
-    options.log?.(text);
-  };
-  child.stdout?.on('data', collect);
-  child.stderr?.on('data', collect);
-  const stop = async (): Promise<void> => {
-    await guarded.stop();
-    rmSync(dir, { recursive: true, force: true });
-  };
-  try {
+  // A restart keeps the folder (markRestarting); otherwise the guard removes it with the server.
+  const launch = async (): Promise<GuardedProcess> => {
+    const guarded = spawnGuarded(join(bin, 'postgres'), args, { dir, stopSignal: 'INT', ...asUser });
+    const child = guarded.child;
+    const output: string[] = [];
+    const collect = (chunk: Buffer): void => {
+      const text = chunk.toString();
+      output.push(text);
+      options.log?.(text);
+    };
+    child.stdout?.on('data', collect);
+    child.stderr?.on('data', collect);
     await waitFor(async () => {
       if (child.exitCode !== null) throw new Error(`postgres exited: ${output.join('')}`);
       return (await canConnect(port)) && isAcceptingConnections(bin, port, data);
     }, 'PostgreSQL to accept connections');
+    return guarded;
+  };
+  let current: GuardedProcess | null = null;
+  const stop = async (): Promise<void> => {
+    await current?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    current = await launch();
   } catch (error) {
     await stop();
     throw error;
   }
-  return { url: `postgres://postgres@127.0.0.1:${port}/postgres`, port, dir, stop };
+  return {
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    port,
+    dir,
+    stop,
+    async kill() {
+      markRestarting(dir, true);
+      const pid = Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
+      await current?.killAndWait();
+      // The guard is gone; the postmaster (reparented) may take a moment to die, and a new one
+      // refuses to start while its pid file names a live process.
+      await waitFor(() => !processAlive(pid), 'the killed postmaster to exit');
+    },
+    async restart() {
+      markRestarting(dir, true);
+      await current?.stop();
+      current = await launch();
+      markRestarting(dir, false);
+    },
+  };
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** While `.restarting` is in a server's folder, its guard leaves the folder when the server ends. */
+function markRestarting(dir: string, on: boolean): void {
+  if (on) writeFileSync(join(dir, '.restarting'), '');
+  else rmSync(join(dir, '.restarting'), { force: true });
 }
 
 function isAcceptingConnections(bin: string, port: number, data: string): boolean {
@@ -273,10 +331,23 @@ function nobodyIds(): { uid: number; gid: number } {
 export interface RedisOptions {
   /** Turn on the append-only file (for durability tests). */
   readonly appendonly?: boolean;
+  /** With appendonly: when Redis fsyncs it (default everysec). */
+  readonly appendfsync?: 'always' | 'everysec' | 'no';
+  /** RDB snapshots: `save` rules, e.g. '1 1' (default none). */
+  readonly save?: string;
+  /** maxmemory, e.g. '64mb' (noeviction: writes fail beyond it). */
+  readonly maxmemory?: string;
+}
+
+export interface RedisServer extends ThrowawayServer {
+  /** The server's data folder (dump.rdb, appendonlydir). */
+  readonly dataDir: string;
+  /** Start again with the data as it is now — or, with `from`, after replacing the data folder by that copy (an older backup). */
+  restart(options?: { from?: string }): Promise<void>;
 }
 
 /** Start redis-server in a temporary folder on a free port, persistence off unless asked. */
-export async function startRedis(options: RedisOptions = {}): Promise<ThrowawayServer> {
+export async function startRedis(options: RedisOptions = {}): Promise<RedisServer> {
   const binary = locate('redis')?.path;
   if (!binary) {
     throw new MissingBinaryError(
@@ -285,34 +356,80 @@ export async function startRedis(options: RedisOptions = {}): Promise<ThrowawayS
     );
   }
   const dir = mkdtempSync(join(tmpdir(), 'cdc-views-redis-'));
+  const dataDir = join(dir, 'data');
+  mkdirSync(dataDir);
   const port = await freePort();
   const config = [
     `port ${port}`,
     'bind 127.0.0.1',
-    `dir ${dir}`,
-    "save ''",
+    `dir ${dataDir}`,
+    `save '${options.save ?? ''}'`,
     `appendonly ${options.appendonly ? 'yes' : 'no'}`,
-    'appendfsync everysec',
+    `appendfsync ${options.appendfsync ?? 'everysec'}`,
     'maxmemory-policy noeviction',
+    ...(options.maxmemory ? [`maxmemory ${options.maxmemory}`] : []),
   ].join('\n');
   writeFileSync(join(dir, 'redis.conf'), `${config}\n`);
-  const guarded = spawnGuarded(binary, [join(dir, 'redis.conf')], { dir, stopSignal: 'TERM' });
-  const child = guarded.child;
-  const output: string[] = [];
-  child.stdout?.on('data', (c: Buffer) => output.push(c.toString()));
-  child.stderr?.on('data', (c: Buffer) => output.push(c.toString()));
+  const launch = async (): Promise<GuardedProcess> => {
+    const guarded = spawnGuarded(binary, [join(dir, 'redis.conf')], { dir, stopSignal: 'TERM' });
+    const child = guarded.child;
+    const output: string[] = [];
+    child.stdout?.on('data', (c: Buffer) => output.push(c.toString()));
+    child.stderr?.on('data', (c: Buffer) => output.push(c.toString()));
+    await waitFor(async () => {
+      if (child.exitCode !== null) throw new Error(`redis-server exited: ${output.join('')}`);
+      return (await canConnect(port)) && (await redisLoaded(port));
+    }, 'Redis to accept connections');
+    return guarded;
+  };
+  let current: GuardedProcess | null = null;
   const stop = async (): Promise<void> => {
-    await guarded.stop();
+    await current?.stop();
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    await waitFor(() => {
-      if (child.exitCode !== null) throw new Error(`redis-server exited: ${output.join('')}`);
-      return canConnect(port);
-    }, 'Redis to accept connections');
+    current = await launch();
   } catch (error) {
     await stop();
     throw error;
   }
-  return { url: `redis://127.0.0.1:${port}`, port, dir, stop };
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    dir,
+    dataDir,
+    stop,
+    async kill() {
+      markRestarting(dir, true);
+      await current?.killAndWait();
+      await waitFor(async () => !(await canConnect(port)), 'the killed redis-server to let its port go');
+    },
+    async restart(restartOptions = {}) {
+      markRestarting(dir, true);
+      await current?.stop();
+      if (restartOptions.from) {
+        rmSync(dataDir, { recursive: true, force: true });
+        cpSync(restartOptions.from, dataDir, { recursive: true });
+      }
+      current = await launch();
+      markRestarting(dir, false);
+    },
+  };
+}
+
+/** Redis answers PING with PONG once it has loaded its data (LOADING errors before). */
+function redisLoaded(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    let reply = '';
+    socket.once('connect', () => socket.write('PING\r\n'));
+    socket.on('data', (chunk) => {
+      reply += chunk.toString();
+      if (reply.includes('\r\n')) {
+        socket.destroy();
+        resolve(reply.startsWith('+PONG'));
+      }
+    });
+    socket.once('error', () => resolve(false));
+  });
 }

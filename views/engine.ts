@@ -25,6 +25,7 @@
  * the stored checkpoint; errors in the config or the source schema stop the engine with their
  * message.
  */
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Change, ChangeBatch, ChangeSource, SchemaChange, SourcePosition } from '../ingest/change.ts';
 import { ServiceError } from '../ingest/errors.ts';
@@ -208,7 +209,7 @@ export class Engine extends EventEmitter {
               this.interrupt(new StateLostError(`Redis holds step ${stored || 'none'}, but this writer wrote step ${this.lastStep}`));
             }
           },
-          (why) => this.interrupt(new FencedError(why)),
+          (why, empty) => this.interrupt(empty ? new StateLostError(`Redis holds neither the lease nor a checkpoint any more (${why})`) : new FencedError(why)),
         );
       }
       this.abort = null;
@@ -231,6 +232,9 @@ export class Engine extends EventEmitter {
           continue;
         }
         if (error instanceof StateLostError) {
+          // Take the lease again before looking at what Redis holds (it may have lost the lease too).
+          this.lease.stopKeepAlive();
+          this.lease.token = null;
           this.log('error', 'Redis does not hold what this writer wrote; starting again from what it holds', { error: error.message });
           this.emit(ENGINE_EVENTS.STATE_LOST, { reason: error.message });
           continue;
@@ -428,7 +432,7 @@ export class Engine extends EventEmitter {
     return stored;
   }
 
-  private control(planned: PlannedGroup, token: string): StepControl {
+  private control(planned: PlannedGroup, token: string, stepId: string): StepControl {
     const { group, plan } = planned;
     const part = group.length === 1 ? group[0]!.part : undefined;
     const quiet = [...this.statuses].filter(([, s]) => s.state === 'building').map(([v]) => v);
@@ -439,6 +443,7 @@ export class Engine extends EventEmitter {
     return {
       lease: token,
       step: this.step,
+      stepId,
       part: part ? { txn: part.txn, index: part.index, final: part.final } : null,
       quiet,
       busy: part ? plan.views.map((v) => v.view.name) : [],
@@ -453,11 +458,12 @@ export class Engine extends EventEmitter {
     // A part's own position is only a probe: the last part stores the transaction's position.
     const position = part && !part.final ? part.probe : planned.position;
     const started = performance.now();
+    const stepId = `${this.step + 1}:${randomBytes(4).toString('hex')}`;
     for (let attempt = 0; ; attempt++) {
       const token = this.lease.token;
       if (token === null || this.abort) throw this.abort ?? new FencedError(null);
       try {
-        const control = this.control(planned, token);
+        const control = this.control(planned, token, stepId);
         const result = await applyBatch(
           redis,
           this.prefix,
@@ -473,7 +479,7 @@ export class Engine extends EventEmitter {
           throw new StateLostError(`the write step found step ${result.storedStep || 'none'} in Redis, but this writer last wrote step ${this.step}`);
         }
         if (result.status === 'conflict') return 'conflict';
-        if (result.status === 'applied') this.step = this.lastStep = result.step;
+        if (result.status === 'applied' || (result.status === 'duplicate' && result.step !== undefined)) this.step = this.lastStep = result.step!;
         this.afterStep(control, planned);
         if (position.length > 0 && !(part && !part.final)) await this.gate.afterStep(redis, () => source.ack(position));
         const snapshot = group.some((b) => b.kind === 'snapshot');

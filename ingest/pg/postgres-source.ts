@@ -139,6 +139,7 @@ export class PostgresSource implements ChangeSource {
     await replication.connect();
     this.replication = replication;
 
+    await this.takeSlotOver(control);
     let startLsn: bigint;
     const resumeToken = resumeFrom?.find((p) => p.stream === this.stream)?.token;
     if (resumeToken === undefined) {
@@ -202,6 +203,28 @@ export class PostgresSource implements ChangeSource {
     if (missing.length > 0) {
       await client.query(`ALTER PUBLICATION ${quoteIdent(publication)} ADD TABLE ${missing.map(quoteTable).join(', ')}`);
     }
+  }
+
+  /**
+   * The engine starts a source only while it holds the deployment's writer lease, so a connection
+   * still streaming from our slot belongs to a writer that lost it (paused past its lease, cut
+   * off): end it, instead of waiting up to wal_sender_timeout for PostgreSQL to notice.
+   */
+  private async takeSlotOver(client: pg.Client): Promise<void> {
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const slot = await client.query<{ active_pid: number | null }>('SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1', [this.config.slot]);
+      const pid = slot.rows[0]?.active_pid ?? null;
+      if (pid === null) return;
+      if (attempt === 0) {
+        this.config.log?.('warn', 'the replication slot is held by another connection (a writer that lost its lease); ending it', {
+          slot: this.config.slot,
+          pid,
+        });
+      }
+      await client.query('SELECT pg_terminate_backend($1)', [pid]);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new ReplicationError(`Replication slot '${this.config.slot}' stays in use by another connection; is another program using this slot name?`, { retriable: true });
   }
 
   private async dropSlotIfExists(client: pg.Client): Promise<void> {

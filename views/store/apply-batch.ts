@@ -29,6 +29,8 @@ export interface StepControl {
   readonly lease: string;
   /** The step the writer last wrote (0 right after a rebuild). */
   readonly step: number;
+  /** Unique per step (kept across retries of it): a retry of a step that landed is recognised. */
+  readonly stepId: string;
   /** Part of a transaction too large for one step: its id, index, and whether it is the last part. */
   readonly part: { readonly txn: string; readonly index: number; readonly final: boolean } | null;
   /** Views whose changes are not logged (building). */
@@ -45,7 +47,8 @@ export type ApplyResult =
   | { readonly status: 'fenced'; readonly holder: string }
   /** Redis does not hold the step this writer last wrote. */
   | { readonly status: 'lost'; readonly storedStep: string }
-  | { readonly status: 'duplicate' }
+  /** Already applied: a replay (its position is stored), or an earlier attempt of this step (then `step` is where it left the counter). */
+  | { readonly status: 'duplicate'; readonly step?: number }
   /** A row image changed since it was read (another writer): re-read and re-plan. */
   | { readonly status: 'conflict'; readonly table: string };
 
@@ -60,7 +63,7 @@ export function encodeApplyArgs(
   images: ImageWrites | null = null,
 ): string[] {
   const { part } = control;
-  const args = [prefix, String(options.changelogMaxLength), control.lease, String(control.step), part ? `${part.txn}:${part.index}` : '', part?.final ? '1' : '0'];
+  const args = [prefix, String(options.changelogMaxLength), control.lease, String(control.step), control.stepId, part ? `${part.txn}:${part.index}` : '', part?.final ? '1' : '0'];
   args.push(String(position.length));
   for (const { stream, token } of position) args.push(stream, token);
   args.push(String(control.quiet.length), ...control.quiet, String(control.busy.length), ...control.busy, String(control.live.length));
@@ -134,7 +137,7 @@ export async function applyBatch(
       cause: error,
     });
   }
-  if (reply[0] === 'dup') return { status: 'duplicate' };
+  if (reply[0] === 'dup') return reply[1] === 'retried' ? { status: 'duplicate', step: Number(reply[2]) } : { status: 'duplicate' };
   if (reply[0] === 'conflict') return { status: 'conflict', table: String(reply[1]) };
   if (reply[0] === 'fenced') return { status: 'fenced', holder: String(reply[1]) };
   if (reply[0] === 'lost') return { status: 'lost', storedStep: String(reply[1]) };

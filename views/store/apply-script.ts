@@ -6,13 +6,15 @@
  *
  * ARGV (flat, strings):
  *
- *   P  maxlen  lease  step  part  partFinal  npos (stream token)×npos  nquiet (view)×nquiet
+ *   P  maxlen  lease  step  stepId  part  partFinal  npos (stream token)×npos  nquiet (view)×nquiet
  *   nbusy (view)×nbusy  nlive (view status)×nlive  nclear (table)×nclear  nimg (table key expected image)×nimg  op…
  *
  *   lease, step   the writer's fencing token and the step it last wrote: another token means
  *                 another writer owns the deployment ('fenced'); another step means Redis is not
  *                 the state this writer left it in — restarted empty, restored from an older dump,
  *                 failed over to a replica that missed writes ('lost'). Nothing is written then.
+ *   stepId        unique per step: a step retried after its reply was lost (connection dropped)
+ *                 finds its own id in ~last and answers 'dup' instead of being applied twice
  *   part          '' for whole transactions; '<txn>:<n>' for part n of a transaction too large for
  *                 one step (partFinal '1' on its last part). Parts up to ~pending are replays; a
  *                 part's positions are probes (a replay when every stored token is past them) and
@@ -49,7 +51,8 @@
  * Changelog entry fields: o (i|u|d|reset), k (encoded key), r (row after, '' when deleted),
  * p (row before, '' when inserted), why (reset only). Its stream id is the view's version.
  *
- * Returns {'fenced', holder} or {'lost', storedStep} (see lease and step), {'dup', n} when every
+ * Returns {'fenced', holder} or {'lost', storedStep} (see lease and step), {'dup', 'retried', step}
+ * for a step already applied by an earlier attempt, {'dup', n} when every
  * position is already stored (a replay), {'conflict', table} when an image changed since it was
  * read, else {'ok', changelogEntries, newStep}.
  */
@@ -165,18 +168,19 @@ local function deleteRow(view, key, old, isAggregate)
 end
 
 -- 1. One writer, and Redis still holding what this writer last wrote.
-local LEASE, STEP, PART, PART_FINAL = ARGV[3], ARGV[4], ARGV[5], ARGV[6] == '1'
+local LEASE, STEP, STEP_ID, PART, PART_FINAL = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7] == '1'
 local lease = redis.call('GET', leaseKey())
 local step = redis.call('HGET', checkpointKey(), '~step')
 if lease ~= LEASE then
   if not lease and not step then return {'lost', ''} end
   return {'fenced', lease or ''}
 end
+if redis.call('HGET', checkpointKey(), '~last') == STEP_ID then return {'dup', 'retried', step} end
 if step ~= STEP then return {'lost', step or ''} end
 
 -- 2. Effectively-once: skip a batch whose position is already stored (tokens are fixed-width digits).
-local npos = tonumber(ARGV[7])
-local i = 8
+local npos = tonumber(ARGV[8])
+local i = 9
 local seen = 0
 local probe = PART ~= '' and not PART_FINAL
 for _ = 1, npos do
@@ -197,7 +201,7 @@ if PART ~= '' then
     if txn == ptxn and tonumber(n) <= tonumber(pn) then return {'dup', 'part'} end
   end
 end
-local posAt = 8
+local posAt = 9
 local nquiet = tonumber(ARGV[i])
 for q = i + 1, i + nquiet do quiet[ARGV[q]] = true end
 i = i + 1 + nquiet
@@ -229,7 +233,7 @@ end
 
 -- 4. Checks passed: from here on, everything is written.
 local newStep = tostring(tonumber(STEP) + 1)
-redis.call('HSET', checkpointKey(), '~step', newStep)
+redis.call('HSET', checkpointKey(), '~step', newStep, '~last', STEP_ID)
 if not probe then
   for p = 0, npos - 1 do redis.call('HSET', checkpointKey(), ARGV[posAt + 2 * p], ARGV[posAt + 1 + 2 * p]) end
 end

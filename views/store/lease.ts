@@ -16,11 +16,23 @@ import { randomBytes } from 'node:crypto';
 import { checkpointKey, leaseKey } from './keys.ts';
 import { LuaScript, type RedisClient } from './redis.ts';
 
-/** Renew if still ours; reply: the stored step (so a renewal also notices Redis going back in time), or false. */
+/**
+ * Renew if still ours. Reply: {'ok', step} — the stored step, so a renewal also notices Redis
+ * going back in time — or {'gone', holder, step} when the lease is not ours (holder '' and step ''
+ * together: the keyspace is empty).
+ */
 const RENEW = new LuaScript(`
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
+local step = redis.call('HGET', KEYS[2], '~step') or ''
+local holder = redis.call('GET', KEYS[1])
+if holder ~= ARGV[1] then return {'gone', holder or '', step} end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return redis.call('HGET', KEYS[2], '~step') or ''
+return {'ok', step}
+`);
+/** Take the lease back if it still holds our token (Redis restored from a dump taken while we held it). */
+const RECLAIM = new LuaScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
 `);
 const RELEASE = new LuaScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -40,6 +52,8 @@ export class WriterLease {
   private readonly options: LeaseOptions;
   /** The fencing token while held. */
   token: string | null = null;
+  /** The last token held: still ours if Redis was restored from a dump taken while we held it. */
+  private lastToken: string | null = null;
   private timer: NodeJS.Timeout | null = null;
 
   constructor(options: LeaseOptions) {
@@ -52,11 +66,19 @@ export class WriterLease {
     const { redis, prefix } = this.options;
     let reported: string | null = null;
     while (!signal.aborted()) {
+      if (this.lastToken !== null) {
+        const reclaimed = await RECLAIM.run<number>(redis, [leaseKey(prefix)], [this.lastToken, String(this.ttlMs)]);
+        if (reclaimed === 1) {
+          this.token = this.lastToken;
+          this.options.log?.('info', 'holding the writer lease again', { token: this.token });
+          return this.token;
+        }
+      }
       const n = await redis.sendCommand<number>(['INCR', `${leaseKey(prefix)}:n`]);
       const token = `${n}:${this.owner}`;
       const set = await redis.sendCommand<string | null>(['SET', leaseKey(prefix), token, 'NX', 'PX', String(this.ttlMs)]);
       if (set === 'OK') {
-        this.token = token;
+        this.token = this.lastToken = token;
         this.options.log?.('info', 'holding the writer lease', { token });
         return token;
       }
@@ -73,24 +95,24 @@ export class WriterLease {
   }
 
   /**
-   * Renew every ttl/3 while held. `onRenewed(step)` gets the stored step; `onLost(holder)` is
-   * called once if the lease is gone (expired and taken, or Redis lost it).
+   * Renew every ttl/3 while held. `onRenewed(step)` gets the stored step; `onLost(reason, empty)`
+   * is called once if the lease is gone: expired and taken, or Redis lost it (`empty`: the
+   * keyspace holds neither lease nor checkpoint).
    */
-  keepAlive(onRenewed: (storedStep: string) => void, onLost: (reason: string) => void): void {
+  keepAlive(onRenewed: (storedStep: string) => void, onLost: (reason: string, empty: boolean) => void): void {
     this.stopKeepAlive();
     const { redis, prefix } = this.options;
     const tick = async (): Promise<void> => {
       const token = this.token;
       if (token === null) return;
       try {
-        const step = await RENEW.run<string | null>(redis, [leaseKey(prefix), checkpointKey(prefix)], [token, String(this.ttlMs)]);
+        const [status, a, b] = await RENEW.run<[string, string, string?]>(redis, [leaseKey(prefix), checkpointKey(prefix)], [token, String(this.ttlMs)]);
         if (this.token !== token) return;
-        if (step === null) {
-          this.token = null;
-          this.stopKeepAlive();
-          const holder = await redis.sendCommand<string | null>(['GET', leaseKey(prefix)]).catch(() => null);
-          onLost(holder === null ? 'the lease is gone from Redis (expired, or Redis lost its data)' : `the lease is held by ${holder}`);
-        } else onRenewed(step);
+        if (status === 'ok') return onRenewed(a);
+        this.token = null;
+        this.stopKeepAlive();
+        const empty = a === '' && b === '';
+        onLost(a === '' ? 'the lease is gone from Redis (it expired, or Redis lost its data)' : `the lease is held by ${a}`, empty);
       } catch {
         // Redis unreachable: the lease may expire; the write step's own check decides.
       }
@@ -108,7 +130,7 @@ export class WriterLease {
   async release(): Promise<void> {
     this.stopKeepAlive();
     const token = this.token;
-    this.token = null;
+    this.token = this.lastToken = null;
     if (token === null) return;
     await RELEASE.run(this.options.redis, [leaseKey(this.options.prefix)], [token]).catch(() => undefined);
   }

@@ -10,9 +10,13 @@ import { createClient } from 'redis';
 
 export type RedisClient = ReturnType<typeof createClient>;
 
-/** Connect to Redis, with an error listener so a dropped connection reconnects instead of crashing. */
+/**
+ * Connect to Redis, with an error listener so a dropped connection reconnects instead of crashing.
+ * Commands sent while disconnected fail at once instead of queueing: a write step is retried by
+ * the engine (and says so in /ready), a read answers with an error rather than hanging.
+ */
 export async function connectRedis(url: string, onError?: (error: Error) => void): Promise<RedisClient> {
-  const client = createClient({ url, socket: { reconnectStrategy: (retries) => Math.min(50 * 2 ** retries, 2000) } });
+  const client = createClient({ url, disableOfflineQueue: true, socket: { reconnectStrategy: (retries) => Math.min(50 * 2 ** retries, 2000) } });
   client.on('error', (error: Error) => onError?.(error));
   await client.connect();
   return client;
