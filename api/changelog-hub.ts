@@ -18,7 +18,7 @@
  */
 import { changelogKey, metaKey } from '../views/store/keys.ts';
 import type { RedisClient } from '../views/store/redis.ts';
-import { decodeChangelogEntry, readChangelog, readPage, trimmedUpTo, type ViewChange } from '../views/store/read.ts';
+import { decodeChangelogEntry, readChangelog, readChangelogEntry, readPage, trimmedUpTo, type ViewChange } from '../views/store/read.ts';
 import { toRecord, type ViewStatus } from '../views/store/state.ts';
 import type { CompiledView, Registry } from '../views/registry.ts';
 import type { ChangeStreamOptions, SubscriptionEvent } from '../schema/build-schema.ts';
@@ -34,6 +34,11 @@ export function compareVersions(a: string, b: string): number {
   const [bm = '0', bs = '0'] = b.split('-');
   const d = BigInt(am) - BigInt(bm) || BigInt(as) - BigInt(bs);
   return d < 0n ? -1 : d > 0n ? 1 : 0;
+}
+
+/** Whether `next` does not directly follow entry number `last` (0: unknown, no check). A reset starts over anyway. */
+function isGap(last: number, next: ViewChange): boolean {
+  return last > 0 && next.seq > 0 && next.seq !== last + 1 && next.op !== 'reset';
 }
 
 /** A version as a client may send it: a Redis stream id, bounded in length. */
@@ -70,6 +75,8 @@ export class ChangelogHub {
   private readonly options: ChangelogHubOptions;
   private readonly listeners = new Map<string, Set<Listener>>();
   private readonly lastSeen = new Map<string, string>();
+  /** Number of the last entry read per view: the next must be one more, or changes were trimmed unread. */
+  private readonly lastSeq = new Map<string, number>();
   private readonly availability = new Map<string, Availability>();
   private readonly availabilityWaiters = new Set<() => void>();
   private reader: RedisClient | null = null;
@@ -88,6 +95,7 @@ export class ChangelogHub {
     for (const view of registry.views) {
       const last = await redis.sendCommand<[string, string[]][]>(['XREVRANGE', changelogKey(prefix, view.name), '+', '-', 'COUNT', '1']);
       this.lastSeen.set(view.name, last[0]?.[0] ?? '0-0');
+      this.lastSeq.set(view.name, last[0] ? decodeChangelogEntry(view, last[0]).seq : 0);
     }
     this.reader = redis.duplicate();
     this.reader.on('error', (error: Error) => this.options.onError?.(error));
@@ -157,26 +165,22 @@ export class ChangelogHub {
           if (!view || entries.length === 0) continue;
           const before = this.lastSeen.get(view.name) ?? '0-0';
           this.lastSeen.set(view.name, entries.at(-1)![0]);
-          // A full read may mean the stream was trimmed past what was delivered: a gap.
-          if (entries.length === READ_COUNT) {
-            const trimmed = await trimmedUpTo(this.options.redis, prefix, view);
-            if (compareVersions(trimmed, before) > 0) {
-              this.broadcast(view.name, {
-                op: 'reset',
-                reason: `changes after ${before} were trimmed from the changelog before they were delivered`,
-                version: trimmed,
-                synthetic: true,
-              });
-            }
+          const decoded = entries.map((entry) => decodeChangelogEntry(view, entry));
+          // Entries are numbered without gaps: a jump means the stream was trimmed past what was read.
+          if (isGap(this.lastSeq.get(view.name) ?? 0, decoded[0]!)) {
+            this.broadcast(view.name, {
+              op: 'reset',
+              reason: `changes after ${before} were trimmed from the changelog before they were delivered`,
+              version: decoded[0]!.version,
+              synthetic: true,
+            });
           }
+          this.lastSeq.set(view.name, decoded.at(-1)!.seq);
           // A view going live writes a 'reset' entry: its status changed, read it now.
           reset ||= entries.some(([, fields]) => fields[1] === 'reset');
           const listeners = this.listeners.get(view.name);
           if (!listeners?.size) continue;
-          for (const entry of entries) {
-            const change = decodeChangelogEntry(view, entry);
-            for (const listener of listeners) listener(change);
-          }
+          for (const change of decoded) for (const listener of listeners) listener(change);
         }
         if (!reply || reset || Date.now() - lastCheck >= 250) {
           lastCheck = Date.now();
@@ -232,9 +236,13 @@ export class ChangelogHub {
       wake = null;
     });
     const matches = (change: { key: string }): boolean => options.key === null || change.key === options.key;
-    const reset = (reason: string, version: string): SubscriptionEvent => ({ view: view.name, version, op: 'reset', key: '', row: null, previous: null, reason });
+    const reset = (reason: string, version: string): SubscriptionEvent => ({ view: view.name, version, op: 'reset', key: '', row: null, previous: null, reason, seq: 0 });
+    const gap = (version: string): SubscriptionEvent =>
+      reset(`changes after version ${version} were trimmed from the changelog before this subscription read them; a fresh snapshot follows`, version);
     try {
       let last = options.since === null ? null : parseVersion(options.since);
+      /** Number of the last changelog entry this subscription has (0: unknown). */
+      let lastSeq = 0;
       let snapshot = options.snapshot && last === null;
       await this.refreshAvailability();
       const availability = this.servable(view.name);
@@ -254,6 +262,13 @@ export class ChangelogHub {
         } else if (compareVersions(last, trimmed) < 0) {
           yield reset(`version ${last} is no longer in the changelog (trimmed up to ${trimmed}); a fresh snapshot follows`, trimmed);
           snapshot = true;
+        } else if (last !== '0-0') {
+          const entry = await readChangelogEntry(redis, prefix, view, last);
+          if (entry) lastSeq = entry.seq;
+          else {
+            yield reset(`version ${last} is not in the changelog of ${view.name}; a fresh snapshot follows`, availability.floor);
+            snapshot = true;
+          }
         }
       }
       for (;;) {
@@ -266,9 +281,12 @@ export class ChangelogHub {
           try {
             for (;;) {
               const page = await readPage(redis, prefix, view, after, 1000);
-              version ??= page.version;
+              if (version === null) {
+                version = page.version;
+                lastSeq = page.seq;
+              }
               for (const { key, row } of page.rows) {
-                if (matches({ key })) yield { view: view.name, version, op: 'snapshot', key, row, previous: null };
+                if (matches({ key })) yield { view: view.name, version, op: 'snapshot', key, row, previous: null, seq: lastSeq };
               }
               if (page.rows.length < 1000) break;
               after = page.rows.at(-1)!.key;
@@ -286,9 +304,19 @@ export class ChangelogHub {
           for (;;) {
             const batch = await readChangelog(redis, prefix, view, last, 1000);
             for (const change of batch) {
+              if (isGap(lastSeq, change)) {
+                yield gap(last);
+                snapshot = true;
+                break;
+              }
               last = change.version;
-              if (change.op === 'reset') snapshot = true;
-              else if (matches(change)) yield change;
+              lastSeq = change.seq;
+              if (change.op === 'reset') {
+                yield reset(change.reason ?? 'the view starts over', change.version);
+                snapshot = true;
+                break;
+              }
+              if (matches(change)) yield change;
             }
             if (snapshot || batch.length < 1000) break;
           }
@@ -303,14 +331,24 @@ export class ChangelogHub {
             await new Promise<void>((r) => (wake = r));
             continue;
           }
-          const synthetic = 'synthetic' in event;
-          if (!synthetic && last !== null && compareVersions(event.version, last) <= 0) continue;
+          if ('synthetic' in event) {
+            yield reset(event.reason, event.version);
+            snapshot = true;
+            break;
+          }
+          if (last !== null && compareVersions(event.version, last) <= 0) continue;
+          if (isGap(lastSeq, event)) {
+            yield gap(last ?? '0-0');
+            snapshot = true;
+            break;
+          }
+          last = event.version;
+          lastSeq = event.seq;
           if (event.op === 'reset') {
             yield reset(event.reason ?? 'the view starts over', event.version);
             snapshot = true;
             break;
           }
-          last = event.version;
           yield event;
         }
       }

@@ -93,6 +93,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     durability,
     ackGate: new AckGate(durability, durabilityOptions),
     ...(options.config.redis?.leaseTtlMs === undefined ? {} : { leaseTtlMs: options.config.redis.leaseTtlMs }),
+    ...(options.config.redis?.changelogMaxLength === undefined ? {} : { changelogMaxLength: options.config.redis.changelogMaxLength }),
     createSource: () =>
       createSource(sourceOptions, tableRequirements(registry), {
         log: (level, message, fields) => log[level](fields ?? {}, message),

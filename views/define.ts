@@ -420,6 +420,11 @@ export interface RedisOptions {
    * deployment at a time; after a crash another takes over within this time.
    */
   readonly leaseTtlMs?: number;
+  /**
+   * Entries kept per view changelog (approximately; default 10 000): how far back subscriptions
+   * can resume with `since`. A subscriber further behind gets a RESET and a fresh snapshot.
+   */
+  readonly changelogMaxLength?: number;
 }
 
 export interface ApiOptions {

@@ -10,6 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { faultTable, record, startRig, watchEngine, type Rig } from '../support/faults.ts';
 import { graphql } from '../support/shop.ts';
 import { scratchDir } from '../support/child-service.ts';
+import { shopTestConfig as shopConfigFor } from '../support/shop.ts';
 
 const SEED = `INSERT INTO orders SELECT g, g % 5 + 1, CASE WHEN g % 3 = 0 THEN 'paid' ELSE 'new' END, (g % 400) + 0.5, now() FROM generate_series(1, 300) g`;
 
@@ -154,6 +155,29 @@ describe('faults of Redis', () => {
       expect(readsDuring).toBeGreaterThan(5);
       expect(seen.rebuilds).toEqual([]);
       record({ fault: 'Redis at maxmemory (noeviction) for 2.5 s', outcome: 'survived: writes retried, /ready 503 meanwhile, reads served', recoveryMs, lostChanges: 0, subscribers: `${copy.summary()}; no reset` });
+    } finally {
+      await rig.close();
+    }
+  });
+
+  it('a burst larger than the changelog keeps: a live subscriber is told (RESET, fresh snapshot), never silently short', async () => {
+    const rig = await startRig('f_burst', {
+      seed: SEED,
+      config: (databaseUrl, redisUrl, name) => {
+        const base = shopConfigFor(databaseUrl, redisUrl, name);
+        return { ...base, redis: { ...base.redis, changelogMaxLength: 50 } };
+      },
+    });
+    try {
+      await rig.untilReady();
+      const copy = rig.subscribe('largePaidOrders');
+      await new Promise((r) => setTimeout(r, 300));
+      // One transaction changing 2,000 rows of the view: far more entries than the changelog keeps.
+      await rig.monitor.db.query(`INSERT INTO orders SELECT 5000 + g, 1, 'paid', 500 + g, now() FROM generate_series(1, 2000) g`);
+      await rig.sync();
+      await rig.expectConsistent();
+      expect(copy.resets.join('\n')).toContain('trimmed from the changelog');
+      record({ fault: 'a burst of 2,000 changes with a changelog of ~50 entries', outcome: 'detected (entry numbers jump) → live subscribers reset', recoveryMs: null, lostChanges: 0, subscribers: `${copy.summary()}; RESET then a fresh snapshot` });
     } finally {
       await rig.close();
     }

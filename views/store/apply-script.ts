@@ -49,7 +49,8 @@
  * p (row before, '' when inserted). Its stream id is the view's version.
  *
  * Changelog entry fields: o (i|u|d|reset), k (encoded key), r (row after, '' when deleted),
- * p (row before, '' when inserted), why (reset only). Its stream id is the view's version.
+ * p (row before, '' when inserted), why (reset only), n (the entry's number in the view's
+ * changelog, without gaps). Its stream id is the view's version.
  *
  * Returns {'fenced', holder} or {'lost', storedStep} (see lease and step), {'dup', 'retried', step}
  * for a step already applied by an earlier attempt, {'dup', n} when every
@@ -140,14 +141,23 @@ end
 
 local entries = 0
 local quiet = {}
+-- Entries of a view are numbered without gaps (n): a reader that sees a gap knows the changelog
+-- was trimmed past what it had, and starts over instead of missing changes silently.
+local seqs = {}
+local function nextSeq(view)
+  local n = seqs[view] or tonumber(redis.call('HGET', seqKey(), view) or '0')
+  n = n + 1
+  seqs[view] = n
+  return n
+end
 local function logChange(view, o, key, row, prev)
   if quiet[view] then return end
-  redis.call('XADD', changelogKey(view), 'MAXLEN', '~', MAXLEN, '*', 'o', o, 'k', key, 'r', row, 'p', prev)
+  redis.call('XADD', changelogKey(view), 'MAXLEN', '~', MAXLEN, '*', 'o', o, 'k', key, 'r', row, 'p', prev, 'n', nextSeq(view))
   entries = entries + 1
 end
 -- A view's history starts over here: subscribers from before it get a reset, then a snapshot.
 local function logReset(view, why)
-  local id = redis.call('XADD', changelogKey(view), 'MAXLEN', '~', MAXLEN, '*', 'o', 'reset', 'why', why)
+  local id = redis.call('XADD', changelogKey(view), 'MAXLEN', '~', MAXLEN, '*', 'o', 'reset', 'why', why, 'n', nextSeq(view))
   redis.call('HSET', metaKey(), 'floor:' .. view, id)
   entries = entries + 1
 end
@@ -359,6 +369,7 @@ for l = 0, nlive - 1 do
   redis.call('HSET', metaKey(), 'status:' .. view, ARGV[liveAt + 2 * l + 1])
   logReset(view, 'the view was built')
 end
+for view, n in pairs(seqs) do redis.call('HSET', seqKey(), view, n) end
 return {'ok', entries, newStep}
 `;
 
@@ -380,7 +391,8 @@ if redis.call('HEXISTS', busyKey(), view) == 1 then return {'busy', redis.call('
 
 /**
  * Read one page of a view atomically: the rows after a key (in key order) and the view's version
- * at that instant. ARGV: P view fingerprint afterKey|'' limit → {'ok', version, keys, rows}.
+ * at that instant. ARGV: P view fingerprint afterKey|'' limit → {'ok', version, keys, rows, seq}
+ * (seq: the number of the changelog entry at that version).
  */
 export const PAGE_SCRIPT = `${READABLE}
 local after, limit = ARGV[4], tonumber(ARGV[5])
@@ -388,7 +400,12 @@ local keys = redis.call('ZRANGEBYLEX', indexKey(view), after == '' and '-' or ('
 local rows = {}
 if #keys > 0 then rows = redis.call('HMGET', rowsKey(view), unpack(keys)) end
 local last = redis.call('XREVRANGE', changelogKey(view), '+', '-', 'COUNT', 1)
-return {'ok', last[1] and last[1][1] or '0-0', keys, rows}
+local n = 0
+if last[1] then
+  local f = last[1][2]
+  for j = 1, #f, 2 do if f[j] == 'n' then n = tonumber(f[j + 1]) end end
+end
+return {'ok', last[1] and last[1][1] or '0-0', keys, rows, n}
 `;
 
 /** Read one row by key. ARGV: P view fingerprint key → {'ok', row|false}. */

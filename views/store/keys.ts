@@ -10,6 +10,7 @@
  *                                                  ViewStatus), fp:<view> (fingerprint), floor:<view>
  *                                                  (the version its current history starts at)
  *   cdcv:{<deployment>}:busy                HASH   view → transaction being applied to it in parts
+ *   cdcv:{<deployment>}:seq                 HASH   view → number of its last changelog entry (entries are numbered without gaps)
  *   cdcv:{<deployment>}:dlq                 STREAM dead letters (changes that could not be applied)
  *   cdcv:{<deployment>}:img:<table>         HASH   encoded key → "<order>\n<row>" (at-least-once sources only)
  *   cdcv:{<deployment>}:v:<view>:rows       HASH   encoded key → stored row (JSON)
@@ -29,6 +30,7 @@ export function keyPrefix(deployment: string): string {
 export const leaseKey = (prefix: string): string => `${prefix}:lease`;
 export const checkpointKey = (prefix: string): string => `${prefix}:checkpoint`;
 export const busyKey = (prefix: string): string => `${prefix}:busy`;
+export const seqKey = (prefix: string): string => `${prefix}:seq`;
 export const metaKey = (prefix: string): string => `${prefix}:meta`;
 export const deadLetterKey = (prefix: string): string => `${prefix}:dlq`;
 export const imagesKey = (prefix: string, table: string): string => `${prefix}:img:${table}`;
@@ -46,6 +48,7 @@ local function checkpointKey() return P .. ':checkpoint' end
 local function leaseKey() return P .. ':lease' end
 local function metaKey() return P .. ':meta' end
 local function busyKey() return P .. ':busy' end
+local function seqKey() return P .. ':seq' end
 local function deadLetterKey() return P .. ':dlq' end
 local function imagesKey(t) return P .. ':img:' .. t end
 -- A view's key names are built once per script call (scripts touch few views, many rows).

@@ -131,6 +131,8 @@ export async function readRow(redis: RedisClient, prefix: string, view: Compiled
 export interface Page {
   /** The view's version when the page was read: subscribe with `since: version` to continue. */
   readonly version: string;
+  /** The number of the changelog entry at that version (0 before the first). */
+  readonly seq: number;
   readonly rows: { key: string; row: ViewRow }[];
 }
 
@@ -143,17 +145,18 @@ export async function readPage(
   limit: number,
   options: ReadOptions = {},
 ): Promise<Page> {
-  const [version, keys, stored] = (await readChecked<unknown>(pageScript, redis, prefix, view, [afterKey ?? '', String(limit)], options)) as [
+  const [version, keys, stored, seq] = (await readChecked<unknown>(pageScript, redis, prefix, view, [afterKey ?? '', String(limit)], options)) as [
     string,
     string[],
     (string | null)[],
+    number,
   ];
   const rows: Page['rows'] = [];
   keys.forEach((key, i) => {
     const s = stored[i];
     if (s) rows.push({ key, row: finalizeRow(view, s) });
   });
-  return { version, rows };
+  return { version, rows, seq: Number(seq) };
 }
 
 export interface ViewChange {
@@ -167,6 +170,8 @@ export interface ViewChange {
   readonly previous: ViewRow | null;
   /** Why, for a reset. */
   readonly reason?: string;
+  /** The entry's number in the view's changelog: consecutive entries differ by one (0 if unknown). */
+  readonly seq: number;
 }
 
 type StreamEntry = [id: string, fields: string[]];
@@ -174,7 +179,8 @@ type StreamEntry = [id: string, fields: string[]];
 export function decodeChangelogEntry(view: CompiledView, [id, fields]: StreamEntry): ViewChange {
   const f: Record<string, string> = {};
   for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
-  if (f['o'] === 'reset') return { view: view.name, version: id, op: 'reset', key: '', row: null, previous: null, reason: f['why'] ?? '' };
+  const seq = Number(f['n'] ?? 0);
+  if (f['o'] === 'reset') return { view: view.name, version: id, op: 'reset', key: '', row: null, previous: null, reason: f['why'] ?? '', seq };
   const op = f['o'] === 'i' ? 'insert' : f['o'] === 'u' ? 'update' : 'delete';
   return {
     view: view.name,
@@ -183,7 +189,14 @@ export function decodeChangelogEntry(view: CompiledView, [id, fields]: StreamEnt
     key: f['k'] ?? '',
     row: f['r'] ? finalizeRow(view, f['r']) : null,
     previous: f['p'] ? finalizeRow(view, f['p']) : null,
+    seq,
   };
+}
+
+/** The changelog entry at exactly `version`, or null (trimmed, or never there). */
+export async function readChangelogEntry(redis: RedisClient, prefix: string, view: CompiledView, version: string): Promise<ViewChange | null> {
+  const entries = await redis.sendCommand<StreamEntry[]>(['XRANGE', changelogKey(prefix, view.name), version, version]);
+  return entries[0] ? decodeChangelogEntry(view, entries[0]) : null;
 }
 
 /** Changelog entries after `afterVersion` (exclusive), oldest first. */
