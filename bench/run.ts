@@ -17,6 +17,9 @@
  *               (p50/p99 after 500 warm-up requests; a plain node:http client, so the client's
  *               own overhead stays small)
  *   memory      Redis bytes of each aggregate view vs PostgreSQL bytes of its source table
+ *   durability  what acknowledging only durable steps costs: the same catch-up and push latency
+ *               against a Redis of each persistence setting (no AOF; AOF everysec; AOF always),
+ *               each with the mode the service picks for it (BENCH_DURABILITY=0 skips it)
  *   kafka       the same database through Debezium (PostgreSQL connector) and Kafka into a second
  *               deployment: records/s consumed into the views once Debezium has written its
  *               snapshot to Kafka, and statement → push latency through the whole chain
@@ -41,6 +44,7 @@ import { startPostgres, startRedis, type ThrowawayServer } from '../scripts/serv
 
 const ORDERS = Number(process.env['BENCH_ORDERS'] ?? 100_000);
 const KAFKA = process.env['BENCH_KAFKA'] !== '0';
+const DURABILITY = process.env['BENCH_DURABILITY'] !== '0';
 const WORKLOAD_TXNS = Number(process.env['BENCH_TXNS'] ?? 1_000);
 const LATENCY_SAMPLES = Number(process.env['BENCH_SAMPLES'] ?? 300);
 const say = (line: string): void => void process.stdout.write(`${line}\n`);
@@ -158,6 +162,7 @@ async function main(): Promise<void> {
     await child.exited;
     child = null;
 
+    const durability = DURABILITY ? await benchDurability(databaseUrl, db) : null;
     const kafka = KAFKA ? await benchKafka(databaseUrl, redisUrl, db, redis, name) : null;
     await db.end();
 
@@ -177,6 +182,7 @@ async function main(): Promise<void> {
       latencyMs: { ours: summary(ours), baseline: summary(baseline) },
       pointReadMs: summary(reads),
       memory: { sourceBytes: { orders: ordersBytes, order_items: itemsBytes }, viewBytes: memory },
+      durability,
       kafka,
     };
     mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
@@ -220,6 +226,53 @@ async function pushLatency(url: string, db: pg.Client, samples: number): Promise
   }
   await ws.dispose();
   return latencies;
+}
+
+/**
+ * Each Redis persistence setting, with the acknowledgement mode the service picks for it: a
+ * deployment of its own per setting (own Redis, own slot) on the same database, the same catch-up
+ * workload (committed while the service is down) and the same push-latency probe.
+ */
+async function benchDurability(databaseUrl: string, db: pg.Client) {
+  const settings = [
+    { label: 'no AOF', redis: {} },
+    { label: 'AOF, appendfsync everysec', redis: { appendonly: true, appendfsync: 'everysec' as const } },
+    { label: 'AOF, appendfsync always', redis: { appendonly: true, appendfsync: 'always' as const } },
+  ];
+  const results = [];
+  for (const setting of settings) {
+    const server = await startRedis(setting.redis);
+    const redis = await connectRedis(server.url);
+    const name = uniqueName('durable');
+    let child: ChildService | null = null;
+    try {
+      const configFile = writeShopConfig(databaseUrl, server.url, name, { durability: 'auto' });
+      child = await startChildService(configFile, { LOG_LEVEL: 'warn' });
+      await waitForSync(db, redis, name, name, 600_000);
+      const ready = (await (await fetch(child.url.replace('/graphql', '/ready'))).json()) as { durability?: string };
+      child.process.kill('SIGTERM');
+      await child.exited;
+      const base = 10_000_000 + results.length * 1_000_000;
+      const transactions = 300;
+      for (let i = 0; i < transactions; i++) {
+        await db.query(`INSERT INTO orders SELECT g, 1 + g % 1000, 'paid', (g % 1000) + 0.5, now() FROM generate_series(${base + i * 50}, ${base + i * 50 + 49}) g`);
+      }
+      child = await startChildService(configFile, { LOG_LEVEL: 'warn' });
+      const t = performance.now();
+      await waitForSync(db, redis, name, name, 600_000);
+      const catchUpSeconds = (performance.now() - t) / 1000;
+      const latency = summary(await pushLatency(child.url, db, 100));
+      results.push({ setting: setting.label, mode: ready.durability ?? '?', eventsPerSecond: (transactions * 50) / catchUpSeconds, pushMs: latency });
+      say(`durability: ${setting.label} (${ready.durability}): ${((transactions * 50) / catchUpSeconds).toFixed(0)} events/s, push p50/p99 ${latency.p50.toFixed(2)}/${latency.p99.toFixed(2)} ms`);
+    } finally {
+      child?.process.kill('SIGKILL');
+      await db.query(`SELECT pg_drop_replication_slot('${name}')`).catch(() => undefined);
+      await redis.quit().catch(() => undefined);
+      await server.stop();
+    }
+  }
+  await db.query(`DELETE FROM orders WHERE id >= 10000000`);
+  return results;
 }
 
 /** The Kafka path: Debezium → Kafka → a second deployment of the same views. */
@@ -339,6 +392,7 @@ function renderTable(r: {
   latencyMs: { ours: ReturnType<typeof summary>; baseline: ReturnType<typeof summary> };
   pointReadMs: ReturnType<typeof summary>;
   memory: { sourceBytes: Record<string, number>; viewBytes: Record<string, number> };
+  durability: Awaited<ReturnType<typeof benchDurability>> | null;
   kafka: Awaited<ReturnType<typeof benchKafka>> | null;
 }): string {
   const f = (n: number, d = 1): string => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
@@ -357,6 +411,14 @@ function renderTable(r: {
       ? [
           `| Kafka path: records/s into the views (Debezium snapshot in Kafka, ${r.kafka.records.toLocaleString()} records) | ${f(r.kafka.recordsPerSecond, 0)} (service CPU ${f(r.kafka.serviceCpuSeconds, 2)} s) | — |`,
           `| Kafka path: statement → push through Debezium and Kafka, p50 / p99 | ${f(r.kafka.latencyMs.p50, 2)} / ${f(r.kafka.latencyMs.p99, 2)} ms | — |`,
+        ]
+      : []),
+    ...(r.durability
+      ? [
+          '',
+          '| Redis persistence | acknowledged when (mode) | catch-up events/s | commit → push p50 / p99 |',
+          '| --- | --- | --- | --- |',
+          ...r.durability.map((d) => `| ${d.setting} | ${d.mode} | ${f(d.eventsPerSecond, 0)} | ${f(d.pushMs.p50, 2)} / ${f(d.pushMs.p99, 2)} ms |`),
         ]
       : []),
     '',

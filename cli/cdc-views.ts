@@ -7,7 +7,8 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createLogger, startService } from '../api/service.ts';
 import { ServiceError } from '../ingest/errors.ts';
-import { checkpointKey, deadLetterKey, keyPrefix, rowsKey } from '../views/store/keys.ts';
+import { deadLetterKey, keyPrefix, leaseKey, rowsKey } from '../views/store/keys.ts';
+import { readStoredState } from '../views/store/state.ts';
 import { connectRedis } from '../views/store/redis.ts';
 import type { Config } from '../views/define.ts';
 import { ConfigError } from '../views/errors.ts';
@@ -22,7 +23,7 @@ Usage:
   cdc-views check  --config <file>                                 validate the config, list every problem
   cdc-views sql    --config <file> [<view>]                        print each view as the SQL it maintains
   cdc-views schema --config <file>                                 print the GraphQL schema (SDL)
-  cdc-views status --config <file>                                 checkpoint, rows and version per view
+  cdc-views status --config <file>                                 writer, checkpoint; state, rows and version per view
 
 Options:
   -c, --config <file>   views config (TypeScript or JavaScript); default ./views.config.ts
@@ -88,13 +89,19 @@ async function main(argv: string[]): Promise<number> {
       if (!url) throw new ServiceError('CONFIG_INVALID', 'Set REDIS_URL (or redis.url in the config)');
       const redis = await connectRedis(url);
       const prefix = keyPrefix(registry.name);
-      const checkpoint = await redis.sendCommand<string[]>(['HGETALL', checkpointKey(prefix)]);
+      const stored = await readStoredState(redis, prefix);
+      const lease = await redis.sendCommand<string | null>(['GET', leaseKey(prefix)]);
       const deadLetters = await redis.sendCommand<number>(['XLEN', deadLetterKey(prefix)]);
-      process.stdout.write(`deployment ${registry.name}  checkpoint ${checkpoint.join(' ') || '(none: snapshot pending)'}  dead letters ${deadLetters}\n`);
+      const checkpoint = stored.checkpoint?.map((p) => `${p.stream}=${p.token}`).join(' ') ?? '(none: snapshot pending)';
+      process.stdout.write(`deployment ${registry.name}  writer ${lease ?? '(none)'}  step ${stored.step ?? '-'}  checkpoint ${checkpoint}  dead letters ${deadLetters}\n`);
+      if (stored.rebuild) process.stdout.write(`  rebuild requested: ${stored.rebuild}\n`);
       for (const v of registry.views) {
         const rows = await redis.sendCommand<number>(['HLEN', rowsKey(prefix, v.name)]);
         const bytes = (await redis.sendCommand<number | null>(['MEMORY', 'USAGE', rowsKey(prefix, v.name)])) ?? 0;
-        process.stdout.write(`  ${v.name.padEnd(24)} rows ${String(rows).padStart(8)}  ~${String(bytes).padStart(10)} B  version ${await currentVersion(redis, prefix, v)}\n`);
+        const status = stored.views.get(v.name);
+        const state = `${status?.state ?? 'missing'}${stored.busy.has(v.name) ? ' (applying a large transaction)' : ''}`;
+        process.stdout.write(`  ${v.name.padEnd(24)} ${state.padEnd(9)} rows ${String(rows).padStart(8)}  ~${String(bytes).padStart(10)} B  version ${await currentVersion(redis, prefix, v)}\n`);
+        if (status?.reason && status.state !== 'live') process.stdout.write(`    ${status.reason}\n`);
       }
       await redis.quit();
       return 0;

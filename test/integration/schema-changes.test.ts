@@ -4,10 +4,15 @@
  * message naming the change and the fix — never a frozen view, a misleading hint, or a query
  * failing for everyone. The views not concerned stay equal to SQL.
  */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { CLI, writeShopConfig } from '../support/child-service.ts';
 import { faultTable, record, startRig, watchEngine, type Rig } from '../support/faults.ts';
 import { expectViewsEqualSql } from '../support/shop.ts';
 import type { Registry } from '../../views/registry.ts';
+
+const run = promisify(execFile);
 
 const SEED = `
   INSERT INTO customers VALUES (1, 'Ada', 'DE', now()), (2, 'Bo', NULL, now());
@@ -74,6 +79,11 @@ describe('schema changes of source tables', () => {
       const ready = await fetch(rig.service.url.replace('/graphql', '/ready'));
       expect(ready.status).toBe(503);
       await othersEqualSql(rig, stopped);
+      // The operator's view of it: `cdc-views status`.
+      const { stdout } = await run(process.execPath, [CLI, 'status', '--config', writeShopConfig(rig.databaseUrl, rig.redisServer.url, rig.name)]);
+      expect(stdout).toMatch(/revenueByCustomer\s+stopped\s+rows/);
+      expect(stdout).toMatch(/customersByCountry\s+live\s+rows/);
+      expect(stdout).toContain('column public.orders.amount was dropped in the source database');
       record({ fault: 'a column three views read dropped', outcome: 'detected → those views stopped (message names the column and the fix); the others carry on', recoveryMs: null, lostChanges: 0, subscribers: 'RESET with the reason on the stopped views' });
     }));
 

@@ -17,23 +17,32 @@ export function scratchDir(): string {
 }
 export const CLI = join(REPO, 'bin/cdc-views.js');
 
-/** A config file (.mts: ESM even without a package.json around it) that reuses the shop views. */
-function writeConfigFile(name: string, redisUrl: string, sourceExpression: string): string {
+/**
+ * A config file (.mts: ESM even without a package.json around it) that reuses the shop views.
+ * The suite's Redis runs without persistence on purpose: durability 'none' says so (no warning),
+ * unless a test asks for 'auto'.
+ */
+function writeConfigFile(name: string, redisUrl: string, sourceExpression: string, options: ConfigFileOptions = {}): string {
   const file = join(mkdtempSync(join(scratchDir(), 'config-')), 'views.config.mts');
   writeFileSync(
     file,
     `import shop from ${JSON.stringify(join(REPO, 'examples/shop/views.config.ts'))};
 import { source } from ${JSON.stringify(join(REPO, 'index.ts'))};
-export default { ...shop, name: ${JSON.stringify(name)}, source: ${sourceExpression}, redis: { url: ${JSON.stringify(redisUrl)}, leaseTtlMs: 1500 } };
+export default { ...shop, name: ${JSON.stringify(name)}, source: ${sourceExpression}, redis: { url: ${JSON.stringify(redisUrl)}, leaseTtlMs: 1500, durability: { mode: ${JSON.stringify(options.durability ?? 'none')} } } };
 `,
   );
   return file;
 }
 
+export interface ConfigFileOptions {
+  /** The durability mode (default 'none': the suite's Redis has no persistence). */
+  readonly durability?: 'auto' | 'none';
+}
+
 /** The shop views on the embedded PostgreSQL source, under their own deployment name, slot and publication. */
-export function writeShopConfig(databaseUrl: string, redisUrl: string, name: string): string {
-  const options = { url: databaseUrl, slot: name, publication: name };
-  return writeConfigFile(name, redisUrl, `source.postgres(${JSON.stringify(options)})`);
+export function writeShopConfig(databaseUrl: string, redisUrl: string, name: string, options: ConfigFileOptions = {}): string {
+  const source = { url: databaseUrl, slot: name, publication: name };
+  return writeConfigFile(name, redisUrl, `source.postgres(${JSON.stringify(source)})`, options);
 }
 
 /** The shop views fed by Debezium over Kafka (`source.kafka`), under their own deployment name and consumer group. */

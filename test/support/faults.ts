@@ -321,7 +321,8 @@ export function watchEngine(service: Service): { rebuilds: string[]; lost: strin
   return seen;
 }
 
-const RECORDS = (): string => join(scratchDir(), 'faults.jsonl');
+/** Where this run's records go (CDC_VIEWS_FAULTS_OUT keeps them past the run, for docs/guarantees.md). */
+const RECORDS = (): string => process.env['CDC_VIEWS_FAULTS_OUT'] ?? join(scratchDir(), 'faults.jsonl');
 
 export function record(entry: FaultRecord): void {
   appendFileSync(RECORDS(), `${JSON.stringify(entry)}\n`);
@@ -336,6 +337,6 @@ export function faultTable(): string {
   } catch {
     return '';
   }
-  const rows = lines.map((r) => `| ${r.fault} | ${r.outcome} | ${r.recoveryMs === null ? '–' : `${(r.recoveryMs / 1000).toFixed(1)} s`} | ${r.lostChanges} | ${r.subscribers} |${r.notes ? ` ${r.notes} |` : ''}`);
+  const rows = lines.map((r) => `| ${r.fault} | ${r.outcome} | ${r.recoveryMs === null ? '–' : `${(r.recoveryMs / 1000).toFixed(2)} s`} | ${r.lostChanges} | ${r.subscribers} |${r.notes ? ` ${r.notes} |` : ''}`);
   return ['| fault | outcome | time to recover | changes lost | what subscribers saw |', '| --- | --- | --- | --- | --- |', ...rows].join('\n');
 }
