@@ -77,14 +77,15 @@ describe('faults of PostgreSQL', () => {
     }
   });
 
-  it('a 200,000-row transaction is applied in short parts: bounded memory, other views keep answering, readers of its views never see half of it', async () => {
+  it('a transaction of hundreds of thousands of rows is applied in short parts: bounded memory, other views keep answering, readers of its views never see half of it', async () => {
     const rig = await startRig('f_huge', { seed: SEED });
     try {
       await rig.untilReady();
       const copy = rig.subscribe('ordersByStatus');
       await rig.monitor.redis.sendCommand(['CONFIG', 'SET', 'slowlog-log-slower-than', '20000']);
       await rig.monitor.redis.sendCommand(['SLOWLOG', 'RESET']);
-      const rows = 200_000;
+      // FAULT_HUGE_ROWS=1000000 for the figure in docs/guarantees.md; the suite keeps it quicker.
+      const rows = Number(process.env['FAULT_HUGE_ROWS'] ?? 200_000);
       const latencies = { untouched: [] as number[], touched: [] as number[] };
       const counts = new Set<number>();
       let heapPeak = 0;
