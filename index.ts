@@ -30,6 +30,11 @@ export {
   avg,
   min,
   max,
+  countDistinct,
+  boolAnd,
+  boolOr,
+  asc,
+  desc,
 } from './views/define.ts';
 export type {
   Config,
@@ -40,6 +45,8 @@ export type {
   Aggregate,
   ColumnSpec,
   JsonValue,
+  FieldSpec,
+  Source,
 } from './views/define.ts';
 export { source } from './ingest/source-options.ts';
 export type { SourceOptions, PostgresSourceOptions, KafkaSourceOptions } from './ingest/source-options.ts';

@@ -36,6 +36,27 @@ export function compareVersions(a: string, b: string): number {
   return d < 0n ? -1 : d > 0n ? 1 : 0;
 }
 
+/** node-redis errors of a connection that is down for a moment (reconnecting). */
+const STORE_DOWN = new Set(['ClientOfflineError', 'ClientClosedError', 'SocketClosedUnexpectedlyError', 'ConnectionTimeoutError']);
+
+/**
+ * A read a subscription depends on, retried while Redis is unreachable (a restart, a network blip):
+ * the subscriber waits instead of being cut off; after `patienceMs` it gets a clear error.
+ */
+async function whileStoreDown<T>(read: () => Promise<T>, signal: AbortSignal | undefined, patienceMs = 30_000): Promise<T> {
+  const deadline = Date.now() + patienceMs;
+  for (let wait = 50; ; wait = Math.min(wait * 2, 1000)) {
+    try {
+      return await read();
+    } catch (error) {
+      const down = error instanceof Error && (STORE_DOWN.has(error.constructor.name) || STORE_DOWN.has(error.name));
+      if (!down || signal?.aborted) throw error;
+      if (Date.now() > deadline) throw new PublicError('The store of the views (Redis) has been unreachable for too long; subscribe again later', 'STORE_UNAVAILABLE');
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+}
+
 /** Whether `next` does not directly follow entry number `last` (0: unknown, no check). A reset starts over anyway. */
 function isGap(last: number, next: ViewChange): boolean {
   return last > 0 && next.seq > 0 && next.seq !== last + 1 && next.op !== 'reset';
@@ -244,18 +265,18 @@ export class ChangelogHub {
       /** Number of the last changelog entry this subscription has (0: unknown). */
       let lastSeq = 0;
       let snapshot = options.snapshot && last === null;
-      await this.refreshAvailability();
+      await whileStoreDown(() => this.refreshAvailability(), options.signal);
       const availability = this.servable(view.name);
       if (!availability.servable) {
         yield reset(availability.reason, availability.floor);
         snapshot = true;
       } else if (last !== null) {
-        const current = await redis.sendCommand<[string, string[]][]>(['XREVRANGE', changelogKey(prefix, view.name), '+', '-', 'COUNT', '1']);
+        const current = await whileStoreDown(() => redis.sendCommand<[string, string[]][]>(['XREVRANGE', changelogKey(prefix, view.name), '+', '-', 'COUNT', '1']), options.signal);
         const newest = current[0]?.[0] ?? '0-0';
         if (compareVersions(last, newest) > 0) {
           throw new PublicError(`Version ${last} of ${view.name} is ahead of its newest version ${newest}; resume from a version this service gave you`, 'VERSION_AHEAD');
         }
-        const trimmed = await trimmedUpTo(redis, prefix, view);
+        const trimmed = await whileStoreDown(() => trimmedUpTo(redis, prefix, view), options.signal);
         if (compareVersions(last, availability.floor) < 0) {
           yield reset(`version ${last} is older than the view's current history (it was rebuilt at ${availability.floor}); a fresh snapshot follows`, availability.floor);
           snapshot = true;
@@ -263,7 +284,7 @@ export class ChangelogHub {
           yield reset(`version ${last} is no longer in the changelog (trimmed up to ${trimmed}); a fresh snapshot follows`, trimmed);
           snapshot = true;
         } else if (last !== '0-0') {
-          const entry = await readChangelogEntry(redis, prefix, view, last);
+          const entry = await whileStoreDown(() => readChangelogEntry(redis, prefix, view, last!), options.signal);
           if (entry) lastSeq = entry.seq;
           else {
             yield reset(`version ${last} is not in the changelog of ${view.name}; a fresh snapshot follows`, availability.floor);
@@ -280,7 +301,7 @@ export class ChangelogHub {
           let version: string | null = null;
           try {
             for (;;) {
-              const page = await readPage(redis, prefix, view, after, 1000);
+              const page = await whileStoreDown(() => readPage(redis, prefix, view, after, 1000), options.signal);
               if (version === null) {
                 version = page.version;
                 lastSeq = page.seq;
@@ -302,7 +323,8 @@ export class ChangelogHub {
         }
         if (last !== null) {
           for (;;) {
-            const batch = await readChangelog(redis, prefix, view, last, 1000);
+            const from: string = last;
+            const batch: ViewChange[] = await whileStoreDown(() => readChangelog(redis, prefix, view, from, 1000), options.signal);
             for (const change of batch) {
               if (isGap(lastSeq, change)) {
                 yield gap(last);

@@ -117,6 +117,14 @@ function keyFromArgs(view: CompiledView, args: Record<string, unknown>): string 
   );
 }
 
+/** What one row of a view is, in words. */
+function describe(view: CompiledView): string {
+  const sources = [...view.reads.map((r) => r.table.name), ...view.dependsOn.map((d) => `view ${d}`)].join(', ');
+  if (view.kind === 'aggregate') return `one row per group, over ${sources}`;
+  if (view.kind === 'topN') return `the first ${view.definition.limit} rows${view.definition.per?.length ? ' of each group' : ''}, over ${sources}`;
+  return `one row per row of ${sources}`;
+}
+
 export function buildSchema(registry: Registry): GraphQLSchema {
   const query: GraphQLFieldConfigMap<unknown, SchemaContext> = {};
   const subscription: GraphQLFieldConfigMap<unknown, SchemaContext> = {};
@@ -125,7 +133,7 @@ export function buildSchema(registry: Registry): GraphQLSchema {
     const typeName = pascal(view.name);
     const rowType = new GraphQLObjectType({
       name: typeName,
-      description: `View ${view.name}, one row per ${view.kind === 'aggregate' ? 'group' : `row of ${view.table.name}`}.\n\n${view.sql}`,
+      description: `View ${view.name}: ${describe(view)}.\n\n${view.sql}`,
       fields: Object.fromEntries(
         view.fields.map((f) => {
           const scalar: GraphQLOutputType = scalarFor(f.type);

@@ -72,23 +72,35 @@ export interface Expr<T extends ColumnType = ColumnType, N extends boolean = boo
   readonly [phantom]?: { type: T; nullable: N };
 }
 
-/** A typed aggregate (count, sum, avg, min, max), allowed only in the select of a grouped view. */
+/** A typed aggregate (count, sum, avg, min, max, …), allowed only in the select of a grouped view. */
 export interface Aggregate<T extends ColumnType = ColumnType, N extends boolean = boolean> {
   readonly node: AggregateNode;
   readonly [phantom]?: { type: T; nullable: N; aggregate: true };
 }
 
-/** The column references a `where`, `groupBy` or `select` callback receives. */
+/** The column references a callback receives for a table. */
 export type Columns<C extends Record<string, ColumnSpec>> = {
   readonly [K in keyof C & string]: Expr<SpecType<C[K]>, SpecNullable<C[K]>>;
 };
 
-type OutputOf<E> =
-  E extends Expr<infer T, infer N> ? TsValue<T, N> : E extends Aggregate<infer T, infer N> ? TsValue<T, N> : never;
+/** A field of a view: its column type and whether it may be NULL. */
+export interface FieldSpec<T extends ColumnType = ColumnType, N extends boolean = boolean> {
+  readonly type: T;
+  readonly nullable: N;
+}
+export type FieldSpecs = Record<string, FieldSpec>;
+
+type SpecOf<E> = E extends Expr<infer T, infer N> ? FieldSpec<T, N> : E extends Aggregate<infer T, infer N> ? FieldSpec<T, N> : never;
+/** The fields a select (or group) record declares. */
+export type FieldsOf<S> = { -readonly [K in keyof S]: SpecOf<S[K]> };
 
 type Simplify<T> = { [K in keyof T]: T[K] } & {};
 
-export type RowOf<S> = Simplify<{ -readonly [K in keyof S]: OutputOf<S[K]> }>;
+/** The column references a callback receives for a view used as a source (or for a view's own row). */
+export type FieldColumns<F extends FieldSpecs> = { readonly [K in keyof F & string]: Expr<F[K]['type'], F[K]['nullable']> };
+
+/** The same columns, all nullable: the side of a left join that may have no match. */
+export type NullableColumns<C> = { readonly [K in keyof C]: C[K] extends Expr<infer T, boolean> ? Expr<T, true> : never };
 
 // ---------------------------------------------------------------------------------------------
 // Tables
@@ -106,6 +118,15 @@ export interface TableDef<C extends Record<string, ColumnSpec> = Record<string, 
   readonly key: readonly (keyof C & string)[];
   /** The declaration as written (for error messages). */
   readonly specs: C;
+  /** The same table under another name in a view (a table joined with itself). */
+  as<const A extends string>(alias: A): Aliased<TableDef<C>>;
+}
+
+/** A table or view under an alias. */
+export interface Aliased<S extends TableDef | ViewDef> {
+  readonly kind: 'aliased';
+  readonly source: S;
+  readonly alias: string;
 }
 
 /**
@@ -125,102 +146,303 @@ export function table<const C extends Record<string, ColumnSpec>>(
     info[column] = { type: s.replace(/\?$/, '') as ColumnType, nullable: s.endsWith('?') };
   }
   const key = typeof options?.key === 'string' ? [options.key] : [...(options?.key ?? [])];
-  return Object.freeze({ kind: 'table', name, columns: Object.freeze(info), key, specs: columns }) as TableDef<C>;
-}
-
-function columnRefs(t: TableDef): Record<string, Expr> {
-  const refs: Record<string, Expr> = {};
-  for (const [column, { type, nullable }] of Object.entries(t.columns)) {
-    const node: ColumnNode = { kind: 'column', table: t.name, column, type, nullable };
-    refs[column] = { node };
-  }
-  // Referencing a column that is not declared yields a node that validation reports by name.
-  return new Proxy(refs, {
-    get(target, prop) {
-      if (typeof prop !== 'string' || prop in target) return target[prop as string];
-      return { node: { kind: 'column', table: t.name, column: prop, type: 'text', nullable: true, undeclared: true } };
-    },
+  const def: TableDef<C> = Object.freeze({
+    kind: 'table' as const,
+    name,
+    columns: Object.freeze(info) as TableDef<C>['columns'],
+    key,
+    specs: columns,
+    as: (alias: string) => Object.freeze({ kind: 'aliased' as const, source: def, alias }),
   });
+  return def;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Views
+
+/** What a view reads: a table or another view, under an alias (default: the table's name without its schema, or 'v'). */
+export type Source = TableDef | ViewDef | Aliased<TableDef> | Aliased<ViewDef>;
+
+type ColumnsOfSource<S> =
+  S extends Aliased<infer T> ? ColumnsOfSource<T> : S extends TableDef<infer C> ? Columns<C> : S extends ViewDef<infer F> ? FieldColumns<F> : never;
+
+/** A source as the definition keeps it. */
+export interface SourceRef {
+  readonly alias: string;
+  readonly table: TableDef | null;
+  readonly view: ViewDef | null;
+}
+
+export interface JoinClause {
+  readonly kind: 'inner' | 'left';
+  readonly source: SourceRef;
+  readonly on: ExprNode;
+}
 
 export interface SelectField {
   readonly name: string;
   readonly node: ExprNode | AggregateNode;
 }
 
+export interface OrderTerm {
+  readonly node: ExprNode;
+  readonly desc: boolean;
+}
+
 /**
- * A declared view. R is its row type (see `InferRow`). Views are plain data: `from`, an optional
- * `where`, optional `groupBy` fields and the `select` fields.
+ * A declared view, as plain data: sources (joined), an optional `where`, optional `groupBy`
+ * fields with aggregates in `select` (and a `groupFilter`: HAVING), or a `select` of expressions
+ * (null: every field of its single source), and optionally the first `limit` rows in `order`
+ * (per `per` group). F is its fields' types (see `InferRow`).
  */
-export interface ViewDef<R = Record<string, unknown>> {
+export interface ViewDef<F extends FieldSpecs = FieldSpecs> {
   readonly kind: 'view';
-  readonly from: TableDef;
+  readonly from: SourceRef;
+  readonly joins: readonly JoinClause[];
   readonly where: ExprNode | null;
-  /** Group fields (the view's key), or null for a row-per-source-row view keyed by the primary key. */
   readonly groupBy: readonly SelectField[] | null;
-  readonly select: readonly SelectField[];
-  readonly [phantom]?: R;
+  readonly select: readonly SelectField[] | null;
+  /** HAVING: a predicate over the grouped row. */
+  readonly groupFilter: ExprNode | null;
+  readonly order: readonly OrderTerm[] | null;
+  readonly limit: number | null;
+  readonly per: readonly ExprNode[] | null;
+  readonly [phantom]?: F;
 }
 
 /** The row type of a view. */
-export type InferRow<V> = V extends ViewDef<infer R> ? R : never;
+export type InferRow<V> = V extends ViewDef<infer F> ? Simplify<{ -readonly [K in keyof F]: TsValue<F[K]['type'], F[K]['nullable']> }> : never;
 
 type Predicate = Expr<'bool', boolean>;
+type OrderBy = Expr | OrderTerm;
 
-class ViewBuilder<C extends Record<string, ColumnSpec>> {
-  private readonly from: TableDef<C>;
-  private readonly predicate: ExprNode | null;
+/** Sort descending (NULLs first, as PostgreSQL's DESC does). */
+export function desc(e: Expr): OrderTerm {
+  return { node: e.node, desc: true };
+}
+/** Sort ascending (NULLs last, as PostgreSQL's ASC does); the default. */
+export function asc(e: Expr): OrderTerm {
+  return { node: e.node, desc: false };
+}
 
-  constructor(from: TableDef<C>, predicate: ExprNode | null) {
-    this.from = from;
-    this.predicate = predicate;
+function sourceRef(source: Source): SourceRef {
+  const s = source as TableDef | ViewDef | Aliased<TableDef | ViewDef>;
+  if (s?.kind === 'aliased') return { ...sourceRef(s.source), alias: s.alias };
+  if (s?.kind === 'table') return { alias: s.name.slice(s.name.lastIndexOf('.') + 1), table: s, view: null };
+  return { alias: 'v', table: null, view: (s as ViewDef) ?? null };
+}
+
+/** Column references of a source for callbacks; an undeclared name yields a node validation reports. */
+function columnRefs(source: SourceRef, nullable = false): Record<string, Expr> {
+  const refs: Record<string, Expr> = {};
+  const name = source.table?.name ?? `view ${source.alias}`;
+  const columns: Record<string, { type: ColumnType; nullable: boolean }> = source.table
+    ? source.table.columns
+    : Object.fromEntries(viewFields(source.view).map((f) => [f.name, { type: f.node.type, nullable: f.node.nullable }]));
+  for (const [column, info] of Object.entries(columns)) {
+    const node: ColumnNode = { kind: 'column', table: name, column, source: source.alias, type: info.type, nullable: info.nullable || nullable };
+    refs[column] = { node };
+  }
+  return new Proxy(refs, {
+    get(target, prop) {
+      if (typeof prop !== 'string' || prop in target) return target[prop as string];
+      return { node: { kind: 'column', table: name, column: prop, source: source.alias, type: 'text', nullable: true, undeclared: true } };
+    },
+  });
+}
+
+/** A view's output fields (group fields, then the select), or its single source's fields when it selects none. */
+export function viewFields(def: ViewDef | null | undefined): SelectField[] {
+  if (!def || def.kind !== 'view') return [];
+  if (def.select === null) {
+    const only = def.from;
+    if (only.table) {
+      return Object.entries(only.table.columns).map(([column, info]) => ({
+        name: column,
+        node: { kind: 'column', table: only.table!.name, column, source: only.alias, type: info.type, nullable: info.nullable },
+      }));
+    }
+    return viewFields(only.view).map((f) => ({ name: f.name, node: { kind: 'column', table: `view ${only.alias}`, column: f.name, source: only.alias, type: f.node.type, nullable: f.node.nullable } }));
+  }
+  return [...(def.groupBy ?? []), ...def.select];
+}
+
+/** References to a view's own output fields (for having, orderBy and per). */
+function outputRefs(fields: readonly SelectField[]): Record<string, Expr> {
+  const refs: Record<string, Expr> = {};
+  for (const f of fields) refs[f.name] = { node: { kind: 'column', table: '', column: f.name, source: '$', type: f.node.type, nullable: f.node.nullable } };
+  return new Proxy(refs, {
+    get(target, prop) {
+      if (typeof prop !== 'string' || prop in target) return target[prop as string];
+      return { node: { kind: 'column', table: '', column: prop, source: '$', type: 'text', nullable: true, undeclared: true } };
+    },
+  });
+}
+
+interface Draft {
+  readonly from: SourceRef;
+  readonly joins: readonly JoinClause[];
+  readonly where: ExprNode | null;
+}
+
+function andNodes(a: ExprNode | null, b: ExprNode): ExprNode {
+  return a ? and({ node: a } as Predicate, { node: b } as Predicate).node : b;
+}
+
+class ViewBuilder<S extends readonly object[], F0 extends FieldSpecs> {
+  readonly #draft: Draft;
+
+  constructor(draft: Draft) {
+    this.#draft = draft;
+  }
+
+  #refs(): Record<string, Expr>[] {
+    const left = new Set(this.#draft.joins.filter((j) => j.kind === 'left').map((j) => j.source.alias));
+    return [this.#draft.from, ...this.#draft.joins.map((j) => j.source)].map((s) => columnRefs(s, left.has(s.alias)));
+  }
+
+  #join(kind: 'inner' | 'left', source: Source, on: (...refs: Record<string, Expr>[]) => Predicate): Draft {
+    const ref = sourceRef(source);
+    const refs = [...this.#refs(), columnRefs(ref, kind === 'left')];
+    return { ...this.#draft, joins: [...this.#draft.joins, { kind, source: ref, on: on(...refs).node }] };
+  }
+
+  /**
+   * Rows of both sides whose `on` is TRUE. Call `.as('name')` on a table to join it with itself.
+   *
+   * @example
+   * view(orders).join(customers, (o, c) => eq(o.customer_id, c.id))
+   */
+  join<X extends Source>(source: X, on: (...refs: [...S, ColumnsOfSource<X>]) => Predicate): ViewBuilder<[...S, ColumnsOfSource<X>], F0> {
+    return new ViewBuilder(this.#join('inner', source, on as never));
+  }
+
+  /**
+   * Every row of the left side, with the matching rows of the right side, or NULLs when none
+   * matches (its columns are nullable in the callbacks that follow).
+   *
+   * @example
+   * view(customers).leftJoin(orders, (c, o) => eq(o.customer_id, c.id))
+   */
+  leftJoin<X extends Source>(
+    source: X,
+    on: (...refs: [...S, NullableColumns<ColumnsOfSource<X>>]) => Predicate,
+  ): ViewBuilder<[...S, NullableColumns<ColumnsOfSource<X>>], F0> {
+    return new ViewBuilder(this.#join('left', source, on as never));
   }
 
   /** Keep only rows for which the predicate is true (NULL counts as false, as in SQL). */
-  where(predicate: (row: Columns<C>) => Predicate): ViewBuilder<C> {
-    const node = predicate(columnRefs(this.from as TableDef) as Columns<C>).node;
-    return new ViewBuilder(this.from, this.predicate ? and({ node: this.predicate }, { node }).node : node);
+  where(predicate: (...refs: S) => Predicate): ViewBuilder<S, F0> {
+    const node = (predicate as unknown as (...r: Record<string, Expr>[]) => Predicate)(...this.#refs()).node;
+    return new ViewBuilder({ ...this.#draft, where: andNodes(this.#draft.where, node) });
   }
 
   /** Aggregate rows per group. The group fields become the view's key. */
-  groupBy<const G extends Record<string, Expr>>(fields: (row: Columns<C>) => G): GroupedViewBuilder<C, G> {
-    const g = fields(columnRefs(this.from as TableDef) as Columns<C>);
-    return new GroupedViewBuilder(this.from, this.predicate, toFields(g));
+  groupBy<const G extends Record<string, Expr>>(fields: (...refs: S) => G): GroupedViewBuilder<S, G> {
+    const g = (fields as unknown as (...r: Record<string, Expr>[]) => G)(...this.#refs());
+    return new GroupedViewBuilder(this.#draft, toFields(g), this.#refs());
   }
 
-  /** One view row per source row; the view's key is the table's primary key, which must be selected. */
-  select<const S extends Record<string, Expr>>(fields: (row: Columns<C>) => S): ViewDef<RowOf<S>> {
-    const s = fields(columnRefs(this.from as TableDef) as Columns<C>);
-    return Object.freeze({ kind: 'view', from: this.from as TableDef, where: this.predicate, groupBy: null, select: toFields(s) });
+  /**
+   * One view row per source row (per combination of joined rows). The view's key is the primary
+   * keys of its sources (a source joined on its whole primary key adds none), which must be selected.
+   */
+  select<const E extends Record<string, Expr>>(fields: (...refs: S) => E): ViewDefinition<FieldsOf<E>> {
+    const s = (fields as unknown as (...r: Record<string, Expr>[]) => E)(...this.#refs());
+    return new ViewDefinition({ ...this.#draft, groupBy: null, select: toFields(s), groupFilter: null, order: null, limit: null, per: null });
+  }
+
+  /**
+   * The first rows of a single source (typically another view) in this order: finish with
+   * `.limit(n)`, or `.limit(n, { per })` for the first n of each group (top-N).
+   *
+   * @example
+   * view(revenueByCustomer).orderBy((r) => [desc(r.revenue)]).limit(10)
+   */
+  orderBy(order: (...refs: S) => readonly OrderBy[]): Ordered<F0> {
+    const all = new ViewDefinition<F0>({ ...this.#draft, groupBy: null, select: null, groupFilter: null, order: null, limit: null, per: null });
+    return all.orderBy(order as unknown as (row: FieldColumns<F0>) => readonly OrderBy[]);
   }
 }
 
-class GroupedViewBuilder<C extends Record<string, ColumnSpec>, G extends Record<string, Expr>> {
-  private readonly from: TableDef<C>;
-  private readonly predicate: ExprNode | null;
-  private readonly groups: readonly SelectField[];
+class GroupedViewBuilder<S extends readonly object[], G extends Record<string, Expr>> {
+  readonly #draft: Draft;
+  readonly #groups: readonly SelectField[];
+  readonly #refs: Record<string, Expr>[];
   /** Phantom: the group fields' types, for the row type. */
   declare private readonly groupTypes?: G;
 
-  constructor(from: TableDef<C>, predicate: ExprNode | null, groups: readonly SelectField[]) {
-    this.from = from;
-    this.predicate = predicate;
-    this.groups = groups;
+  constructor(draft: Draft, groups: readonly SelectField[], refs: Record<string, Expr>[]) {
+    this.#draft = draft;
+    this.#groups = groups;
+    this.#refs = refs;
   }
 
   /** The aggregates computed per group. */
-  select<const S extends Record<string, Aggregate>>(fields: (row: Columns<C>) => S): ViewDef<RowOf<G & S>> {
-    const s = fields(columnRefs(this.from as TableDef) as Columns<C>);
-    return Object.freeze({
-      kind: 'view',
-      from: this.from as TableDef,
-      where: this.predicate,
-      groupBy: this.groups,
-      select: toFields(s),
-    });
+  select<const A extends Record<string, Aggregate>>(fields: (...refs: S) => A): ViewDefinition<FieldsOf<G> & FieldsOf<A>> {
+    const s = (fields as unknown as (...r: Record<string, Expr>[]) => A)(...this.#refs);
+    return new ViewDefinition({ ...this.#draft, groupBy: this.#groups, select: toFields(s), groupFilter: null, order: null, limit: null, per: null });
+  }
+}
+
+interface Ordered<F extends FieldSpecs> {
+  /** Keep the first `n` rows in this order, or the first `n` of each group (`per`). Ties are broken by the view's key. */
+  limit(n: number, options?: { per?: (row: FieldColumns<F>) => readonly Expr[] }): ViewDefinition<F>;
+}
+
+type Fields = Omit<ViewDef, 'kind' | typeof phantom>;
+
+/** A view as plain data, with the steps that may still follow (having, orderBy/limit). */
+class ViewDefinition<F extends FieldSpecs> implements ViewDef<F> {
+  readonly kind = 'view' as const;
+  readonly from: SourceRef;
+  readonly joins: readonly JoinClause[];
+  readonly where: ExprNode | null;
+  readonly groupBy: readonly SelectField[] | null;
+  readonly select: readonly SelectField[] | null;
+  readonly groupFilter: ExprNode | null;
+  readonly order: readonly OrderTerm[] | null;
+  readonly limit: number | null;
+  readonly per: readonly ExprNode[] | null;
+  declare readonly [phantom]?: F;
+
+  constructor(fields: Fields) {
+    this.from = fields.from;
+    this.joins = fields.joins;
+    this.where = fields.where;
+    this.groupBy = fields.groupBy;
+    this.select = fields.select;
+    this.groupFilter = fields.groupFilter;
+    this.order = fields.order;
+    this.limit = fields.limit;
+    this.per = fields.per;
+    Object.freeze(this);
+  }
+
+  #fields(): Fields {
+    return { from: this.from, joins: this.joins, where: this.where, groupBy: this.groupBy, select: this.select, groupFilter: this.groupFilter, order: this.order, limit: this.limit, per: this.per };
+  }
+
+  /**
+   * Keep only groups for which the predicate over the grouped row is true (SQL's HAVING).
+   *
+   * @example
+   * view(orders).groupBy((o) => ({ customerId: o.customer_id })).select((o) => ({ revenue: sum(o.amount) }))
+   *   .having((r) => gt(r.revenue, 1000))
+   */
+  having(predicate: (row: FieldColumns<F>) => Predicate): ViewDefinition<F> {
+    const node = predicate(outputRefs(viewFields(this)) as FieldColumns<F>).node;
+    return new ViewDefinition({ ...this.#fields(), groupFilter: andNodes(this.groupFilter, node) });
+  }
+
+  /** Order the view's rows, then keep the first n with `.limit(n)` (top-N). */
+  orderBy(order: (row: FieldColumns<F>) => readonly OrderBy[]): Ordered<F> {
+    const refs = outputRefs(viewFields(this)) as FieldColumns<F>;
+    const terms = order(refs).map((t) => ('desc' in t ? t : { node: (t as Expr).node, desc: false }));
+    return {
+      limit: (n, options) =>
+        new ViewDefinition<F>({ ...this.#fields(), order: terms, limit: n, per: options?.per ? options.per(refs).map((e) => e.node) : null }),
+    };
   }
 }
 
@@ -228,14 +450,17 @@ function toFields(record: Record<string, { node: ExprNode | AggregateNode }>): S
   return Object.entries(record).map(([name, e]) => ({ name, node: e?.node }));
 }
 
+type SourceFields<X> = X extends Aliased<infer T> ? SourceFields<T> : X extends TableDef<infer C> ? { -readonly [K in keyof C & string]: FieldSpec<SpecType<C[K]>, SpecNullable<C[K]>> } : X extends ViewDef<infer F> ? F : never;
+
 /**
- * Start a view over a table.
+ * Start a view over a table, or over another view.
  *
  * @example
  * view(orders).where((o) => eq(o.status, 'paid')).select((o) => ({ id: o.id, amount: o.amount }))
+ * view(revenueByCustomer).orderBy((r) => [desc(r.revenue)]).limit(10)
  */
-export function view<C extends Record<string, ColumnSpec>>(from: TableDef<C>): ViewBuilder<C> {
-  return new ViewBuilder(from, null);
+export function view<X extends Source>(from: X): ViewBuilder<[ColumnsOfSource<X>], SourceFields<X>> {
+  return new ViewBuilder({ from: sourceRef(from), joins: [], where: null });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -401,6 +626,18 @@ export function min<T extends ColumnType>(e: Expr<T>): Aggregate<T, true> {
 /** max(e): exact under deletes. Text compares as `COLLATE "C"`. */
 export function max<T extends ColumnType>(e: Expr<T>): Aggregate<T, true> {
   return aggregate('max', e.node, e.node.type, true);
+}
+/** count(DISTINCT e): how many distinct non-NULL values, exact under deletes. A BigInt. */
+export function countDistinct(e: Expr): Aggregate<'int8', false> {
+  return aggregate('countDistinct', e.node, 'int8', false);
+}
+/** bool_and(e): true when every non-NULL value is true; NULL when there is none. */
+export function boolAnd(e: Expr<'bool'>): Aggregate<'bool', true> {
+  return aggregate('boolAnd', e.node, 'bool', true);
+}
+/** bool_or(e): true when any non-NULL value is true; NULL when there is none. */
+export function boolOr(e: Expr<'bool'>): Aggregate<'bool', true> {
+  return aggregate('boolOr', e.node, 'bool', true);
 }
 
 // ---------------------------------------------------------------------------------------------

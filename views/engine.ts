@@ -31,11 +31,13 @@ import type { Change, ChangeBatch, ChangeSource, SchemaChange, SourcePosition } 
 import { ServiceError } from '../ingest/errors.ts';
 import { decideStart } from './bootstrap.ts';
 import { StateLostError } from './errors.ts';
-import { planBatch, type BatchPlan } from './plan/plan-batch.ts';
+import { buildDataflow, type Dataflow } from './plan/graph.ts';
 import { imageKeysOf, resolveWithImages, type ImageWrites, type StoredImages } from './plan/row-images.ts';
+import { resetViews, runBatch, type RunResult } from './plan/run.ts';
 import { STATE_LAYOUT_VERSION, type Registry } from './registry.ts';
 import { schemaChangeEffects } from './schema-changes.ts';
-import { applyBatch, type DeadLetter, type StepControl } from './store/apply-batch.ts';
+import { StateStore, type WriteOp } from './store/state-store.ts';
+import { writeStep, type DeadLetter, type StepControl } from './store/write-step.ts';
 import { AckGate, resolveDurability, type ResolvedDurability } from './store/durability.ts';
 import { imagesKey, keyPrefix } from './store/keys.ts';
 import { WriterLease } from './store/lease.ts';
@@ -131,6 +133,11 @@ export class Engine extends EventEmitter {
   private processStart = true;
   /** Receive times of batches not yet applied (for lag). */
   private readonly pendingSince: number[] = [];
+  /** Every view's operators, and the state they read (cached, kept in step by this writer). */
+  private readonly flow: Dataflow;
+  private readonly store: StateStore;
+  /** Views touched by the parts of a transaction applied in parts so far. */
+  private readonly busy = new Set<string>();
 
   constructor(options: EngineOptions) {
     super();
@@ -142,6 +149,8 @@ export class Engine extends EventEmitter {
       ...(options.leaseTtlMs === undefined ? {} : { ttlMs: options.leaseTtlMs }),
       log: (level, message, fields) => options.log?.(level, message, fields),
     });
+    this.flow = buildDataflow(options.registry.views, this.prefix, { changelogMaxLength: options.changelogMaxLength ?? 10_000 });
+    this.store = new StateStore(options.redis);
     this.gate = options.ackGate ?? new AckGate(options.durability ?? resolveDurability({ version: '0', appendonly: false, appendfsync: null, connectedReplicas: 0 }, { mode: 'none' }));
   }
 
@@ -203,13 +212,14 @@ export class Engine extends EventEmitter {
         const token = await this.lease.acquire({ aborted: () => this.stopping });
         if (token === null) return;
         this.lease.keepAlive(
-          (stored) => {
+          (stored, atSend) => {
             // Redis went back in time under us (restart without persistence, older dump, failover).
-            if (this.lastStep !== null && (stored === '' || Number(stored) < this.lastStep)) {
-              this.interrupt(new StateLostError(`Redis holds step ${stored || 'none'}, but this writer wrote step ${this.lastStep}`));
+            if (atSend !== null && (stored === '' || Number(stored) < atSend)) {
+              this.interrupt(new StateLostError(`Redis holds step ${stored || 'none'}, but this writer had written step ${atSend}`));
             }
           },
           (why, empty) => this.interrupt(empty ? new StateLostError(`Redis holds neither the lease nor a checkpoint any more (${why})`) : new FencedError(why)),
+          () => this.lastStep,
         );
       }
       this.abort = null;
@@ -291,8 +301,18 @@ export class Engine extends EventEmitter {
     })();
 
     let inFlight: Promise<void> = Promise.resolve();
+    // A step that fails for good must end the loop at once, not wait for the next batch to notice.
+    let stepFailure: { error: unknown } | null = null;
+    const track = (step: Promise<void>): Promise<void> => {
+      step.catch((error: unknown) => {
+        stepFailure ??= { error };
+        signal();
+      });
+      return step;
+    };
     try {
       while (!this.stopping && !this.abort) {
+        if (stepFailure) throw (stepFailure as { error: unknown }).error;
         if (queue.length === 0) {
           if (finished) break;
           await new Promise<void>((r) => (waiting.wake = r));
@@ -311,12 +331,14 @@ export class Engine extends EventEmitter {
         if (source.delivery === 'at-least-once' || group.some((b) => b.schemaChanges?.length)) {
           // Row images (and statuses changed by a schema change) must reflect the previous batch first.
           await inFlight;
-          inFlight = this.applyResolved(source, group).then(done);
+          inFlight = track(this.applyResolved(source, group).then(done));
           continue;
         }
-        const planned = this.plan(group, null);
+        let planned = await this.plan(group, null);
         await inFlight;
-        inFlight = this.apply(source, planned).then(done);
+        // The step before failed and was retried: what was planned meanwhile read a cache that is gone.
+        if (planned.generation !== this.store.generation) planned = await this.plan(group, null);
+        inFlight = track(this.apply(source, planned).then(done));
       }
       await inFlight;
     } finally {
@@ -337,7 +359,10 @@ export class Engine extends EventEmitter {
     const decision = await decideStart(stored, { layout: String(STATE_LAYOUT_VERSION), fingerprints, lastStep: this.lastStep, processStart: this.processStart }, source);
     this.processStart = false;
     this.statuses.clear();
+    this.store.invalidate();
+    this.busy.clear();
     if (decision.action === 'resume') {
+      for (const view of stored.busy) this.busy.add(view);
       if (decision.warning) {
         this.log('error', decision.warning, { checkpoint: decision.checkpoint });
         this.emit(ENGINE_EVENTS.STATE_LOST, { reason: decision.warning, resumed: true });
@@ -367,25 +392,46 @@ export class Engine extends EventEmitter {
   }
 
   /**
-   * Plan a group; with stored row images (at-least-once sources), resolve it against them first.
-   * `stopping`: views this step stops (schema changes), left out of the plan with their reason.
+   * Plan a group: its changes (resolved against stored row images for at-least-once sources) run
+   * through the dataflow. `stopping`: views this step stops (schema changes), left out with their
+   * reason.
    */
-  private plan(group: ChangeBatch[], stored: StoredImages | null, stopping: ReadonlyMap<string, string> = new Map()): PlannedGroup {
+  private async plan(group: ChangeBatch[], stored: StoredImages | null, stopping: ReadonlyMap<string, string> = new Map()): Promise<PlannedGroup> {
+    const generation = this.store.generation;
     const received = group.flatMap((b) => b.changes);
     const resolved = stored ? resolveWithImages(this.options.registry, received, stored) : null;
-    const plan = planBatch(this.options.registry, resolved?.changes ?? received, new Set([...this.stoppedViews(), ...stopping.keys()]));
+    const part = group.length === 1 ? group[0]!.part : undefined;
+    const building = [...this.statuses].filter(([, s]) => s.state === 'building').map(([v]) => v);
+    const allViews = this.options.registry.views.map((v) => v.name);
+    // Views going live with this group start a new history; so do the views a transaction in parts touched.
+    const resets = new Map<string, string>();
+    if (group.some((b) => b.live)) for (const v of building) resets.set(v, 'the view was built');
+    if (part?.final) for (const v of this.busy) resets.set(v, 'a transaction too large to log row by row');
+    const skip = new Set([...this.stoppedViews(), ...stopping.keys()]);
+    const result = await runBatch(this.flow, resolved?.changes ?? received, this.store, {
+      skip,
+      quiet: new Set(part ? allViews : building),
+      resets,
+    });
+    if (part?.final) {
+      const more = result.touched.filter((v) => !resets.has(v));
+      await resetViews(this.flow, this.store, more, 'a transaction too large to log row by row');
+    }
+    const writes = this.store.takeWrites();
     const deadLetters: DeadLetter[] = [
       ...group.flatMap((b) => b.deadLetters ?? []),
-      ...plan.rejected.map((r) => ({ reason: r.reason, payload: JSON.stringify({ view: r.view, change: r.change }) })),
+      ...result.rejected.map((r) => ({ reason: r.reason, payload: JSON.stringify({ view: r.view, change: r.change }) })),
     ];
     let position: SourcePosition = [];
     for (const b of group) if (b.position.length > 0) position = mergePositions(position, b.position);
-    // A change a view could not apply leaves it wrong: stop it (the dead letter says what and why).
+    // A change a view could not apply leaves it wrong: stop it (the dead letter says what and why),
+    // and every view that reads it.
     const stop = new Map(stopping);
-    for (const r of plan.rejected) {
-      if (!stop.has(r.view)) stop.set(r.view, `a change it could not apply was parked in the dead-letter stream: ${r.reason}`);
+    for (const r of result.rejected) if (!stop.has(r.view)) stop.set(r.view, `a change it could not apply was parked in the dead-letter stream: ${r.reason}`);
+    for (const [view, reason] of [...stop]) {
+      for (const dependent of this.flow.dependents.get(view) ?? []) if (!stop.has(dependent)) stop.set(dependent, `it reads view ${view}, which stopped: ${reason}`);
     }
-    return { group, changes: received, plan, deadLetters, position, images: resolved?.writes ?? null, skipped: resolved?.skipped ?? 0, stop };
+    return { group, changes: received, result, writes, deadLetters, position, images: resolved?.writes ?? null, skipped: resolved?.skipped ?? 0, stop, resets, generation };
   }
 
   /**
@@ -397,9 +443,10 @@ export class Engine extends EventEmitter {
     const extraStops = schemaChanges.length > 0 ? await this.onSchemaChanges(schemaChanges) : new Map<string, string>();
     for (let attempt = 0; ; attempt++) {
       const stored = source.delivery === 'at-least-once' ? await this.readImages(group) : null;
-      const planned = this.plan(group, stored, extraStops);
+      const planned = await this.plan(group, stored, extraStops);
       const result = await this.apply(source, planned);
       if (result !== 'conflict') return;
+      this.store.invalidate();
       this.log('warn', 'a row image changed while the batch was planned (another writer?); planning it again', { attempt });
       await new Promise((r) => setTimeout(r, Math.min(10 * 2 ** attempt, 1000)));
     }
@@ -433,26 +480,25 @@ export class Engine extends EventEmitter {
   }
 
   private control(planned: PlannedGroup, token: string, stepId: string): StepControl {
-    const { group, plan } = planned;
+    const { group, result } = planned;
     const part = group.length === 1 ? group[0]!.part : undefined;
-    const quiet = [...this.statuses].filter(([, s]) => s.state === 'building').map(([v]) => v);
-    const goesLive = group.some((b) => b.live);
     const now = Date.now();
-    const live = goesLive ? quiet.map((view) => ({ view, status: JSON.stringify({ state: 'live', since: now } satisfies ViewStatus) })) : [];
+    const live = [...planned.resets.keys()]
+      .filter((v) => this.statuses.get(v)?.state === 'building')
+      .map((view) => ({ view, status: JSON.stringify({ state: 'live', since: now } satisfies ViewStatus) }));
     const stops = [...planned.stop].map(([view, reason]) => ({ view, status: JSON.stringify({ state: 'stopped', reason, since: now } satisfies ViewStatus) }));
     return {
       lease: token,
       step: this.step,
       stepId,
       part: part ? { txn: part.txn, index: part.index, final: part.final } : null,
-      quiet,
-      busy: part ? plan.views.map((v) => v.view.name) : [],
-      live: [...live, ...stops],
+      busy: part && !part.final ? result.touched : [],
+      statuses: [...live, ...stops],
     };
   }
 
   private async apply(source: ChangeSource, planned: PlannedGroup): Promise<'applied' | 'conflict'> {
-    const { group, changes, plan, deadLetters, images } = planned;
+    const { group, changes, result, deadLetters, images } = planned;
     const { redis } = this.options;
     const part = group.length === 1 ? group[0]!.part : undefined;
     // A part's own position is only a probe: the last part stores the transaction's position.
@@ -464,22 +510,13 @@ export class Engine extends EventEmitter {
       if (token === null || this.abort) throw this.abort ?? new FencedError(null);
       try {
         const control = this.control(planned, token, stepId);
-        const result = await applyBatch(
-          redis,
-          this.prefix,
-          control,
-          plan,
-          position,
-          deadLetters,
-          { changelogMaxLength: this.options.changelogMaxLength ?? 10_000 },
-          images,
-        );
-        if (result.status === 'fenced') throw new FencedError(result.holder || null);
-        if (result.status === 'lost') {
-          throw new StateLostError(`the write step found step ${result.storedStep || 'none'} in Redis, but this writer last wrote step ${this.step}`);
+        const outcome = await writeStep(redis, this.prefix, control, position, planned.writes, deadLetters, images);
+        if (outcome.status === 'fenced') throw new FencedError(outcome.holder || null);
+        if (outcome.status === 'lost') {
+          throw new StateLostError(`the write step found step ${outcome.storedStep || 'none'} in Redis, but this writer last wrote step ${this.step}`);
         }
-        if (result.status === 'conflict') return 'conflict';
-        if (result.status === 'applied' || (result.status === 'duplicate' && result.step !== undefined)) this.step = this.lastStep = result.step!;
+        if (outcome.status === 'conflict') return 'conflict';
+        if (outcome.status === 'applied' || (outcome.status === 'duplicate' && outcome.step !== undefined)) this.step = this.lastStep = outcome.step!;
         this.afterStep(control, planned);
         if (position.length > 0 && !(part && !part.final)) await this.gate.afterStep(redis, () => source.ack(position));
         const snapshot = group.some((b) => b.kind === 'snapshot');
@@ -488,11 +525,11 @@ export class Engine extends EventEmitter {
           transactions: group.filter((b) => b.kind === 'transaction' && (!b.part || b.part.final)).length,
           changes: changes.length,
           snapshot,
-          duplicate: result.status === 'duplicate',
-          changelogEntries: result.status === 'applied' ? result.changelogEntries : 0,
+          duplicate: outcome.status === 'duplicate',
+          changelogEntries: outcome.status === 'applied' ? planned.writes.filter((w) => w.op === 'xadd').length : 0,
           deadLetters: deadLetters.length,
           skipped: planned.skipped,
-          views: plan.views.map((v) => v.view.name),
+          views: result.touched,
           position,
           commitTimeUs: last?.commitTimeUs,
           applyMs: performance.now() - started,
@@ -502,6 +539,8 @@ export class Engine extends EventEmitter {
         return 'applied';
       } catch (error) {
         if (this.stopping || !(error instanceof ServiceError && error.retriable) || error instanceof StateLostError) throw error;
+        // What was planned after this step assumed it landed: plan it again once it has.
+        this.store.invalidate();
         const delay = Math.min(50 * 2 ** attempt, 5000);
         this.setState('retrying', `writing to Redis failed (${String(error)}); retrying`);
         this.log('warn', 'Redis apply failed; retrying the same batch', { error: String(error), retryInMs: delay });
@@ -512,7 +551,7 @@ export class Engine extends EventEmitter {
 
   /** Keep the in-process view statuses in step with what the write step stored. */
   private afterStep(control: StepControl, planned: PlannedGroup): void {
-    for (const { view, status } of control.live) {
+    for (const { view, status } of control.statuses) {
       const parsed = JSON.parse(status) as ViewStatus;
       this.statuses.set(view, parsed);
       if (parsed.state === 'stopped') {
@@ -520,6 +559,9 @@ export class Engine extends EventEmitter {
         this.emit(ENGINE_EVENTS.VIEW_STOPPED, { view, reason: parsed.reason });
       }
     }
+    const part = planned.group.length === 1 ? planned.group[0]!.part : undefined;
+    if (part && !part.final) for (const v of control.busy) this.busy.add(v);
+    if (part?.final) this.busy.clear();
     if (planned.group.some((b) => b.live) && this.state !== 'live') {
       this.log('info', 'views are live (initial load done)');
       this.emit(ENGINE_EVENTS.SNAPSHOT_DONE, {});
@@ -531,13 +573,18 @@ export class Engine extends EventEmitter {
 interface PlannedGroup {
   readonly group: ChangeBatch[];
   readonly changes: Change[];
-  readonly plan: BatchPlan;
+  readonly result: RunResult;
+  readonly writes: WriteOp[];
   readonly deadLetters: DeadLetter[];
   readonly position: SourcePosition;
   readonly images: ImageWrites | null;
   readonly skipped: number;
   /** Views this step stops, with the reason. */
   readonly stop: Map<string, string>;
+  /** Views whose history starts over with this step. */
+  readonly resets: Map<string, string>;
+  /** The state cache's generation it was planned under. */
+  readonly generation: number;
 }
 
 /** Positions of several batches: the latest token per stream. */

@@ -33,6 +33,8 @@ export class RedisApplyError extends ServiceError {
 
 /** A change the views cannot apply (e.g. an UPDATE without the old row for an aggregate). Parked, counted. */
 export class PlanError extends ServiceError {
+  /** The change it concerns, when one (it goes to the dead-letter stream). */
+  change: unknown = null;
   constructor(message: string) {
     super('DECODE_FAILED', message, { retriable: false });
     this.name = 'PlanError';

@@ -24,7 +24,7 @@ export type ScalarFn =
   | 'upper'
   | 'concat'
   | 'in';
-export type AggregateFn = 'count' | 'sum' | 'avg' | 'min' | 'max';
+export type AggregateFn = 'count' | 'sum' | 'avg' | 'min' | 'max' | 'countDistinct' | 'boolAnd' | 'boolOr';
 
 interface Typed {
   readonly type: ColumnType;
@@ -33,8 +33,11 @@ interface Typed {
 
 export interface ColumnNode extends Typed {
   readonly kind: 'column';
+  /** The table (or 'view <alias>') the column comes from, for messages; '' for a view's own output field. */
   readonly table: string;
   readonly column: string;
+  /** The alias of the view's source it comes from; '$' for the view's own output (having, orderBy). */
+  readonly source?: string;
 }
 
 export interface LiteralNode extends Typed {

@@ -31,7 +31,7 @@ export function schemaChangeEffects(registry: Registry, changes: readonly Schema
   };
   for (const change of changes) {
     const views = registry.byTable.get(change.table) ?? [];
-    const readers = (columns: readonly string[]) => views.filter((v) => columns.some((c) => v.columnsRead.includes(c)));
+    const readers = (columns: readonly string[]) => views.filter((v) => columns.some((c) => v.columnsOf(change.table).includes(c)));
     switch (change.kind) {
       case 'renamed':
         for (const v of views) {
@@ -43,7 +43,7 @@ export function schemaChangeEffects(registry: Registry, changes: readonly Schema
         break;
       case 'columnsDropped': {
         for (const v of readers(change.columns)) {
-          const read = change.columns.filter((c) => v.columnsRead.includes(c));
+          const read = change.columns.filter((c) => v.columnsOf(change.table).includes(c));
           stop(
             v.name,
             `column ${read.map((c) => `${change.table}.${c}`).join(', ')} was dropped in the source database, and the view reads it. Fix: remove it from the view and the table declaration (or restore the column), then restart`,
@@ -78,7 +78,7 @@ export function schemaChangeEffects(registry: Registry, changes: readonly Schema
       }
       case 'replicaIdentity': {
         if (change.to === 'full') break;
-        const affected = change.to === 'nothing' ? views : views.filter((v) => v.kind === 'aggregate');
+        const affected = change.to === 'nothing' ? views : views.filter((v) => v.reads.some((r) => r.table.name === change.table && r.needsOldRow));
         for (const v of affected) {
           stop(
             v.name,

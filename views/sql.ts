@@ -7,7 +7,7 @@
 import type { Value } from '../ingest/values.ts';
 import type { AnyNode, ExprNode } from './expr.ts';
 import { isTextType } from './expr.ts';
-import type { ViewDef } from './define.ts';
+import { viewFields, type SourceRef, type ViewDef } from './define.ts';
 
 export function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
@@ -31,14 +31,24 @@ const OPERATORS = { eq: '=', ne: '<>', lt: '<', lte: '<=', gt: '>', gte: '>=', a
 export function exprToSql(node: AnyNode): string {
   switch (node.kind) {
     case 'column':
-      return quoteIdent(node.column);
+      if (node.source === '$') return outputRef(node.column);
+      return node.source ? `${quoteIdent(node.source)}.${quoteIdent(node.column)}` : quoteIdent(node.column);
     case 'literal':
       return quoteLiteral(node.value, node.type);
     case 'aggregate': {
       if (!node.arg) return 'count(*)';
       const arg = exprToSql(node.arg);
       const collated = (node.fn === 'min' || node.fn === 'max') && isTextType(node.arg.type) ? `${arg} COLLATE "C"` : arg;
-      return `${node.fn}(${collated})`;
+      switch (node.fn) {
+        case 'countDistinct':
+          return `count(DISTINCT ${arg})`;
+        case 'boolAnd':
+          return `bool_and(${arg})`;
+        case 'boolOr':
+          return `bool_or(${arg})`;
+        default:
+          return `${node.fn}(${collated})`;
+      }
     }
     case 'call': {
       const a = node.args.map(exprToSql);
@@ -77,11 +87,54 @@ export function exprToSql(node: AnyNode): string {
   }
 }
 
-/** The view as one SELECT over its source table. */
-export function viewToSql(view: ViewDef): string {
-  const fields = [...(view.groupBy ?? []), ...view.select].map((f) => `${exprToSql(f.node)} AS ${quoteIdent(f.name)}`);
-  let sql = `SELECT ${fields.join(', ')}\nFROM ${quoteTable(view.from.name)}`;
+/** How a reference to the view's own output field prints where it appears (HAVING, ORDER BY). */
+let outputRef: (field: string) => string = (field) => quoteIdent(field);
+
+function withOutputRefs<T>(resolve: (field: string) => string, print: () => T): T {
+  const before = outputRef;
+  outputRef = resolve;
+  try {
+    return print();
+  } finally {
+    outputRef = before;
+  }
+}
+
+function sourceSql(source: SourceRef): string {
+  if (source.table) return `${quoteTable(source.table.name)} AS ${quoteIdent(source.alias)}`;
+  return `(${indent(viewToSql(source.view!))}) AS ${quoteIdent(source.alias)}`;
+}
+
+function indent(sql: string): string {
+  return `\n  ${sql.replace(/\n/g, '\n  ')}\n`;
+}
+
+/** ORDER BY terms: text in code point order, DESC with PostgreSQL's NULLS FIRST default. */
+function orderSql(node: ExprNode, desc: boolean): string {
+  const sql = exprToSql(node);
+  return `${isTextType(node.type) ? `${sql} COLLATE "C"` : sql}${desc ? ' DESC' : ''}`;
+}
+
+/**
+ * The view as one SELECT that PostgreSQL runs unchanged: its sources joined, filtered, grouped;
+ * a top-N as an ORDER BY … LIMIT over it, or row_number() per group, with the view's key as the
+ * last ORDER BY column so that ties resolve as the view resolves them.
+ */
+export function viewToSql(view: ViewDef, keyFields: readonly string[] = []): string {
+  const fields = viewFields(view);
+  const byName = new Map(fields.map((f) => [f.name, f.node]));
+  let sql = `SELECT ${fields.map((f) => `${exprToSql(f.node)} AS ${quoteIdent(f.name)}`).join(', ')}\nFROM ${sourceSql(view.from)}`;
+  for (const join of view.joins) sql += `\n${join.kind === 'left' ? 'LEFT JOIN' : 'JOIN'} ${sourceSql(join.source)} ON ${exprToSql(join.on)}`;
   if (view.where) sql += `\nWHERE ${exprToSql(view.where)}`;
   if (view.groupBy) sql += `\nGROUP BY ${view.groupBy.map((g) => exprToSql(g.node)).join(', ')}`;
-  return sql;
+  if (view.groupFilter) {
+    sql += `\nHAVING ${withOutputRefs((field) => exprToSql(byName.get(field)!), () => exprToSql(view.groupFilter!))}`;
+  }
+  if (view.order === null || view.limit === null) return sql;
+  const t = (field: string): string => `"t".${quoteIdent(field)}`;
+  const keyOrder = (k: string): string => (isTextType(byName.get(k)!.type) ? `${t(k)} COLLATE "C"` : t(k));
+  const order = withOutputRefs(t, () => [...view.order!.map((o) => orderSql(o.node, o.desc)), ...keyFields.map(keyOrder)].join(', '));
+  if (!view.per?.length) return `SELECT * FROM (${indent(sql)}) AS "t"\nORDER BY ${order}\nLIMIT ${view.limit}`;
+  const per = withOutputRefs(t, () => view.per!.map((p) => exprToSql(p)).join(', '));
+  return `SELECT ${fields.map((f) => `"r".${quoteIdent(f.name)}`).join(', ')}\nFROM (SELECT "t".*, row_number() OVER (PARTITION BY ${per} ORDER BY ${order}) AS "__rank"\n  FROM (${indent(sql)}) AS "t") AS "r"\nWHERE "r"."__rank" <= ${view.limit}`;
 }

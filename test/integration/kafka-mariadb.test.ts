@@ -146,7 +146,7 @@ describe('Debezium (MariaDB connector) over Kafka', () => {
     cleanups.push(() => service.stop());
 
     const averages = new Map(
-      registry.views.map((v) => [v.name, new Set(v.kind === 'aggregate' ? v.aggregates.filter((a) => a.fn === 'avg').map((a) => a.name) : [])]),
+      registry.views.map((v) => [v.name, new Set((v.definition.select ?? []).filter((f) => f.node.kind === 'aggregate' && f.node.fn === 'avg').map((f) => f.name))]),
     );
     const comparison = {
       normalize: (view: CompiledView, row: Row): Row => {

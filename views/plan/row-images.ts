@@ -96,7 +96,7 @@ export function imageKeysOf(registry: Registry, changes: readonly Change[]): Map
 /** Columns an image keeps: the table's key and every column a view of it reads. */
 function imageColumns(registry: Registry, table: string): string[] {
   const columns = new Set(registry.tables.find((t) => t.name === table)?.key ?? []);
-  for (const view of registry.byTable.get(table) ?? []) for (const c of view.columnsRead) columns.add(c);
+  for (const view of registry.byTable.get(table) ?? []) for (const c of view.columnsOf(table)) columns.add(c);
   return [...columns];
 }
 

@@ -6,7 +6,7 @@
  *      └───────────────────────────────────────┴──▶ lost: the engine stops writing at once
  *
  * The lease alone is not enough (a process paused past its TTL wakes up believing it still holds
- * it), so every write step checks the token inside the same atomic script (apply-script.ts), and
+ * it), so every write step checks the token inside the same atomic script (write-step.ts), and
  * so does the wipe before a rebuild: a writer that lost its lease can never write, wipe or
  * checkpoint a keyspace another writer owns. The token is `<n>:<owner>`, n from a counter, so
  * logs show who held it and in what order.
@@ -99,16 +99,18 @@ export class WriterLease {
    * is called once if the lease is gone: expired and taken, or Redis lost it (`empty`: the
    * keyspace holds neither lease nor checkpoint).
    */
-  keepAlive(onRenewed: (storedStep: string) => void, onLost: (reason: string, empty: boolean) => void): void {
+  keepAlive(onRenewed: (storedStep: string, atSend: number | null) => void, onLost: (reason: string, empty: boolean) => void, expected: () => number | null): void {
     this.stopKeepAlive();
     const { redis, prefix } = this.options;
     const tick = async (): Promise<void> => {
       const token = this.token;
       if (token === null) return;
+      // What Redis must hold at least: the step this writer had written when the renewal left.
+      const atSend = expected();
       try {
         const [status, a, b] = await RENEW.run<[string, string, string?]>(redis, [leaseKey(prefix), checkpointKey(prefix)], [token, String(this.ttlMs)]);
         if (this.token !== token) return;
-        if (status === 'ok') return onRenewed(a);
+        if (status === 'ok') return onRenewed(a, atSend);
         this.token = null;
         this.stopKeepAlive();
         const empty = a === '' && b === '';

@@ -2,76 +2,18 @@
  * Reading views back: stored rows → output rows (finalize), point reads, atomic pages, and the
  * changelog. Used by the API and by the tests; pure decoding is kept apart from the Redis calls.
  */
-import { divideDecimal, formatDecimal } from '../../ingest/decimal.ts';
 import type { Value } from '../../ingest/values.ts';
 import { ViewUnavailableError } from '../errors.ts';
-import { PAGE_SCRIPT, ROW_SCRIPT } from './apply-script.ts';
+import { PAGE_SCRIPT, ROW_SCRIPT } from './read-scripts.ts';
 import { changelogKey, rowsKey } from './keys.ts';
 import { LuaScript, type RedisClient } from './redis.ts';
-import { candidateValue } from '../encoding.ts';
 import type { CompiledView } from '../registry.ts';
 
 export type ViewRow = Record<string, Value>;
 
-/** Per accumulator: count "n" | sum [unscaled, scale, count, scales] | float sum [sum, count] | candidates [min, max]. */
-type AccumulatorState = string | [string, number, string, Record<string, number>] | [string, string] | [string | null, string | null];
-
-interface StoredGroup {
-  g: Value[];
-  n: string;
-  a: AccumulatorState[];
-}
-
-/** A numeric sum shown as PostgreSQL shows it: with the largest scale among the values it sums. */
-function displaySum(unscaled: string, scale: number, scales: Record<string, number>): string {
-  const display = Math.max(0, ...Object.keys(scales).map(Number));
-  const u = BigInt(unscaled);
-  return formatDecimal(scale <= display ? { unscaled: u, scale } : { unscaled: u / 10n ** BigInt(scale - display), scale: display });
-}
-
-/** The output row of a view from its stored form. */
-export function finalizeRow(view: CompiledView, stored: string): ViewRow {
-  if (view.kind === 'rows') return JSON.parse(stored) as ViewRow;
-  const { g, n, a } = JSON.parse(stored) as StoredGroup;
-  const row: ViewRow = {};
-  view.groups.forEach((group, i) => (row[group.name] = g[i] ?? null));
-  for (const aggregate of view.aggregates) {
-    if (aggregate.accumulator === null) {
-      row[aggregate.name] = n; // count(*)
-      continue;
-    }
-    const accumulator = view.accumulators[aggregate.accumulator]!;
-    const state = a[aggregate.accumulator]!;
-    let value: Value = null;
-    switch (accumulator.kind) {
-      case 'count':
-        value = state as string;
-        break;
-      case 'sum': {
-        const [unscaled, scale, count, scales] = state as [string, number, string, Record<string, number>];
-        if (aggregate.fn === 'count') value = count;
-        else if (count !== '0') {
-          const sum = displaySum(unscaled, scale, scales);
-          value = aggregate.fn === 'sum' ? sum : divideDecimal(sum, count);
-        }
-        break;
-      }
-      case 'floatSum': {
-        const [sum, count] = state as [string, string];
-        if (aggregate.fn === 'count') value = count;
-        else if (count !== '0') value = aggregate.fn === 'sum' ? Number(sum) : Number(sum) / Number(count);
-        break;
-      }
-      case 'candidates': {
-        const [lowest, highest] = state as [string | null, string | null];
-        const member = aggregate.fn === 'min' ? lowest : highest;
-        value = member === null ? null : candidateValue(accumulator.arg.type, member);
-        break;
-      }
-    }
-    row[aggregate.name] = value;
-  }
-  return row;
+/** The output row of a view from its stored form (rows are stored as they are shown). */
+export function finalizeRow(_view: CompiledView, stored: string): ViewRow {
+  return JSON.parse(stored) as ViewRow;
 }
 
 type ReadReply<T> = ['ok', ...T[]] | ['unavailable', string] | ['busy', string];

@@ -1,0 +1,182 @@
+/**
+ * Join: inner and left equi-joins of two inputs (a chain of them joins more).
+ *
+ *   state   <base>:L:<jk>   HASH left row key → left row (JSON: the columns the view reads)
+ *           <base>:R:<jk>   HASH right row key → right row
+ *   output  joined rows, keyed <left key>\x03<right key> (\x04 for the missing right row of a left join)
+ *
+ * A batch's deltas are applied in two passes, so that nothing is joined twice or missed, and no
+ * temporary copy of either side is needed (DBSP's Δ(A⋈B) = ΔA⋈B + A'⋈ΔB, with A' = A + ΔA):
+ *
+ *   1. each left delta joins the right rows before the batch, then updates the left index
+ *   2. each right delta joins the left rows after pass 1, then updates the right index
+ *
+ * Left join: a left row with no right match is output once with NULLs for the right columns; when
+ * its join key gains its first right row that NULL row leaves, and when it loses its last one the
+ * NULL row comes back — decided per right delta against the right rows at that moment, so a batch
+ * that adds and removes never emits a row twice. A NULL in a join key matches nothing (SQL).
+ *
+ * Reads: both sides' rows of every join key the batch touches (cached after the first time).
+ */
+import { encodeRowKey } from '../encoding.ts';
+import { PlanError } from '../errors.ts';
+import type { ExprNode } from '../expr.ts';
+import { evaluate } from '../plan/evaluate.ts';
+import type { Read, StateStore } from '../store/state-store.ts';
+import type { ColumnType, Value } from '../../ingest/values.ts';
+import type { Delta, DeltaBatch, Operator, Row } from './types.ts';
+
+export interface JoinSpec {
+  readonly id: string;
+  readonly type: 'inner' | 'left';
+  readonly on: readonly { readonly left: ExprNode; readonly right: ExprNode }[];
+  readonly keyTypes: readonly ColumnType[];
+  readonly rightColumns: readonly string[];
+}
+
+const SEPARATOR = '\x03';
+const NO_MATCH = '\x04';
+
+export class Join implements Operator {
+  readonly id: string;
+  readonly inputs: readonly Operator[];
+  readonly statePattern: string;
+  private readonly spec: JoinSpec;
+  private readonly base: string;
+  private readonly nulls: Row;
+
+  constructor(spec: JoinSpec, left: Operator, right: Operator, prefix: string) {
+    this.id = spec.id;
+    this.spec = spec;
+    this.inputs = [left, right];
+    this.base = `${prefix}:s:${spec.id}`;
+    this.statePattern = `${this.base}:*`;
+    this.nulls = Object.fromEntries(spec.rightColumns.map((c) => [c, null]));
+  }
+
+  private index(side: 'L' | 'R', jk: string): string {
+    return `${this.base}:${side}:${jk}`;
+  }
+
+  private joinKey(row: Row | null, side: 'left' | 'right'): string | null {
+    if (row === null) throw new PlanError(`${this.id}: a row left without its old content, which the join needs; set REPLICA IDENTITY FULL on the source table`);
+    const values: Value[] = [];
+    for (const pair of this.spec.on) {
+      const v = evaluate(pair[side], row);
+      if (v === null) return null;
+      values.push(v);
+    }
+    return encodeRowKey(this.spec.keyTypes, values);
+  }
+
+  needs([left, right]: readonly DeltaBatch[], store: StateStore): Read[] {
+    const reads: Read[] = [];
+    const want = (side: 'L' | 'R', jk: string): void => {
+      if (store.hgetall(this.index(side, jk)) === undefined) reads.push({ kind: 'hgetall', key: this.index(side, jk) });
+    };
+    for (const d of left!.deltas) {
+      const jk = this.joinKey(d.row, 'left');
+      if (jk !== null) {
+        want('L', jk);
+        want('R', jk);
+      }
+    }
+    for (const d of right!.deltas) {
+      const jk = this.joinKey(d.row, 'right');
+      if (jk !== null) {
+        want('L', jk);
+        want('R', jk);
+      }
+    }
+    // A right side emptied under a left join: every left row comes back with NULLs.
+    if (right!.clear && !left!.clear && this.spec.type === 'left') {
+      const pattern = `${this.base}:L:*`;
+      const keys = store.keys(pattern);
+      if (keys === undefined) reads.push({ kind: 'keys', pattern });
+      else for (const key of keys) if (store.hgetall(key) === undefined) reads.push({ kind: 'hgetall', key });
+    }
+    if ((left!.clear || right!.clear) && store.keys(this.statePattern) === undefined) reads.push({ kind: 'keys', pattern: this.statePattern });
+    return reads;
+  }
+
+  step([left, right]: readonly DeltaBatch[], store: StateStore): DeltaBatch {
+    const out: Delta[] = [];
+    const isLeft = this.spec.type === 'left';
+    const clear = left!.clear || right!.clear;
+    if (clear) {
+      const restore = right!.clear && !left!.clear && isLeft ? this.allLeftRows(store) : [];
+      for (const key of store.keys(this.statePattern) ?? []) {
+        if ((left!.clear && key.startsWith(`${this.base}:L:`)) || (right!.clear && key.startsWith(`${this.base}:R:`))) store.del(key);
+      }
+      for (const [lk, row] of restore) out.push({ key: lk + SEPARATOR + NO_MATCH, row: { ...row, ...this.nulls }, weight: 1 });
+    }
+
+    // 1. Left deltas against the right rows before the batch.
+    for (const d of left!.deltas) {
+      const jk = this.joinKey(d.row, 'left');
+      const rights = jk === null ? null : store.hgetall(this.index('R', jk))!;
+      if (rights && rights.size > 0) {
+        for (const [rk, json] of rights) out.push({ key: d.key + SEPARATOR + rk, row: { ...d.row!, ...(JSON.parse(json!) as Row) }, weight: d.weight });
+      } else if (isLeft) {
+        out.push({ key: d.key + SEPARATOR + NO_MATCH, row: { ...d.row!, ...this.nulls }, weight: d.weight });
+      }
+      if (jk === null) continue;
+      if (d.weight === 1) store.hset(this.index('L', jk), d.key, JSON.stringify(d.row));
+      else store.hdel(this.index('L', jk), d.key);
+    }
+
+    // 2. Right deltas against the left rows after pass 1.
+    for (const d of right!.deltas) {
+      const jk = this.joinKey(d.row, 'right');
+      if (jk === null) continue;
+      const lefts = store.hgetall(this.index('L', jk))!;
+      const matchesBefore = store.hgetall(this.index('R', jk))!.size;
+      for (const [lk, json] of lefts) {
+        const lrow = JSON.parse(json!) as Row;
+        out.push({ key: lk + SEPARATOR + d.key, row: { ...lrow, ...d.row! }, weight: d.weight });
+        if (isLeft && d.weight === 1 && matchesBefore === 0) out.push({ key: lk + SEPARATOR + NO_MATCH, row: { ...lrow, ...this.nulls }, weight: -1 });
+        if (isLeft && d.weight === -1 && matchesBefore === 1) out.push({ key: lk + SEPARATOR + NO_MATCH, row: { ...lrow, ...this.nulls }, weight: 1 });
+      }
+      if (d.weight === 1) store.hset(this.index('R', jk), d.key, JSON.stringify(d.row));
+      else store.hdel(this.index('R', jk), d.key);
+    }
+    return { clear, deltas: order(out) };
+  }
+
+  private allLeftRows(store: StateStore): [string, Row][] {
+    const rows: [string, Row][] = [];
+    for (const key of store.keys(`${this.base}:L:*`) ?? []) {
+      for (const [lk, json] of store.hgetall(key) ?? []) rows.push([lk, JSON.parse(json!) as Row]);
+    }
+    return rows;
+  }
+}
+
+/**
+ * Downstream operators fold a key's deltas in order (first −, last +). The two passes can emit a
+ * key's + before its − (a NULL row restored in pass 2 after pass 1 retracted the same key): keep
+ * each key's deltas together, retractions first.
+ */
+function order(deltas: Delta[]): Delta[] {
+  const seen = new Map<string, Delta[]>();
+  for (const d of deltas) {
+    const list = seen.get(d.key);
+    if (list) list.push(d);
+    else seen.set(d.key, [d]);
+  }
+  if (seen.size === deltas.length) return deltas;
+  const out: Delta[] = [];
+  for (const list of seen.values()) {
+    // Net each key's multiset of rows: equal rows with opposite weights cancel.
+    const net = new Map<string, { d: Delta; n: number }>();
+    for (const d of list) {
+      const id = JSON.stringify(d.row);
+      const e = net.get(id);
+      if (e) e.n += d.weight;
+      else net.set(id, { d, n: d.weight });
+    }
+    for (const { d, n } of net.values()) if (n < 0) for (let i = 0; i < -n; i++) out.push({ ...d, weight: -1 });
+    for (const { d, n } of net.values()) if (n > 0) for (let i = 0; i < n; i++) out.push({ ...d, weight: 1 });
+  }
+  return out;
+}

@@ -1,0 +1,102 @@
+/**
+ * One batch through the dataflow: the changes become scan deltas, every operator (in order) asks
+ * for the state it needs, gets it loaded, and steps; the writes of all of them (the store's
+ * takeWrites()) go into one atomic write step (store/write-step.ts).
+ *
+ *   changes ─▶ scans ─▶ for each operator: needs → load (cache, else one round trip) → step
+ *                                              ─▶ store.takeWrites() → the write step
+ *
+ * A change a view cannot apply (PlanError) stops that view — and the views reading it — with the
+ * reason; the change goes to the dead-letter stream. The other views go on.
+ */
+import type { Change } from '../../ingest/change.ts';
+import { PlanError } from '../errors.ts';
+import type { DeltaBatch, Operator } from '../operators/types.ts';
+import { EMPTY } from '../operators/types.ts';
+import type { StateStore } from '../store/state-store.ts';
+import type { Dataflow } from './graph.ts';
+
+export interface RunOptions {
+  /** Views not maintained (stopped). */
+  readonly skip: ReadonlySet<string>;
+  /** Views whose changes are not logged (building, or inside a transaction applied in parts). */
+  readonly quiet: ReadonlySet<string>;
+  /** Views whose history starts over with this step (built, or after a transaction in parts). */
+  readonly resets?: ReadonlyMap<string, string>;
+}
+
+export interface RunResult {
+  /** Views a change could not be applied to (they stop), with the change and the reason. */
+  readonly rejected: { readonly view: string; readonly reason: string; readonly change: Change | null }[];
+  /** Views whose rows changed. */
+  readonly touched: string[];
+  readonly changelogEntries: number;
+}
+
+const MAX_READ_ROUNDS = 16;
+
+export async function runBatch(flow: Dataflow, changes: readonly Change[], store: StateStore, options: RunOptions): Promise<RunResult> {
+  const skip = new Set(options.skip);
+  const rejected: RunResult['rejected'] = [];
+  const stop = (view: string, reason: string, change: Change | null): void => {
+    if (skip.has(view)) return;
+    rejected.push({ view, reason, change });
+    skip.add(view);
+    for (const dependent of flow.dependents.get(view) ?? []) skip.add(dependent);
+  };
+
+  const outputs = new Map<Operator, DeltaBatch>();
+  for (const [, scans] of flow.scans) {
+    for (const scan of scans) {
+      const view = flow.owner.get(scan)!;
+      if (skip.has(view)) continue;
+      try {
+        outputs.set(scan, scan.fromChanges(changes));
+      } catch (error) {
+        if (!(error instanceof PlanError)) throw error;
+        stop(view, error.message, (error.change as Change | null) ?? null);
+      }
+    }
+  }
+
+  const touched: string[] = [];
+  let changelogEntries = 0;
+  for (const op of flow.order) {
+    const view = flow.owner.get(op)!;
+    if (skip.has(view)) continue;
+    const inputs = op.inputs.map((i) => outputs.get(i) ?? EMPTY);
+    const output = flow.outputs.get(view) === op ? flow.outputs.get(view)! : null;
+    const reset = output ? options.resets?.get(view) : undefined;
+    if (inputs.every((b) => b === EMPTY) && reset === undefined) continue;
+    if (output) output.quiet = options.quiet.has(view);
+    try {
+      for (let round = 0; ; round++) {
+        const reads = op.needs?.(inputs, store) ?? [];
+        if (reads.length === 0) break;
+        if (round >= MAX_READ_ROUNDS) throw new Error(`operator ${op.id} still needs state after ${MAX_READ_ROUNDS} reads: ${JSON.stringify(reads.slice(0, 3))}`);
+        await store.load(reads);
+      }
+      const result = op.step(inputs, store);
+      outputs.set(op, result);
+      if (output) {
+        if (reset !== undefined) output.reset(store, reset);
+        if (result.clear || result.deltas.length > 0) touched.push(view);
+        changelogEntries += output.logged;
+      }
+    } catch (error) {
+      if (!(error instanceof PlanError)) throw error;
+      stop(view, error.message, null);
+    }
+  }
+  return { rejected, touched, changelogEntries };
+}
+
+/** Start the history of these views over (a reset entry each), outside a run. */
+export async function resetViews(flow: Dataflow, store: StateStore, views: readonly string[], why: string): Promise<void> {
+  for (const view of views) {
+    const output = flow.outputs.get(view);
+    if (!output) continue;
+    await store.load(output.needs([EMPTY], store));
+    output.reset(store, why);
+  }
+}
