@@ -182,6 +182,13 @@ export interface ChangeSource {
    * usable old row (Debezium over Kafka); the engine then keeps per-row images and positions.
    */
   readonly delivery: 'exactly-ordered' | 'at-least-once';
+  /**
+   * What a rebuild reads. `snapshot` (the default): the tables as they are now (PostgreSQL: a new
+   * slot's snapshot). `log`: the same records again from the beginning (Kafka), so values the
+   * source database rewrote outside the change stream (a column's type changed) come back as they
+   * were sent, and a rebuild cannot bring them up to date.
+   */
+  readonly rebuildsFrom?: 'snapshot' | 'log';
   /** Start reading after `resumeFrom` (the checkpoint last stored with the views), or from the
    * beginning (initial snapshot) when null. */
   start(resumeFrom: SourcePosition | null): AsyncIterable<ChangeBatch>;

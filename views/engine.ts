@@ -440,7 +440,7 @@ export class Engine extends EventEmitter {
    */
   private async applyResolved(source: ChangeSource, group: ChangeBatch[]): Promise<void> {
     const schemaChanges = group.flatMap((b) => b.schemaChanges ?? []);
-    const extraStops = schemaChanges.length > 0 ? await this.onSchemaChanges(schemaChanges) : new Map<string, string>();
+    const extraStops = schemaChanges.length > 0 ? await this.onSchemaChanges(schemaChanges, source.rebuildsFrom ?? 'snapshot') : new Map<string, string>();
     for (let attempt = 0; ; attempt++) {
       const stored = source.delivery === 'at-least-once' ? await this.readImages(group) : null;
       const planned = await this.plan(group, stored, extraStops);
@@ -453,8 +453,8 @@ export class Engine extends EventEmitter {
   }
 
   /** Decide what schema changes mean (schema-changes.ts): views to stop now, or a rebuild. */
-  private async onSchemaChanges(changes: readonly SchemaChange[]): Promise<Map<string, string>> {
-    const effects = schemaChangeEffects(this.options.registry, changes);
+  private async onSchemaChanges(changes: readonly SchemaChange[], rebuildsFrom: 'snapshot' | 'log'): Promise<Map<string, string>> {
+    const effects = schemaChangeEffects(this.options.registry, changes, { rebuildsFrom });
     for (const note of effects.notes) this.log('warn', note);
     if (effects.rebuild !== null) {
       this.log('warn', 'rebuilding the views after a schema change', { reason: effects.rebuild });

@@ -47,6 +47,9 @@
  *   the record key and the `__debezium.newkey` / `__debezium.oldkey` header, so the consumer can pair them.
  * - Types outside values.ts (arrays, maps, structs such as geometry) become their JSON text, with exact numbers.
  * - The envelope `transaction` block is exposed next to the Change (`transaction`), for batching by END events.
+ * - With a value schema, a change also carries its table's row schema (`rowSchema`: each column's type as
+ *   Debezium declares it, and the declared types it decodes as, DECODES_AS), compiled once per schema text,
+ *   so that a change of the table's shape can be noticed (schema-tracker.ts).
  *
  * Without schemas (schemas.enable=false) a value is decoded from its JSON type, coerced to the column type
  * that `DecoderOptions.columnTypes(table)` declares. Assumptions there:
@@ -138,6 +141,36 @@ export interface DecodedChange {
    * pair, so the consumer can link them; `change.op` tells which half this is.
    */
   readonly keyChange?: KeyChange;
+  /**
+   * The row schema of the change's table as Debezium declared it in this record (JsonConverter with
+   * schemas.enable=true): one object per distinct schema, shared by every record that carries it.
+   * Absent when the record came without a schema (schemas.enable=false): then there is nothing to
+   * compare, and a change of the table's shape shows only in the values.
+   */
+  readonly rowSchema?: RowSchema;
+}
+
+/**
+ * A table's columns as Debezium's value schema declares them. Compiled once per distinct schema text
+ * (with the decoders), so reading it costs nothing per record; compare `id` first, which is equal
+ * exactly when the columns and their type descriptions are.
+ */
+export interface RowSchema {
+  /** A hash of the column names and type descriptions, in field order. */
+  readonly id: string;
+  readonly columns: ReadonlyMap<string, RowSchemaColumn>;
+}
+
+export interface RowSchemaColumn {
+  /**
+   * The type as Debezium declares it: the logical name when there is one, else the Connect type, plus
+   * the parameters that change how values decode — `int32`, `int64`, `string`,
+   * `io.debezium.time.MicroTimestamp`, `io.debezium.data.VariableScaleDecimal`,
+   * `org.apache.kafka.connect.data.Decimal(scale=2)`.
+   */
+  readonly type: string;
+  /** The declared column types whose canonical values (values.ts) this type decodes to. */
+  readonly decodesAs: readonly ColumnType[];
 }
 
 export interface KeyChange {
@@ -476,13 +509,14 @@ function decodeEnvelope(
 
   const transaction = readTransactionOrder(payload['transaction'], where);
   const keyChange = key === null ? undefined : readKeyChange(state, record, topic, table, op, key, where);
-  if (transaction === undefined && keyChange === undefined) return { kind: 'change', change };
-  return {
-    kind: 'change',
-    change,
-    ...(transaction === undefined ? {} : { transaction }),
-    ...(keyChange === undefined ? {} : { keyChange }),
-  };
+  const rowSchema = schema === undefined ? undefined : envelopeRowSchema(schema);
+  if (transaction === undefined && keyChange === undefined && rowSchema === undefined)
+    return { kind: 'change', change };
+  const decoded: Mutable<DecodedChange> = { kind: 'change', change };
+  if (transaction !== undefined) decoded.transaction = transaction;
+  if (keyChange !== undefined) decoded.keyChange = keyChange;
+  if (rowSchema !== undefined) decoded.rowSchema = rowSchema;
+  return decoded;
 }
 
 function readOp(raw: Json | undefined, where: Where): Op | 'm' {
@@ -774,7 +808,12 @@ function decodeFlattenedRow(
     key: op === 't' ? null : decodeKey(state, record, topic, table, where),
     source,
   };
-  return { kind: 'change', change };
+  if (schema === undefined) return { kind: 'change', change };
+  return {
+    kind: 'change',
+    change,
+    rowSchema: (schema.flattenedRow ??= rowSchemaOf(flattenedFields(schema))),
+  };
 }
 
 function flattenedOp(raw: Json, where: Where): Op {
@@ -1186,6 +1225,9 @@ interface FieldSpec {
   /** What the decoder accepts, for error messages: "an int32", "a base64 Decimal (scale 2) or a JSON number". */
   readonly expected: string;
   readonly decode: Decode;
+  /** The type as Debezium declares it, and the declared column types it decodes as (RowSchemaColumn). */
+  readonly type: string;
+  readonly decodesAs: readonly ColumnType[];
   /** The field's own schema when it is a struct (envelope before/after/source). */
   readonly struct: StructSchema | undefined;
 }
@@ -1200,6 +1242,10 @@ interface StructSchema {
   flattened?: readonly FieldSpec[];
   /** `text` as UTF-8, for comparing with records that arrive as bytes; made on first use. */
   bytes?: Buffer;
+  /** The row schema of an envelope (its `after`, else `before` struct), null when it has none; made on first use. */
+  envelopeRow?: RowSchema | null;
+  /** The row schema of a flattened row (its fields minus metadata); made on first use. */
+  flattenedRow?: RowSchema;
 }
 
 /** Thrown while compiling a schema; turned into a DecodeError by compileTopLevelSchema. */
@@ -1256,19 +1302,59 @@ function compileField(json: Json, placeholder: Placeholders, path: string): Fiel
     json['type'] === 'struct' && json['name'] !== VARIABLE_SCALE_DECIMAL
       ? compileStruct(json, undefined, placeholder, path)
       : undefined;
-  const { decode, expected } = compileValue(json, placeholder, path);
-  return { name, expected, decode, struct };
+  const { decode, expected, type, decodesAs } = compileValue(json, placeholder, path);
+  return { name, expected, decode, type, decodesAs, struct };
 }
 
 const VARIABLE_SCALE_DECIMAL = 'io.debezium.data.VariableScaleDecimal';
 
+/**
+ * What values of each kind of Debezium type decode to, as the declared column types whose values
+ * (values.ts) they are: the one mapping from Debezium's types to ours, kept next to the decoders that
+ * make it true. A column whose Debezium type does not decode as its declared type no longer fits its
+ * declaration (ingest/kafka/schema-tracker.ts).
+ *
+ * Like the PostgreSQL path (types it does not model arrive as their text output), a declared `text`
+ * takes any type that decodes to a string. A plain `string` is passed through as sent, and connectors
+ * send other types as strings when told to (decimal.handling.mode=string, binary.handling.mode=base64,
+ * …, as the schemaless coercers below accept them): it fits every declared type whose values are strings.
+ */
+const STRING_VALUED: readonly ColumnType[] = [
+  'text', 'varchar', 'bpchar', 'uuid', 'json', 'jsonb', 'numeric', 'int8', 'date', 'time', 'timestamp',
+  'timestamptz', 'bytea',
+]; // prettier-ignore
+const DECODES_AS = {
+  integer: ['int2', 'int4'], // int8, int16, int32: a JS number
+  int64: ['int8', 'text'], // decimal text
+  decimal: ['numeric', 'text'], // Decimal, VariableScaleDecimal: decimal text
+  float: ['float4', 'float8'],
+  boolean: ['bool'],
+  string: STRING_VALUED, // also io.debezium.data.Json, Uuid, Enum, …
+  bytes: ['bytea', 'text'], // base64
+  composite: ['json', 'jsonb', 'text'], // arrays, maps, structs: their JSON text
+  date: ['date', 'text'],
+  time: ['time', 'text'],
+  timestamp: ['timestamp', 'text'], // a wall clock without a zone
+  timestamptz: ['timestamptz', 'text'], // ZonedTimestamp: UTC
+} as const satisfies Record<string, readonly ColumnType[]>;
+
+interface CompiledValue {
+  readonly decode: Decode;
+  readonly expected: string;
+  /** RowSchemaColumn.type */
+  readonly type: string;
+  readonly decodesAs: readonly ColumnType[];
+}
+
 /** The decoder for one schema: by logical name (`name`) first, then by Connect type. */
-function compileValue(
-  schema: JsonObject,
-  placeholder: Placeholders,
-  path: string,
-): { decode: Decode; expected: string } {
+function compileValue(schema: JsonObject, placeholder: Placeholders, path: string): CompiledValue {
   const logicalName = stringOf(schema['name']);
+  const named = (decode: Decode, expected: string, decodesAs: readonly ColumnType[]): CompiledValue => ({
+    decode,
+    expected,
+    type: logicalName!,
+    decodesAs,
+  });
   switch (logicalName) {
     case 'org.apache.kafka.connect.data.Decimal': {
       const parameters = schema['parameters'];
@@ -1288,71 +1374,88 @@ function compileValue(
           scaleText,
         );
       }
+      // The scale is part of the type: values decode at it, and PostgreSQL rewrites a column whose scale changes.
       return {
         decode: decimalDecoder(scale),
         expected: `a base64 Decimal (scale ${scale}) or a JSON number`,
+        type: `${logicalName}(scale=${scale})`,
+        decodesAs: DECODES_AS.decimal,
       };
     }
     case VARIABLE_SCALE_DECIMAL:
-      return { decode: decodeVariableScaleDecimal, expected: 'a VariableScaleDecimal {scale, value}' };
+      return named(decodeVariableScaleDecimal, 'a VariableScaleDecimal {scale, value}', DECODES_AS.decimal);
     case 'io.debezium.time.Date':
     case 'org.apache.kafka.connect.data.Date':
-      return { decode: decodeDays, expected: 'an integer number of days since 1970-01-01' };
+      return named(decodeDays, 'an integer number of days since 1970-01-01', DECODES_AS.date);
     case 'io.debezium.time.Time':
     case 'org.apache.kafka.connect.data.Time':
-      return { decode: timeOfDayDecoder(1_000, 3), expected: 'milliseconds past midnight' };
+      return named(timeOfDayDecoder(1_000, 3), 'milliseconds past midnight', DECODES_AS.time);
     case 'io.debezium.time.MicroTime':
-      return { decode: timeOfDayDecoder(1_000_000, 6), expected: 'microseconds past midnight' };
+      return named(timeOfDayDecoder(1_000_000, 6), 'microseconds past midnight', DECODES_AS.time);
     case 'io.debezium.time.NanoTime':
-      return { decode: timeOfDayDecoder(1_000_000_000, 9), expected: 'nanoseconds past midnight' };
+      return named(timeOfDayDecoder(1_000_000_000, 9), 'nanoseconds past midnight', DECODES_AS.time);
     case 'io.debezium.time.Timestamp':
     case 'org.apache.kafka.connect.data.Timestamp':
-      return {
-        decode: timestampDecoder(1_000n),
-        expected: 'milliseconds since the epoch (within ±275760 years)',
-      };
+      return named(
+        timestampDecoder(1_000n),
+        'milliseconds since the epoch (within ±275760 years)',
+        DECODES_AS.timestamp,
+      );
     case 'io.debezium.time.MicroTimestamp':
-      return {
-        decode: timestampDecoder(1n),
-        expected: 'microseconds since the epoch (within ±275760 years)',
-      };
+      return named(
+        timestampDecoder(1n),
+        'microseconds since the epoch (within ±275760 years)',
+        DECODES_AS.timestamp,
+      );
     case 'io.debezium.time.NanoTimestamp':
-      return { decode: decodeNanoTimestamp, expected: 'nanoseconds since the epoch (within ±275760 years)' };
+      return named(
+        decodeNanoTimestamp,
+        'nanoseconds since the epoch (within ±275760 years)',
+        DECODES_AS.timestamp,
+      );
     case 'io.debezium.time.ZonedTimestamp':
-      return { decode: zonedTimestamp, expected: 'an ISO-8601 timestamp string' };
+      return named(zonedTimestamp, 'an ISO-8601 timestamp string', DECODES_AS.timestamptz);
     case 'io.debezium.time.IsoTime':
-      return { decode: isoTime, expected: 'an ISO-8601 time string' };
+      return named(isoTime, 'an ISO-8601 time string', DECODES_AS.time);
     case 'io.debezium.time.IsoTimestamp':
-      return { decode: isoTimestamp, expected: 'an ISO-8601 timestamp string' };
+      return named(isoTimestamp, 'an ISO-8601 timestamp string', DECODES_AS.timestamp);
     default:
       break;
   }
   const type = schema['type'];
+  // Other logical names (io.debezium.data.Json, Uuid, Enum, …) decode by their Connect type.
+  const typed = (decode: Decode, expected: string, decodesAs: readonly ColumnType[]): CompiledValue => ({
+    decode,
+    expected,
+    type: logicalName ?? String(type),
+    decodesAs,
+  });
   switch (type) {
     case 'int8':
     case 'int16':
     case 'int32':
-      return { decode: decodeInt32, expected: `an ${type}` };
+      return typed(decodeInt32, `an ${type}`, DECODES_AS.integer);
     case 'int64':
-      return { decode: decodeInt64, expected: 'an int64' };
+      return typed(decodeInt64, 'an int64', DECODES_AS.int64);
     case 'float32':
     case 'float64':
     case 'float': // not Connect types, but apache/flink's Debezium test data writes them for float32/float64
     case 'double':
-      return { decode: decodeDouble, expected: `a ${type}` };
+      return typed(decodeDouble, `a ${type}`, DECODES_AS.float);
     case 'boolean':
-      return { decode: decodeBoolean, expected: 'a boolean' };
+      return typed(decodeBoolean, 'a boolean', DECODES_AS.boolean);
     case 'string':
-      return { decode: stringDecoder(placeholder), expected: 'a string' };
+      return typed(stringDecoder(placeholder), 'a string', DECODES_AS.string);
     case 'bytes':
-      return { decode: bytesDecoder(placeholder), expected: 'base64 bytes' };
+      return typed(bytesDecoder(placeholder), 'base64 bytes', DECODES_AS.bytes);
     case 'array':
     case 'map':
     case 'struct':
-      return {
-        decode: compositeDecoder(placeholder, type),
-        expected: type === 'array' ? 'an array' : 'an object',
-      };
+      return typed(
+        compositeDecoder(placeholder, type),
+        type === 'array' ? 'an array' : 'an object',
+        DECODES_AS.composite,
+      );
     default:
       throw new SchemaShapeError(
         `${path}.type`,
@@ -1360,6 +1463,23 @@ function compileValue(
         type,
       );
   }
+}
+
+/** An envelope's row schema: its `after` struct, else its `before` struct; null when it has neither. */
+function envelopeRowSchema(schema: StructSchema): RowSchema | undefined {
+  if (schema.envelopeRow === undefined) {
+    const row = schema.byName.get('after')?.struct ?? schema.byName.get('before')?.struct;
+    schema.envelopeRow = row === undefined ? null : rowSchemaOf(row.fields);
+  }
+  return schema.envelopeRow ?? undefined;
+}
+
+/** Once per distinct schema: the columns with their type descriptions, and a hash of them as the identity. */
+function rowSchemaOf(fields: readonly FieldSpec[]): RowSchema {
+  const columns = new Map<string, RowSchemaColumn>();
+  for (const field of fields) columns.set(field.name, { type: field.type, decodesAs: field.decodesAs });
+  const text = JSON.stringify(fields.map((field) => [field.name, field.type]));
+  return { id: createHash('sha1').update(text).digest('base64url'), columns };
 }
 
 function decodeStructRow(

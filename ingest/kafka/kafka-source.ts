@@ -7,9 +7,12 @@
  *     │ table has no topic, and a consumer cannot subscribe to what does not exist
  *     │ join the group; on every assignment, seek each partition to just after the offset stored
  *     │ in Redis with the views (the earliest offset when rebuilding) — Kafka's own committed
- *     │ offsets are for monitoring only
+ *     │ offsets are for monitoring only. A table topic starts one record earlier: the last record
+ *     │ applied is read again, not applied, for its schema (the baseline of schema-tracker.ts)
  *     ▼
- *   eachBatch → decode (debezium-decoder.ts; undecodable → dead letter) → TransactionAssembler
+ *   eachBatch → decode (debezium-decoder.ts; undecodable → dead letter)
+ *     → the table's shape compared with the schema the record carries (schema-tracker.ts): changes
+ *       ride with the record into its batch (ChangeBatch.schemaChanges) → TransactionAssembler
  *     → ChangeBatches (whole transactions with provide.transaction.metadata=true, else one per
  *       record), each with its Kafka positions → the engine applies them atomically with those
  *       positions → ack: commit the offsets to Kafka
@@ -21,12 +24,13 @@
  * reach the same process.
  */
 import { Kafka, logLevel, type Consumer, type EachBatchPayload, type Admin } from 'kafkajs';
-import type { Change, ChangeBatch, ChangeSource, SourcePosition } from '../change.ts';
+import type { Change, ChangeBatch, ChangeSource, SchemaChange, SourcePosition } from '../change.ts';
 import { BatchQueue } from '../batch-queue.ts';
 import { DecodeError, ServiceError } from '../errors.ts';
 import type { KafkaSourceOptions, TableRequirement } from '../source-options.ts';
 import type { ColumnType } from '../values.ts';
-import { createDebeziumDecoder, type DebeziumDecoder } from './debezium-decoder.ts';
+import { createDebeziumDecoder, type DebeziumDecoder, type DecodedRecord } from './debezium-decoder.ts';
+import { SchemaTracker } from './schema-tracker.ts';
 import { streamOf, TransactionAssembler } from './transaction-assembler.ts';
 
 export interface KafkaSourceConfig {
@@ -69,6 +73,8 @@ export function orderOf(change: Change): string | undefined {
 
 export class KafkaSource implements ChangeSource {
   readonly delivery = 'at-least-once' as const;
+  /** A rebuild reads the topics again from their beginning: the records as Debezium sent them, not the tables as they are. */
+  readonly rebuildsFrom = 'log' as const;
   readonly config: KafkaSourceConfig;
   private readonly kafka: Kafka;
   private consumer: Consumer | null = null;
@@ -142,6 +148,10 @@ export class KafkaSource implements ChangeSource {
       topicPrefix: this.config.topicPrefix,
       columnTypes: (table) => types.get(table) as Record<string, ColumnType> | undefined,
     });
+    // Shape changes, from the schema Debezium sends with each record (schema-tracker.ts). With
+    // schemas.enable=false records carry none: there is nothing to compare, and nothing is detected.
+    const shapes = new SchemaTracker(this.config.tables, orderOf);
+    const tableTopics = new Set(this.config.tables.map((t) => topicOf(this.config.topicPrefix, t.name)));
     const assembler = new TransactionAssembler({
       tables,
       orderOf,
@@ -165,8 +175,11 @@ export class KafkaSource implements ChangeSource {
         for (const partition of partitions) {
           const stream = streamOf(topic, partition);
           const stored = this.applied.get(stream);
-          const offset = stored === undefined ? (lows.get(stream) ?? '0') : String(stored + 1n);
-          consumer.seek({ topic, partition, offset });
+          const low = BigInt(lows.get(stream) ?? '0');
+          // A table topic starts at the last record already applied, read again for its schema only
+          // (the baseline the next records' schemas are compared with); the others right after it.
+          const from = stored === undefined ? low : tableTopics.has(topic) && stored >= low ? stored : stored + 1n;
+          consumer.seek({ topic, partition, offset: String(from) });
         }
       }
     });
@@ -193,8 +206,16 @@ export class KafkaSource implements ChangeSource {
               if (!(error instanceof DecodeError)) throw error;
               record = { kind: 'dead-letter' as const, letter: deadLetter(input, error) };
             }
-            assembler.add({ topic: batch.topic, partition: batch.partition, offset, record });
+            let schemaChanges: readonly SchemaChange[] | undefined;
+            if (record.kind === 'change' && record.rowSchema !== undefined) {
+              schemaChanges = shapes.observe(record.change, record.rowSchema);
+              if (schemaChanges.length > 0) this.config.log?.('warn', 'a source table changed shape', { table: record.change.table, changes: schemaChanges });
+            }
+            assembler.add({ topic: batch.topic, partition: batch.partition, offset, record, schemaChanges });
             consumed.set(stream, offset);
+          } else if (offset === stored && tableTopics.has(batch.topic)) {
+            const record = decodeQuietly(decoder, { topic: batch.topic, partition: batch.partition, offset: message.offset, key: message.key, value: message.value, headers: headersOf(message.headers) });
+            if (record?.kind === 'change' && record.rowSchema !== undefined) shapes.baseline(record.change, record.rowSchema);
           }
           resolveOffset(message.offset);
         }
@@ -263,6 +284,16 @@ export class KafkaSource implements ChangeSource {
     await admin.createTopics({ topics: missing.map((topic) => ({ topic })), waitForLeaders: true }).catch((error: unknown) => {
       throw new ServiceError('KAFKA', `Could not create topics ${missing.join(', ')}: ${String(error)}`, { retriable: true, cause: error });
     });
+  }
+}
+
+/** A record decoded for its schema only: undefined when it does not decode (it was dead-lettered when it was applied). */
+function decodeQuietly(decoder: DebeziumDecoder, input: Parameters<DebeziumDecoder['decode']>[0]): DecodedRecord | undefined {
+  try {
+    return decoder.decode(input);
+  } catch (error) {
+    if (error instanceof DecodeError) return undefined;
+    throw error;
   }
 }
 

@@ -20,12 +20,15 @@
  * below their watermarks too, so after a restart every transaction whose records are read again
  * has its END read again as well.
  *
+ * Shape changes of a table found in a record's schema (schema-tracker.ts) go out with the unit that
+ * holds the record, so the engine acts on them before it plans that record.
+ *
  * Debezium delivers at least once: after a connector restart it sends records again. Records of a
  * transaction already released become units of their own (the row images skip what was applied).
  * A transaction still waiting for a record that a later transaction's record has already overtaken
  * in the same topic can no longer get it (Kafka keeps a partition's order): it is released as it is.
  */
-import type { Change, ChangeBatch, SourceDeadLetter } from '../change.ts';
+import type { Change, ChangeBatch, SchemaChange, SourceDeadLetter } from '../change.ts';
 import type { DecodedRecord } from './debezium-decoder.ts';
 
 /** A record as the assembler sees it: where it came from, and what it decoded to (or why it did not). */
@@ -34,6 +37,11 @@ export interface AssemblerInput {
   readonly partition: number;
   readonly offset: bigint;
   readonly record: DecodedRecord | { readonly kind: 'dead-letter'; readonly letter: SourceDeadLetter };
+  /**
+   * Shape changes of the change's table that this record revealed (schema-tracker.ts): they go out
+   * with the batch that holds the record, so the engine has them before it plans the record.
+   */
+  readonly schemaChanges?: readonly SchemaChange[] | undefined;
 }
 
 interface Unit {
@@ -42,6 +50,7 @@ interface Unit {
   /** Each change's position in its transaction (Debezium total_order), to apply them in statement order. */
   readonly totalOrders: number[];
   readonly deadLetters: SourceDeadLetter[];
+  readonly schemaChanges: SchemaChange[];
   /** Highest offset per stream ('kafka:<topic>:<partition>') of the records it holds. */
   readonly offsets: Map<string, bigint>;
   /** Distinct events held (by their position in the transaction) and per table. */
@@ -147,7 +156,7 @@ export class TransactionAssembler {
     return n;
   }
 
-  add({ topic, partition, offset, record }: AssemblerInput): void {
+  add({ topic, partition, offset, record, schemaChanges }: AssemblerInput): void {
     const stream = streamOf(topic, partition);
     switch (record.kind) {
       case 'change': {
@@ -156,7 +165,10 @@ export class TransactionAssembler {
         if (txKey !== null && isTruncateOnItsOwn(change)) {
           // MySQL/MariaDB commit implicitly around TRUNCATE: Debezium sends its BEGIN but never an END.
           this.retire(txKey);
-          this.addSingle(stream, offset, (u) => u.changes.push(change));
+          this.addSingle(stream, offset, (u) => {
+            withShape(u, schemaChanges);
+            u.changes.push(change);
+          });
           return;
         }
         let streams = this.tableStreams.get(change.table);
@@ -166,12 +178,14 @@ export class TransactionAssembler {
           // No transaction metadata, a snapshot read, or a re-sent record of a transaction already applied.
           const unit = this.addSingle(stream, offset, (u) => {
             u.snapshot = change.op === 'r';
+            withShape(u, schemaChanges);
             u.changes.push(change);
           });
           this.lastRecord.set(stream, { key: JSON.stringify(change.key), op: change.op, unit });
           return;
         }
         const unit = this.transaction(txKey);
+        withShape(unit, schemaChanges);
         const position = record.transaction?.totalOrder;
         if (position !== undefined && unit.seen.has(position)) {
           this.place(unit, stream, offset); // a re-sent copy of an event it holds
@@ -367,12 +381,17 @@ function isTruncateOnItsOwn(change: Change): boolean {
   return change.op === 't' && (change.source.connector === 'mysql' || change.source.connector === 'mariadb');
 }
 
+function withShape(unit: Unit, schemaChanges: readonly SchemaChange[] | undefined): void {
+  if (schemaChanges !== undefined && schemaChanges.length > 0) unit.schemaChanges.push(...schemaChanges);
+}
+
 function newUnit(txKey: string | null): Unit {
   return {
     txKey,
     changes: [],
     totalOrders: [],
     deadLetters: [],
+    schemaChanges: [],
     offsets: new Map(),
     seen: new Set(),
     seenPerTable: new Map(),
@@ -402,5 +421,6 @@ function toBatch(unit: Unit, watermarks: ReadonlyMap<string, bigint>): ChangeBat
     position: [...watermarks].map(([stream, offset]) => ({ stream, token: offsetToken(offset) })),
     ...(commitTimeUs === undefined ? {} : { commitTimeUs }),
     ...(unit.deadLetters.length > 0 ? { deadLetters: unit.deadLetters } : {}),
+    ...(unit.schemaChanges.length > 0 ? { schemaChanges: unit.schemaChanges } : {}),
   };
 }

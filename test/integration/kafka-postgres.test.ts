@@ -8,15 +8,20 @@
  * its own row images, views/plan/row-images.ts). Each test has its own database, connector, slot,
  * publication, topic prefix, consumer group and Redis deployment; Kafka and Connect are shared by
  * the file.
+ *
+ * Shape changes of the source tables (the last describe): detected from the schema Debezium sends
+ * with each record (ingest/kafka/schema-tracker.ts) and decided per view (views/schema-changes.ts).
  */
 import { rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import fc from 'fast-check';
 import type pg from 'pg';
+import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startService, type Service } from '../../api/service.ts';
 import shop from '../../examples/shop/views.config.ts';
 import { addDecimal } from '../../ingest/decimal.ts';
+import { createDebeziumDecoder } from '../../ingest/kafka/debezium-decoder.ts';
 import { source } from '../../ingest/source-options.ts';
 import { checkpointKey, deadLetterKey, keyPrefix, rowsKey } from '../../views/store/keys.ts';
 import { connectRedis, deleteByPattern, type RedisClient } from '../../views/store/redis.ts';
@@ -387,3 +392,118 @@ async function describeProgress(names: KafkaTestNames): Promise<string> {
   }
   return `stored positions vs topic ends:\n${lines.join('\n')}`;
 }
+
+describe('shape changes of the source tables, seen in the schemas Debezium sends', () => {
+  /** The service in this process, with its log (info and up) kept. */
+  async function startLogged(config: Config): Promise<{ service: Service; log: () => string; rebuilds: () => number }> {
+    const lines: string[] = [];
+    const logger = pino({ name: 'cdc-views-test', level: 'info' }, { write: (line: string) => void lines.push(line) });
+    const service = await startService({ config, port: 0, logger });
+    cleanups.push(() => service.stop());
+    // Counted from the log, which has everything since the start (a listener might come too late).
+    const rebuilds = (): number => lines.filter((line) => line.includes('"msg":"building views from a fresh snapshot"')).length;
+    return { service, log: () => lines.join(''), rebuilds };
+  }
+
+  /** The registry without the views in `stopped`: the oracle for the views that carry on. */
+  const others = (registry: Registry, stopped: readonly string[]): Registry => ({ ...registry, views: registry.views.filter((v) => !stopped.includes(v.name)) });
+
+  /** Waits until a view answers that it is stopped; returns the error the client sees. */
+  async function untilStopped(url: string, view: string, timeoutMs = 60_000): Promise<{ code: string; message: string }> {
+    const deadline = Date.now() + timeoutMs;
+    let last: unknown = null;
+    while (Date.now() < deadline) {
+      const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: `{ ${view}List(first: 1) { nodes { __typename } } }` }) });
+      const body = (await response.json()) as { errors?: { message: string; extensions: { code: string } }[] };
+      const error = body.errors?.[0];
+      last = error ?? body;
+      if (error?.message.includes(' is stopped: ')) return { code: error.extensions.code, message: error.message };
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`Expected view ${view} to stop within ${timeoutMs} ms; it last answered ${JSON.stringify(last)}`);
+  }
+
+  it('a column type that no longer fits its declaration (int4 → int8): the view reading it stops; the others equal SQL', async () => {
+    const p = await startPipeline('kpg_type');
+    await waitUntilViewsEqual(p.service.url, p.readExpected, p.registry, 90_000);
+    await p.db.query(`ALTER TABLE order_items ALTER COLUMN quantity TYPE int8`);
+    await p.db.query(`INSERT INTO order_items VALUES (4, 1, 2, 5000000000, 40.00)`);
+    await p.db.query(`INSERT INTO orders VALUES (10, 1, 'paid', 250.00, now())`);
+    expect(await untilStopped(p.service.url, 'productSales')).toEqual({
+      code: 'VIEW_UNAVAILABLE',
+      message:
+        'View productSales is stopped: column public.order_items.quantity changed type from int32 to int64, which no longer fits its declaration. Fix: declare the column with its new type in the config and, as the records in Kafka from before the change keep the old type, have Debezium send the table again into new topics (a new topic.prefix with snapshot.mode=initial) and point source.kafka at them; then restart (the views are rebuilt)',
+    });
+    await waitUntilViewsEqual(p.service.url, p.readExpected, others(p.registry, ['productSales']), 60_000);
+    expect(p.seen.restarts, 'pipeline restarts').toBe(0);
+  }, 120_000);
+
+  it('a column views read dropped: exactly those views stop, naming the column and the fix; the others equal SQL', async () => {
+    const p = await startPipeline('kpg_drop');
+    await waitUntilViewsEqual(p.service.url, p.readExpected, p.registry, 90_000);
+    await p.db.query(`ALTER TABLE orders DROP COLUMN amount`);
+    await p.db.query(`INSERT INTO orders VALUES (10, 1, 'paid', now())`);
+    await p.db.query(`UPDATE products SET price = 13.00 WHERE id = 1`);
+    const stopped = ['revenueByCustomer', 'ordersByStatus', 'largePaidOrders'];
+    for (const view of stopped) {
+      expect(await untilStopped(p.service.url, view)).toEqual({
+        code: 'VIEW_UNAVAILABLE',
+        // Not "or restore the column": a rebuild would read the records without it again.
+        message: `View ${view} is stopped: column public.orders.amount was dropped in the source database, and the view reads it. Fix: remove it from the view and the table declaration, then restart`,
+      });
+    }
+    await waitUntilViewsEqual(p.service.url, p.readExpected, others(p.registry, stopped), 60_000);
+    expect(p.seen.restarts, 'pipeline restarts').toBe(0);
+  }, 120_000);
+
+  it('a numeric scale changed (the table rewritten outside the stream): a rebuild from the topics cannot repair it, so the views reading it stop — consuming, across a restart (baseline), and again after a rebuild', async () => {
+    const source = await startSource('kpg_scale');
+    const first = await startLogged(source.config);
+    await waitUntilViewsEqual(first.service.url, source.readExpected, source.registry, 90_000);
+
+    // 1. While the service is down: on restart it resumes, compares the first record after its
+    //    checkpoint with the last one it applied, and sees the change.
+    await first.service.stop();
+    await source.db.query(`ALTER TABLE order_items ALTER COLUMN unit_price TYPE numeric(10,3)`);
+    await source.db.query(`UPDATE order_items SET unit_price = 12.505 WHERE order_id = 1 AND line_no = 1`);
+    const second = await startLogged(source.config);
+    const scaleReason = (view: string, column: string) =>
+      new RegExp(
+        `^View ${view} is stopped: column ${column.replace('.', '\\.')} changed type from org\\.apache\\.kafka\\.connect\\.data\\.Decimal\\(scale=2\\) to org\\.apache\\.kafka\\.connect\\.data\\.Decimal\\(scale=3\\): the source database rewrote its values outside the change stream, and the records in Kafka still hold the old ones, so neither carrying on nor re-reading the topics gives the table's values\\. Fix: have Debezium send the table again into new topics`,
+      );
+    const salesStopped = await untilStopped(second.service.url, 'productSales');
+    expect(salesStopped.code).toBe('VIEW_UNAVAILABLE');
+    expect(salesStopped.message).toMatch(scaleReason('productSales', 'public.order_items.unit_price'));
+    expect(second.log()).toContain('resuming views from the stored checkpoint');
+    expect(second.rebuilds(), 'rebuilds on a resume').toBe(0);
+
+    // 2. While consuming.
+    await source.db.query(`ALTER TABLE products ALTER COLUMN price TYPE numeric(10,3)`);
+    await source.db.query(`UPDATE products SET price = 13.125 WHERE id = 1`);
+    const categoriesStopped = await untilStopped(second.service.url, 'productsByCategory');
+    expect(categoriesStopped.message).toMatch(scaleReason('productsByCategory', 'public.products.price'));
+    const stopped = ['productSales', 'productsByCategory'];
+    await waitUntilViewsEqual(second.service.url, source.readExpected, others(source.registry, stopped), 60_000);
+    expect(second.rebuilds(), 'rebuilds while consuming').toBe(0);
+
+    // Why a rebuild (reading the topics again) cannot repair it: product 2 was not changed after the
+    // ALTER, so its last record in Kafka still carries the old scale, while the table has the new one.
+    const topic = `${source.names.topicPrefix}.public.products`;
+    const decoder = createDebeziumDecoder({ topicPrefix: source.names.topicPrefix });
+    const product2 = (await readTopics(stack, [topic])).filter((r) => r.value !== null && r.key?.includes('"id":2}')).at(-1)!;
+    const decoded = decoder.decode({ ...product2, key: product2.key, value: product2.value });
+    expect(decoded.kind === 'change' && decoded.change.after?.['price']).toBe('40.00');
+    expect((await source.db.query<{ price: string }>(`SELECT price FROM products WHERE id = 2`)).rows[0]?.price).toBe('40.000');
+
+    // 3. Restarted: the stopped views make it rebuild, reading the topics from the beginning; the
+    //    same changes are found at the same places, the same views stop again — once, no rebuild loop.
+    await second.service.stop();
+    const third = await startLogged(source.config);
+    for (const [view, column] of [['productSales', 'public.order_items.unit_price'], ['productsByCategory', 'public.products.price']] as const) {
+      expect((await untilStopped(third.service.url, view)).message).toMatch(scaleReason(view, column));
+    }
+    await waitUntilViewsEqual(third.service.url, source.readExpected, others(source.registry, stopped), 60_000);
+    expect(third.log()).toContain('building views from a fresh snapshot');
+    expect(third.rebuilds(), 'rebuilds after the restart').toBe(1);
+  }, 180_000);
+});

@@ -234,6 +234,7 @@ describe('Debezium fixtures', () => {
     );
     expect(decodeDebeziumRecord(record, { topicPrefix: 'fullfillment' })).toEqual({
       kind: 'change',
+      rowSchema: expect.anything(),
       change: {
         table: 'inventory.products',
         op: 'r',
@@ -495,6 +496,7 @@ describe('Debezium fixtures', () => {
   describe('Redis Stream entries (SQL Server 1.6.0 delete, schemas on)', () => {
     const expected: DecodedRecord = {
       kind: 'change',
+      rowSchema: expect.anything(),
       change: {
         table: 'dbo.emp',
         op: 'd',
@@ -943,6 +945,7 @@ describe('Debezium fixtures', () => {
       it('decodes the snapshot row exactly: Decimal 1.50, an int64 beyond 2^53, snapshot "last", sequence [null, lsn]', () => {
         expect(at(0).decoded).toEqual({
           kind: 'change',
+          rowSchema: expect.anything(),
           change: {
             table: 'public.items',
             op: 'r',
@@ -957,6 +960,7 @@ describe('Debezium fixtures', () => {
       it('decodes the streamed transaction (snapshot: null while streaming)', () => {
         expect(at(2).decoded).toEqual({
           kind: 'change',
+          rowSchema: expect.anything(),
           change: {
             table: 'public.items',
             op: 'c',
@@ -969,6 +973,7 @@ describe('Debezium fixtures', () => {
         });
         expect(at(3).decoded).toEqual({
           kind: 'change',
+          rowSchema: expect.anything(),
           change: {
             table: 'public.items',
             op: 'c',
@@ -981,6 +986,7 @@ describe('Debezium fixtures', () => {
         });
         expect(at(4).decoded).toEqual({
           kind: 'change',
+          rowSchema: expect.anything(),
           change: {
             table: 'public.items',
             op: 'u',
@@ -996,6 +1002,7 @@ describe('Debezium fixtures', () => {
       it('decodes the delete: REPLICA IDENTITY DEFAULT fills NOT NULL non-key columns with defaults, not nulls', () => {
         expect(at(5).decoded).toEqual({
           kind: 'change',
+          rowSchema: expect.anything(),
           change: {
             table: 'public.items',
             op: 'd',
@@ -1079,6 +1086,7 @@ describe('Debezium fixtures', () => {
         });
         expect(at(0).decoded).toEqual({
           kind: 'change',
+          rowSchema: expect.anything(),
           change: {
             table,
             op: 'r',
@@ -1092,16 +1100,19 @@ describe('Debezium fixtures', () => {
         const three = items(3, 'three', '3.33', '3', row(3, 'after')['updated_at']);
         expect(at(2).decoded).toEqual({
           kind: 'change',
+          rowSchema: expect.anything(),
           change: { table, op: 'c', before: null, after: two, key: { id: 2 }, source: source(2, false) },
           transaction: transaction(1),
         });
         expect(at(3).decoded).toEqual({
           kind: 'change',
+          rowSchema: expect.anything(),
           change: { table, op: 'c', before: null, after: three, key: { id: 3 }, source: source(3, false) },
           transaction: transaction(2),
         });
         expect(at(4).decoded).toEqual({
           kind: 'change',
+          rowSchema: expect.anything(),
           change: {
             table,
             op: 'u',
@@ -1114,6 +1125,7 @@ describe('Debezium fixtures', () => {
         });
         expect(at(5).decoded).toEqual({
           kind: 'change',
+          rowSchema: expect.anything(),
           change: { table, op: 'd', before: three, after: null, key: { id: 3 }, source: source(5, false) },
           transaction: transaction(4),
         });

@@ -165,3 +165,28 @@ describe('TransactionAssembler, units of their own', () => {
     expect(a.drain().map((b) => b.changes.map((c) => c.op))).toEqual([['u'], ['t']]);
   });
 });
+
+describe('TransactionAssembler, schema changes', () => {
+  const dropped = { kind: 'columnsDropped', table: 'public.items', columns: ['price'] } as const;
+
+  it('sends the shape changes a record revealed with the transaction that holds the record, and only there', () => {
+    const a = assembler();
+    a.add({ topic: 'app.public.items', partition: 0, offset: 1n, record: inTxAt(change('public.items', 1), '7:101', 1) });
+    a.add({ topic: 'app.public.items', partition: 0, offset: 2n, record: inTxAt(change('public.items', 2), '7:102', 2), schemaChanges: [dropped] });
+    a.add({ topic: 'app.transaction', partition: 0, offset: 0n, record: end('7:300', { 'public.items': 2 }) });
+    a.add({ topic: 'app.public.items', partition: 0, offset: 3n, record: inTxAt(change('public.items', 3), '8:103', 1), schemaChanges: [] });
+    a.add({ topic: 'app.transaction', partition: 0, offset: 1n, record: end('8:400', { 'public.items': 1 }) });
+    const batches = a.drain();
+    expect(batches.map((b) => [b.changes.map((c) => c.key), b.schemaChanges])).toEqual([
+      [[{ id: 1 }, { id: 2 }], [dropped]],
+      [[{ id: 3 }], undefined],
+    ]);
+  });
+
+  it('on a record of its own (no transaction metadata), with that record', () => {
+    const a = assembler();
+    a.add({ topic: 'app.public.items', partition: 0, offset: 1n, record: { kind: 'change', change: change('public.items', 1) } });
+    a.add({ topic: 'app.public.items', partition: 0, offset: 2n, record: { kind: 'change', change: change('public.items', 2) }, schemaChanges: [dropped] });
+    expect(a.drain().map((b) => b.schemaChanges)).toEqual([undefined, [dropped]]);
+  });
+});
