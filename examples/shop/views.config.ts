@@ -1,7 +1,8 @@
 /**
- * The example shop: four tables, six views. `npm run demo` runs it against a throwaway PostgreSQL.
+ * The example shop: four tables, fifteen views — aggregates, joins, a left join, count distinct,
+ * top-N over views, and a self-join. `npm run demo` runs it against a throwaway PostgreSQL.
  */
-import { and, avg, count, defineConfig, eq, gt, isNotNull, max, min, mul, source, sum, table, view } from 'cdc-views';
+import { and, avg, count, countDistinct, defineConfig, desc, eq, gt, isNotNull, max, min, mul, ne, source, sum, table, view } from 'cdc-views';
 
 /**
  * The shop's four tables under a schema (PostgreSQL: 'public') or a database (MySQL/MariaDB, whose
@@ -36,20 +37,34 @@ export type ShopTables = ReturnType<typeof shopTables>;
 
 export const { customers, products, orders, orderItems } = shopTables('public');
 
-/** The shop's six views over the given tables (the same views over MariaDB's `<database>.<table>`). */
+/** The shop's views over the given tables (the same views over MariaDB's `<database>.<table>`). */
 export function shopViews({ customers, products, orders, orderItems }: ShopTables) {
+  const revenueByCustomer = view(orders)
+    .where((o) => eq(o.status, 'paid'))
+    .groupBy((o) => ({ customerId: o.customer_id }))
+    .select((o) => ({
+      orders: count(),
+      revenue: sum(o.amount),
+      averageOrder: avg(o.amount),
+      largestOrder: max(o.amount),
+      smallestOrder: min(o.amount),
+    }));
+
+  /** Units and revenue per product, with its category (order lines joined to their product). */
+  const productRevenue = view(orderItems)
+    .join(products, (i, p) => eq(i.product_id, p.id))
+    .groupBy((i, p) => ({ productId: p.id, category: p.category }))
+    .select((i) => ({ units: sum(i.quantity), revenue: sum(mul(i.quantity, i.unit_price)) }));
+
+  /** How often two products are bought in one order (order lines joined with the other lines of their order). */
+  const boughtTogether = view(orderItems.as('a'))
+    .join(orderItems.as('b'), (a, b) => and(eq(b.order_id, a.order_id), ne(b.product_id, a.product_id)))
+    .groupBy((a, b) => ({ productId: a.product_id, otherProductId: b.product_id }))
+    .select(() => ({ orders: count() }));
+
   return {
     /** Paid revenue per customer, with exact min/max under refunds and deletes. */
-    revenueByCustomer: view(orders)
-      .where((o) => eq(o.status, 'paid'))
-      .groupBy((o) => ({ customerId: o.customer_id }))
-      .select((o) => ({
-        orders: count(),
-        revenue: sum(o.amount),
-        averageOrder: avg(o.amount),
-        largestOrder: max(o.amount),
-        smallestOrder: min(o.amount),
-      })),
+    revenueByCustomer,
 
     /** Order counts per status; amounts may be NULL (counted by count(*), not by count(amount)). */
     ordersByStatus: view(orders)
@@ -82,6 +97,48 @@ export function shopViews({ customers, products, orders, orderItems }: ShopTable
       .where((c) => isNotNull(c.name))
       .groupBy((c) => ({ country: c.country }))
       .select((c) => ({ customers: count(), firstSignup: min(c.created_at) })),
+
+    /** Every order with its customer's name and country (an inner join on the customer's key). */
+    ordersWithCustomer: view(orders)
+      .join(customers, (o, c) => eq(o.customer_id, c.id))
+      .select((o, c) => ({ orderId: o.id, status: o.status, amount: o.amount, customer: c.name, country: c.country })),
+
+    /** Every customer with their number of orders: zero when they have none (a left join, grouped). */
+    customerOrderCounts: view(customers)
+      .leftJoin(orders, (c, o) => eq(o.customer_id, c.id))
+      .groupBy((c) => ({ customerId: c.id, name: c.name }))
+      .select((c, o) => ({ orders: count(o.id), spent: sum(o.amount) })),
+
+    /** Revenue and units per product category (order lines joined to their product). */
+    salesByCategory: view(orderItems)
+      .join(products, (i, p) => eq(i.product_id, p.id))
+      .groupBy((i, p) => ({ category: p.category }))
+      .select((i) => ({ lines: count(), units: sum(i.quantity), revenue: sum(mul(i.quantity, i.unit_price)) })),
+
+    /** How many different customers bought each product (count distinct over a join). */
+    buyersPerProduct: view(orderItems)
+      .join(orders, (i, o) => eq(i.order_id, o.id))
+      .groupBy((i) => ({ productId: i.product_id }))
+      .select((i, o) => ({ buyers: countDistinct(o.customer_id), lines: count() })),
+
+    productRevenue,
+
+    /** The 10 customers with the highest paid revenue (top-N over a view). */
+    topCustomers: view(revenueByCustomer)
+      .orderBy((r) => [desc(r.revenue)])
+      .limit(10),
+
+    /** The 3 best-selling products of each category (top-N per group, over a view over a join). */
+    topProductsPerCategory: view(productRevenue)
+      .orderBy((p) => [desc(p.revenue)])
+      .limit(3, { per: (p) => [p.category] }),
+
+    boughtTogether,
+
+    /** "Frequently bought together": the 5 products bought most often with each product. */
+    topPartners: view(boughtTogether)
+      .orderBy((p) => [desc(p.orders)])
+      .limit(5, { per: (p) => [p.productId] }),
   };
 }
 

@@ -140,7 +140,7 @@ export class Join implements Operator {
       if (d.weight === 1) store.hset(this.index('R', jk), d.key, JSON.stringify(d.row));
       else store.hdel(this.index('R', jk), d.key);
     }
-    return { clear, deltas: order(out) };
+    return { clear, deltas: out };
   }
 
   private allLeftRows(store: StateStore): [string, Row][] {
@@ -150,33 +150,4 @@ export class Join implements Operator {
     }
     return rows;
   }
-}
-
-/**
- * Downstream operators fold a key's deltas in order (first −, last +). The two passes can emit a
- * key's + before its − (a NULL row restored in pass 2 after pass 1 retracted the same key): keep
- * each key's deltas together, retractions first.
- */
-function order(deltas: Delta[]): Delta[] {
-  const seen = new Map<string, Delta[]>();
-  for (const d of deltas) {
-    const list = seen.get(d.key);
-    if (list) list.push(d);
-    else seen.set(d.key, [d]);
-  }
-  if (seen.size === deltas.length) return deltas;
-  const out: Delta[] = [];
-  for (const list of seen.values()) {
-    // Net each key's multiset of rows: equal rows with opposite weights cancel.
-    const net = new Map<string, { d: Delta; n: number }>();
-    for (const d of list) {
-      const id = JSON.stringify(d.row);
-      const e = net.get(id);
-      if (e) e.n += d.weight;
-      else net.set(id, { d, n: d.weight });
-    }
-    for (const { d, n } of net.values()) if (n < 0) for (let i = 0; i < -n; i++) out.push({ ...d, weight: -1 });
-    for (const { d, n } of net.values()) if (n > 0) for (let i = 0; i < n; i++) out.push({ ...d, weight: 1 });
-  }
-  return out;
 }

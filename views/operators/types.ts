@@ -43,7 +43,7 @@ export interface Operator {
   readonly statePattern?: string;
 }
 
-/** Fold a batch's deltas per key into the row before the batch and the row after it. */
+/** A batch's net effect on one key. */
 export interface KeyChange {
   /** The row before the batch: a Row, null (absent), or undefined (present, content unknown). */
   before: Row | null | undefined;
@@ -51,22 +51,40 @@ export interface KeyChange {
   after: Row | null;
 }
 
+const UNKNOWN = '\u0000unknown';
+
 /**
- * Per key, the first row that left and the last row that entered: the net effect of a batch whose
- * deltas of one key follow each other (−old +new, −new +newer, …), as every operator's output does.
+ * Per key, the row before the batch and the row after it: a key's deltas are netted as a multiset
+ * (−old +new, −new +newer, … in any order: an operator may emit a key's + before its −, e.g. a
+ * row moving between top-N partitions), equal rows with opposite weights cancelling.
  */
 export function netChanges(batch: DeltaBatch): Map<string, KeyChange> {
-  const changes = new Map<string, KeyChange>();
+  const byKey = new Map<string, Delta | Delta[]>();
   for (const d of batch.deltas) {
-    let c = changes.get(d.key);
-    if (!c) {
-      c = { before: null, after: null };
-      changes.set(d.key, c);
-      if (d.weight === -1) c.before = d.row === null ? undefined : d.row;
-      else if (!batch.clear) c.before = null; // entered first: it was not there (unless cleared: absent anyway)
+    const seen = byKey.get(d.key);
+    if (seen === undefined) byKey.set(d.key, d);
+    else if (Array.isArray(seen)) seen.push(d);
+    else byKey.set(d.key, [seen, d]);
+  }
+  const changes = new Map<string, KeyChange>();
+  for (const [key, entry] of byKey) {
+    if (!Array.isArray(entry)) {
+      changes.set(key, entry.weight === 1 ? { before: null, after: entry.row } : { before: entry.row ?? undefined, after: null });
+      continue;
     }
-    if (d.weight === 1) c.after = d.row;
-    else c.after = null;
+    const net = new Map<string, { row: Row | null; n: number }>();
+    for (const d of entry) {
+      const id = d.row === null ? UNKNOWN : JSON.stringify(d.row);
+      const e = net.get(id);
+      if (e) e.n += d.weight;
+      else net.set(id, { row: d.row, n: d.weight });
+    }
+    const change: KeyChange = { before: null, after: null };
+    for (const { row, n } of net.values()) {
+      if (n < 0) change.before = row ?? undefined;
+      else if (n > 0) change.after = row;
+    }
+    changes.set(key, change);
   }
   return changes;
 }
