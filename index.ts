@@ -25,6 +25,16 @@ export {
   lower,
   upper,
   concat,
+  mod,
+  between,
+  like,
+  notLike,
+  caseWhen,
+  length,
+  abs,
+  round,
+  cast,
+  dateTrunc,
   count,
   sum,
   avg,
@@ -47,6 +57,8 @@ export type {
   JsonValue,
   FieldSpec,
   Source,
+  CaseExpr,
 } from './views/define.ts';
+export type { CastTarget, TruncUnit } from './views/functions.ts';
 export { source } from './ingest/source-options.ts';
 export type { SourceOptions, PostgresSourceOptions, KafkaSourceOptions } from './ingest/source-options.ts';

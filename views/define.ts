@@ -28,6 +28,19 @@ import type { ColumnType } from '../ingest/values.ts';
 import type { SourceOptions } from '../ingest/source-options.ts';
 import type { DurabilityOptions } from './store/durability.ts';
 import {
+  canonicalTimeLiteral,
+  castCanFail,
+  castFromText,
+  castProblem,
+  castValue,
+  commonType,
+  modType,
+  plainNumber,
+  roundType,
+  type CastTarget,
+  type TruncUnit,
+} from './functions.ts';
+import {
   arithmeticType,
   avgType,
   sumType,
@@ -594,6 +607,410 @@ export function upper<N extends boolean>(e: Expr<'text' | 'varchar' | 'bpchar', 
 export function concat<E extends (Expr | string)[]>(...parts: E): Expr<'text', NullableOf<E[number]>> {
   const args = parts.map((p) => operandNode(p, 'text'));
   return call('concat', args, 'text', args.some((a) => a.nullable));
+}
+
+// ---------------------------------------------------------------------------------------------
+// mod, between, like, caseWhen, length, abs, round, cast, dateTrunc (semantics: functions.ts)
+
+type TextType = 'text' | 'varchar' | 'bpchar';
+/** Nullable when any part is: `true` or `false`, never `boolean`. */
+type AnyTrue<N> = true extends N ? true : false;
+type IntegerType = 'int2' | 'int4' | 'int8';
+type TimeType = 'date' | 'timestamp' | 'timestamptz';
+
+/**
+ * The type PostgreSQL gives a number constant: int4 for integers, numeric otherwise. (At runtime an
+ * integer beyond int4's range is int8, as in PostgreSQL; write such numbers as strings to have them
+ * typed like the other operand.)
+ */
+type NumberLiteralType<V extends number> = number extends V ? 'int4' | 'numeric' : `${V}` extends `${bigint}` ? 'int4' : 'numeric';
+/** A literal's own type; a string has none ('unknown') until it meets a typed operand, as in SQL. */
+type LiteralType<V> = V extends boolean ? 'bool' : V extends number ? NumberLiteralType<V> : 'unknown';
+type TypeOf<X> = X extends Expr<infer T, boolean> ? T : LiteralType<X>;
+/** An operand's type: its own, or for a string literal, the other operand's. */
+type MeetingType<X, Other> = TypeOf<X> extends 'unknown' ? (TypeOf<Other> extends 'unknown' ? 'text' : TypeOf<Other>) : TypeOf<X>;
+
+function isExpr(x: unknown): x is Expr {
+  return typeof x === 'object' && x !== null && 'node' in x;
+}
+
+/**
+ * A literal as PostgreSQL reads it: a number is an int4, int8 or numeric constant whatever it meets;
+ * a string is read as the type it meets (`like`), or text. A string that type cannot read is kept
+ * with the problem, which validation reports.
+ */
+function typedLiteral(value: Literal, like?: ColumnType): LiteralNode {
+  const node = (v: LiteralNode['value'], type: ColumnType, problem?: string): LiteralNode =>
+    ({ kind: 'literal', value: v, type, nullable: false, ...(problem ? { problem } : {}) }) as LiteralNode;
+  if (typeof value === 'boolean') return node(value, 'bool');
+  if (typeof value === 'number') {
+    if (Number.isInteger(value) && value >= -2147483648 && value <= 2147483647) return node(value, 'int4');
+    if (Number.isSafeInteger(value)) return node(String(value), 'int8');
+    if (Number.isFinite(value)) return node(plainNumber(value), 'numeric');
+    return node(String(value), 'float8', `Expected a finite number, but found ${value}`);
+  }
+  const type = like ?? 'text';
+  const unreadable = `Expected a literal PostgreSQL reads as ${type}, but found '${value}'`;
+  switch (type) {
+    case 'int2':
+      // Kept as text so that it prints as '7'::int2 (a bare 7 would be an int4 constant).
+      return node(value, type, castFromText(value, type) === null ? unreadable : undefined);
+    case 'int4':
+    case 'int8':
+    case 'numeric':
+    case 'bool': {
+      const v = castFromText(value, type);
+      return v === null ? node(value, type, unreadable) : node(v, type);
+    }
+    case 'float4':
+    case 'float8': {
+      const v = castFromText(value, 'numeric');
+      const n = v === null ? null : castValue('numeric', type, v);
+      return typeof n === 'number' ? node(n, type) : node(value, type, unreadable);
+    }
+    case 'date':
+    case 'timestamp':
+    case 'timestamptz': {
+      const v = canonicalTimeLiteral(value, type);
+      return v === null
+        ? node(value, type, `Expected a ${type} literal like '${type === 'date' ? '2024-01-02' : type === 'timestamp' ? '2024-01-02 03:04:05' : '2024-01-02 03:04:05+00'}', but found '${value}'`)
+        : node(v, type);
+    }
+    default:
+      return node(value, type);
+  }
+}
+
+function operand(x: Expr | Literal, like?: ColumnType): ExprNode {
+  return isExpr(x) ? x.node : typedLiteral(x, like);
+}
+
+type ModOperand = Expr<IntegerType | 'numeric'> | number | string;
+type ModType<A, B> = A extends 'numeric'
+  ? 'numeric'
+  : B extends 'numeric'
+    ? 'numeric'
+    : A extends 'int8'
+      ? 'int8'
+      : B extends 'int8'
+        ? 'int8'
+        : A extends 'int2'
+          ? B extends 'int2'
+            ? 'int2'
+            : 'int4'
+          : 'int4';
+/** NULL can come from a zero divisor, unless the divisor is a non-zero number literal. */
+type ZeroDivisor<B> = B extends number ? (number extends B ? true : B extends 0 ? true : false) : true;
+
+/**
+ * a % b for integers and numerics: the remainder of the division truncated toward zero, so it
+ * takes the dividend's sign (`mod(-7, 3)` is -1). The type is as for arithmetic (int2 % int2 stays
+ * int2); numeric keeps the larger scale. NULL when b is 0 (printed `a % NULLIF(b, 0)`), so the
+ * result is nullable unless b is a non-zero number literal.
+ *
+ * @example
+ * view(orders).where((o) => eq(mod(o.id, 7), 0)).select((o) => ({ id: o.id }))
+ */
+export function mod<A extends ModOperand, B extends ModOperand>(
+  a: A,
+  b: B,
+): Expr<ModType<MeetingType<A, B>, MeetingType<B, A>>, AnyTrue<NullableOf<A> | NullableOf<B> | ZeroDivisor<B>>> {
+  const other = isExpr(b) ? b.node : typeof b === 'number' ? typedLiteral(b) : undefined;
+  const left = operand(a, other?.type);
+  const right = operand(b, left.type);
+  const nullable = left.nullable || right.nullable || !(typeof b === 'number' && b !== 0);
+  return call('mod', [left, right], modType(left.type, right.type), nullable);
+}
+
+/**
+ * low <= x AND x <= high (`x BETWEEN low AND high`), with SQL's three-valued logic; text compares
+ * by code point (`COLLATE "C"`). Literals take x's type.
+ *
+ * @example
+ * view(orders).where((o) => between(o.created_at, '2024-01-01', '2024-02-01')).select((o) => ({ id: o.id }))
+ */
+export function between<X extends Expr, L extends Operand, H extends Operand>(
+  x: X,
+  low: L,
+  high: H,
+): Expr<'bool', AnyTrue<NullableOf<X> | NullableOf<L> | NullableOf<H> | FloatMeetsNumeric<X, L> | FloatMeetsNumeric<X, H>>> {
+  const args = [x.node, operand(low, x.node.type), operand(high, x.node.type)];
+  const [, lo, hi] = args;
+  return call('between', args, 'bool', args.some((a) => a.nullable) || floatMeetsNumeric(x.node, lo!) || floatMeetsNumeric(x.node, hi!));
+}
+
+type FloatType = 'float4' | 'float8';
+/** A float compared with a numeric column compares as float8, which fails beyond its range: nullable. */
+type FloatMeetsNumeric<A, B> = [TypeOf<A>] extends [FloatType] ? IsNumericExpr<B> : [TypeOf<B>] extends [FloatType] ? IsNumericExpr<A> : false;
+
+function floatMeetsNumeric(a: ExprNode, b: ExprNode): boolean {
+  const isFloat = (n: ExprNode): boolean => n.type === 'float4' || n.type === 'float8';
+  const isNumericColumn = (n: ExprNode): boolean => n.type === 'numeric' && n.kind !== 'literal';
+  return (isFloat(a) && isNumericColumn(b)) || (isFloat(b) && isNumericColumn(a));
+}
+
+type LikeNullable<A, P> = AnyTrue<NullableOf<A> | NullableOf<P> | (P extends string ? false : true)>;
+
+function likeCall(fn: 'like' | 'notLike', text: Expr | string, pattern: Expr | string): Expr<never, never> {
+  const t = operand(text, 'text');
+  const p = operand(pattern, 'text');
+  // A pattern from a column may end in a lone escape character: PostgreSQL's error, our NULL.
+  return call(fn, [t, p], 'bool', t.nullable || p.nullable || p.kind !== 'literal');
+}
+
+/**
+ * text LIKE pattern: `%` matches any characters, `_` one character (a code point), `\` takes the
+ * next character literally (`'100\%'`). Case-sensitive, as in PostgreSQL.
+ *
+ * @example
+ * view(customers).where((c) => like(c.name, 'A%')).select((c) => ({ id: c.id, name: c.name }))
+ */
+export function like<A extends Expr<TextType> | string, P extends Expr<'text' | 'varchar'> | string>(
+  text: A,
+  pattern: P,
+): Expr<'bool', LikeNullable<A, P>> {
+  return likeCall('like', text, pattern);
+}
+
+/**
+ * text NOT LIKE pattern (see `like`).
+ *
+ * @example
+ * view(orders).where((o) => notLike(o.status, 'cancel%')).select((o) => ({ id: o.id }))
+ */
+export function notLike<A extends Expr<TextType> | string, P extends Expr<'text' | 'varchar'> | string>(
+  text: A,
+  pattern: P,
+): Expr<'bool', LikeNullable<A, P>> {
+  return likeCall('notLike', text, pattern);
+}
+
+type CaseValue = Expr | Literal;
+type NumericOrUnknown = NumericType | 'unknown';
+/** The widest of number types (PostgreSQL's common type of CASE branches). */
+type WidestNumber<U> = 'float8' extends U
+  ? 'float8'
+  : 'float4' extends U
+    ? 'float4'
+    : 'numeric' extends U
+      ? 'numeric'
+      : 'int8' extends U
+        ? 'int8'
+        : 'int4' extends U
+          ? 'int4'
+          : 'int2';
+/** The common type of two branch types, A taken first (text types: the first stays). */
+type Meet<A, B> = A extends 'unknown'
+  ? B
+  : B extends 'unknown'
+    ? A
+    : [A] extends [B]
+      ? A
+      : [A | B] extends [NumericOrUnknown]
+        ? WidestNumber<A | B>
+        : [A | B] extends [TextType]
+          ? A
+          : never;
+type Resolved<T> = T extends 'unknown' ? 'text' : T;
+/** A numeric expression meeting a float branch converts to float8/float4, which fails beyond their range. */
+type IsNumericExpr<V> = V extends Expr<'numeric', boolean> ? true : false;
+type FloatOfNumeric<R, Numeric extends boolean> = R extends 'float4' | 'float8' ? Numeric : false;
+/** What the next branch may be, after branches of type T. */
+type BranchOf<T> = T extends 'unknown'
+  ? CaseValue
+  : T extends NumericType
+    ? Expr<NumericType> | number | string
+    : T extends TextType
+      ? Expr<TextType> | string
+      : Expr<T & ColumnType> | string;
+
+/**
+ * A CASE expression being built: `.when(condition, value)` adds a branch, `.otherwise(value)` ends
+ * it with an ELSE. Without `.otherwise` it is already an expression, NULL when no condition holds.
+ */
+export class CaseExpr<T, BranchNullable extends boolean, NumericBranch extends boolean = false> implements Expr<Resolved<T> & ColumnType, true> {
+  readonly node: ExprNode;
+  declare readonly [phantom]?: { type: Resolved<T> & ColumnType; nullable: true };
+  readonly #branches: readonly (readonly [ExprNode, CaseValue])[];
+
+  constructor(branches: readonly (readonly [ExprNode, CaseValue])[]) {
+    this.#branches = branches;
+    this.node = caseNode(branches, []);
+  }
+
+  /** Another WHEN condition THEN value. */
+  when<V extends BranchOf<T>>(
+    condition: Predicate,
+    value: V,
+  ): CaseExpr<Meet<T, TypeOf<V>>, AnyTrue<BranchNullable | NullableOf<V>>, AnyTrue<NumericBranch | IsNumericExpr<V>>> {
+    return new CaseExpr([...this.#branches, [condition.node, value]]);
+  }
+
+  /** ELSE value: the result when no condition holds. Non-null when every branch and this are non-null. */
+  otherwise<V extends BranchOf<T>>(
+    value: V,
+  ): Expr<
+    Resolved<Meet<TypeOf<V>, T>> & ColumnType,
+    AnyTrue<BranchNullable | NullableOf<V> | FloatOfNumeric<Resolved<Meet<TypeOf<V>, T>>, AnyTrue<NumericBranch | IsNumericExpr<V>>>>
+  > {
+    return { node: caseNode(this.#branches, [value]) } as Expr<never, never>;
+  }
+}
+
+function caseNode(branches: readonly (readonly [ExprNode, CaseValue])[], otherwise: readonly CaseValue[]): ExprNode {
+  const values = [...branches.map(([, v]) => v), ...otherwise];
+  // The common type of the typed branches, the ELSE first as PostgreSQL takes them; string
+  // literals are read as that type (text if none).
+  let type: ColumnType | null = null;
+  for (const v of [...otherwise, ...branches.map(([, b]) => b)]) {
+    if (typeof v === 'string') continue;
+    const t = isExpr(v) ? v.node.type : typedLiteral(v).type;
+    type = type === null ? t : (commonType(type, t) ?? type);
+  }
+  const nodes = values.map((v) => operand(v, type ?? 'text'));
+  const args: ExprNode[] = [];
+  branches.forEach(([condition], i) => args.push(condition, nodes[i]!));
+  if (otherwise.length) args.push(nodes[nodes.length - 1]!);
+  // A numeric column converted to a float result can be out of its range (PostgreSQL's error; NULL here).
+  const mayFail = (n: ExprNode): boolean => n.kind !== 'literal' && n.type === 'numeric' && (type === 'float4' || type === 'float8');
+  return call('case', args, type ?? 'text', otherwise.length === 0 || nodes.some((n) => n.nullable || mayFail(n))).node;
+}
+
+/**
+ * CASE WHEN condition THEN value … [ELSE value] END. The result has the branches' common type
+ * (numbers widen: int4 with numeric is numeric; among text, varchar and bpchar PostgreSQL keeps
+ * the ELSE's, else the first WHEN's); string literals take it. It is nullable unless every branch
+ * and an `.otherwise(…)` are non-null (and a numeric column among float branches makes it nullable:
+ * beyond float8's range PostgreSQL raises an error, the view has NULL).
+ *
+ * @example
+ * view(orders)
+ *   .groupBy((o) => ({
+ *     size: caseWhen(gt(o.amount, 1000), 'large').when(gt(o.amount, 100), 'medium').otherwise('small'),
+ *   }))
+ *   .select(() => ({ orders: count() }))
+ */
+export function caseWhen<V extends CaseValue>(condition: Predicate, value: V): CaseExpr<TypeOf<V>, AnyTrue<NullableOf<V>>, IsNumericExpr<V>> {
+  return new CaseExpr([[condition.node, value]]);
+}
+
+/**
+ * length(text): the number of characters (code points, not UTF-16 units); bpchar without its
+ * trailing spaces, as in PostgreSQL.
+ *
+ * @example
+ * view(customers).select((c) => ({ id: c.id, nameLength: length(c.name) }))
+ */
+export function length<N extends boolean>(text: Expr<TextType, N>): Expr<'int4', N> {
+  return call('length', [text.node], 'int4', text.node.nullable);
+}
+
+/**
+ * abs(x) in x's type (numeric keeps its scale). For integers the result is nullable: abs of the
+ * smallest value (-2147483648 for int4) is out of range, an error in PostgreSQL, NULL here
+ * (printed `abs(NULLIF(x, -2147483648))`).
+ *
+ * @example
+ * view(orders).groupBy((o) => ({ customerId: o.customer_id })).select((o) => ({ volume: sum(abs(o.amount)) }))
+ */
+export function abs<T extends NumericType, N extends boolean>(value: Expr<T, N>): Expr<T, AnyTrue<N | (T extends IntegerType ? true : false)>> {
+  const t = value.node.type;
+  return call('abs', [value.node], t, value.node.nullable || t === 'int2' || t === 'int4' || t === 'int8');
+}
+
+/**
+ * round(x): numeric rounds half away from zero (scale 0); floats round half to even (C's rint), and
+ * so do integers, which PostgreSQL rounds as float8. round(x, digits) (numeric or integer x, digits
+ * an integer literal, negative for tens, hundreds…): numeric with `max(digits, 0)` decimals.
+ *
+ * @example
+ * view(orders).select((o) => ({ id: o.id, amount: round(o.amount, 1), whole: round(o.amount) }))
+ */
+export function round<T extends NumericType, N extends boolean>(value: Expr<T, N>): Expr<T extends 'numeric' ? 'numeric' : 'float8', N>;
+export function round<T extends IntegerType | 'numeric', N extends boolean>(value: Expr<T, N>, digits: number): Expr<'numeric', N>;
+export function round(value: Expr, digits?: number): Expr {
+  const args = digits === undefined ? [value.node] : [value.node, typedLiteral(digits)];
+  return call('round', args, roundType(value.node.type, digits !== undefined), value.node.nullable);
+}
+
+type Numbers = NumericType;
+/** The source types each cast target accepts (functions.ts, CAST_SOURCES). */
+interface CastSources {
+  int2: Numbers | TextType;
+  int4: Numbers | TextType | 'bool';
+  int8: Numbers | TextType;
+  numeric: Numbers | TextType;
+  float8: Numbers;
+  text: Numbers | TextType | 'bool' | 'uuid' | 'time' | TimeType;
+  bool: 'bool' | 'int4' | TextType;
+  date: TimeType | TextType;
+  timestamp: TimeType;
+  timestamptz: TimeType;
+}
+/** Whether a value may fail to convert (NULL here; an error in PostgreSQL). */
+type CastCanFail<S, T> = [S] extends [T]
+  ? false
+  : S extends TextType
+    ? T extends 'text'
+      ? false
+      : true
+    : T extends 'int2'
+      ? true
+      : T extends 'int4'
+        ? S extends 'int2' | 'bool'
+          ? false
+          : true
+        : T extends 'int8'
+          ? S extends 'int2' | 'int4'
+            ? false
+            : true
+          : T extends 'numeric'
+            ? S extends 'float4' | 'float8'
+              ? true
+              : false
+            : T extends 'float8'
+              ? S extends 'numeric'
+                ? true
+                : false
+              : false;
+
+/**
+ * CAST(x AS type), with PostgreSQL's rules: numeric → integer rounds half away from zero, float →
+ * integer half to even; float → numeric keeps 15 significant digits (float4: 6); anything → text
+ * prints PostgreSQL's output (floats' shortest digits, timestamptz as '2024-01-02 03:04:05+00', bool
+ * as 'true'); text → int2/int4/int8/numeric/bool/date reads it as PostgreSQL's input functions do.
+ * A value the target cannot hold (out of range, text that does not read, a float NaN as numeric)
+ * is NULL here where PostgreSQL raises an error, so such casts are nullable. Casts involving
+ * time zones assume the session's TimeZone is UTC, as the printed SQL's oracle runs it.
+ *
+ * @example
+ * view(orders).groupBy((o) => ({ day: cast(o.created_at, 'date') })).select((o) => ({ units: sum(cast(o.amount, 'int4')) }))
+ */
+export function cast<const T extends CastTarget, S extends CastSources[T], N extends boolean>(
+  value: Expr<S, N>,
+  type: T,
+): Expr<T, AnyTrue<N | CastCanFail<S, T>>>;
+export function cast<const T extends CastTarget>(value: string, type: T): Expr<T, CastCanFail<'text', T>>;
+export function cast(value: Expr | string, type: CastTarget): Expr {
+  const node = operand(value);
+  return call('cast', [node], type, node.nullable || (castProblem(node.type, type) === null && castCanFail(node.type, type)));
+}
+
+/**
+ * date_trunc(unit, x): the start of the microsecond … year that holds x ('week' starts on Monday,
+ * as ISO). timestamptz truncates in UTC (printed `date_trunc('day', x, 'UTC')`, deterministic
+ * whatever the session's TimeZone); a date truncates as a timestamp (`CAST(x AS timestamp)`).
+ * Usable as a group key: tumbling windows.
+ *
+ * @example
+ * view(orders).groupBy((o) => ({ day: dateTrunc('day', o.created_at) })).select((o) => ({ orders: count(), revenue: sum(o.amount) }))
+ */
+export function dateTrunc<T extends TimeType, N extends boolean>(
+  unit: TruncUnit,
+  value: Expr<T, N>,
+): Expr<T extends 'date' ? 'timestamp' : T, N> {
+  const t = value.node.type;
+  return call('dateTrunc', [typedLiteral(unit), value.node], t === 'date' ? 'timestamp' : t, value.node.nullable);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -23,7 +23,21 @@ export type ScalarFn =
   | 'lower'
   | 'upper'
   | 'concat'
-  | 'in';
+  | 'in'
+  | 'mod'
+  | 'between'
+  | 'like'
+  | 'notLike'
+  /** CASE: args are condition, value, condition, value, …, and the ELSE value when their count is odd. */
+  | 'case'
+  | 'length'
+  | 'abs'
+  /** round(x) or round(x, digits) with digits an integer literal. */
+  | 'round'
+  /** CAST(x AS <the node's type>). */
+  | 'cast'
+  /** date_trunc: args are the unit (a text literal) and the date/time. */
+  | 'dateTrunc';
 export type AggregateFn = 'count' | 'sum' | 'avg' | 'min' | 'max' | 'countDistinct' | 'boolAnd' | 'boolOr';
 
 interface Typed {

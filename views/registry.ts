@@ -34,9 +34,11 @@ import {
   isTextType,
   type AggregateNode,
   type AnyNode,
+  type CallNode,
   type ColumnNode,
   type ExprNode,
 } from './expr.ts';
+import { castProblem, commonType, likePatternProblem, TRUNC_UNITS } from './functions.ts';
 import type { Accumulator, CompiledAggregate } from './operators/aggregates.ts';
 import type { PlanNode } from './plan/graph.ts';
 import { exprToSql, viewToSql } from './sql.ts';
@@ -681,8 +683,11 @@ function checkNode(node: AnyNode | null | undefined, t: Scope, path: string, all
       if (problem) issues.push({ path, message: problem });
       return;
     }
-    case 'literal':
+    case 'literal': {
+      const problem = (node as { problem?: string }).problem;
+      if (problem) issues.push({ path, message: problem });
       return;
+    }
     case 'aggregate':
       if (!allowAggregate) issues.push({ path, message: `Expected a plain expression, but found ${node.fn}(); aggregates belong in the select of a grouped view` });
       if (node.arg) checkNode(node.arg, t, path, false, issues);
@@ -707,8 +712,85 @@ function checkNode(node: AnyNode | null | undefined, t: Scope, path: string, all
       if (['and', 'or', 'not'].includes(node.fn)) {
         for (const ty of types) if (ty && ty !== 'bool') issues.push({ path, message: `Expected boolean operands in ${node.fn}(), but found ${ty}` });
       }
+      checkFunctionArgs(node, path, issues);
       return;
     }
+  }
+}
+
+/** The argument types of mod, between, like, caseWhen, length, abs, round, cast and dateTrunc. */
+function checkFunctionArgs(node: CallNode, path: string, issues: Issue[]): void {
+  const args = node.args.filter((a): a is ExprNode => !!a);
+  if (args.length !== node.args.length) return; // reported as a missing expression
+  const [x, y] = args;
+  const problem = (message: string): void => void issues.push({ path, message });
+  const isIntegerOrNumeric = (t: ColumnType): boolean => t === 'int2' || t === 'int4' || t === 'int8' || t === 'numeric';
+  switch (node.fn) {
+    case 'mod':
+      if (x && y && !(isIntegerOrNumeric(x.type) && isIntegerOrNumeric(y.type))) {
+        problem(`Expected integers or numerics in mod(), but found ${x.type} and ${y.type}`);
+      }
+      return;
+    case 'between':
+      for (const bound of args.slice(1)) {
+        if (x && !comparable(x.type, bound.type)) problem(`Expected comparable types in between(), but found ${x.type} and ${bound.type}`);
+      }
+      if (x && (x.type === 'json' || x.type === 'jsonb' || x.type === 'bytea')) problem(`Expected an orderable type in between(), but found ${x.type}`);
+      return;
+    case 'like':
+    case 'notLike':
+      if (x && !isTextType(x.type)) problem(`Expected text in ${node.fn}(), but found ${x.type}`);
+      if (y && y.type !== 'text' && y.type !== 'varchar') problem(`Expected a text pattern in ${node.fn}(), but found ${y.type}`);
+      if (y?.kind === 'literal' && typeof y.value === 'string') {
+        const issue = likePatternProblem(y.value);
+        if (issue) problem(issue);
+      }
+      return;
+    case 'case': {
+      const hasElse = args.length % 2 === 1;
+      const conditions = args.filter((_, i) => i % 2 === 0 && !(hasElse && i === args.length - 1));
+      for (const c of conditions) if (c.type !== 'bool') problem(`Expected a boolean condition in caseWhen(), but found ${c.type}`);
+      // The branch types in PostgreSQL's order: the ELSE first.
+      const values = args.filter((_, i) => i % 2 === 1);
+      if (hasElse) values.unshift(args[args.length - 1]!);
+      let type: ColumnType | null = null;
+      for (const v of values) {
+        const common: ColumnType | null = type === null ? v.type : commonType(type, v.type);
+        if (common === null) problem(`Expected branches of one type in caseWhen(), but found ${type} and ${v.type}`);
+        else type = common;
+      }
+      return;
+    }
+    case 'length':
+      if (x && !isTextType(x.type)) problem(`Expected text in length(), but found ${x.type}`);
+      return;
+    case 'abs':
+      if (x && !isNumericType(x.type)) problem(`Expected a number in abs(), but found ${x.type}`);
+      return;
+    case 'round':
+      if (x && !isNumericType(x.type)) problem(`Expected a number in round(), but found ${x.type}`);
+      else if (x && y && isFloatType(x.type)) {
+        problem(`Expected a numeric or integer in round(x, digits), but found ${x.type} (PostgreSQL has no round(${x.type}, integer)); cast it to numeric first`);
+      }
+      if (y && !(y.kind === 'literal' && typeof y.value === 'number' && Number.isInteger(y.value))) {
+        problem(`Expected round()'s digits to be an integer literal, but found ${y.kind === 'literal' ? `'${String(y.value)}'` : `an expression of type ${y.type}`}`);
+      }
+      return;
+    case 'cast': {
+      const issue = x ? castProblem(x.type, node.type) : null;
+      if (issue) problem(issue);
+      return;
+    }
+    case 'dateTrunc':
+      if (!(x?.kind === 'literal' && (TRUNC_UNITS as readonly unknown[]).includes(x.value))) {
+        problem(`Expected a unit of dateTrunc() (${TRUNC_UNITS.join(', ')}), but found '${x?.kind === 'literal' ? String(x.value) : x?.kind}'`);
+      }
+      if (y && y.type !== 'date' && y.type !== 'timestamp' && y.type !== 'timestamptz') {
+        problem(`Expected a date, timestamp or timestamptz in dateTrunc(), but found ${y.type}`);
+      }
+      return;
+    default:
+      return;
   }
 }
 

@@ -7,6 +7,7 @@
 import type { Value } from '../ingest/values.ts';
 import type { AnyNode, ExprNode } from './expr.ts';
 import { isTextType } from './expr.ts';
+import { INTEGER_MIN } from './functions.ts';
 import { viewFields, type SourceRef, type ViewDef } from './define.ts';
 
 export function quoteIdent(name: string): string {
@@ -74,13 +75,52 @@ export function exprToSql(node: AnyNode): string {
           return `(${a[0]} IN (${a.slice(1).join(', ')}))`;
         case 'div':
           return `(${a[0]} / NULLIF(${a[1]}, 0))`;
+        case 'mod': {
+          // A non-zero number literal needs no guard (and the result is then non-null).
+          const divisor = node.args[1]!;
+          const safe = divisor.kind === 'literal' && typeof divisor.value === 'number' && divisor.value !== 0 && !Number.isNaN(divisor.value);
+          return safe ? `(${a[0]} % ${a[1]})` : `(${a[0]} % NULLIF(${a[1]}, 0))`;
+        }
+        case 'between':
+          if (isTextType(node.args[0]!.type)) return `(${a[0]} COLLATE "C" BETWEEN ${a[1]} AND ${a[2]})`;
+          return `(${a[0]} BETWEEN ${a[1]} AND ${a[2]})`;
+        case 'like':
+          return `(${a[0]} LIKE ${a[1]})`;
+        case 'notLike':
+          return `(${a[0]} NOT LIKE ${a[1]})`;
+        case 'case': {
+          let sql = 'CASE';
+          for (let i = 0; i + 1 < a.length; i += 2) sql += ` WHEN ${a[i]} THEN ${a[i + 1]}`;
+          if (a.length % 2 === 1) sql += ` ELSE ${a[a.length - 1]}`;
+          return `${sql} END`;
+        }
+        case 'length':
+        case 'round':
+          return `${node.fn}(${a.join(', ')})`;
+        case 'abs': {
+          // abs of the smallest integer is out of range: NULL, as the view computes it.
+          const min = INTEGER_MIN[node.args[0]!.type];
+          return min ? `abs(NULLIF(${a[0]}, ${min}))` : `abs(${a[0]})`;
+        }
+        case 'cast':
+          return `CAST(${a[0]} AS ${node.type})`;
+        case 'dateTrunc': {
+          // timestamptz truncates in UTC whatever the session's TimeZone; a date as a timestamp.
+          const type = node.args[1]!.type;
+          if (type === 'timestamptz') return `date_trunc(${a[0]}, ${a[1]}, 'UTC')`;
+          return `date_trunc(${a[0]}, ${type === 'date' ? `CAST(${a[1]} AS timestamp)` : a[1]})`;
+        }
         case 'lt':
         case 'lte':
         case 'gt':
         case 'gte':
           if (isTextType(node.args[0]!.type)) return `(${a[0]} COLLATE "C" ${OPERATORS[node.fn]} ${a[1]})`;
           return `(${a[0]} ${OPERATORS[node.fn]} ${a[1]})`;
-        default:
+        case 'eq':
+        case 'ne':
+        case 'add':
+        case 'sub':
+        case 'mul':
           return `(${a[0]} ${OPERATORS[node.fn]} ${a[1]})`;
       }
     }

@@ -16,6 +16,17 @@ import type { Row } from '../../ingest/change.ts';
 import type { ColumnType, Value } from '../../ingest/values.ts';
 import { compareValues } from '../encoding.ts';
 import type { ArithmeticFn, CallNode, ExprNode } from '../expr.ts';
+import {
+  absValue,
+  castValue,
+  compareSql,
+  comparisonFails,
+  dateTruncValue,
+  lengthValue,
+  likeValue,
+  modValue,
+  roundValue,
+} from '../functions.ts';
 
 export function evaluate(node: ExprNode, row: Row): Value {
   switch (node.kind) {
@@ -129,7 +140,80 @@ function evaluateCall(node: CallNode, row: Row): Value {
       if (a === null || b === null) return null;
       return arithmetic(fn, node.type, a, b);
     }
+    case 'mod': {
+      const a = evaluate(args[0]!, row);
+      const b = evaluate(args[1]!, row);
+      if (a === null || b === null) return null;
+      return modValue(
+        node.type,
+        castValue(args[0]!.type, node.type, a),
+        castValue(args[1]!.type, node.type, b),
+      );
+    }
+    case 'between': {
+      // x >= low AND x <= high, as PostgreSQL runs it: AND stops at the first FALSE; a comparison
+      // that raises an error there (a numeric beyond float8's range met by a float) makes it NULL.
+      const x = evaluate(args[0]!, row);
+      const conjunct = (bound: ExprNode, above: boolean): boolean | null | undefined => {
+        const b = evaluate(bound, row);
+        if (comparisonFails(args[0]!.type, x, bound.type, b)) return undefined;
+        if (x === null || b === null) return null;
+        const order = compareSql(args[0]!.type, x, bound.type, b);
+        return above ? order >= 0 : order <= 0;
+      };
+      const first = conjunct(args[1]!, true);
+      if (first === undefined) return null;
+      if (first === false) return false;
+      const second = conjunct(args[2]!, false);
+      if (second === undefined) return null;
+      if (second === false) return false;
+      return first === null || second === null ? null : true;
+    }
+    case 'like':
+    case 'notLike': {
+      const text = evaluate(args[0]!, row);
+      const pattern = evaluate(args[1]!, row);
+      if (text === null || pattern === null) return null;
+      const matched = likeValue(String(text), String(pattern));
+      return matched === null ? null : fn === 'like' ? matched : !matched;
+    }
+    case 'case': {
+      // args: condition, value, condition, value, …[, else]
+      for (let i = 0; i + 1 < args.length; i += 2) {
+        if (evaluate(args[i]!, row) === true) return caseResult(args[i + 1]!, node, row);
+      }
+      return args.length % 2 === 1 ? caseResult(args[args.length - 1]!, node, row) : null;
+    }
+    case 'length': {
+      const v = evaluate(args[0]!, row);
+      return v === null ? null : lengthValue(args[0]!.type, v);
+    }
+    case 'abs': {
+      const v = evaluate(args[0]!, row);
+      return v === null ? null : absValue(node.type, v);
+    }
+    case 'round': {
+      const v = evaluate(args[0]!, row);
+      if (v === null) return null;
+      const digits = args[1] ? evaluate(args[1], row) : null;
+      if (args[1] && digits === null) return null;
+      return roundValue(args[0]!.type, v, digits === null ? null : Number(digits));
+    }
+    case 'cast': {
+      const v = evaluate(args[0]!, row);
+      return v === null ? null : castValue(args[0]!.type, node.type, v);
+    }
+    case 'dateTrunc': {
+      const v = evaluate(args[1]!, row);
+      return v === null ? null : dateTruncValue(String(evaluate(args[0]!, row)), args[1]!.type, v);
+    }
   }
+}
+
+/** A CASE branch's value in the CASE's (common) type. */
+function caseResult(branch: ExprNode, node: CallNode, row: Row): Value {
+  const v = evaluate(branch, row);
+  return v === null ? null : castValue(branch.type, node.type, v);
 }
 
 /** Mixed numeric comparisons compare as numbers; anything else compares in the left side's type. */

@@ -34,7 +34,14 @@ describe('createRegistry', () => {
     expect(registry.byName.get('largePaidOrders')).toMatchObject({ kind: 'rows' });
     expect(registry.byName.get('largePaidOrders')!.keyFields.map((f) => f.name)).toEqual(['id']);
     const requirements = tableRequirements(registry);
-    expect(requirements.find((t) => t.name === 'public.orders')?.needsOldRowFor).toEqual(['revenueByCustomer', 'ordersByStatus']);
+    // Views whose operators keep state (aggregates, joins, top-N) retract whole old rows; row views do not.
+    expect(requirements.find((t) => t.name === 'public.orders')?.needsOldRowFor).toEqual([
+      'revenueByCustomer',
+      'ordersByStatus',
+      'ordersWithCustomer',
+      'customerOrderCounts',
+      'buyersPerProduct',
+    ]);
   });
 
   it('lists every problem at once, each with the view and field it concerns', () => {

@@ -56,7 +56,16 @@ describe('schemaChangeEffects', () => {
     };
     const fromSnapshot = reasons('snapshot');
     const fromLog = reasons('log');
-    const stopped = ['largePaidOrders', 'ordersByStatus', 'productSales', 'revenueByCustomer'];
+    const stopped = [
+      'customerOrderCounts',
+      'largePaidOrders',
+      'ordersByStatus',
+      'ordersWithCustomer',
+      'productRevenue',
+      'productSales',
+      'revenueByCustomer',
+      'salesByCategory',
+    ];
     expect(Object.keys(fromSnapshot).sort()).toEqual(stopped);
     expect(Object.keys(fromLog).sort()).toEqual(stopped);
     expect(fromSnapshot['productSales']).toMatch(
