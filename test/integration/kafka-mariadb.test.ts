@@ -145,9 +145,13 @@ describe('Debezium (MariaDB connector) over Kafka', () => {
     const service = await startService({ config, port: 0, logger: quietLogger() });
     cleanups.push(() => service.stop());
 
-    const averages = new Map(
-      registry.views.map((v) => [v.name, new Set((v.definition.select ?? []).filter((f) => f.node.kind === 'aggregate' && f.node.fn === 'avg').map((f) => f.name))]),
-    );
+    // Fields holding an avg(): a view's own, or those a view over a view passes on.
+    const averages = new Map<string, Set<string>>();
+    for (const v of registry.views) {
+      const own = (v.definition.select ?? []).filter((f) => f.node.kind === 'aggregate' && f.node.fn === 'avg').map((f) => f.name);
+      const inherited = v.definition.select === null ? v.dependsOn.flatMap((d) => [...(averages.get(d) ?? [])]) : [];
+      averages.set(v.name, new Set([...own, ...inherited]));
+    }
     const comparison = {
       normalize: (view: CompiledView, row: Row): Row => {
         const names = averages.get(view.name)!;

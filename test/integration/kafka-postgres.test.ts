@@ -434,7 +434,10 @@ describe('shape changes of the source tables, seen in the schemas Debezium sends
       message:
         'View productSales is stopped: column public.order_items.quantity changed type from int32 to int64, which no longer fits its declaration. Fix: declare the column with its new type in the config and, as the records in Kafka from before the change keep the old type, have Debezium send the table again into new topics (a new topic.prefix with snapshot.mode=initial) and point source.kafka at them; then restart (the views are rebuilt)',
     });
-    await waitUntilViewsEqual(p.service.url, p.readExpected, others(p.registry, ['productSales']), 60_000);
+    // The other views reading quantity stop too, and topProductsPerCategory, which reads productRevenue.
+    const stopped = ['productSales', 'salesByCategory', 'productRevenue', 'topProductsPerCategory'];
+    for (const view of stopped) expect((await untilStopped(p.service.url, view)).code).toBe('VIEW_UNAVAILABLE');
+    await waitUntilViewsEqual(p.service.url, p.readExpected, others(p.registry, stopped), 60_000);
     expect(p.seen.restarts, 'pipeline restarts').toBe(0);
   }, 120_000);
 
@@ -444,14 +447,17 @@ describe('shape changes of the source tables, seen in the schemas Debezium sends
     await p.db.query(`ALTER TABLE orders DROP COLUMN amount`);
     await p.db.query(`INSERT INTO orders VALUES (10, 1, 'paid', now())`);
     await p.db.query(`UPDATE products SET price = 13.00 WHERE id = 1`);
-    const stopped = ['revenueByCustomer', 'ordersByStatus', 'largePaidOrders'];
-    for (const view of stopped) {
+    const readers = ['revenueByCustomer', 'ordersByStatus', 'largePaidOrders', 'ordersWithCustomer', 'customerOrderCounts'];
+    for (const view of readers) {
       expect(await untilStopped(p.service.url, view)).toEqual({
         code: 'VIEW_UNAVAILABLE',
         // Not "or restore the column": a rebuild would read the records without it again.
         message: `View ${view} is stopped: column public.orders.amount was dropped in the source database, and the view reads it. Fix: remove it from the view and the table declaration, then restart`,
       });
     }
+    // A view over a stopped view stops with it.
+    expect((await untilStopped(p.service.url, 'topCustomers')).message).toContain('it reads view revenueByCustomer, which stopped: column public.orders.amount was dropped');
+    const stopped = [...readers, 'topCustomers'];
     await waitUntilViewsEqual(p.service.url, p.readExpected, others(p.registry, stopped), 60_000);
     expect(p.seen.restarts, 'pipeline restarts').toBe(0);
   }, 120_000);
@@ -482,7 +488,9 @@ describe('shape changes of the source tables, seen in the schemas Debezium sends
     await source.db.query(`UPDATE products SET price = 13.125 WHERE id = 1`);
     const categoriesStopped = await untilStopped(second.service.url, 'productsByCategory');
     expect(categoriesStopped.message).toMatch(scaleReason('productsByCategory', 'public.products.price'));
-    const stopped = ['productSales', 'productsByCategory'];
+    // Also stopped: the other views reading unit_price, and the one over productRevenue.
+    const stopped = ['productSales', 'salesByCategory', 'productRevenue', 'topProductsPerCategory', 'productsByCategory'];
+    for (const view of stopped) expect((await untilStopped(second.service.url, view)).code).toBe('VIEW_UNAVAILABLE');
     await waitUntilViewsEqual(second.service.url, source.readExpected, others(source.registry, stopped), 60_000);
     expect(second.rebuilds(), 'rebuilds while consuming').toBe(0);
 

@@ -68,7 +68,8 @@ describe('schema changes of source tables', () => {
       await rig.monitor.db.query(`ALTER TABLE orders DROP COLUMN amount`);
       await rig.monitor.db.query(`INSERT INTO orders VALUES (3, 1, 'paid', now())`);
       await rig.sync();
-      const stopped = ['revenueByCustomer', 'ordersByStatus', 'largePaidOrders'];
+      // The views reading orders.amount, and topCustomers, which reads revenueByCustomer.
+      const stopped = ['revenueByCustomer', 'ordersByStatus', 'largePaidOrders', 'ordersWithCustomer', 'customerOrderCounts', 'topCustomers'];
       expect(seen.stopped.sort()).toEqual([...stopped].sort());
       const [error] = await errorsOf(rig.service.url, '{ revenueByCustomerList(first: 5) { nodes { customerId } } }');
       expect(error).toEqual({
@@ -94,7 +95,9 @@ describe('schema changes of source tables', () => {
       await rig.monitor.db.query(`ALTER TABLE order_items ALTER COLUMN quantity TYPE int8`);
       await rig.monitor.db.query(`INSERT INTO order_items VALUES (3, 1, 1, 5000000000, 1.00)`);
       await rig.sync();
-      expect(seen.stopped).toEqual(['productSales']);
+      // The views reading order_items.quantity, and topProductsPerCategory, which reads productRevenue.
+      const stopped = ['productSales', 'salesByCategory', 'productRevenue', 'topProductsPerCategory'];
+      expect(seen.stopped.sort()).toEqual([...stopped].sort());
       const [error] = await errorsOf(rig.service.url, '{ productSalesList(first: 5) { nodes { productId } } }');
       expect(error?.message).toBe(
         'View productSales is stopped: column public.order_items.quantity changed type from int4 to int8, which no longer fits its declaration. Fix: declare the column with its new type in the config, then restart (the views are rebuilt)',
@@ -103,7 +106,7 @@ describe('schema changes of source tables', () => {
       const deadline = Date.now() + 5000;
       while (copy.resets.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       expect(copy.resets.join('\n')).toContain('changed type from int4 to int8');
-      await othersEqualSql(rig, ['productSales']);
+      await othersEqualSql(rig, stopped);
       record({ fault: 'type of a column a view reads changed, no longer its declared type (int4 → int8)', outcome: 'detected → that view stopped, with the fix; others carry on', recoveryMs: null, lostChanges: 0, subscribers: 'RESET with the reason' });
     }));
 
@@ -129,10 +132,11 @@ describe('schema changes of source tables', () => {
       await rig.monitor.db.query(`ALTER TABLE customers RENAME TO clients`);
       await rig.monitor.db.query(`INSERT INTO clients VALUES (3, 'Cy', 'FR', now())`);
       await rig.sync();
-      expect(seen.stopped).toEqual(['customersByCountry']);
+      // Every view over customers (directly, or joined).
+      expect(seen.stopped.sort()).toEqual(['customerOrderCounts', 'customersByCountry', 'ordersWithCustomer']);
       const [error] = await errorsOf(rig.service.url, '{ customersByCountryList(first: 5) { nodes { country } } }');
       expect(error?.message).toContain('table public.customers was renamed to public.clients in the source database');
-      await othersEqualSql(rig, ['customersByCountry']);
+      await othersEqualSql(rig, ['customerOrderCounts', 'customersByCountry', 'ordersWithCustomer']);
       record({ fault: 'source table renamed', outcome: 'detected → its views stopped, naming the new name and the fix', recoveryMs: null, lostChanges: 0, subscribers: 'RESET with the reason' });
     }));
 
@@ -141,10 +145,12 @@ describe('schema changes of source tables', () => {
       await rig.monitor.db.query(`ALTER TABLE orders REPLICA IDENTITY DEFAULT`);
       await rig.monitor.db.query(`UPDATE orders SET amount = 400.00 WHERE id = 1`);
       await rig.sync();
-      expect(seen.stopped.sort()).toEqual(['ordersByStatus', 'revenueByCustomer']);
+      // Every view whose operators keep state over orders (aggregates, joins), and topCustomers over one of them; largePaidOrders (rows) carries on.
+      const stopped = ['buyersPerProduct', 'customerOrderCounts', 'ordersByStatus', 'ordersWithCustomer', 'revenueByCustomer', 'topCustomers'];
+      expect(seen.stopped.sort()).toEqual(stopped);
       const [error] = await errorsOf(rig.service.url, '{ ordersByStatusList(first: 5) { nodes { status } } }');
       expect(error?.message).toContain('Fix: ALTER TABLE public.orders REPLICA IDENTITY FULL;');
-      await othersEqualSql(rig, ['ordersByStatus', 'revenueByCustomer']);
+      await othersEqualSql(rig, stopped);
       record({ fault: 'REPLICA IDENTITY of a table aggregates read weakened to DEFAULT', outcome: 'detected → the aggregates stopped with the fixing statement; row views carry on', recoveryMs: null, lostChanges: 0, subscribers: 'RESET with the reason' });
     }));
 });
