@@ -276,7 +276,7 @@ export class Engine extends EventEmitter {
     const waiting: { wake: (() => void) | null; drained: (() => void) | null } = { wake: null, drained: null };
     let finished = false;
     let failure: unknown = null;
-    const maxChanges = this.options.maxBatchChanges ?? 5000;
+    const maxChanges = this.options.maxBatchChanges ?? 2000;
     const signal = (): void => {
       waiting.wake?.();
       waiting.wake = null;

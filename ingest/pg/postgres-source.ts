@@ -103,7 +103,7 @@ export class PostgresSource implements ChangeSource {
 
   constructor(config: PostgresSourceConfig) {
     this.config = config;
-    this.partChanges = config.partChanges ?? 5000;
+    this.partChanges = config.partChanges ?? 2000;
     this.stream = `pg:${config.slot}`;
   }
 

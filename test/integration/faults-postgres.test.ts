@@ -77,7 +77,7 @@ describe('faults of PostgreSQL', () => {
     }
   });
 
-  it('a transaction of hundreds of thousands of rows is applied in short parts: bounded memory, other views keep answering, readers of its views never see half of it', async () => {
+  it('a transaction of hundreds of thousands of rows is applied in short parts: bounded memory, other views keep answering, readers of its views never see half of it', { timeout: 300_000 }, async () => {
     const rig = await startRig('f_huge', { seed: SEED });
     try {
       await rig.untilReady();
@@ -89,6 +89,7 @@ describe('faults of PostgreSQL', () => {
       const latencies = { untouched: [] as number[], touched: [] as number[] };
       const counts = new Set<number>();
       let heapPeak = 0;
+      let waitedTooLong = 0;
       const heapBefore = process.memoryUsage().heapUsed;
       let reading = true;
       // Readers: a view the transaction does not touch, and one it does (its row count must jump at once).
@@ -98,9 +99,14 @@ describe('faults of PostgreSQL', () => {
           await graphql(rig.service.url, '{ customersByCountryList(first: 10) { nodes { country customers } } }');
           latencies.untouched.push(performance.now() - t);
           t = performance.now();
-          const data = await graphql<{ ordersByStatus: { orders: string } | null }>(rig.service.url, `{ ordersByStatus(status: "bulk") { orders } }`);
+          // A read of a view inside the transaction waits for its last part (up to 15 s, then says so).
+          const data = await graphql<{ ordersByStatus: { orders: string } | null }>(rig.service.url, `{ ordersByStatus(status: "bulk") { orders } }`).catch((error: unknown) => {
+            if (!String(error).includes('applying a transaction too large for one step')) throw error;
+            waitedTooLong++;
+            return null;
+          });
           latencies.touched.push(performance.now() - t);
-          counts.add(Number(data.ordersByStatus?.orders ?? 0));
+          if (data) counts.add(Number(data.ordersByStatus?.orders ?? 0));
           heapPeak = Math.max(heapPeak, process.memoryUsage().heapUsed);
           await new Promise((r) => setTimeout(r, 20));
         }
@@ -125,11 +131,11 @@ describe('faults of PostgreSQL', () => {
       const heapGrowthMb = (heapPeak - heapBefore) / 2 ** 20;
       record({
         fault: `a ${rows.toLocaleString('en')}-row INSERT, then a ${(rows / 2).toLocaleString('en')}-row UPDATE, each one transaction`,
-        outcome: `survived: applied in parts of 5,000 changes in ${(appliedMs / 1000).toFixed(1)} s; slowest Redis call ${slowest.toFixed(0)} ms; heap growth ${heapGrowthMb.toFixed(0)} MB`,
+        outcome: `survived: applied in parts of 2,000 changes in ${(appliedMs / 1000).toFixed(1)} s; slowest Redis call ${slowest.toFixed(0)} ms; heap growth ${heapGrowthMb.toFixed(0)} MB`,
         recoveryMs: null,
         lostChanges: 0,
         subscribers: `${copy.summary()}; RESET (too large to log row by row) then a snapshot`,
-        notes: `reader p50/p99: untouched view ${p(latencies.untouched, 0.5).toFixed(1)}/${p(latencies.untouched, 0.99).toFixed(1)} ms, touched view ${p(latencies.touched, 0.5).toFixed(1)}/${p(latencies.touched, 0.99).toFixed(0)} ms (waits for the last part)`,
+        notes: `reader p50/p99: untouched view ${p(latencies.untouched, 0.5).toFixed(1)}/${p(latencies.untouched, 0.99).toFixed(1)} ms, touched view ${p(latencies.touched, 0.5).toFixed(1)}/${p(latencies.touched, 0.99).toFixed(0)} ms (waits for the last part; ${waitedTooLong} reads gave up after 15 s)`,
       });
       expect(heapGrowthMb).toBeLessThan(400);
     } finally {

@@ -3,6 +3,8 @@
  *
  *   state   <base>:L:<jk>   HASH left row key → left row (JSON: the columns the view reads)
  *           <base>:R:<jk>   HASH right row key → right row
+ *           <base>:Rn       HASH join key → its number of right rows (left joins: when to add or
+ *                           retract a left row's NULL-extended row, without reading the right rows)
  *   output  joined rows, keyed <left key>\x03<right key> (\x04 for the missing right row of a left join)
  *
  * A batch's deltas are applied in two passes, so that nothing is joined twice or missed, and no
@@ -16,7 +18,9 @@
  * NULL row comes back — decided per right delta against the right rows at that moment, so a batch
  * that adds and removes never emits a row twice. A NULL in a join key matches nothing (SQL).
  *
- * Reads: both sides' rows of every join key the batch touches (cached after the first time).
+ * Reads: a left delta reads the right rows of its join key, a right delta the left rows (and, for a
+ * left join, the right rows' count) — cached after the first time. Writing a row into its own
+ * side's index reads nothing.
  */
 import { encodeRowKey } from '../encoding.ts';
 import { PlanError } from '../errors.ts';
@@ -58,6 +62,10 @@ export class Join implements Operator {
     return `${this.base}:${side}:${jk}`;
   }
 
+  private get counts(): string {
+    return `${this.base}:Rn`;
+  }
+
   private joinKey(row: Row | null, side: 'left' | 'right'): string | null {
     if (row === null) throw new PlanError(`${this.id}: a row left without its old content, which the join needs; set REPLICA IDENTITY FULL on the source table`);
     const values: Value[] = [];
@@ -76,17 +84,13 @@ export class Join implements Operator {
     };
     for (const d of left!.deltas) {
       const jk = this.joinKey(d.row, 'left');
-      if (jk !== null) {
-        want('L', jk);
-        want('R', jk);
-      }
+      if (jk !== null && !right!.clear) want('R', jk);
     }
     for (const d of right!.deltas) {
       const jk = this.joinKey(d.row, 'right');
-      if (jk !== null) {
-        want('L', jk);
-        want('R', jk);
-      }
+      if (jk === null) continue;
+      want('L', jk);
+      if (this.spec.type === 'left' && !right!.clear && store.hget(this.counts, jk) === undefined) reads.push({ kind: 'hget', key: this.counts, field: jk });
     }
     // A right side emptied under a left join: every left row comes back with NULLs.
     if (right!.clear && !left!.clear && this.spec.type === 'left') {
@@ -106,8 +110,9 @@ export class Join implements Operator {
     if (clear) {
       const restore = right!.clear && !left!.clear && isLeft ? this.allLeftRows(store) : [];
       for (const key of store.keys(this.statePattern) ?? []) {
-        if ((left!.clear && key.startsWith(`${this.base}:L:`)) || (right!.clear && key.startsWith(`${this.base}:R:`))) store.del(key);
+        if ((left!.clear && key.startsWith(`${this.base}:L:`)) || (right!.clear && (key.startsWith(`${this.base}:R:`) || key === this.counts))) store.del(key);
       }
+      if (right!.clear) store.del(this.counts);
       for (const [lk, row] of restore) out.push({ key: lk + SEPARATOR + NO_MATCH, row: { ...row, ...this.nulls }, weight: 1 });
     }
 
@@ -130,7 +135,12 @@ export class Join implements Operator {
       const jk = this.joinKey(d.row, 'right');
       if (jk === null) continue;
       const lefts = store.hgetall(this.index('L', jk))!;
-      const matchesBefore = store.hgetall(this.index('R', jk))!.size;
+      const matchesBefore = isLeft ? Number(store.hget(this.counts, jk) ?? 0) : 0;
+      if (isLeft) {
+        const after = matchesBefore + d.weight;
+        if (after > 0) store.hset(this.counts, jk, String(after));
+        else store.hdel(this.counts, jk);
+      }
       for (const [lk, json] of lefts) {
         const lrow = JSON.parse(json!) as Row;
         out.push({ key: lk + SEPARATOR + d.key, row: { ...lrow, ...d.row! }, weight: d.weight });

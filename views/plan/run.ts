@@ -61,10 +61,14 @@ export async function runBatch(flow: Dataflow, changes: readonly Change[], store
 
   const touched: string[] = [];
   let changelogEntries = 0;
+  // A large batch yields to the event loop between operators, so GraphQL reads served by the same
+  // process are not held up for the whole plan.
+  const yielding = changes.length > 500;
   for (const op of flow.order) {
     const view = flow.owner.get(op)!;
     if (skip.has(view)) continue;
     const inputs = op.inputs.map((i) => outputs.get(i) ?? EMPTY);
+    if (yielding) await new Promise((r) => setImmediate(r));
     const output = flow.outputs.get(view) === op ? flow.outputs.get(view)! : null;
     const reset = output ? options.resets?.get(view) : undefined;
     if (inputs.every((b) => b === EMPTY) && reset === undefined) continue;

@@ -54,6 +54,8 @@ interface HashState {
   readonly fields: Map<string, string | null>;
   /** Every field is known (absent fields are absent). */
   complete: boolean;
+  /** When it was last used (the store's clock): the least recently used go first. */
+  used: number;
 }
 
 /** Known part of a lex-ordered sorted set: its first members (or all of them). */
@@ -79,13 +81,14 @@ export class StateStore {
   /** Keys found per pattern, for the step being planned. */
   private scans = new Map<string, string[]>();
   private entries = 0;
+  private clock = 0;
   private writes: WriteOp[] = [];
   /** Bumped by invalidate(): a plan made under an older generation must be made again. */
   generation = 0;
 
   constructor(redis: RedisClient, options: StateStoreOptions = {}) {
     this.redis = redis;
-    this.maxEntries = options.maxEntries ?? 500_000;
+    this.maxEntries = options.maxEntries ?? 300_000;
   }
 
   /** Forget everything cached (after a failed step, or a pipeline restart). */
@@ -103,6 +106,7 @@ export class StateStore {
   hget(key: string, field: string): string | null | undefined {
     const h = this.hashes.get(key);
     if (!h) return undefined;
+    h.used = ++this.clock;
     const v = h.fields.get(field);
     if (v !== undefined) return v;
     return h.complete ? null : undefined;
@@ -111,7 +115,9 @@ export class StateStore {
   /** Every field of a hash, or undefined when not loaded whole. */
   hgetall(key: string): ReadonlyMap<string, string | null> | undefined {
     const h = this.hashes.get(key);
-    return h?.complete ? h.fields : undefined;
+    if (!h?.complete) return undefined;
+    h.used = ++this.clock;
+    return h.fields;
   }
 
   /**
@@ -207,14 +213,26 @@ export class StateStore {
 
   // --- writes ---------------------------------------------------------------------------------
 
+  /**
+   * Write a hash field. The cache keeps it only for a hash it already holds: state that is only
+   * written (a join side nobody probed yet) stays out of memory; a later read goes to Redis on the
+   * writer's connection, after this step, and sees it.
+   */
   hset(key: string, field: string, value: string): void {
-    this.setField(this.hashState(key), field, value);
+    const h = this.hashes.get(key);
+    if (h) this.setField(this.touch(h), field, value);
     this.record({ op: 'hset', key, field, value });
   }
 
   hdel(key: string, field: string): void {
-    this.setField(this.hashState(key), field, null);
+    const h = this.hashes.get(key);
+    if (h) this.setField(this.touch(h), field, null);
     this.record({ op: 'hdel', key, field });
+  }
+
+  private touch(h: HashState): HashState {
+    h.used = ++this.clock;
+    return h;
   }
 
   zadd(key: string, member: string): void {
@@ -296,7 +314,8 @@ export class StateStore {
     this.record({ op: 'del', key });
     const h = this.hashes.get(key);
     if (h) this.entries -= h.fields.size;
-    this.hashes.set(key, { fields: new Map(), complete: true });
+    else this.entries++;
+    this.hashes.set(key, { fields: new Map(), complete: true, used: ++this.clock });
     for (const fromEnd of [false, true]) {
       const z = this.zsets.get(zkey(key, fromEnd));
       if (z) this.entries -= z.members.length;
@@ -341,13 +360,11 @@ export class StateStore {
   private hashState(key: string): HashState {
     let h = this.hashes.get(key);
     if (!h) {
-      h = { fields: new Map(), complete: false };
+      h = { fields: new Map(), complete: false, used: 0 };
       this.hashes.set(key, h);
-    } else {
-      // Recently used: move to the end of the eviction order.
-      this.hashes.delete(key);
-      this.hashes.set(key, h);
+      this.entries++; // the key itself: an empty hash known to be empty still costs
     }
+    h.used = ++this.clock;
     return h;
   }
 
@@ -364,13 +381,14 @@ export class StateStore {
     h.fields.set(field, value);
   }
 
-  /** Drop least recently used keys beyond maxEntries (their state stays in Redis). */
+  /** Drop the least recently used keys beyond maxEntries, down to 80 % (their state stays in Redis). */
   private evict(): void {
     if (this.entries <= this.maxEntries) return;
-    for (const [key, h] of this.hashes) {
+    const byUse = [...this.hashes].sort(([, a], [, b]) => a.used - b.used);
+    for (const [key, h] of byUse) {
       if (this.entries <= this.maxEntries * 0.8) break;
       this.hashes.delete(key);
-      this.entries -= h.fields.size;
+      this.entries -= h.fields.size + 1;
     }
     for (const [key, z] of this.zsets) {
       if (this.entries <= this.maxEntries * 0.8) break;
