@@ -81,7 +81,7 @@ export function compareDecimal(a: string, b: string): number {
   const negB = b.charCodeAt(0) === 45;
   if (negA !== negB) return isZeroText(a) && isZeroText(b) ? 0 : negA ? -1 : 1;
   const c = compareMagnitude(negA ? a.slice(1) : a, negB ? b.slice(1) : b);
-  return negA ? -c : c;
+  return negA && c !== 0 ? -c : c;
 }
 
 function isZeroText(a: string): boolean {

@@ -416,6 +416,10 @@ export class Engine extends EventEmitter {
     if (part?.final) {
       const more = result.touched.filter((v) => !resets.has(v));
       await resetViews(this.flow, this.store, more, 'a transaction too large to log row by row');
+      this.busy.clear();
+    } else if (part) {
+      // Known now, not when the step lands: the next part is planned before this one lands.
+      for (const v of result.touched) this.busy.add(v);
     }
     const writes = this.store.takeWrites();
     const deadLetters: DeadLetter[] = [
@@ -559,9 +563,6 @@ export class Engine extends EventEmitter {
         this.emit(ENGINE_EVENTS.VIEW_STOPPED, { view, reason: parsed.reason });
       }
     }
-    const part = planned.group.length === 1 ? planned.group[0]!.part : undefined;
-    if (part && !part.final) for (const v of control.busy) this.busy.add(v);
-    if (part?.final) this.busy.clear();
     if (planned.group.some((b) => b.live) && this.state !== 'live') {
       this.log('info', 'views are live (initial load done)');
       this.emit(ENGINE_EVENTS.SNAPSHOT_DONE, {});

@@ -173,8 +173,11 @@ describe('faults of Redis', () => {
       await rig.untilReady();
       const copy = rig.subscribe('largePaidOrders');
       await new Promise((r) => setTimeout(r, 300));
-      // One transaction changing 2,000 rows of the view: far more entries than the changelog keeps.
-      await rig.monitor.db.query(`INSERT INTO orders SELECT 5000 + g, 1, 'paid', 500 + g, now() FROM generate_series(1, 2000) g`);
+      // Four transactions changing 500 rows of the view each (each small enough to be logged row by
+      // row): far more entries than the changelog keeps.
+      for (let i = 0; i < 4; i++) {
+        await rig.monitor.db.query(`INSERT INTO orders SELECT 5000 + g, 1, 'paid', 500 + g, now() FROM generate_series(${i * 500 + 1}, ${i * 500 + 500}) g`);
+      }
       await rig.sync();
       await rig.expectConsistent();
       expect(copy.resets.join('\n')).toContain('trimmed from the changelog');

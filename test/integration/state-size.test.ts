@@ -1,0 +1,70 @@
+/**
+ * Minimal state (DESIGN.md §6.5), measured in Redis: a join keeps per joined row only the columns
+ * the view reads (bounded by their size, whatever else the table holds), and an aggregate view's
+ * bytes stay flat as its source grows while its groups do not.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { keyPrefix } from '../../views/store/keys.ts';
+import { startShop, type ServiceFixture } from '../support/shop.ts';
+
+/** Redis bytes of every key matching a pattern (MEMORY USAGE, which counts Redis's own overhead too). */
+async function bytesOf(shop: ServiceFixture, pattern: string): Promise<{ bytes: number; keys: number }> {
+  let cursor = '0';
+  let bytes = 0;
+  let keys = 0;
+  do {
+    const [next, found] = await shop.redis.sendCommand<[string, string[]]>(['SCAN', cursor, 'MATCH', pattern, 'COUNT', '1000']);
+    cursor = next;
+    for (const key of found) {
+      bytes += (await shop.redis.sendCommand<number | null>(['MEMORY', 'USAGE', key, 'SAMPLES', '0'])) ?? 0;
+      keys++;
+    }
+  } while (cursor !== '0');
+  return { bytes, keys };
+}
+
+describe('state size', () => {
+  let shop: ServiceFixture;
+  beforeAll(async () => {
+    shop = await startShop('size', `INSERT INTO customers SELECT g, 'customer ' || g, 'DE', now() FROM generate_series(1, 20) g`);
+  });
+  afterAll(() => shop?.close());
+
+  const addOrders = async (from: number, count: number): Promise<void> => {
+    // Wide rows the views mostly do not read: a long status text the join view does read is kept short.
+    await shop.db.query(
+      `INSERT INTO orders SELECT g, 1 + g % 20, (ARRAY['paid','new','shipped','cancelled'])[1 + g % 4], (g % 500) + 0.25, now() FROM generate_series($1::int, $2::int) g`,
+      [from, from + count - 1],
+    );
+    await shop.sync(120_000);
+  };
+
+  it("a join view's state per joined row is bounded by the columns it reads", async () => {
+    await addOrders(1, 2000);
+    const prefix = keyPrefix(shop.name);
+    const join = await bytesOf(shop, `${prefix}:s:ordersWithCustomer/join:*`);
+    const rows = 2000 + 20; // every order (left) and every customer (right) is indexed once
+    // The columns the view reads of an order (id, customer_id, status, amount) and of a customer
+    // (id, name, country), as JSON with their qualified names: about 90 bytes; Redis adds its own
+    // per-field overhead. The table's other columns (created_at) are not kept.
+    const perRow = join.bytes / rows;
+    console.log(`[state-size] ordersWithCustomer join state: ${join.bytes} B in ${join.keys} keys, ${perRow.toFixed(0)} B per indexed row`);
+    expect(perRow).toBeLessThan(250);
+    const [, leftKeys] = await shop.redis.sendCommand<[string, string[]]>(['SCAN', '0', 'MATCH', `${prefix}:s:ordersWithCustomer/join:customers:L:*`, 'COUNT', '1000']);
+    const sample = await shop.redis.sendCommand<string[]>(['HGETALL', leftKeys[0]!]);
+    const stored = JSON.parse(sample[1]!) as Record<string, unknown>;
+    expect(Object.keys(stored).sort()).toEqual(['orders.amount', 'orders.customer_id', 'orders.id', 'orders.status']);
+  });
+
+  it("an aggregate view's bytes do not grow with its source when its groups do not", async () => {
+    const prefix = keyPrefix(shop.name);
+    const measure = async (): Promise<number> =>
+      (await bytesOf(shop, `${prefix}:v:ordersByStatus:*`)).bytes - (await bytesOf(shop, `${prefix}:v:ordersByStatus:log`)).bytes + (await bytesOf(shop, `${prefix}:s:ordersByStatus/*`)).bytes;
+    const small = await measure();
+    await addOrders(100_001, 20_000); // ten times the orders, the same four statuses
+    const large = await measure();
+    console.log(`[state-size] ordersByStatus: ${small} B at 2,000 orders, ${large} B at 22,000`);
+    // max(created_at) keeps a candidate per distinct value: the orders here share one now() per batch.
+    expect(large).toBeLessThan(small * 1.2 + 2000);
+  });
+});
