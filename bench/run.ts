@@ -277,7 +277,7 @@ async function benchDurability(databaseUrl: string, db: pg.Client) {
 
 /** The Kafka path: Debezium → Kafka → a second deployment of the same views. */
 async function benchKafka(databaseUrl: string, redisUrl: string, db: pg.Client, redis: RedisClient, name: string) {
-  const { startKafka, startConnect, postgresConnectorConfig } = await import('../scripts/kafka-stack.ts');
+  const { startKafka, startConnect, postgresConnectorConfig } = await import('../scripts/kafka-stack/index.ts');
   say('kafka: starting Kafka and Kafka Connect with Debezium…');
   const kafka = await startKafka({ log: () => undefined });
   const connect = await startConnect({ brokers: kafka.brokers, log: () => undefined });

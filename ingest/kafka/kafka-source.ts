@@ -10,7 +10,7 @@
  *     │ offsets are for monitoring only. A table topic starts one record earlier: the last record
  *     │ applied is read again, not applied, for its schema (the baseline of schema-tracker.ts)
  *     ▼
- *   eachBatch → decode (debezium-decoder.ts; undecodable → dead letter)
+ *   eachBatch → decode (debezium/index.ts; undecodable → dead letter)
  *     → the table's shape compared with the schema the record carries (schema-tracker.ts): changes
  *       ride with the record into its batch (ChangeBatch.schemaChanges) → TransactionAssembler
  *     → ChangeBatches (whole transactions with provide.transaction.metadata=true, else one per
@@ -29,7 +29,7 @@ import { BatchQueue } from '../batch-queue.ts';
 import { DecodeError, ServiceError } from '../errors.ts';
 import type { KafkaSourceOptions, TableRequirement } from '../source-options.ts';
 import type { ColumnType } from '../values.ts';
-import { createDebeziumDecoder, type DebeziumDecoder, type DecodedRecord } from './debezium-decoder.ts';
+import { createDebeziumDecoder, type DebeziumDecoder, type DecodedRecord } from './debezium/index.ts';
 import { SchemaTracker } from './schema-tracker.ts';
 import { streamOf, TransactionAssembler } from './transaction-assembler.ts';
 

@@ -15,7 +15,7 @@
  *   a later, other schema    compared with the previous one: declared columns dropped, columns
  *                            added, declared columns whose Debezium type changed (fitsDeclaration:
  *                            the new type still decodes as the declared ColumnType, DECODES_AS in
- *                            debezium-decoder.ts)
+ *                            debezium/schema.ts)
  *
  * A record older than the one that brought the current schema (a smaller order token: Debezium
  * re-sending what it had sent before an ALTER, after a Kafka Connect restart) says nothing about the
@@ -28,7 +28,7 @@
  */
 import type { Change, SchemaChange } from '../change.ts';
 import type { TableRequirement } from '../source-options.ts';
-import type { RowSchema } from './debezium-decoder.ts';
+import type { RowSchema } from './debezium/index.ts';
 
 const NONE: readonly SchemaChange[] = Object.freeze([]);
 

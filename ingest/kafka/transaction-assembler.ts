@@ -29,7 +29,7 @@
  * in the same topic can no longer get it (Kafka keeps a partition's order): it is released as it is.
  */
 import type { Change, ChangeBatch, SchemaChange, SourceDeadLetter } from '../change.ts';
-import type { DecodedRecord } from './debezium-decoder.ts';
+import type { DecodedRecord } from './debezium/index.ts';
 
 /** A record as the assembler sees it: where it came from, and what it decoded to (or why it did not). */
 export interface AssemblerInput {

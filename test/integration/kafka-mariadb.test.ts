@@ -25,7 +25,7 @@ import shop, { shopTables, shopViews } from '../../examples/shop/views.config.ts
 import { parseDecimal, formatDecimal } from '../../ingest/decimal.ts';
 import { source } from '../../ingest/source-options.ts';
 import { decodePgText, type Value } from '../../ingest/values.ts';
-import { mariadbConnectorConfig } from '../../scripts/kafka-stack.ts';
+import { mariadbConnectorConfig } from '../../scripts/kafka-stack/index.ts';
 import { keyPrefix } from '../../views/store/keys.ts';
 import { connectRedis, deleteByPattern, type RedisClient } from '../../views/store/redis.ts';
 import type { Config } from '../../views/define.ts';

@@ -21,7 +21,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vi
 import { startService, type Service } from '../../api/service.ts';
 import shop from '../../examples/shop/views.config.ts';
 import { addDecimal } from '../../ingest/decimal.ts';
-import { createDebeziumDecoder } from '../../ingest/kafka/debezium-decoder.ts';
+import { createDebeziumDecoder } from '../../ingest/kafka/debezium/index.ts';
 import { source } from '../../ingest/source-options.ts';
 import { checkpointKey, deadLetterKey, keyPrefix, rowsKey } from '../../views/store/keys.ts';
 import { connectRedis, deleteByPattern, type RedisClient } from '../../views/store/redis.ts';

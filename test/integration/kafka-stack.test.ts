@@ -1,5 +1,5 @@
 /**
- * The real stack end to end: Kafka (KRaft) + Kafka Connect + Debezium from scripts/kafka-stack.ts
+ * The real stack end to end: Kafka (KRaft) + Kafka Connect + Debezium from scripts/kafka-stack/
  * (PostgreSQL connector 3.6.1, MariaDB connector 3.5.0),
  * PostgreSQL from the global setup and a throwaway MariaDB. One multi-statement transaction per database
  * must arrive as c/u/d events, a tombstone, and BEGIN/END transaction records; after Connect restarts
@@ -28,7 +28,7 @@ import {
   type RunningConnect,
   type RunningKafka,
   type RunningMariaDb,
-} from '../../scripts/kafka-stack.ts';
+} from '../../scripts/kafka-stack/index.ts';
 
 const { Kafka, logLevel } = kafkajs;
 

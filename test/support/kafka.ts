@@ -1,5 +1,5 @@
 /**
- * Fixtures for the tests that run Debezium over Kafka for real (scripts/kafka-stack.ts):
+ * Fixtures for the tests that run Debezium over Kafka for real (scripts/kafka-stack/):
  *
  *   startKafkaStack()        Kafka (KRaft) + Kafka Connect (+ MariaDB), once per test file
  *   kafkaTestNames()         a unique deployment / topic prefix / slot / publication / connector per test
@@ -23,7 +23,7 @@ import {
   type RunningConnect,
   type RunningKafka,
   type RunningMariaDb,
-} from '../../scripts/kafka-stack.ts';
+} from '../../scripts/kafka-stack/index.ts';
 import type { CompiledView, Registry } from '../../views/registry.ts';
 import { readViewOverGraphql } from './shop.ts';
 

@@ -13,7 +13,7 @@ import {
   DEBEZIUM_VERSION,
   KAFKA_VERSION,
   postgresConnectorConfig,
-} from '../../scripts/kafka-stack.ts';
+} from '../../scripts/kafka-stack/index.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 

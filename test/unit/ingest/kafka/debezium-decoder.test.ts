@@ -8,12 +8,12 @@ import {
   createDebeziumDecoder,
   decodeDebeziumRecord,
   decodeRedisStreamEntry,
-} from '../../../../ingest/kafka/debezium-decoder.ts';
+} from '../../../../ingest/kafka/debezium/index.ts';
 import type {
   DecodedRecord,
   DecoderOptions,
   KafkaRecordInput,
-} from '../../../../ingest/kafka/debezium-decoder.ts';
+} from '../../../../ingest/kafka/debezium/index.ts';
 import { DecodeError } from '../../../../ingest/errors.ts';
 import type { ColumnType } from '../../../../ingest/values.ts';
 import {

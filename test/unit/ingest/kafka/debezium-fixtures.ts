@@ -7,7 +7,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parse, stringify } from 'lossless-json';
-import type { KafkaRecordInput } from '../../../../ingest/kafka/debezium-decoder.ts';
+import type { KafkaRecordInput } from '../../../../ingest/kafka/debezium/index.ts';
 
 /** The shared fixture set, copied into the repo so a clone has it (test/fixtures/debezium/README.md). */
 export const FIXTURES = new URL('../../../fixtures/debezium/', import.meta.url);

@@ -11,7 +11,7 @@ import {
   type DecodedChange,
   type KafkaRecordInput,
   type RowSchema,
-} from '../../../../ingest/kafka/debezium-decoder.ts';
+} from '../../../../ingest/kafka/debezium/index.ts';
 import { orderOf } from '../../../../ingest/kafka/kafka-source.ts';
 import { compareRowSchemas, SchemaTracker } from '../../../../ingest/kafka/schema-tracker.ts';
 import type { TableRequirement } from '../../../../ingest/source-options.ts';

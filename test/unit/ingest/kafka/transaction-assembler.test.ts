@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { Change } from '../../../../ingest/change.ts';
-import type { DecodedRecord } from '../../../../ingest/kafka/debezium-decoder.ts';
+import type { DecodedRecord } from '../../../../ingest/kafka/debezium/index.ts';
 import { orderOf } from '../../../../ingest/kafka/kafka-source.ts';
 import { offsetToken, TransactionAssembler, transactionKey } from '../../../../ingest/kafka/transaction-assembler.ts';
 
