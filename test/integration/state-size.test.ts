@@ -7,20 +7,24 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keyPrefix } from '../../views/store/keys.ts';
 import { startShop, type ServiceFixture } from '../support/shop.ts';
 
-/** Redis bytes of every key matching a pattern (MEMORY USAGE, which counts Redis's own overhead too). */
-async function bytesOf(shop: ServiceFixture, pattern: string): Promise<{ bytes: number; keys: number }> {
+/** Every key matching a pattern (the suite's Redis is shared: SCAN to the end). */
+async function keysOf(shop: ServiceFixture, pattern: string): Promise<string[]> {
   let cursor = '0';
-  let bytes = 0;
-  let keys = 0;
+  const keys: string[] = [];
   do {
     const [next, found] = await shop.redis.sendCommand<[string, string[]]>(['SCAN', cursor, 'MATCH', pattern, 'COUNT', '1000']);
     cursor = next;
-    for (const key of found) {
-      bytes += (await shop.redis.sendCommand<number | null>(['MEMORY', 'USAGE', key, 'SAMPLES', '0'])) ?? 0;
-      keys++;
-    }
+    keys.push(...found);
   } while (cursor !== '0');
-  return { bytes, keys };
+  return keys;
+}
+
+/** Redis bytes of every key matching a pattern (MEMORY USAGE, which counts Redis's own overhead too). */
+async function bytesOf(shop: ServiceFixture, pattern: string): Promise<{ bytes: number; keys: number }> {
+  let bytes = 0;
+  const keys = await keysOf(shop, pattern);
+  for (const key of keys) bytes += (await shop.redis.sendCommand<number | null>(['MEMORY', 'USAGE', key, 'SAMPLES', '0'])) ?? 0;
+  return { bytes, keys: keys.length };
 }
 
 describe('state size', () => {
@@ -50,7 +54,7 @@ describe('state size', () => {
     const perRow = join.bytes / rows;
     console.log(`[state-size] ordersWithCustomer join state: ${join.bytes} B in ${join.keys} keys, ${perRow.toFixed(0)} B per indexed row`);
     expect(perRow).toBeLessThan(250);
-    const [, leftKeys] = await shop.redis.sendCommand<[string, string[]]>(['SCAN', '0', 'MATCH', `${prefix}:s:ordersWithCustomer/join:customers:L:*`, 'COUNT', '1000']);
+    const leftKeys = await keysOf(shop, `${prefix}:s:ordersWithCustomer/join:customers:L:*`);
     const sample = await shop.redis.sendCommand<string[]>(['HGETALL', leftKeys[0]!]);
     const stored = JSON.parse(sample[1]!) as Record<string, unknown>;
     expect(Object.keys(stored).sort()).toEqual(['orders.amount', 'orders.customer_id', 'orders.id', 'orders.status']);
