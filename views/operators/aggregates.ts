@@ -16,7 +16,7 @@
  */
 import { divideDecimal, formatDecimal } from '../../ingest/decimal.ts';
 import type { ColumnType, Value } from '../../ingest/values.ts';
-import { candidateMember, candidateValue } from '../encoding.ts';
+import { candidateMember, candidateValue, orderKey } from '../encoding.ts';
 import { PlanError } from '../errors.ts';
 import type { AggregateFn, ExprNode } from '../expr.ts';
 
@@ -99,7 +99,10 @@ export function accumulate(acc: Accumulator, delta: AccDelta, value: Value, weig
     }
     case 'candidates':
     case 'distinct': {
-      const member = candidateMember(acc.arg.type, value);
+      // count(DISTINCT) counts values equal under SQL's equality once, and numeric 1.0 = 1.00: its
+      // member is the order key alone (a candidate keeps the text too, to show it as written).
+      // Only numeric has equal values written differently; other types keep their members.
+      const member = delta.kind === 'distinct' && acc.arg.type === 'numeric' ? orderKey('numeric', value) : candidateMember(acc.arg.type, value);
       delta.members.set(member, (delta.members.get(member) ?? 0) + weight);
       return;
     }

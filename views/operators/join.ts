@@ -1,7 +1,8 @@
 /**
  * Join: inner and left equi-joins of two inputs (a chain of them joins more).
  *
- *   state   <base>:L:<jk>   HASH left row key → left row (JSON: the columns the view reads)
+ *   state   <base>:L:<jk>   HASH left row key → left row (JSON: the columns the view reads); a left
+ *                           join also keeps its left rows with a NULL in the join key, under jk '\x02'
  *           <base>:R:<jk>   HASH right row key → right row
  *           <base>:Rn       HASH join key → its number of right rows (left joins: when to add or
  *                           retract a left row's NULL-extended row, without reading the right rows)
@@ -40,6 +41,8 @@ export interface JoinSpec {
 
 const SEPARATOR = '\x03';
 const NO_MATCH = '\x04';
+/** The left index of a left join's rows whose join key has a NULL (no join key encodes to it). */
+const NULL_KEY = '\x02';
 
 export class Join implements Operator {
   readonly id: string;
@@ -125,9 +128,13 @@ export class Join implements Operator {
       } else if (isLeft) {
         out.push({ key: d.key + SEPARATOR + NO_MATCH, row: { ...d.row!, ...this.nulls }, weight: d.weight });
       }
-      if (jk === null) continue;
-      if (d.weight === 1) store.hset(this.index('L', jk), d.key, JSON.stringify(d.row));
-      else store.hdel(this.index('L', jk), d.key);
+      // A left join shows a left row with a NULL in its join key with NULLs, whatever the right
+      // side holds: it is kept too (matching nothing), or a right side emptied by a TRUNCATE,
+      // which clears the output, could not bring it back (allLeftRows).
+      if (jk === null && !isLeft) continue;
+      const index = this.index('L', jk ?? NULL_KEY);
+      if (d.weight === 1) store.hset(index, d.key, JSON.stringify(d.row));
+      else store.hdel(index, d.key);
     }
 
     // 2. Right deltas against the left rows after pass 1.
