@@ -46,7 +46,7 @@ import { exprToSql, viewToSql } from './sql.ts';
 export type { Accumulator, CompiledAggregate } from './operators/aggregates.ts';
 
 /** Bump when the Redis layout of view state changes: every view is rebuilt. */
-export const STATE_LAYOUT_VERSION = 4;
+export const STATE_LAYOUT_VERSION = 5;
 
 export interface OutputField {
   readonly name: string;

@@ -159,7 +159,7 @@ export class StateStore {
     if (needed.length === 0) return;
     const fields = new Map<string, Set<string>>();
     const whole = new Set<string>();
-    const heads = new Map<string, { count: number; fromEnd: boolean }>();
+    const heads = new Map<string, { key: string; count: number; fromEnd: boolean }>();
     const jobs: Promise<void>[] = [];
     for (const r of needed) {
       if (r.kind === 'hget') {
@@ -170,8 +170,10 @@ export class StateStore {
       else if (r.kind === 'keys') {
         jobs.push(this.scan(r.pattern).then((keys) => void this.scans.set(r.pattern, keys)));
       } else {
-        const prev = heads.get(r.key);
-        heads.set(r.key, { count: Math.max(prev?.count ?? 0, r.count), fromEnd: r.fromEnd ?? false });
+        // Head and tail of one set are separate reads (a group may lose both its min and its max).
+        const id = zkey(r.key, r.fromEnd ?? false);
+        const prev = heads.get(id);
+        heads.set(id, { key: r.key, count: Math.max(prev?.count ?? 0, r.count), fromEnd: r.fromEnd ?? false });
       }
     }
     for (const [key, set] of fields) {
@@ -195,7 +197,7 @@ export class StateStore {
         }),
       );
     }
-    for (const [key, { count, fromEnd }] of heads) {
+    for (const { key, count, fromEnd } of heads.values()) {
       // One more than asked tells whether the set holds more.
       const command = fromEnd ? ['ZREVRANGEBYLEX', key, '+', '-', 'LIMIT', '0', String(count + 1)] : ['ZRANGEBYLEX', key, '-', '+', 'LIMIT', '0', String(count + 1)];
       jobs.push(
