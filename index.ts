@@ -1,8 +1,9 @@
 /**
  * cdc-views: the public API for `views.config.ts`.
  */
+export { defineConfig } from './views/config.ts';
+export type { Config, RedisOptions, ApiOptions, DurabilityOptions } from './views/config.ts';
 export {
-  defineConfig,
   table,
   view,
   eq,
@@ -47,7 +48,6 @@ export {
   desc,
 } from './views/define.ts';
 export type {
-  Config,
   ViewDef,
   TableDef,
   InferRow,

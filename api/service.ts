@@ -11,12 +11,12 @@
  */
 import pino from 'pino';
 import { createSource, type SnapshotProgress } from '../ingest/index.ts';
-import { ServiceError } from '../ingest/errors.ts';
+import { ServiceError } from '../core/errors.ts';
 import type { SourceOptions } from '../ingest/source-options.ts';
 import { AckGate, readPersistence, resolveDurability } from '../views/store/durability.ts';
 import { keyPrefix } from '../views/store/keys.ts';
 import { connectRedis, type RedisClient } from '../views/store/redis.ts';
-import type { Config } from '../views/define.ts';
+import type { Config } from '../views/config.ts';
 import { Engine } from '../views/engine.ts';
 import { readPage, readRow } from '../views/store/read.ts';
 import { createRegistry, tableRequirements, type Registry } from '../views/registry.ts';

@@ -11,7 +11,7 @@
  * Values are already typed (see values.ts): exact types (int8, numeric) travel as strings so no
  * digit is ever lost to a float.
  */
-import type { Value } from './values.ts';
+import type { Value } from '../core/values.ts';
 
 /** c create · u update · d delete · r snapshot read · t truncate (DESIGN.md §3). */
 export type Op = 'c' | 'u' | 'd' | 'r' | 't';

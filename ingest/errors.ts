@@ -1,32 +1,10 @@
 /**
- * The base error of the service. It sits in the lowest layer so every layer above can extend it
- * while imports still point one way (ingest ← views ← schema ← api).
- *
- * Messages say what was expected, what was found, and where: "decode(debezium): expected
- * envelope.op to be one of c|u|d|r|t|m, but found 'x' (topic app.public.orders, partition 0, offset 42)".
+ * Errors of the ingest layer: input that cannot be decoded, a source database that does not fit the
+ * declared tables, replication failures. The base class is the kernel's (core/errors.ts).
  */
-export type ErrorCode =
-  | 'CONFIG_INVALID'
-  | 'DECODE_FAILED'
-  | 'SOURCE_SCHEMA'
-  | 'REPLICATION'
-  | 'REDIS_APPLY'
-  | 'STATE_LOST'
-  | 'VIEW_UNAVAILABLE'
-  | 'KAFKA';
+import { ServiceError } from '../core/errors.ts';
 
-export class ServiceError extends Error {
-  readonly code: ErrorCode;
-  /** Whether retrying the same operation may succeed (kafkajs' convention). */
-  readonly retriable: boolean;
-
-  constructor(code: ErrorCode, message: string, options: { retriable?: boolean; cause?: unknown } = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.name = 'ServiceError';
-    this.code = code;
-    this.retriable = options.retriable ?? false;
-  }
-}
+export { ServiceError, type ErrorCode } from '../core/errors.ts';
 
 /** A record that cannot be turned into a Change: parked in the dead-letter stream, never retried. */
 export class DecodeError extends ServiceError {

@@ -1,4 +1,4 @@
-import type { ColumnType } from './values.ts';
+import type { ColumnType } from '../core/values.ts';
 
 /** What the views need from one source table (ingest knows tables, not views). */
 export interface TableRequirement {

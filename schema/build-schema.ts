@@ -28,8 +28,8 @@ import {
   type GraphQLInputType,
   type GraphQLOutputType,
 } from 'graphql';
-import type { Value } from '../ingest/values.ts';
-import { encodeRowKey } from '../views/encoding.ts';
+import type { Value } from '../core/values.ts';
+import { encodeRowKey } from '../core/encoding.ts';
 import { ViewUnavailableError } from '../views/errors.ts';
 import type { CompiledView, Registry } from '../views/registry.ts';
 import type { ViewChange, ViewRow } from '../views/store/read.ts';

@@ -3,7 +3,7 @@
  * as strings, as PostGraphile does; timestamps as ISO 8601 text with their full precision.
  */
 import { GraphQLBoolean, GraphQLFloat, GraphQLInt, GraphQLScalarType, GraphQLString, Kind, type GraphQLOutputType } from 'graphql';
-import type { ColumnType } from '../ingest/values.ts';
+import type { ColumnType } from '../core/values.ts';
 
 function stringScalar(name: string, description: string, pattern: RegExp, example: string): GraphQLScalarType {
   const check = (value: unknown): string => {

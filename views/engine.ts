@@ -28,7 +28,7 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Change, ChangeBatch, ChangeSource, SchemaChange, SourcePosition } from '../ingest/change.ts';
-import { ServiceError } from '../ingest/errors.ts';
+import { ServiceError } from '../core/errors.ts';
 import { decideStart } from './bootstrap.ts';
 import { StateLostError } from './errors.ts';
 import { buildDataflow, type Dataflow } from './plan/graph.ts';

@@ -1,7 +1,7 @@
 /**
  * Errors of the views layer. Built on the base error of the lowest layer (ingest/errors.ts).
  */
-import { ServiceError } from '../ingest/errors.ts';
+import { ServiceError } from '../core/errors.ts';
 
 /** One problem in a config: where it is, and what is wrong. */
 export interface Issue {

@@ -7,7 +7,9 @@
  * wrappers in define.ts carry the same facts as phantom types, so one declaration drives the
  * runtime checks, the inferred row type and the GraphQL schema.
  */
-import type { ColumnType, Value } from '../ingest/values.ts';
+import { isFloatType, type ColumnType, type Value } from '../core/values.ts';
+
+export { isFloatType, isIntegerType, isNumericType, isTextType } from '../core/values.ts';
 
 export type ComparisonFn = 'eq' | 'ne' | 'lt' | 'lte' | 'gt' | 'gte';
 export type ArithmeticFn = 'add' | 'sub' | 'mul' | 'div';
@@ -74,19 +76,6 @@ export interface AggregateNode extends Typed {
 
 export type ExprNode = ColumnNode | LiteralNode | CallNode;
 export type AnyNode = ExprNode | AggregateNode;
-
-export function isIntegerType(t: ColumnType): boolean {
-  return t === 'int2' || t === 'int4' || t === 'int8';
-}
-export function isFloatType(t: ColumnType): boolean {
-  return t === 'float4' || t === 'float8';
-}
-export function isNumericType(t: ColumnType): boolean {
-  return isIntegerType(t) || isFloatType(t) || t === 'numeric';
-}
-export function isTextType(t: ColumnType): boolean {
-  return t === 'text' || t === 'varchar' || t === 'bpchar';
-}
 
 /** PostgreSQL's result type for `a op b` on numbers (implicit casts: int → numeric → float8). */
 export function arithmeticType(a: ColumnType, b: ColumnType): ColumnType {

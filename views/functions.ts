@@ -13,8 +13,8 @@
  * the shortest decimal that PostgreSQL prints for it), int8 and numeric decimal strings, timestamps
  * canonical ISO text in UTC, BC dates and timestamps PostgreSQL's own text ('0044-03-15 BC').
  */
-import { formatDecimal, parseDecimal, type Decimal } from '../ingest/decimal.ts';
-import type { ColumnType, Value } from '../ingest/values.ts';
+import { formatDecimal, parseDecimal, type Decimal } from '../core/decimal.ts';
+import type { ColumnType, Value } from '../core/values.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Types

@@ -25,8 +25,9 @@
  */
 import { createHash } from 'node:crypto';
 import type { TableRequirement } from '../ingest/source-options.ts';
-import { isColumnType, type ColumnType } from '../ingest/values.ts';
-import { viewFields, type Config, type SelectField, type SourceRef, type TableDef, type ViewDef } from './define.ts';
+import { isColumnType, type ColumnType } from '../core/values.ts';
+import { viewFields, type SelectField, type SourceRef, type TableDef, type ViewDef } from './define.ts';
+import { type Config } from './config.ts';
 import { ConfigError, type Issue } from './errors.ts';
 import {
   isFloatType,

@@ -4,7 +4,7 @@
  * could differ from a naive reading of SQL, the printed query spells our semantics out
  * (`NULLIF(b, 0)` for division, `COLLATE "C"` for text order).
  */
-import type { Value } from '../ingest/values.ts';
+import type { Value } from '../core/values.ts';
 import type { AnyNode, ExprNode } from './expr.ts';
 import { isTextType } from './expr.ts';
 import { INTEGER_MIN } from './functions.ts';

@@ -28,7 +28,7 @@ import type { Change, ChangeBatch, ChangeSource, SchemaChange, SourcePosition } 
 import { BatchQueue } from '../batch-queue.ts';
 import { DecodeError, ServiceError } from '../errors.ts';
 import type { KafkaSourceOptions, TableRequirement } from '../source-options.ts';
-import type { ColumnType } from '../values.ts';
+import type { ColumnType } from '../../core/values.ts';
 import { createDebeziumDecoder, type DebeziumDecoder, type DecodedRecord } from './debezium/index.ts';
 import { SchemaTracker } from './schema-tracker.ts';
 import { streamOf, TransactionAssembler } from './transaction-assembler.ts';

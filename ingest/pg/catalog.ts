@@ -10,8 +10,8 @@
  */
 import type pg from 'pg';
 import type { SchemaChange } from '../change.ts';
-import type { ColumnType } from '../values.ts';
-import { PG_TYPE_OIDS } from '../values.ts';
+import type { ColumnType } from '../../core/values.ts';
+import { PG_TYPE_OIDS } from '../../core/values.ts';
 import { SourceSchemaError } from '../errors.ts';
 import type { TableRequirement } from '../source-options.ts';
 

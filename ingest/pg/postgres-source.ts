@@ -35,7 +35,7 @@ import {
 } from '../change.ts';
 import { BatchQueue } from '../batch-queue.ts';
 import { ReplicationError } from '../errors.ts';
-import { decodePgText, PG_TYPE_OIDS, type ColumnType, type Value } from '../values.ts';
+import { decodePgText, PG_TYPE_OIDS, type ColumnType, type Value } from '../../core/values.ts';
 import type { TableRequirement } from '../source-options.ts';
 import { checkSourceTables, shapeChanges, splitTableName, type TableShape } from './catalog.ts';
 import {

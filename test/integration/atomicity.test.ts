@@ -4,7 +4,7 @@
  * view, a join view, and a top-N view over a view.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { addDecimal } from '../../ingest/decimal.ts';
+import { addDecimal } from '../../core/decimal.ts';
 import { graphql, startShop, type ServiceFixture } from '../support/shop.ts';
 
 describe('atomicity', () => {

@@ -8,31 +8,8 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import { customers, orders, products } from '../../examples/shop/views.config.ts';
 import { source } from '../../ingest/source-options.ts';
-import {
-  abs,
-  asc,
-  between,
-  cast,
-  caseWhen,
-  count,
-  dateTrunc,
-  defineConfig,
-  desc,
-  eq,
-  gt,
-  isNull,
-  length,
-  like,
-  max,
-  min,
-  mod,
-  notLike,
-  or,
-  round,
-  sum,
-  view,
-  type Config,
-} from '../../views/define.ts';
+import { abs, asc, between, cast, caseWhen, count, dateTrunc, desc, eq, gt, isNull, length, like, max, min, mod, notLike, or, round, sum, view } from '../../views/define.ts';
+import { defineConfig, type Config } from '../../views/config.ts';
 import { expectViewsEqualSql, shopTestConfig, startFixture, type ServiceFixture } from '../support/shop.ts';
 import { workload } from '../support/workload.ts';
 

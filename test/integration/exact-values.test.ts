@@ -5,9 +5,10 @@
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { divideDecimal } from '../../ingest/decimal.ts';
+import { divideDecimal } from '../../core/decimal.ts';
 import { source } from '../../ingest/source-options.ts';
-import { avg, count, defineConfig, max, min, sum, table, view } from '../../views/define.ts';
+import { avg, count, max, min, sum, table, view } from '../../views/define.ts';
+import { defineConfig } from '../../views/config.ts';
 import { decimalText } from '../support/arbitraries.ts';
 import { expectViewsEqualSql, startFixture, type ServiceFixture } from '../support/shop.ts';
 

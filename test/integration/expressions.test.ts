@@ -16,7 +16,7 @@ import fc from 'fast-check';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, inject, it } from 'vitest';
 import { source } from '../../ingest/source-options.ts';
-import { decodePgText, type ColumnType, type Value } from '../../ingest/values.ts';
+import { decodePgText, type ColumnType, type Value } from '../../core/values.ts';
 import {
   abs,
   between,

@@ -17,7 +17,7 @@ import WebSocket from 'ws';
 import { startService, type Service } from '../../api/service.ts';
 import { source } from '../../ingest/source-options.ts';
 import { startPostgres, startRedis, type RedisOptions, type RedisServer, type ThrowawayServer } from '../../scripts/servers.ts';
-import type { Config } from '../../views/define.ts';
+import type { Config } from '../../views/config.ts';
 import { ENGINE_EVENTS } from '../../views/engine.ts';
 import { createRegistry, type CompiledView, type Registry } from '../../views/registry.ts';
 import type { DurabilityOptions } from '../../views/store/durability.ts';

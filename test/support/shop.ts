@@ -9,11 +9,11 @@ import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { expect } from 'vitest';
 import { source } from '../../ingest/source-options.ts';
-import { decodePgText, type Value } from '../../ingest/values.ts';
+import { decodePgText, type Value } from '../../core/values.ts';
 import { lsnToken } from '../../ingest/pg/postgres-source.ts';
 import { checkpointKey, keyPrefix } from '../../views/store/keys.ts';
 import type { RedisClient } from '../../views/store/redis.ts';
-import type { Config } from '../../views/define.ts';
+import type { Config } from '../../views/config.ts';
 import type { CompiledView, Registry } from '../../views/registry.ts';
 import shopConfig from '../../examples/shop/views.config.ts';
 

@@ -14,9 +14,9 @@
  *   distinct     distinct count                        a hash value → copies; the count moves on 0↔1
  *   bool         [trues, falses]                       —   bool_and / bool_or
  */
-import { divideDecimal, formatDecimal } from '../../ingest/decimal.ts';
-import type { ColumnType, Value } from '../../ingest/values.ts';
-import { candidateMember, candidateValue, orderKey } from '../encoding.ts';
+import { divideDecimal, formatDecimal } from '../../core/decimal.ts';
+import type { ColumnType, Value } from '../../core/values.ts';
+import { candidateMember, candidateValue, orderKey } from '../../core/encoding.ts';
 import { PlanError } from '../errors.ts';
 import type { AggregateFn, ExprNode } from '../expr.ts';
 

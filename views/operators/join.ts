@@ -23,12 +23,12 @@
  * left join, the right rows' count) — cached after the first time. Writing a row into its own
  * side's index reads nothing.
  */
-import { encodeRowKey } from '../encoding.ts';
+import { encodeRowKey } from '../../core/encoding.ts';
 import { PlanError } from '../errors.ts';
 import type { ExprNode } from '../expr.ts';
 import { evaluate } from '../plan/evaluate.ts';
 import type { Read, StateStore } from '../store/state-store.ts';
-import type { ColumnType, Value } from '../../ingest/values.ts';
+import type { ColumnType, Value } from '../../core/values.ts';
 import type { Delta, DeltaBatch, Operator, Row } from './types.ts';
 
 export interface JoinSpec {

@@ -12,8 +12,8 @@
  * writes nothing and logs nothing. A step holds whole source transactions, so marking its last
  * entry per view (`e`) tells a subscriber where it may apply what it got.
  */
-import type { ColumnType, Value } from '../../ingest/values.ts';
-import { encodeRowKey } from '../encoding.ts';
+import type { ColumnType, Value } from '../../core/values.ts';
+import { encodeRowKey } from '../../core/encoding.ts';
 import type { Read, StateStore } from '../store/state-store.ts';
 import { sameRow } from './reduce.ts';
 import { netChanges, type Delta, type DeltaBatch, type Operator, type Row } from './types.ts';

@@ -14,9 +14,9 @@
  * current extreme loses its last copy (then the set's head, to find the next one); for count
  * distinct the copies of each value touched.
  */
-import type { Value } from '../../ingest/values.ts';
+import type { Value } from '../../core/values.ts';
 import { PlanError } from '../errors.ts';
-import { encodeRowKey } from '../encoding.ts';
+import { encodeRowKey } from '../../core/encoding.ts';
 import { evaluate } from '../plan/evaluate.ts';
 import type { Read, StateStore } from '../store/state-store.ts';
 import { compareCodePoints } from '../store/state-store.ts';
@@ -33,7 +33,7 @@ import {
   type CompiledAggregate,
 } from './aggregates.ts';
 import type { Delta, DeltaBatch, Operator, Row } from './types.ts';
-import type { ColumnType } from '../../ingest/values.ts';
+import type { ColumnType } from '../../core/values.ts';
 import type { ExprNode } from '../expr.ts';
 
 export interface ReduceSpec {

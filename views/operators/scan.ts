@@ -12,9 +12,9 @@
  * operator refuses it (PlanError), which is why those tables need REPLICA IDENTITY FULL.
  */
 import { UNAVAILABLE, type Change, type ChangeRow } from '../../ingest/change.ts';
-import type { Value } from '../../ingest/values.ts';
+import type { Value } from '../../core/values.ts';
 import type { TableDef } from '../define.ts';
-import { encodeRowKey } from '../encoding.ts';
+import { encodeRowKey } from '../../core/encoding.ts';
 import { PlanError } from '../errors.ts';
 import type { Delta, DeltaBatch, Operator, Row } from './types.ts';
 import { EMPTY } from './types.ts';

@@ -15,13 +15,13 @@
  * Reads: the first `limit + k` members of each touched partition, k = the rows this batch removes
  * from it: the new first `limit` are among them and the rows the batch adds.
  */
-import { encodeRowKey, orderKey } from '../encoding.ts';
+import { encodeRowKey, orderKey } from '../../core/encoding.ts';
 import { PlanError } from '../errors.ts';
 import type { ExprNode } from '../expr.ts';
 import { evaluate } from '../plan/evaluate.ts';
 import type { Read, StateStore } from '../store/state-store.ts';
 import { compareCodePoints } from '../store/state-store.ts';
-import type { ColumnType, Value } from '../../ingest/values.ts';
+import type { ColumnType, Value } from '../../core/values.ts';
 import type { Delta, DeltaBatch, Operator, Row } from './types.ts';
 
 export interface TopNSpec {

@@ -11,7 +11,7 @@
  * Rows are plain objects. A table's rows are keyed `<alias>.<column>` (several tables meet in a
  * join); after a projection or a grouping, by the output field names.
  */
-import type { Value } from '../../ingest/values.ts';
+import type { Value } from '../../core/values.ts';
 import type { Read, StateStore } from '../store/state-store.ts';
 
 export type Row = Record<string, Value>;

@@ -11,10 +11,10 @@ import {
   isZeroDecimal,
   multiplyDecimal,
   subtractDecimal,
-} from '../../ingest/decimal.ts';
+} from '../../core/decimal.ts';
 import type { Row } from '../../ingest/change.ts';
-import type { ColumnType, Value } from '../../ingest/values.ts';
-import { compareValues } from '../encoding.ts';
+import type { ColumnType, Value } from '../../core/values.ts';
+import { compareValues } from '../../core/encoding.ts';
 import type { ArithmeticFn, CallNode, ExprNode } from '../expr.ts';
 import {
   absValue,

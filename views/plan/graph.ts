@@ -10,7 +10,7 @@
  *   e.g. revenueByCustomer:  scan(orders) ─▶ filter(status = 'paid') ─▶ reduce(customer_id: count, sum, max) ─▶ output
  *        topCustomers:       [output of revenueByCustomer] ─▶ topN(revenue desc, 10) ─▶ output
  */
-import type { ColumnType } from '../../ingest/values.ts';
+import type { ColumnType } from '../../core/values.ts';
 import type { TableDef } from '../define.ts';
 import type { ExprNode } from '../expr.ts';
 import type { Accumulator, CompiledAggregate } from '../operators/aggregates.ts';

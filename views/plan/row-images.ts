@@ -20,8 +20,8 @@
  * rebalanced partition applied by another worker is noticed and the batch re-planned.
  */
 import { UNAVAILABLE, type Change, type ChangeRow, type Row } from '../../ingest/change.ts';
-import type { Value } from '../../ingest/values.ts';
-import { encodeRowKey } from '../encoding.ts';
+import type { Value } from '../../core/values.ts';
+import { encodeRowKey } from '../../core/encoding.ts';
 import type { Registry } from '../registry.ts';
 
 export interface RowImage {

@@ -2,7 +2,7 @@
  * Reading views back: stored rows → output rows (finalize), point reads, atomic pages, and the
  * changelog. Used by the API and by the tests; pure decoding is kept apart from the Redis calls.
  */
-import type { Value } from '../../ingest/values.ts';
+import type { Value } from '../../core/values.ts';
 import { ViewUnavailableError } from '../errors.ts';
 import { PAGE_SCRIPT, ROW_SCRIPT } from './read-scripts.ts';
 import { changelogKey, rowsKey } from './keys.ts';

@@ -12,7 +12,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { ChangeRow, Unavailable } from '../../change.ts';
-import type { ColumnType, Value } from '../../values.ts';
+import type { ColumnType, Value } from '../../../core/values.ts';
 import { fail } from './fields.ts';
 import type { Where } from './fields.ts';
 import { isObject, ownField, stringOf } from './json.ts';

@@ -15,9 +15,9 @@
  */
 import { UNAVAILABLE } from '../../change.ts';
 import type { ChangeRow, Unavailable } from '../../change.ts';
-import { formatDecimal, parseDecimal } from '../../decimal.ts';
-import { canonicalTime, timestampFromMicros } from '../../values.ts';
-import type { ColumnType } from '../../values.ts';
+import { formatDecimal, parseDecimal } from '../../../core/decimal.ts';
+import { canonicalTime, timestampFromMicros } from '../../../core/values.ts';
+import type { ColumnType } from '../../../core/values.ts';
 import { fail } from './fields.ts';
 import type { Where } from './fields.ts';
 import { isObject, jsonText, numberTextOf, stringOf } from './json.ts';

@@ -10,7 +10,7 @@
  *                  | {kind: 'heartbeat', tsMs?} | {kind: 'schema-change', ddl?, database?}
  */
 import type { Change, ConnectorKind, Row } from '../../change.ts';
-import type { ColumnType } from '../../values.ts';
+import type { ColumnType } from '../../../core/values.ts';
 
 /** What the Kafka adapter hands over, transport-neutral. */
 export interface KafkaRecordInput {

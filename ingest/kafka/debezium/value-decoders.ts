@@ -17,9 +17,9 @@
  */
 import { UNAVAILABLE } from '../../change.ts';
 import type { Unavailable } from '../../change.ts';
-import { decimalFromUnscaled, formatDecimal, parseDecimal } from '../../decimal.ts';
-import { canonicalTime, canonicalTimestamp, timestampFromMicros } from '../../values.ts';
-import type { Value } from '../../values.ts';
+import { decimalFromUnscaled, formatDecimal, parseDecimal } from '../../../core/decimal.ts';
+import { canonicalTime, canonicalTimestamp, timestampFromMicros } from '../../../core/values.ts';
+import type { Value } from '../../../core/values.ts';
 import { isObject, jsonText, numberTextOf, stringOf } from './json.ts';
 import type { Json } from './json.ts';
 import { isCompositePlaceholder } from './placeholders.ts';

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { decimalText } from '../../support/arbitraries.ts';
-import { addDecimal, compareDecimal, decimalFromUnscaled, formatDecimal, multiplyDecimal, parseDecimal } from '../../../ingest/decimal.ts';
+import { addDecimal, compareDecimal, decimalFromUnscaled, formatDecimal, multiplyDecimal, parseDecimal } from '../../../core/decimal.ts';
 
 const decimal = decimalText({ digits: 40, maxScale: 15, leadingZeros: 3 });
 

@@ -5,8 +5,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { decimalText } from '../../support/arbitraries.ts';
-import { compareDecimal } from '../../../ingest/decimal.ts';
-import { candidateMember, candidateValue, compareBytes, encodeRowKey, orderKey } from '../../../views/encoding.ts';
+import { compareDecimal } from '../../../core/decimal.ts';
+import { candidateMember, candidateValue, compareBytes, encodeRowKey, orderKey } from '../../../core/encoding.ts';
 
 const sign = (n: number): number => (n < 0 ? -1 : n > 0 ? 1 : 0);
 const decimal = decimalText({ digits: 30, maxScale: 12 });

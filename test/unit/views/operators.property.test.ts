@@ -17,34 +17,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Change, SourceInfo } from '../../../ingest/change.ts';
-import { addDecimal, compareDecimal, divideDecimal, multiplyDecimal } from '../../../ingest/decimal.ts';
+import { addDecimal, compareDecimal, divideDecimal, multiplyDecimal } from '../../../core/decimal.ts';
 import { source } from '../../../ingest/source-options.ts';
-import type { Value } from '../../../ingest/values.ts';
-import {
-  and,
-  asc,
-  avg,
-  boolAnd,
-  boolOr,
-  concat,
-  count,
-  countDistinct,
-  defineConfig,
-  desc,
-  eq,
-  gt,
-  isNotNull,
-  max,
-  min,
-  mul,
-  ne,
-  sum,
-  table,
-  view,
-  type TableDef,
-  type ViewDef,
-} from '../../../views/define.ts';
-import { encodeRowKey } from '../../../views/encoding.ts';
+import type { Value } from '../../../core/values.ts';
+import { and, asc, avg, boolAnd, boolOr, concat, count, countDistinct, desc, eq, gt, isNotNull, max, min, mul, ne, sum, table, view, type TableDef, type ViewDef } from '../../../views/define.ts';
+import { defineConfig } from '../../../views/config.ts';
+import { encodeRowKey } from '../../../core/encoding.ts';
 import type { DeltaBatch } from '../../../views/operators/types.ts';
 import { buildDataflow, type Dataflow } from '../../../views/plan/graph.ts';
 import { runBatch } from '../../../views/plan/run.ts';

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { source } from '../../../ingest/source-options.ts';
 import { ConfigError } from '../../../views/errors.ts';
-import { avg, count, defineConfig, eq, gt, max, min, sum, table, view, type Config, type ViewDef } from '../../../views/define.ts';
+import { avg, count, eq, gt, max, min, sum, table, view, type ViewDef } from '../../../views/define.ts';
+import { defineConfig, type Config } from '../../../views/config.ts';
 import { createRegistry, tableRequirements } from '../../../views/registry.ts';
 import shop from '../../../examples/shop/views.config.ts';
 

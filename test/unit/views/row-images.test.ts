@@ -5,8 +5,9 @@
 import { describe, expect, it } from 'vitest';
 import { UNAVAILABLE, type Change, type ChangeRow } from '../../../ingest/change.ts';
 import { source } from '../../../ingest/source-options.ts';
-import { count, defineConfig, sum, table, view } from '../../../views/define.ts';
-import { encodeRowKey } from '../../../views/encoding.ts';
+import { count, sum, table, view } from '../../../views/define.ts';
+import { defineConfig } from '../../../views/config.ts';
+import { encodeRowKey } from '../../../core/encoding.ts';
 import { decodeImage, encodeImage, isNewer, resolveWithImages } from '../../../views/plan/row-images.ts';
 import { createRegistry } from '../../../views/registry.ts';
 

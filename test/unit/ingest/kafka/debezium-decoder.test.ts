@@ -15,7 +15,7 @@ import type {
   KafkaRecordInput,
 } from '../../../../ingest/kafka/debezium/index.ts';
 import { DecodeError } from '../../../../ingest/errors.ts';
-import type { ColumnType } from '../../../../ingest/values.ts';
+import type { ColumnType } from '../../../../core/values.ts';
 import {
   capturedEvents,
   capturedFiles,

@@ -15,7 +15,7 @@ import {
 import { orderOf } from '../../../../ingest/kafka/kafka-source.ts';
 import { compareRowSchemas, SchemaTracker } from '../../../../ingest/kafka/schema-tracker.ts';
 import type { TableRequirement } from '../../../../ingest/source-options.ts';
-import type { ColumnType } from '../../../../ingest/values.ts';
+import type { ColumnType } from '../../../../core/values.ts';
 import { capturedEvents, fixtureEvents, recordFromCaptured, recordFromFixture } from './debezium-fixtures.ts';
 
 /** The captured PostgreSQL records of public.items: the snapshot read of row 1, then c, c, u, d. */

@@ -154,3 +154,17 @@ export function timestampFromMicros(micros: bigint, zoned: boolean): string {
   const fraction = trimFraction(fracMicros.toString().padStart(6, '0'));
   return `${iso}${fraction}${zoned ? 'Z' : ''}`;
 }
+
+/** Type classes of column types (shared by the order keys, the planner and the SQL printer). */
+export function isIntegerType(t: ColumnType): boolean {
+  return t === 'int2' || t === 'int4' || t === 'int8';
+}
+export function isFloatType(t: ColumnType): boolean {
+  return t === 'float4' || t === 'float8';
+}
+export function isNumericType(t: ColumnType): boolean {
+  return isIntegerType(t) || isFloatType(t) || t === 'numeric';
+}
+export function isTextType(t: ColumnType): boolean {
+  return t === 'text' || t === 'varchar' || t === 'bpchar';
+}

@@ -16,9 +16,8 @@
  * A view key is the tuple of its key values: each component tagged ('\x01' value, '\x02' NULL, so
  * NULLs sort last as in PostgreSQL) and joined with '\x00', which PostgreSQL text cannot contain.
  */
-import { compareDecimal, parseDecimal } from '../ingest/decimal.ts';
-import type { ColumnType, Value } from '../ingest/values.ts';
-import { isFloatType, isNumericType } from './expr.ts';
+import { compareDecimal, parseDecimal } from './decimal.ts';
+import { isFloatType, isNumericType, type ColumnType, type Value } from './values.ts';
 
 /** The SQL order of two non-null values of (compatible) type `type`. */
 export function compareValues(type: ColumnType, a: Value, b: Value): number {
