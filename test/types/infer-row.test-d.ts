@@ -36,3 +36,32 @@ test('InferRow: count is a BigInt string, sum of int4 is int8 (string), min of t
     firstSignup: string | null;
   }>();
 });
+
+test('InferRow of a join: each side keeps its columns’ types; a left join makes the right side nullable', () => {
+  expectTypeOf<InferRow<typeof config.views.ordersWithCustomer>>().toEqualTypeOf<{
+    orderId: number;
+    status: string;
+    amount: string | null;
+    customer: string;
+    country: string | null;
+  }>();
+  // orders is the nullable side: count(o.id) is still a count, sum(o.amount) may be NULL.
+  expectTypeOf<InferRow<typeof config.views.customerOrderCounts>>().toEqualTypeOf<{
+    customerId: number;
+    name: string;
+    orders: string;
+    spent: string | null;
+  }>();
+  expectTypeOf<InferRow<typeof config.views.buyersPerProduct>>().toEqualTypeOf<{ productId: number; buyers: string; lines: string }>();
+  expectTypeOf<InferRow<typeof config.views.boughtTogether>>().toEqualTypeOf<{ productId: number; otherProductId: number; orders: string }>();
+});
+
+test('InferRow of a top-N over a view: the view’s own row type', () => {
+  expectTypeOf<InferRow<typeof config.views.topCustomers>>().toEqualTypeOf<InferRow<typeof config.views.revenueByCustomer>>();
+  expectTypeOf<InferRow<typeof config.views.topProductsPerCategory>>().toEqualTypeOf<{
+    productId: number;
+    category: string;
+    units: string | null;
+    revenue: string | null;
+  }>();
+});
