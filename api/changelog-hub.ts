@@ -1,7 +1,7 @@
 /**
  * Live changes for subscriptions, from each view's changelog stream in Redis. No polling of any
- * database: one blocking XREAD per API process tails every view's changelog, decodes each entry
- * once, and hands it to every subscriber of that view (any number of API processes can do this
+ * database: one blocking XREAD per API process tails the changelog of every view someone subscribes
+ * to, decodes each entry once, and hands it to every subscriber of that view (any number of API processes can do this
  * against one Redis; they hold no state of their own).
  *
  *   subscribe ──▶ buffer live entries ──▶ [snapshot pages @ version V] ──▶ catch up XRANGE (since|V, now]
@@ -101,6 +101,10 @@ export class ChangelogHub {
   private readonly availability = new Map<string, Availability>();
   private readonly availabilityWaiters = new Set<() => void>();
   private reader: RedisClient | null = null;
+  private readerId: number | null = null;
+  /** Views whose changelog is read: those with listeners (a view nobody subscribes to costs nothing). */
+  private readonly tailed = new Set<string>();
+  private wakeIdle: (() => void) | null = null;
   private stopped = false;
   private loop: Promise<void> | null = null;
   /** Subscribers currently attached, per view (for metrics). */
@@ -111,17 +115,34 @@ export class ChangelogHub {
   }
 
   async start(): Promise<void> {
-    const { registry, redis, prefix } = this.options;
     await this.refreshAvailability();
-    for (const view of registry.views) {
-      const last = await redis.sendCommand<[string, string[]][]>(['XREVRANGE', changelogKey(prefix, view.name), '+', '-', 'COUNT', '1']);
-      this.lastSeen.set(view.name, last[0]?.[0] ?? '0-0');
-      this.lastSeq.set(view.name, last[0] ? decodeChangelogEntry(view, last[0]).seq : 0);
-    }
-    this.reader = redis.duplicate();
+    this.reader = this.options.redis.duplicate();
     this.reader.on('error', (error: Error) => this.options.onError?.(error));
     await this.reader.connect();
+    this.readerId = await this.reader.sendCommand<number>(['CLIENT', 'ID']);
     this.loop = this.tail();
+  }
+
+  /**
+   * Start tailing a view's changelog from its newest entry (its first listener). Called before the
+   * subscriber reads its snapshot and catch-up, which therefore cover everything up to here.
+   */
+  private async follow(view: CompiledView): Promise<void> {
+    if (this.tailed.has(view.name)) return;
+    const { redis, prefix } = this.options;
+    const last = await redis.sendCommand<[string, string[]][]>(['XREVRANGE', changelogKey(prefix, view.name), '+', '-', 'COUNT', '1']);
+    if (this.tailed.has(view.name) || !this.listeners.get(view.name)?.size) return;
+    this.lastSeen.set(view.name, last[0]?.[0] ?? '0-0');
+    this.lastSeq.set(view.name, last[0] ? decodeChangelogEntry(view, last[0]).seq : 0);
+    this.tailed.add(view.name);
+    await this.interruptRead();
+  }
+
+  /** The set of tailed views changed: end the blocked XREAD so the next one reads the new set. */
+  private async interruptRead(): Promise<void> {
+    this.wakeIdle?.();
+    if (this.readerId === null) return;
+    await this.options.redis.sendCommand(['CLIENT', 'UNBLOCK', String(this.readerId)]).catch(() => undefined);
   }
 
   async stop(): Promise<void> {
@@ -164,26 +185,31 @@ export class ChangelogHub {
 
   private async tail(): Promise<void> {
     const { registry, prefix } = this.options;
-    const views = registry.views;
-    const keys = views.map((v) => changelogKey(prefix, v.name));
+    const byName = new Map(registry.views.map((v) => [v.name, v]));
     let lastCheck = Date.now();
     while (!this.stopped) {
       try {
-        const ids = views.map((v) => this.lastSeen.get(v.name) ?? '0-0');
-        const reply = await this.reader!.sendCommand<[string, [string, string[]][]][] | null>([
-          'XREAD',
-          'COUNT',
-          String(READ_COUNT),
-          'BLOCK',
-          String(this.options.blockMs ?? 1000),
-          'STREAMS',
-          ...keys,
-          ...ids,
-        ]);
+        const views = [...this.tailed].map((name) => byName.get(name)!);
+        const keys = views.map((v) => changelogKey(prefix, v.name));
+        const blockMs = this.options.blockMs ?? 1000;
+        const reply =
+          views.length === 0
+            ? await this.idle(Math.min(blockMs, 250))
+            : await this.reader!.sendCommand<[string, [string, string[]][]][] | null>([
+                'XREAD',
+                'COUNT',
+                String(READ_COUNT),
+                'BLOCK',
+                String(blockMs),
+                'STREAMS',
+                ...keys,
+                ...views.map((v) => this.lastSeen.get(v.name) ?? '0-0'),
+              ]);
         let reset = false;
         for (const [key, entries] of reply ?? []) {
           const view = views[keys.indexOf(key)];
-          if (!view || entries.length === 0) continue;
+          // A view whose last listener left while the read was blocked: its position is dropped.
+          if (!view || entries.length === 0 || !this.tailed.has(view.name)) continue;
           const before = this.lastSeen.get(view.name) ?? '0-0';
           this.lastSeen.set(view.name, entries.at(-1)![0]);
           const decoded = entries.map((entry) => decodeChangelogEntry(view, entry));
@@ -199,9 +225,7 @@ export class ChangelogHub {
           this.lastSeq.set(view.name, decoded.at(-1)!.seq);
           // A view going live writes a 'reset' entry: its status changed, read it now.
           reset ||= entries.some(([, fields]) => fields[1] === 'reset');
-          const listeners = this.listeners.get(view.name);
-          if (!listeners?.size) continue;
-          for (const change of decoded) for (const listener of listeners) listener(change);
+          for (const change of decoded) for (const listener of this.listeners.get(view.name) ?? []) listener(change);
         }
         if (!reply || reset || Date.now() - lastCheck >= 250) {
           lastCheck = Date.now();
@@ -215,15 +239,36 @@ export class ChangelogHub {
     }
   }
 
-  private listen(view: string, listener: Listener): () => void {
-    let set = this.listeners.get(view);
-    if (!set) this.listeners.set(view, (set = new Set()));
+  /** Nothing to tail: wait a little (or until a view is followed), then look at the statuses again. */
+  private async idle(ms: number): Promise<null> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.wakeIdle = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    this.wakeIdle = null;
+    return null;
+  }
+
+  private async listen(view: CompiledView, listener: Listener): Promise<() => void> {
+    let set = this.listeners.get(view.name);
+    if (!set) this.listeners.set(view.name, (set = new Set()));
     set.add(listener);
-    this.active.set(view, (this.active.get(view) ?? 0) + 1);
-    return () => {
+    this.active.set(view.name, (this.active.get(view.name) ?? 0) + 1);
+    const unlisten = (): void => {
       set.delete(listener);
-      this.active.set(view, (this.active.get(view) ?? 1) - 1);
+      this.active.set(view.name, (this.active.get(view.name) ?? 1) - 1);
+      if (set.size === 0) this.tailed.delete(view.name);
     };
+    try {
+      await this.follow(view);
+    } catch (error) {
+      unlisten();
+      throw error;
+    }
+    return unlisten;
   }
 
   /** Wait until a view is servable (or the subscription ends). */
@@ -249,13 +294,17 @@ export class ChangelogHub {
     const buffer: HubEvent[] = [];
     let overflow = false;
     let wake: (() => void) | null = null;
-    const unlisten = this.listen(view.name, (event) => {
-      if (event.op !== 'reset' && options.key !== null && event.key !== options.key) return;
-      if (buffer.length >= maxBuffered) overflow = true;
-      else buffer.push(event);
-      wake?.();
-      wake = null;
-    });
+    const unlisten = await whileStoreDown(
+      () =>
+        this.listen(view, (event) => {
+          if (event.op !== 'reset' && options.key !== null && event.key !== options.key) return;
+          if (buffer.length >= maxBuffered) overflow = true;
+          else buffer.push(event);
+          wake?.();
+          wake = null;
+        }),
+      options.signal,
+    );
     const matches = (change: { key: string }): boolean => options.key === null || change.key === options.key;
     const reset = (reason: string, version: string): SubscriptionEvent => ({ view: view.name, version, op: 'reset', key: '', row: null, previous: null, reason, seq: 0 });
     const gap = (version: string): SubscriptionEvent =>

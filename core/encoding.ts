@@ -42,7 +42,10 @@ const SURROGATE = /[\uD800-\uDFFF]/;
 /** A string whose byte order is the SQL order of non-null values of `type`. */
 export function orderKey(type: ColumnType, value: Value): string {
   if (value === null) throw new TypeError('orderKey of NULL');
-  if (isNumericType(type)) return numberOrderKey(typeof value === 'number' ? numberText(value) : String(value));
+  if (isNumericType(type)) {
+    if (typeof value === 'number' && Number.isSafeInteger(value)) return integerOrderKey(value);
+    return numberOrderKey(typeof value === 'number' ? numberText(value) : String(value));
+  }
   switch (type) {
     case 'bool':
       return value ? 't' : 'f';
@@ -60,6 +63,19 @@ function numberText(n: number): string {
   if (n === Infinity) return '1e9000';
   if (n === -Infinity) return '-1e9000';
   return String(n);
+}
+
+/** numberOrderKey for a safe integer, without parsing its text (keys are mostly integers). */
+function integerOrderKey(n: number): string {
+  if (n === 0) return 'b';
+  const digits = String(n < 0 ? -n : n);
+  let end = digits.length;
+  while (digits.charCodeAt(end - 1) === 48) end--;
+  const mantissa = end === digits.length ? digits : digits.slice(0, end);
+  if (n > 0) return `c${digits.length + 5000}${mantissa}`;
+  let complement = '';
+  for (let i = 0; i < mantissa.length; i++) complement += String.fromCharCode(105 - mantissa.charCodeAt(i)); // '9' - d
+  return `a${9999 - (digits.length + 5000)}${complement}~`;
 }
 
 const PLAIN_DECIMAL = /^(-?)0*(\d*?)(?:\.(\d*))?$/;

@@ -5,7 +5,8 @@
  *      binaries found or provided by scripts/provision.ts (the machine's, embedded PostgreSQL, Redis installed)
  *   2. the shop schema and sample data (when the tables are missing)
  *   3. the service with examples/shop/views.config.ts, GraphQL (GraphiQL) on $PORT or 4000
- *   4. a small live workload, and the view changes it causes, pushed over graphql-ws
+ *   4. a small live workload, and the view changes it causes, pushed over graphql-ws: an aggregate,
+ *      a join (orders with their customer) and a top-N over a view (the 10 best customers)
  *
  * Ctrl-C stops everything and removes the throwaway servers.
  */
@@ -107,6 +108,32 @@ async function main(): Promise<void> {
     },
   );
 
+  // A join (orders with their customer) and a top-N over a view (the 10 best customers), live too.
+  ws.subscribe(
+    { query: 'subscription { ordersWithCustomerChanges { op key { orderId } row { status amount customer country } } }' },
+    {
+      next: ({ data }) => {
+        const c = (data as { ordersWithCustomerChanges: JoinChange }).ordersWithCustomerChanges;
+        const r = c.row;
+        say(`  live ▸ ordersWithCustomer[orderId=${c.key.orderId}] ${c.op.toLowerCase()}${r ? `: ${r.status} ${r.amount ?? '∅'} by ${r.customer} (${r.country ?? 'no country'})` : ''}`);
+      },
+      error: (error) => say(`  subscription error: ${JSON.stringify(error)}`),
+      complete: () => undefined,
+    },
+  );
+  ws.subscribe(
+    { query: 'subscription { topCustomersChanges { op key { customerId } row { revenue } } }' },
+    {
+      next: ({ data }) => {
+        const c = (data as { topCustomersChanges: TopChange }).topCustomersChanges;
+        const what = c.op === 'INSERT' ? 'enters the top 10' : c.op === 'DELETE' ? 'leaves the top 10' : 'moves within the top 10';
+        say(`  live ▸ topCustomers: customer ${c.key.customerId} ${what}${c.row ? ` (revenue ${c.row.revenue})` : ''}`);
+      },
+      error: (error) => say(`  subscription error: ${JSON.stringify(error)}`),
+      complete: () => undefined,
+    },
+  );
+
   say('driving a small live workload (a transaction every second); Ctrl-C to stop');
   let nextId = Number((await db.query('SELECT coalesce(max(id), 0) + 1 AS n FROM orders')).rows[0].n);
   const timer = setInterval(() => {
@@ -134,6 +161,18 @@ interface Change {
   key: { customerId: number };
   row: { orders: string; revenue: string | null; largestOrder: string | null } | null;
   previous: { revenue: string | null } | null;
+}
+
+interface JoinChange {
+  op: string;
+  key: { orderId: number };
+  row: { status: string; amount: string | null; customer: string; country: string | null } | null;
+}
+
+interface TopChange {
+  op: string;
+  key: { customerId: number };
+  row: { revenue: string | null } | null;
 }
 
 async function portOr(preferred: number): Promise<number> {

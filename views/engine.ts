@@ -9,7 +9,8 @@
  *   source ──┤ batch, batch, batch …                        ├──▶ take everything waiting (group commit)
  *            └──────────────────────────────────────────────┘        │
  *                                                                    ▼
- *                    planBatch (pure) → applyBatch (one Lua call: fencing token and step check,
+ *                    runBatch (plan/run.ts: the operators step, reading state through the cache)
+ *                    → writeStep (one Lua call: fencing token and step check, operator state,
  *                    views, changelog, dead letters, checkpoint) → durable? (store/durability.ts)
  *                    → source.ack(position) → events
  *

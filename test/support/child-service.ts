@@ -28,7 +28,8 @@ function writeConfigFile(name: string, redisUrl: string, sourceExpression: strin
     file,
     `import shop from ${JSON.stringify(join(REPO, 'examples/shop/views.config.ts'))};
 import { source } from ${JSON.stringify(join(REPO, 'index.ts'))};
-export default { ...shop, name: ${JSON.stringify(name)}, source: ${sourceExpression}, redis: { url: ${JSON.stringify(redisUrl)}, leaseTtlMs: 1500, durability: { mode: ${JSON.stringify(options.durability ?? 'none')} } } };
+const views = ${JSON.stringify(options.views ?? null)};
+export default { ...shop, ...(views ? { views: Object.fromEntries(Object.entries(shop.views).filter(([v]) => views.includes(v))) } : {}), name: ${JSON.stringify(name)}, source: ${sourceExpression}, redis: { url: ${JSON.stringify(redisUrl)}, leaseTtlMs: 1500, durability: { mode: ${JSON.stringify(options.durability ?? 'none')} } } };
 `,
   );
   return file;
@@ -37,6 +38,8 @@ export default { ...shop, name: ${JSON.stringify(name)}, source: ${sourceExpress
 export interface ConfigFileOptions {
   /** The durability mode (default 'none': the suite's Redis has no persistence). */
   readonly durability?: 'auto' | 'none';
+  /** Only these of the shop's views (default: all). */
+  readonly views?: readonly string[];
 }
 
 /** The shop views on the embedded PostgreSQL source, under their own deployment name, slot and publication. */
@@ -64,7 +67,7 @@ export interface ChildService {
 
 export async function startChildService(configFile: string, env: Record<string, string> = {}): Promise<ChildService> {
   const port = await freePort();
-  const child = spawn(process.execPath, [CLI, 'start', '--config', configFile, '--port', String(port)], {
+  const child = spawn(process.execPath, ['--max-semi-space-size=64', CLI, 'start', '--config', configFile, '--port', String(port)], {
     env: { ...process.env, LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

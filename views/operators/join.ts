@@ -23,6 +23,7 @@
  * left join, the right rows' count) — cached after the first time. Writing a row into its own
  * side's index reads nothing.
  */
+import { operatorStateBase } from '../store/keys.ts';
 import { encodeRowKey } from '../../core/encoding.ts';
 import { PlanError } from '../errors.ts';
 import type { ExprNode } from '../expr.ts';
@@ -51,12 +52,13 @@ export class Join implements Operator {
   private readonly spec: JoinSpec;
   private readonly base: string;
   private readonly nulls: Row;
+  private planned: { left: DeltaBatch; right: DeltaBatch; keys: { left: (string | null)[]; right: (string | null)[] } } | null = null;
 
   constructor(spec: JoinSpec, left: Operator, right: Operator, prefix: string) {
     this.id = spec.id;
     this.spec = spec;
     this.inputs = [left, right];
-    this.base = `${prefix}:s:${spec.id}`;
+    this.base = operatorStateBase(prefix, spec.id);
     this.statePattern = `${this.base}:*`;
     this.nulls = Object.fromEntries(spec.rightColumns.map((c) => [c, null]));
   }
@@ -80,17 +82,22 @@ export class Join implements Operator {
     return encodeRowKey(this.spec.keyTypes, values);
   }
 
+  /** The join keys of a batch's deltas (computed once per batch, shared by needs and step). */
+  private keysOf(left: DeltaBatch, right: DeltaBatch): { left: (string | null)[]; right: (string | null)[] } {
+    if (this.planned?.left === left && this.planned.right === right) return this.planned.keys;
+    const keys = { left: left.deltas.map((d) => this.joinKey(d.row, 'left')), right: right.deltas.map((d) => this.joinKey(d.row, 'right')) };
+    this.planned = { left, right, keys };
+    return keys;
+  }
+
   needs([left, right]: readonly DeltaBatch[], store: StateStore): Read[] {
     const reads: Read[] = [];
     const want = (side: 'L' | 'R', jk: string): void => {
       if (store.hgetall(this.index(side, jk)) === undefined) reads.push({ kind: 'hgetall', key: this.index(side, jk) });
     };
-    for (const d of left!.deltas) {
-      const jk = this.joinKey(d.row, 'left');
-      if (jk !== null && !right!.clear) want('R', jk);
-    }
-    for (const d of right!.deltas) {
-      const jk = this.joinKey(d.row, 'right');
+    const keys = this.keysOf(left!, right!);
+    for (const jk of keys.left) if (jk !== null && !right!.clear) want('R', jk);
+    for (const jk of keys.right) {
       if (jk === null) continue;
       want('L', jk);
       if (this.spec.type === 'left' && !right!.clear && store.hget(this.counts, jk) === undefined) reads.push({ kind: 'hget', key: this.counts, field: jk });
@@ -119,12 +126,15 @@ export class Join implements Operator {
       for (const [lk, row] of restore) out.push({ key: lk + SEPARATOR + NO_MATCH, row: { ...row, ...this.nulls }, weight: 1 });
     }
 
+    const keys = this.keysOf(left!, right!);
+    this.planned = null;
     // 1. Left deltas against the right rows before the batch.
-    for (const d of left!.deltas) {
-      const jk = this.joinKey(d.row, 'left');
-      const rights = jk === null ? null : store.hgetall(this.index('R', jk))!;
+    for (let i = 0; i < left!.deltas.length; i++) {
+      const d = left!.deltas[i]!;
+      const jk = keys.left[i]!;
+      const rights = jk === null ? null : store.hgetallJson<Row>(this.index('R', jk))!;
       if (rights && rights.size > 0) {
-        for (const [rk, json] of rights) out.push({ key: d.key + SEPARATOR + rk, row: { ...d.row!, ...(JSON.parse(json!) as Row) }, weight: d.weight });
+        for (const [rk, rrow] of rights) out.push({ key: d.key + SEPARATOR + rk, row: { ...d.row!, ...rrow }, weight: d.weight });
       } else if (isLeft) {
         out.push({ key: d.key + SEPARATOR + NO_MATCH, row: { ...d.row!, ...this.nulls }, weight: d.weight });
       }
@@ -138,18 +148,18 @@ export class Join implements Operator {
     }
 
     // 2. Right deltas against the left rows after pass 1.
-    for (const d of right!.deltas) {
-      const jk = this.joinKey(d.row, 'right');
+    for (let i = 0; i < right!.deltas.length; i++) {
+      const d = right!.deltas[i]!;
+      const jk = keys.right[i]!;
       if (jk === null) continue;
-      const lefts = store.hgetall(this.index('L', jk))!;
+      const lefts = store.hgetallJson<Row>(this.index('L', jk))!;
       const matchesBefore = isLeft ? Number(store.hget(this.counts, jk) ?? 0) : 0;
       if (isLeft) {
         const after = matchesBefore + d.weight;
         if (after > 0) store.hset(this.counts, jk, String(after));
         else store.hdel(this.counts, jk);
       }
-      for (const [lk, json] of lefts) {
-        const lrow = JSON.parse(json!) as Row;
+      for (const [lk, lrow] of lefts) {
         out.push({ key: lk + SEPARATOR + d.key, row: { ...lrow, ...d.row! }, weight: d.weight });
         if (isLeft && d.weight === 1 && matchesBefore === 0) out.push({ key: lk + SEPARATOR + NO_MATCH, row: { ...lrow, ...this.nulls }, weight: -1 });
         if (isLeft && d.weight === -1 && matchesBefore === 1) out.push({ key: lk + SEPARATOR + NO_MATCH, row: { ...lrow, ...this.nulls }, weight: 1 });
@@ -163,7 +173,7 @@ export class Join implements Operator {
   private allLeftRows(store: StateStore): [string, Row][] {
     const rows: [string, Row][] = [];
     for (const key of store.keys(`${this.base}:L:*`) ?? []) {
-      for (const [lk, json] of store.hgetall(key) ?? []) rows.push([lk, JSON.parse(json!) as Row]);
+      for (const [lk, row] of store.hgetallJson<Row>(key) ?? []) rows.push([lk, row]);
     }
     return rows;
   }

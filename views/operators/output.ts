@@ -16,7 +16,7 @@ import type { ColumnType, Value } from '../../core/values.ts';
 import { encodeRowKey } from '../../core/encoding.ts';
 import type { Read, StateStore } from '../store/state-store.ts';
 import { sameRow } from './reduce.ts';
-import { netChanges, type Delta, type DeltaBatch, type Operator, type Row } from './types.ts';
+import { netChanges, type Delta, type DeltaBatch, type KeyChange, type Operator, type Row } from './types.ts';
 
 export interface OutputSpec {
   readonly id: string;
@@ -46,6 +46,7 @@ export class Output implements Operator {
   /** Changelog entries the last step wrote. */
   logged = 0;
   private readonly maxLength: number;
+  private planned: { batch: DeltaBatch; changes: Map<string, KeyChange> } | null = null;
 
   constructor(spec: OutputSpec, input: Operator, keys: OutputKeys, changelogMaxLength: number) {
     this.id = spec.id;
@@ -63,15 +64,20 @@ export class Output implements Operator {
     );
   }
 
-  private rekeyed(batch: DeltaBatch): DeltaBatch {
-    return { clear: batch.clear, deltas: batch.deltas.map((d) => ({ key: this.viewKey(d), row: d.row, weight: d.weight })) };
+  /** The batch's net change per view key (computed once per batch, shared by needs and step). */
+  private changesOf(batch: DeltaBatch): Map<string, KeyChange> {
+    if (this.planned?.batch === batch) return this.planned.changes;
+    const rekeyed = { clear: batch.clear, deltas: batch.deltas.map((d) => ({ key: this.viewKey(d), row: d.row, weight: d.weight })) };
+    const changes = netChanges(rekeyed);
+    this.planned = { batch, changes };
+    return changes;
   }
 
   needs([batch]: readonly DeltaBatch[], store: StateStore): Read[] {
     const reads: Read[] = [];
     if (store.hget(this.keys.seq, this.spec.view) === undefined) reads.push({ kind: 'hget', key: this.keys.seq, field: this.spec.view });
     // Rows that left with unknown content: their stored form (for the changelog's previous row).
-    for (const [key, change] of netChanges(this.rekeyed(batch!))) {
+    for (const [key, change] of this.changesOf(batch!)) {
       if (change.before === undefined && store.hget(this.keys.rows, key) === undefined) reads.push({ kind: 'hget', key: this.keys.rows, field: key });
     }
     return reads;
@@ -80,17 +86,18 @@ export class Output implements Operator {
   step([batch]: readonly DeltaBatch[], store: StateStore): DeltaBatch {
     const out: Delta[] = [];
     const entries: string[][] = [];
-    const input = this.rekeyed(batch!);
+    const changes = this.changesOf(batch!);
+    this.planned = null;
+    const input = batch!;
     if (input.clear) {
       store.del(this.keys.rows);
       store.del(this.keys.index);
       if (!this.quiet) entries.push(['o', 'reset', 'why', 'a source table was truncated']);
     }
-    for (const [key, change] of netChanges(input)) {
+    for (const [key, change] of changes) {
       let before: Row | null;
       if (change.before === undefined) {
-        const stored = input.clear ? null : (store.hget(this.keys.rows, key) ?? null);
-        before = stored === null ? null : (JSON.parse(stored) as Row);
+        before = input.clear ? null : (store.hgetJson<Row>(this.keys.rows, key) ?? null);
       } else before = change.before;
       const after = change.after === null ? null : this.ordered(change.after);
       if (before === null && after === null) continue;

@@ -14,6 +14,7 @@
  * current extreme loses its last copy (then the set's head, to find the next one); for count
  * distinct the copies of each value touched.
  */
+import { operatorStateBase } from '../store/keys.ts';
 import type { Value } from '../../core/values.ts';
 import { PlanError } from '../errors.ts';
 import { encodeRowKey } from '../../core/encoding.ts';
@@ -66,7 +67,7 @@ export class Reduce implements Operator {
     this.id = spec.id;
     this.spec = spec;
     this.inputs = [input];
-    this.base = `${prefix}:s:${spec.id}`;
+    this.base = operatorStateBase(prefix, spec.id);
     this.statePattern = `${this.base}:*`;
   }
 
@@ -109,12 +110,11 @@ export class Reduce implements Operator {
     const reads: Read[] = [];
     if (batch!.clear && store.keys(this.statePattern) === undefined) reads.push({ kind: 'keys', pattern: this.statePattern });
     for (const [key, group] of this.groupsOf(batch!)) {
-      const stored = batch!.clear ? null : store.hget(this.statesKey, key);
-      if (stored === undefined) {
+      const state = batch!.clear ? null : store.hgetJson<GroupState>(this.statesKey, key);
+      if (state === undefined) {
         reads.push({ kind: 'hget', key: this.statesKey, field: key });
         continue;
       }
-      const state = stored === null ? null : (JSON.parse(stored) as GroupState);
       this.spec.accumulators.forEach((acc, i) => {
         const delta = group.accs[i]!;
         if (delta.kind === 'candidates' && state) {
@@ -140,8 +140,7 @@ export class Reduce implements Operator {
       store.del(this.statesKey);
     }
     for (const [key, group] of this.groupsOf(batch!)) {
-      const stored = batch!.clear ? null : (store.hget(this.statesKey, key) ?? null);
-      const before = stored === null ? null : (JSON.parse(stored) as GroupState);
+      const before = batch!.clear ? null : (store.hgetJson<GroupState>(this.statesKey, key) ?? null);
       const rows = (before?.[1] ?? 0) + group.rows;
       const next: GroupState = [before?.[0] ?? group.values, rows];
       accumulators.forEach((acc, i) => {

@@ -19,6 +19,11 @@ import { PlanError } from '../errors.ts';
 import type { Delta, DeltaBatch, Operator, Row } from './types.ts';
 import { EMPTY } from './types.ts';
 
+/** The encoded primary key of a change's row image (an image belongs to one table). */
+const imageKeys = new WeakMap<ChangeRow, string>();
+/** A change's row image projected on a set of columns (by signature), shared by the scans that read those. */
+const projections = new WeakMap<ChangeRow, Map<string, Row | 'unknown'>>();
+
 export interface ScanSpec {
   readonly id: string;
   readonly table: TableDef;
@@ -35,12 +40,14 @@ export class Scan implements Operator {
   readonly spec: ScanSpec;
   private readonly keyTypes;
   private readonly names: readonly string[];
+  private readonly signature: string;
 
   constructor(spec: ScanSpec) {
     this.id = spec.id;
     this.spec = spec;
     this.keyTypes = spec.table.key.map((k) => spec.table.columns[k]!.type);
     this.names = spec.columns.map((c) => `${spec.alias}.${c}`);
+    this.signature = this.names.join('\x00');
   }
 
   /** The deltas of this table's changes in a batch (in source order). */
@@ -102,6 +109,17 @@ export class Scan implements Operator {
 
   /** The columns the view reads, or 'unknown' when the image lacks some (a key-only old row). */
   private project(image: ChangeRow): Row | 'unknown' {
+    // Views reading the same columns under the same alias share the projected row (rows are never changed).
+    let shared = projections.get(image);
+    if (shared === undefined) projections.set(image, (shared = new Map()));
+    const known = shared.get(this.signature);
+    if (known !== undefined) return known;
+    const row = this.projectNew(image);
+    shared.set(this.signature, row);
+    return row;
+  }
+
+  private projectNew(image: ChangeRow): Row | 'unknown' {
     const row: Row = {};
     const { columns } = this.spec;
     for (let i = 0; i < columns.length; i++) {
@@ -113,14 +131,19 @@ export class Scan implements Operator {
   }
 
   private keyOf(image: ChangeRow): string {
+    // Every view reading the table scans the same images: their keys are encoded once.
+    const known = imageKeys.get(image);
+    if (known !== undefined) return known;
     const { key } = this.spec.table;
-    return encodeRowKey(
+    const encoded = encodeRowKey(
       this.keyTypes,
       key.map((k) => {
         const v = image[k];
         return v === undefined || v === UNAVAILABLE ? null : v;
       }),
     );
+    imageKeys.set(image, encoded);
+    return encoded;
   }
 
   step(): DeltaBatch {

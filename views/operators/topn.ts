@@ -15,6 +15,7 @@
  * Reads: the first `limit + k` members of each touched partition, k = the rows this batch removes
  * from it: the new first `limit` are among them and the rows the batch adds.
  */
+import { operatorStateBase } from '../store/keys.ts';
 import { encodeRowKey, orderKey } from '../../core/encoding.ts';
 import { PlanError } from '../errors.ts';
 import type { ExprNode } from '../expr.ts';
@@ -52,7 +53,7 @@ export class TopN implements Operator {
     this.id = spec.id;
     this.spec = spec;
     this.inputs = [input];
-    this.base = `${prefix}:s:${spec.id}`;
+    this.base = operatorStateBase(prefix, spec.id);
     this.statePattern = `${this.base}:*`;
   }
 

@@ -72,6 +72,13 @@ export function netChanges(batch: DeltaBatch): Map<string, KeyChange> {
       changes.set(key, entry.weight === 1 ? { before: null, after: entry.row } : { before: entry.row ?? undefined, after: null });
       continue;
     }
+    // The common case, an update (−old +new, either order): no netting needed. Equal rows come out
+    // as before = after, which every consumer treats as no change.
+    if (entry.length === 2 && entry[0]!.weight !== entry[1]!.weight) {
+      const [minus, plus] = entry[0]!.weight === -1 ? entry : [entry[1]!, entry[0]!];
+      changes.set(key, { before: minus!.row ?? undefined, after: plus!.row });
+      continue;
+    }
     const net = new Map<string, { row: Row | null; n: number }>();
     for (const d of entry) {
       const id = d.row === null ? UNKNOWN : JSON.stringify(d.row);

@@ -16,8 +16,9 @@
  *   cdcv:{<deployment>}:v:<view>:rows       HASH   encoded key → stored row (JSON)
  *   cdcv:{<deployment>}:v:<view>:idx        ZSET   encoded keys, score 0: key order for pagination
  *   cdcv:{<deployment>}:v:<view>:log        STREAM changelog, one entry per changed row: the version
- *   cdcv:{<deployment>}:v:<view>:mm:<key>   ZSET   min/max candidates of one group, lex-ordered
- *   cdcv:{<deployment>}:v:<view>:mc:<key>   HASH   extra multiplicity of repeated candidates
+ *   cdcv:{<deployment>}:s:<view>/<operator>:… the state of one operator of a view (join indexes, group
+ *                                                  states, min/max candidates, top-N sets): the layout
+ *                                                  of each is in its operator (views/operators/*.ts)
  *
  * The hash tag `{<deployment>}` puts a deployment in one Redis Cluster slot, so one atomic script
  * can update all its views together (DESIGN.md §5, §8).
@@ -37,10 +38,12 @@ export const imagesKey = (prefix: string, table: string): string => `${prefix}:i
 export const rowsKey = (prefix: string, view: string): string => `${prefix}:v:${view}:rows`;
 export const indexKey = (prefix: string, view: string): string => `${prefix}:v:${view}:idx`;
 export const changelogKey = (prefix: string, view: string): string => `${prefix}:v:${view}:log`;
-export const candidatesKey = (prefix: string, view: string, key: string): string => `${prefix}:v:${view}:mm:${key}`;
-export const candidateCountsKey = (prefix: string, view: string, key: string): string => `${prefix}:v:${view}:mc:${key}`;
-/** Pattern matching every key of one view (for status and reset). */
+/** Pattern matching every key of one view's rows, index and changelog (for status and reset). */
 export const viewKeyPattern = (prefix: string, view: string): string => `${prefix}:v:${view}:*`;
+/** The base of an operator's state keys (its id is `<view>/<operator>`). */
+export const operatorStateBase = (prefix: string, operatorId: string): string => `${prefix}:s:${operatorId}`;
+/** Pattern matching every key of the state of one view's operators. */
+export const viewStatePattern = (prefix: string, view: string): string => `${prefix}:s:${view}/*`;
 
 /** The same key formats for Lua scripts; `P` is the prefix passed as ARGV. */
 export const LUA_KEYS = `
@@ -65,6 +68,4 @@ end
 local function rowsKey(v) return viewKeys(v).rows end
 local function indexKey(v) return viewKeys(v).idx end
 local function changelogKey(v) return viewKeys(v).log end
-local function candidatesKey(v, k) return P .. ':v:' .. v .. ':mm:' .. k end
-local function candidateCountsKey(v, k) return P .. ':v:' .. v .. ':mc:' .. k end
 `;

@@ -56,6 +56,10 @@ interface HashState {
   complete: boolean;
   /** When it was last used (the store's clock): the least recently used go first. */
   used: number;
+  /** Values parsed as JSON (hgetJson), dropped with the field's next write. */
+  parsed?: Map<string, unknown>;
+  /** Every field parsed (hgetallJson), dropped with any write to the hash. */
+  all?: ReadonlyMap<string, unknown> | undefined;
 }
 
 /** Known part of a lex-ordered sorted set: its first members (or all of them). */
@@ -118,6 +122,32 @@ export class StateStore {
     if (!h?.complete) return undefined;
     h.used = ++this.clock;
     return h.fields;
+  }
+
+  /**
+   * A hash field holding JSON, parsed once while it stays unchanged: null when absent, undefined
+   * when not loaded. The value is shared: read it, never change it.
+   */
+  hgetJson<T>(key: string, field: string): T | null | undefined {
+    const v = this.hget(key, field);
+    if (typeof v !== 'string') return v;
+    const h = this.hashes.get(key)!;
+    const parsed = (h.parsed ??= new Map());
+    let value = parsed.get(field) as T | undefined;
+    if (value === undefined) parsed.set(field, (value = JSON.parse(v) as T));
+    return value;
+  }
+
+  /** Every field of a hash holding JSON, parsed (shared, like hgetJson); undefined when not loaded whole. */
+  hgetallJson<T>(key: string): ReadonlyMap<string, T> | undefined {
+    const fields = this.hgetall(key);
+    if (fields === undefined) return undefined;
+    const h = this.hashes.get(key)!;
+    if (h.all) return h.all as ReadonlyMap<string, T>;
+    const all = new Map<string, T>();
+    for (const [field, v] of fields) if (v !== null) all.set(field, (h.parsed?.get(field) as T | undefined) ?? (JSON.parse(v) as T));
+    h.all = all;
+    return all;
   }
 
   /**
@@ -308,7 +338,11 @@ export class StateStore {
     }
     const h = this.hashes.get(extras);
     if (h?.fields.delete(member)) this.entries--;
-    if (h) h.complete = false;
+    if (h) {
+      h.complete = false;
+      h.parsed?.delete(member);
+      h.all = undefined;
+    }
   }
 
   /** Delete a whole key (state of a truncated input). */
@@ -371,6 +405,8 @@ export class StateStore {
   }
 
   private setField(h: HashState, field: string, value: string | null): void {
+    h.parsed?.delete(field);
+    h.all = undefined;
     const had = h.fields.has(field);
     if (value === null && h.complete) {
       if (had) {

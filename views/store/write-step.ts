@@ -21,6 +21,7 @@
  *
  *   op = 'h' k field value | 'H' k field | 'z' k member | 'Z' k member | 'd' k
  *      | 'x' k maxlen nfields field… floorK floorField        (floorK 0: none)
+ *      | 'c' k maxlen o key row prev n e                       (a row's changelog entry, fields implied)
  *      | 'm' k extrasK member n | 'M' k extrasK member n       (multiset add / remove n copies)
  *      | 'q' reason payload                                    (dead letter)
  *   k = index into KEYS. KEYS[1..5] = lease, checkpoint, meta, busy, dead letters; images by name.
@@ -185,6 +186,15 @@ while i <= #ARGV do
     if floorKey > 0 then redis.call('HSET', KEYS[floorKey], ARGV[i + 5 + n], id) end
     entries = entries + 1
     i = i + 6 + n
+  elseif op == 'c' then
+    local k = KEYS[tonumber(ARGV[i + 1])]
+    if ARGV[i + 8] == '1' then
+      redis.call('XADD', k, 'MAXLEN', '~', ARGV[i + 2], '*', 'o', ARGV[i + 3], 'k', ARGV[i + 4], 'r', ARGV[i + 5], 'p', ARGV[i + 6], 'n', ARGV[i + 7], 'e', '1')
+    else
+      redis.call('XADD', k, 'MAXLEN', '~', ARGV[i + 2], '*', 'o', ARGV[i + 3], 'k', ARGV[i + 4], 'r', ARGV[i + 5], 'p', ARGV[i + 6], 'n', ARGV[i + 7])
+    end
+    entries = entries + 1
+    i = i + 9
   elseif op == 'm' then
     local zkey, extras, member, n = KEYS[tonumber(ARGV[i + 1])], KEYS[tonumber(ARGV[i + 2])], ARGV[i + 3], tonumber(ARGV[i + 4])
     local extra = n - redis.call('ZADD', zkey, 'NX', 0, member)
@@ -260,6 +270,11 @@ export function encodeStep(
         args.push('d', k(w.key));
         break;
       case 'xadd':
+        if (isRowEntry(w)) {
+          const f = w.fields;
+          args.push('c', k(w.key), String(w.maxLength), f[1]!, f[3]!, f[5]!, f[7]!, f[9]!, f.length === 12 ? '1' : '0');
+          break;
+        }
         args.push('x', k(w.key), String(w.maxLength), String(w.fields.length), ...w.fields, w.floor ? k(w.floor.key) : '0', w.floor?.field ?? '');
         break;
       case 'madd':
@@ -270,6 +285,20 @@ export function encodeStep(
   }
   for (const letter of deadLetters) args.push('q', letter.reason, letter.payload);
   return { keys, args };
+}
+
+/** A view row's changelog entry (o k r p n [e 1], output.ts): sent as 'c', half the arguments of 'x'. */
+function isRowEntry(w: Extract<WriteOp, { op: 'xadd' }>): boolean {
+  const f = w.fields;
+  return (
+    w.floor === undefined &&
+    (f.length === 10 || (f.length === 12 && f[10] === 'e' && f[11] === '1')) &&
+    f[0] === 'o' &&
+    f[2] === 'k' &&
+    f[4] === 'r' &&
+    f[6] === 'p' &&
+    f[8] === 'n'
+  );
 }
 
 /**
