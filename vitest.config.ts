@@ -14,6 +14,8 @@ export default defineConfig({
     // Integration tests share one PostgreSQL and one Redis; each file isolates itself with its own
     // database, slot and key prefix, so files may run in parallel.
     maxWorkers: 2,
+    // global.gc: memory figures measure what is retained, not garbage not yet collected.
+    execArgv: ['--expose-gc'],
     typecheck: { enabled: true, include: ['test/**/*.test-d.ts'], tsconfig: './tsconfig.json' },
   },
 });

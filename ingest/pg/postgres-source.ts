@@ -251,15 +251,23 @@ export class PostgresSource implements ChangeSource {
     try {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       await client.query(`SET TRANSACTION SNAPSHOT '${snapshotName.replace(/'/g, "''")}'`);
+      // Smallest tables first: a join's other side is then indexed before the rows that join it
+      // arrive, so each snapshot row joins with the few rows of a small table instead of a
+      // product's every order line arriving at once when the products come last.
+      const sizes = new Map<string, { bytes: number; estimatedRows: number }>();
       for (const table of this.config.tables) {
-        const columns = Object.keys(table.columns);
-        const types = columns.map((c) => table.columns[c]!.type);
         const [schema, name] = splitTableName(table.name);
-        const estimate = await client.query<{ reltuples: string }>(
-          `SELECT c.reltuples FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2`,
+        const { rows } = await client.query<{ reltuples: string; bytes: string }>(
+          `SELECT c.reltuples, pg_relation_size(c.oid) AS bytes FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2`,
           [schema, name],
         );
-        const estimatedRows = Math.max(0, Math.round(Number(estimate.rows[0]?.reltuples ?? 0)));
+        sizes.set(table.name, { bytes: Number(rows[0]?.bytes ?? 0), estimatedRows: Math.max(0, Math.round(Number(rows[0]?.reltuples ?? 0))) });
+      }
+      const bySize = [...this.config.tables].sort((a, b) => sizes.get(a.name)!.bytes - sizes.get(b.name)!.bytes);
+      for (const table of bySize) {
+        const columns = Object.keys(table.columns);
+        const types = columns.map((c) => table.columns[c]!.type);
+        const { estimatedRows } = sizes.get(table.name)!;
         await client.query(`DECLARE snapshot_cursor NO SCROLL CURSOR FOR SELECT ${columns.map(quoteIdent).join(', ')} FROM ${quoteTable(table.name)}`);
         let rows = 0;
         for (;;) {

@@ -63,8 +63,14 @@ export class Join implements Operator {
     this.nulls = Object.fromEntries(spec.rightColumns.map((c) => [c, null]));
   }
 
+  /** Index key names, made once per join key and batch (the same string is then hashed once). */
+  private names = { L: new Map<string, string>(), R: new Map<string, string>() };
+
   private index(side: 'L' | 'R', jk: string): string {
-    return `${this.base}:${side}:${jk}`;
+    const names = this.names[side];
+    let name = names.get(jk);
+    if (name === undefined) names.set(jk, (name = `${this.base}:${side}:${jk}`));
+    return name;
   }
 
   private get counts(): string {
@@ -85,6 +91,7 @@ export class Join implements Operator {
   /** The join keys of a batch's deltas (computed once per batch, shared by needs and step). */
   private keysOf(left: DeltaBatch, right: DeltaBatch): { left: (string | null)[]; right: (string | null)[] } {
     if (this.planned?.left === left && this.planned.right === right) return this.planned.keys;
+    this.names = { L: new Map(), R: new Map() };
     const keys = { left: left.deltas.map((d) => this.joinKey(d.row, 'left')), right: right.deltas.map((d) => this.joinKey(d.row, 'right')) };
     this.planned = { left, right, keys };
     return keys;
@@ -93,7 +100,8 @@ export class Join implements Operator {
   needs([left, right]: readonly DeltaBatch[], store: StateStore): Read[] {
     const reads: Read[] = [];
     const want = (side: 'L' | 'R', jk: string): void => {
-      if (store.hgetall(this.index(side, jk)) === undefined) reads.push({ kind: 'hgetall', key: this.index(side, jk) });
+      const key = this.index(side, jk);
+      if (store.hgetall(key) === undefined) reads.push({ kind: 'hgetall', key });
     };
     const keys = this.keysOf(left!, right!);
     for (const jk of keys.left) if (jk !== null && !right!.clear) want('R', jk);

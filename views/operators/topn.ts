@@ -109,7 +109,11 @@ export class TopN implements Operator {
       const key = this.setKey(partition);
       const head = batch!.clear ? [] : [...store.zhead(key, limit + p.removed.size)!];
       const before = head.slice(0, limit);
-      const after = [...head.filter((m) => !p.removed.has(m)), ...p.added].sort(compareCodePoints).slice(0, limit);
+      const after = mergeSorted(
+        head.filter((m) => !p.removed.has(m)),
+        [...p.added].sort(compareCodePoints),
+        limit,
+      );
       const inBefore = new Set(before);
       const inAfter = new Set(after);
       for (const m of before) if (!inAfter.has(m)) out.push(deltaOf(m, -1));
@@ -120,6 +124,18 @@ export class TopN implements Operator {
     this.planned = null;
     return { clear: batch!.clear, deltas: out };
   }
+}
+
+/** The first `limit` of two ascending lists (the head is sorted already: only the added rows need sorting). */
+function mergeSorted(a: readonly string[], b: readonly string[], limit: number): string[] {
+  const out: string[] = [];
+  let i = 0;
+  let j = 0;
+  while (out.length < limit && (i < a.length || j < b.length)) {
+    if (j >= b.length || (i < a.length && compareCodePoints(a[i]!, b[j]!) <= 0)) out.push(a[i++]!);
+    else out.push(b[j++]!);
+  }
+  return out;
 }
 
 function deltaOf(member: string, weight: 1 | -1): Delta {

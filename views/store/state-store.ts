@@ -134,7 +134,10 @@ export class StateStore {
     const h = this.hashes.get(key)!;
     const parsed = (h.parsed ??= new Map());
     let value = parsed.get(field) as T | undefined;
-    if (value === undefined) parsed.set(field, (value = JSON.parse(v) as T));
+    if (value === undefined) {
+      parsed.set(field, (value = JSON.parse(v) as T));
+      this.entries++; // a parsed value costs memory like an entry: it counts toward the bound
+    }
     return value;
   }
 
@@ -147,6 +150,7 @@ export class StateStore {
     const all = new Map<string, T>();
     for (const [field, v] of fields) if (v !== null) all.set(field, (h.parsed?.get(field) as T | undefined) ?? (JSON.parse(v) as T));
     h.all = all;
+    this.entries += all.size;
     return all;
   }
 
@@ -340,8 +344,7 @@ export class StateStore {
     if (h?.fields.delete(member)) this.entries--;
     if (h) {
       h.complete = false;
-      h.parsed?.delete(member);
-      h.all = undefined;
+      this.forgetParsed(h, member);
     }
   }
 
@@ -349,7 +352,7 @@ export class StateStore {
   del(key: string): void {
     this.record({ op: 'del', key });
     const h = this.hashes.get(key);
-    if (h) this.entries -= h.fields.size;
+    if (h) this.entries -= StateStore.weight(h) - 1;
     else this.entries++;
     this.hashes.set(key, { fields: new Map(), complete: true, used: ++this.clock });
     for (const fromEnd of [false, true]) {
@@ -404,9 +407,22 @@ export class StateStore {
     return h;
   }
 
+  /** A field changes: its parsed value, and the whole hash parsed, no longer hold. */
+  private forgetParsed(h: HashState, field: string): void {
+    if (h.parsed?.delete(field)) this.entries--;
+    if (h.all) {
+      this.entries -= h.all.size;
+      h.all = undefined;
+    }
+  }
+
+  /** Entries a cached hash accounts for (fields, the key, parsed values). */
+  private static weight(h: HashState): number {
+    return h.fields.size + 1 + (h.parsed?.size ?? 0) + (h.all?.size ?? 0);
+  }
+
   private setField(h: HashState, field: string, value: string | null): void {
-    h.parsed?.delete(field);
-    h.all = undefined;
+    this.forgetParsed(h, field);
     const had = h.fields.has(field);
     if (value === null && h.complete) {
       if (had) {
@@ -426,7 +442,7 @@ export class StateStore {
     for (const [key, h] of byUse) {
       if (this.entries <= this.maxEntries * 0.8) break;
       this.hashes.delete(key);
-      this.entries -= h.fields.size + 1;
+      this.entries -= StateStore.weight(h);
     }
     for (const [key, z] of this.zsets) {
       if (this.entries <= this.maxEntries * 0.8) break;

@@ -17,7 +17,10 @@
  * one hash tag). ARGV:
  *
  *   lease step stepId part partFinal npos (stream token)×npos nbusy (view)×nbusy
- *   nstatus (view status)×nstatus nclear (table)×nclear nimg (table key expected image)×nimg op…
+ *   nstatus (view status)×nstatus nclear (table)×nclear nimg (table key expected image)×nimg ops
+ *
+ * ops: every op's strings in one MessagePack array (cmsgpack.unpack in the script): a step carries
+ * tens of thousands of strings, and one Buffer costs the client a fraction of an argument each.
  *
  *   op = 'h' k field value | 'H' k field | 'z' k member | 'Z' k member | 'd' k
  *      | 'x' k maxlen nfields field… floorK floorField        (floorK 0: none)
@@ -156,52 +159,52 @@ for c = 0, nclear - 1 do redis.call('DEL', KEYS[tonumber(ARGV[clearAt + c])]) en
 for m = 0, nimg - 1 do
   redis.call('HSET', KEYS[tonumber(ARGV[imgAt + 4 * m])], ARGV[imgAt + 4 * m + 1], ARGV[imgAt + 4 * m + 3])
 end
-i = imgAt + 4 * nimg
-
--- 5. The planned writes, in order.
+-- 5. The planned writes, in order (one MessagePack array of strings: see packStrings).
+local OPS = cmsgpack.unpack(ARGV[imgAt + 4 * nimg])
+i = 1
 local entries = 0
-while i <= #ARGV do
-  local op = ARGV[i]
+while i <= #OPS do
+  local op = OPS[i]
   if op == 'h' then
-    redis.call('HSET', KEYS[tonumber(ARGV[i + 1])], ARGV[i + 2], ARGV[i + 3])
+    redis.call('HSET', KEYS[tonumber(OPS[i + 1])], OPS[i + 2], OPS[i + 3])
     i = i + 4
   elseif op == 'H' then
-    redis.call('HDEL', KEYS[tonumber(ARGV[i + 1])], ARGV[i + 2])
+    redis.call('HDEL', KEYS[tonumber(OPS[i + 1])], OPS[i + 2])
     i = i + 3
   elseif op == 'z' then
-    redis.call('ZADD', KEYS[tonumber(ARGV[i + 1])], 0, ARGV[i + 2])
+    redis.call('ZADD', KEYS[tonumber(OPS[i + 1])], 0, OPS[i + 2])
     i = i + 3
   elseif op == 'Z' then
-    redis.call('ZREM', KEYS[tonumber(ARGV[i + 1])], ARGV[i + 2])
+    redis.call('ZREM', KEYS[tonumber(OPS[i + 1])], OPS[i + 2])
     i = i + 3
   elseif op == 'd' then
-    redis.call('DEL', KEYS[tonumber(ARGV[i + 1])])
+    redis.call('DEL', KEYS[tonumber(OPS[i + 1])])
     i = i + 2
   elseif op == 'x' then
-    local n = tonumber(ARGV[i + 3])
+    local n = tonumber(OPS[i + 3])
     local fields = {}
-    for f = 1, n do fields[f] = ARGV[i + 3 + f] end
-    local id = redis.call('XADD', KEYS[tonumber(ARGV[i + 1])], 'MAXLEN', '~', ARGV[i + 2], '*', unpack(fields))
-    local floorKey = tonumber(ARGV[i + 4 + n])
-    if floorKey > 0 then redis.call('HSET', KEYS[floorKey], ARGV[i + 5 + n], id) end
+    for f = 1, n do fields[f] = OPS[i + 3 + f] end
+    local id = redis.call('XADD', KEYS[tonumber(OPS[i + 1])], 'MAXLEN', '~', OPS[i + 2], '*', unpack(fields))
+    local floorKey = tonumber(OPS[i + 4 + n])
+    if floorKey > 0 then redis.call('HSET', KEYS[floorKey], OPS[i + 5 + n], id) end
     entries = entries + 1
     i = i + 6 + n
   elseif op == 'c' then
-    local k = KEYS[tonumber(ARGV[i + 1])]
-    if ARGV[i + 8] == '1' then
-      redis.call('XADD', k, 'MAXLEN', '~', ARGV[i + 2], '*', 'o', ARGV[i + 3], 'k', ARGV[i + 4], 'r', ARGV[i + 5], 'p', ARGV[i + 6], 'n', ARGV[i + 7], 'e', '1')
+    local k = KEYS[tonumber(OPS[i + 1])]
+    if OPS[i + 8] == '1' then
+      redis.call('XADD', k, 'MAXLEN', '~', OPS[i + 2], '*', 'o', OPS[i + 3], 'k', OPS[i + 4], 'r', OPS[i + 5], 'p', OPS[i + 6], 'n', OPS[i + 7], 'e', '1')
     else
-      redis.call('XADD', k, 'MAXLEN', '~', ARGV[i + 2], '*', 'o', ARGV[i + 3], 'k', ARGV[i + 4], 'r', ARGV[i + 5], 'p', ARGV[i + 6], 'n', ARGV[i + 7])
+      redis.call('XADD', k, 'MAXLEN', '~', OPS[i + 2], '*', 'o', OPS[i + 3], 'k', OPS[i + 4], 'r', OPS[i + 5], 'p', OPS[i + 6], 'n', OPS[i + 7])
     end
     entries = entries + 1
     i = i + 9
   elseif op == 'm' then
-    local zkey, extras, member, n = KEYS[tonumber(ARGV[i + 1])], KEYS[tonumber(ARGV[i + 2])], ARGV[i + 3], tonumber(ARGV[i + 4])
+    local zkey, extras, member, n = KEYS[tonumber(OPS[i + 1])], KEYS[tonumber(OPS[i + 2])], OPS[i + 3], tonumber(OPS[i + 4])
     local extra = n - redis.call('ZADD', zkey, 'NX', 0, member)
     if extra > 0 then redis.call('HINCRBY', extras, member, extra) end
     i = i + 5
   elseif op == 'M' then
-    local zkey, extras, member, n = KEYS[tonumber(ARGV[i + 1])], KEYS[tonumber(ARGV[i + 2])], ARGV[i + 3], tonumber(ARGV[i + 4])
+    local zkey, extras, member, n = KEYS[tonumber(OPS[i + 1])], KEYS[tonumber(OPS[i + 2])], OPS[i + 3], tonumber(OPS[i + 4])
     local extra = tonumber(redis.call('HGET', extras, member)) or 0
     if extra > n then redis.call('HINCRBY', extras, member, -n)
     else
@@ -210,7 +213,7 @@ while i <= #ARGV do
     end
     i = i + 5
   elseif op == 'q' then
-    redis.call('XADD', DLQ, 'MAXLEN', '~', 100000, '*', 'reason', ARGV[i + 1], 'change', ARGV[i + 2])
+    redis.call('XADD', DLQ, 'MAXLEN', '~', 100000, '*', 'reason', OPS[i + 1], 'change', OPS[i + 2])
     i = i + 3
   else
     return redis.error_reply('write step: unknown op ' .. tostring(op) .. ' at ' .. i)
@@ -227,7 +230,7 @@ export function encodeStep(
   writes: readonly WriteOp[],
   deadLetters: readonly DeadLetter[],
   images: ImageWrites | null,
-): { keys: string[]; args: string[] } {
+): { keys: string[]; args: string[]; ops: string[] } {
   const keys = [leaseKey(prefix), checkpointKey(prefix), metaKey(prefix), busyKey(prefix), deadLetterKey(prefix)];
   const index = new Map<string, number>(keys.map((k, i) => [k, i + 1]));
   const k = (key: string): string => {
@@ -252,39 +255,66 @@ export function encodeStep(
     for (const [field, { expected, value }] of entries) imageArgs.push(key, field, expected === null ? '-' : expected === '' ? '0' : `=${expected}`, value);
   }
   args.push(String(imageArgs.length / 4), ...imageArgs);
+  const ops: string[] = [];
   for (const w of writes) {
     switch (w.op) {
       case 'hset':
-        args.push('h', k(w.key), w.field, w.value);
+        ops.push('h', k(w.key), w.field, w.value);
         break;
       case 'hdel':
-        args.push('H', k(w.key), w.field);
+        ops.push('H', k(w.key), w.field);
         break;
       case 'zadd':
-        args.push('z', k(w.key), w.member);
+        ops.push('z', k(w.key), w.member);
         break;
       case 'zrem':
-        args.push('Z', k(w.key), w.member);
+        ops.push('Z', k(w.key), w.member);
         break;
       case 'del':
-        args.push('d', k(w.key));
+        ops.push('d', k(w.key));
         break;
       case 'xadd':
         if (isRowEntry(w)) {
           const f = w.fields;
-          args.push('c', k(w.key), String(w.maxLength), f[1]!, f[3]!, f[5]!, f[7]!, f[9]!, f.length === 12 ? '1' : '0');
+          ops.push('c', k(w.key), String(w.maxLength), f[1]!, f[3]!, f[5]!, f[7]!, f[9]!, f.length === 12 ? '1' : '0');
           break;
         }
-        args.push('x', k(w.key), String(w.maxLength), String(w.fields.length), ...w.fields, w.floor ? k(w.floor.key) : '0', w.floor?.field ?? '');
+        ops.push('x', k(w.key), String(w.maxLength), String(w.fields.length), ...w.fields, w.floor ? k(w.floor.key) : '0', w.floor?.field ?? '');
         break;
       case 'madd':
       case 'mrem':
-        args.push(w.op === 'madd' ? 'm' : 'M', k(w.key), k(w.extras), w.member, String(w.n));
+        ops.push(w.op === 'madd' ? 'm' : 'M', k(w.key), k(w.extras), w.member, String(w.n));
         break;
     }
   }
-  for (const letter of deadLetters) args.push('q', letter.reason, letter.payload);
-  return { keys, args };
+  for (const letter of deadLetters) ops.push('q', letter.reason, letter.payload);
+  return { keys, args, ops };
+}
+
+/**
+ * A MessagePack array of strings (array 32, each a str 32): written straight into one Buffer,
+ * where sending each as an argument would cost a string concatenation and a copy per argument.
+ */
+export function packStrings(items: readonly string[]): Buffer {
+  let size = 5;
+  for (const item of items) size += 5 + item.length;
+  let buffer = Buffer.allocUnsafe(size + (size >> 3) + 64);
+  buffer[0] = 0xdd;
+  buffer.writeUInt32BE(items.length, 1);
+  let at = 5;
+  for (const item of items) {
+    // A UTF-16 unit takes at most 3 bytes in UTF-8.
+    if (at + 5 + 3 * item.length > buffer.length) {
+      const grown = Buffer.allocUnsafe(Math.max(buffer.length * 2, at + 5 + 3 * item.length));
+      buffer.copy(grown, 0, 0, at);
+      buffer = grown;
+    }
+    buffer[at] = 0xdb;
+    const written = buffer.write(item, at + 5, 'utf8');
+    buffer.writeUInt32BE(written, at + 1);
+    at += 5 + written;
+  }
+  return buffer.subarray(0, at);
 }
 
 /** A view row's changelog entry (o k r p n [e 1], output.ts): sent as 'c', half the arguments of 'x'. */
@@ -314,10 +344,10 @@ export async function writeStep(
   deadLetters: readonly DeadLetter[],
   images: ImageWrites | null,
 ): Promise<StepResult> {
-  const { keys, args } = encodeStep(prefix, control, position, writes, deadLetters, images);
+  const { keys, args, ops } = encodeStep(prefix, control, position, writes, deadLetters, images);
   let reply: [string, string | number, string?];
   try {
-    reply = await redis.sendCommand(['EVAL', WRITE_STEP_SCRIPT, String(keys.length), ...keys, ...args]);
+    reply = await redis.sendCommand(['EVAL', WRITE_STEP_SCRIPT, String(keys.length), ...keys, ...args, packStrings(ops)]);
   } catch (error) {
     throw new RedisApplyError(`The write step (${writes.length} writes) failed: ${String(error)}`, { cause: error });
   }
