@@ -145,7 +145,8 @@ describe('faults of Redis', () => {
         const until = Date.now() + 2500;
         while (Date.now() < until) {
           const data = await graphql<{ ordersByStatusList: { nodes: unknown[] } }>(rig.service.url, '{ ordersByStatusList(first: 10) { nodes { status } } }');
-          if (data.ordersByStatusList.nodes.length > 0) readsDuring++;
+          // Answered (the view may be empty: the workload truncates tables now and then).
+          if (Array.isArray(data.ordersByStatusList.nodes)) readsDuring++;
           const ready = await fetch(rig.service.url.replace('/graphql', '/ready'));
           if (ready.status === 503) notReadyDuring = true;
           await new Promise((r) => setTimeout(r, 100));

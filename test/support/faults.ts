@@ -59,10 +59,13 @@ export function capturingLogger(): { logger: pino.Logger; lines: () => string[] 
   return { logger, lines: () => lines };
 }
 
+const TRUNCATE_RESET = 'RESET after a TRUNCATE of the workload';
+
 /** Keeps a copy of one view from its subscription, the way a client would: RESET clears it. */
 export class SubscriberCopy {
   readonly rows = new Map<string, Record<string, unknown>>();
-  readonly counts: Record<string, number> = { SNAPSHOT: 0, INSERT: 0, UPDATE: 0, DELETE: 0, RESET: 0 };
+  /** Per op; a RESET the workload's own TRUNCATEs cause is counted apart from one a fault causes. */
+  readonly counts: Record<string, number> = { SNAPSHOT: 0, INSERT: 0, UPDATE: 0, DELETE: 0, RESET: 0, [TRUNCATE_RESET]: 0 };
   readonly resets: string[] = [];
   error: unknown = null;
   private client: Client;
@@ -84,7 +87,8 @@ export class SubscriberCopy {
             return;
           }
           const event = Object.values(data as Record<string, { op: string; reason: string | null; row: Record<string, unknown> | null; previous: Record<string, unknown> | null }>)[0]!;
-          this.counts[event.op] = (this.counts[event.op] ?? 0) + 1;
+          const counted = event.op === 'RESET' && event.reason?.includes('truncated') ? TRUNCATE_RESET : event.op;
+          this.counts[counted] = (this.counts[counted] ?? 0) + 1;
           const keyOf = (r: Record<string, unknown>): string => JSON.stringify(keyFields.map((k) => r[k] ?? null));
           if (event.op === 'RESET') {
             this.resets.push(event.reason ?? '');
