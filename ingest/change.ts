@@ -128,12 +128,13 @@ export interface ChangeBatch {
   /** Set on the batch that completes the initial load: from here on the views are live. */
   readonly live?: boolean;
   /**
-   * Part of a transaction too large for one batch (its changes are cut into parts of a fixed
-   * size, so a replay cuts them the same way). Every part but the last has no position of its
-   * own; `probe` is the transaction's commit position (a part is a replay once the stored
-   * position is past it).
+   * Part of a transaction too large for one batch (its changes are cut into parts by a rule a
+   * replay follows too, so a part has the same id and changes every time: PostgreSQL numbers
+   * parts of a fixed size, Kafka names them by table and range). Every part but the last has no
+   * position of its own; `probe` is a position the stored checkpoint passes only once the whole
+   * transaction is applied (a part is a replay once it has).
    */
-  readonly part?: { readonly txn: string; readonly index: number; readonly final: boolean; readonly probe: SourcePosition };
+  readonly part?: { readonly txn: string; readonly index: number | string; readonly final: boolean; readonly probe: SourcePosition };
   /** Source tables whose shape changed, as seen in this batch before its changes. */
   readonly schemaChanges?: readonly SchemaChange[];
 }

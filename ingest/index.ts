@@ -31,6 +31,7 @@ export function createSource(
         publication: options.publication ?? 'cdc_views',
         tables,
         ...(options.snapshotChunkRows === undefined ? {} : { snapshotChunkRows: options.snapshotChunkRows }),
+        ...(options.transactionPartChanges === undefined ? {} : { partChanges: options.transactionPartChanges }),
         ...(hooks.onSnapshotProgress ? { onProgress: hooks.onSnapshotProgress } : {}),
         ...(hooks.log ? { log: hooks.log } : {}),
       });
@@ -46,6 +47,7 @@ export function createSource(
         groupId: options.groupId ?? `cdc-views-${deployment}`,
         transactions: options.transactions ?? true,
         tables,
+        ...(options.transactionPartChanges === undefined ? {} : { partChanges: options.transactionPartChanges }),
         ...(hooks.log ? { log: hooks.log } : {}),
       });
     }

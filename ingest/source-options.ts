@@ -25,6 +25,11 @@ export interface PostgresSourceOptions {
   readonly publication?: string;
   /** Rows per snapshot chunk (one atomic apply each). */
   readonly snapshotChunkRows?: number;
+  /**
+   * Changes per part of a transaction too large for one step (default 2,000): it is applied part
+   * by part, its views unavailable to readers until the last part (docs/guarantees.md).
+   */
+  readonly transactionPartChanges?: number;
 }
 
 export interface KafkaSourceOptions {
@@ -37,6 +42,11 @@ export interface KafkaSourceOptions {
   readonly groupId?: string;
   /** Expect Debezium's transaction topic (`provide.transaction.metadata=true`) and apply whole transactions atomically. */
   readonly transactions?: boolean;
+  /**
+   * Changes per table per part of a transaction too large to hold (default 2,000): it is applied
+   * part by part as its events arrive, its views unavailable to readers until the last part.
+   */
+  readonly transactionPartChanges?: number;
 }
 
 export type SourceOptions = PostgresSourceOptions | KafkaSourceOptions;

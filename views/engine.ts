@@ -522,6 +522,9 @@ export class Engine extends EventEmitter {
         }
         if (outcome.status === 'conflict') return 'conflict';
         if (outcome.status === 'applied' || (outcome.status === 'duplicate' && outcome.step !== undefined)) this.step = this.lastStep = outcome.step!;
+        // A replay was planned on state that already held it: the cache took its writes as if they
+        // landed a second time. Forget it (and re-plan what was planned on it meanwhile).
+        if (outcome.status === 'duplicate' && planned.writes.length > 0) this.store.invalidate();
         this.afterStep(control, planned);
         if (position.length > 0 && !(part && !part.final)) await this.gate.afterStep(redis, () => source.ack(position));
         const snapshot = group.some((b) => b.kind === 'snapshot');

@@ -39,6 +39,8 @@ export interface KafkaSourceConfig {
   readonly groupId: string;
   readonly transactions: boolean;
   readonly tables: readonly TableRequirement[];
+  /** Events of a table per part of a transaction too large to hold (default 2,000). */
+  readonly partChanges?: number;
   readonly log?: (level: 'info' | 'warn', message: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -155,6 +157,7 @@ export class KafkaSource implements ChangeSource {
     const assembler = new TransactionAssembler({
       tables,
       orderOf,
+      partChanges: this.config.partChanges ?? 2000,
       onForcedRelease: (txKey) =>
         this.config.log?.('warn', 'released a transaction without all the events its END announced: a later transaction overtook them', { txKey }),
     });

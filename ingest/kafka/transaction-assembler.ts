@@ -20,6 +20,14 @@
  * below their watermarks too, so after a restart every transaction whose records are read again
  * has its END read again as well.
  *
+ * Transactions too large to hold (more than `partChanges` events of a table) go out in parts as
+ * their events arrive, once every earlier transaction is out: part <table>#k holds the table's
+ * events k·n−n+1 … k·n in its statement order (Debezium's data_collection_order), a rule a replay
+ * follows too, so the engine recognises a part it already applied (views/store/write-step.ts).
+ * Parts carry no positions (their records stay below the watermarks); the rest of the transaction
+ * goes out as its last part when it is complete, with the positions. Nothing else goes out while a
+ * transaction is in parts.
+ *
  * Shape changes of a table found in a record's schema (schema-tracker.ts) go out with the unit that
  * holds the record, so the engine acts on them before it plans that record.
  *
@@ -28,7 +36,7 @@
  * A transaction still waiting for a record that a later transaction's record has already overtaken
  * in the same topic can no longer get it (Kafka keeps a partition's order): it is released as it is.
  */
-import type { Change, ChangeBatch, SchemaChange, SourceDeadLetter } from '../change.ts';
+import type { Change, ChangeBatch, SchemaChange, SourceDeadLetter, SourcePosition } from '../change.ts';
 import type { DecodedRecord } from './debezium/index.ts';
 
 /** A record as the assembler sees it: where it came from, and what it decoded to (or why it did not). */
@@ -49,6 +57,14 @@ interface Unit {
   readonly changes: Change[];
   /** Each change's position in its transaction (Debezium total_order), to apply them in statement order. */
   readonly totalOrders: number[];
+  /** Each change's position among its table's events in the transaction (data_collection_order). */
+  readonly tableOrders: number[];
+  /** Per table, the events already handed out in parts (positions 1 … n). */
+  readonly emitted: Map<string, number>;
+  /** Parts handed out so far. */
+  parts: number;
+  /** The BEGIN's stream and offset (parts may go out only once it is known). */
+  begin: { stream: string; offset: bigint } | null;
   readonly deadLetters: SourceDeadLetter[];
   readonly schemaChanges: SchemaChange[];
   /** Highest offset per stream ('kafka:<topic>:<partition>') of the records it holds. */
@@ -92,6 +108,8 @@ export interface AssemblerOptions {
   readonly onForcedRelease?: (txKey: string) => void;
   /** How many released transaction ids to remember (to recognise re-sent records). */
   readonly rememberReleased?: number;
+  /** Events of a table per part of a transaction too large to hold (default: never in parts). */
+  readonly partChanges?: number;
 }
 
 /** Consumed offsets of one partition, in order, until every record up to them is released. */
@@ -103,7 +121,10 @@ class Watermark {
   emitted: bigint | null = null;
 
   add(offset: bigint, unit: Unit): void {
-    this.pending.push({ offset, unit });
+    // Consecutive records of one unit are one entry: a huge transaction costs one, not one per record.
+    const last = this.pending.length > this.head ? this.pending[this.pending.length - 1]! : undefined;
+    if (last?.unit === unit && offset > last.offset) last.offset = offset;
+    else this.pending.push({ offset, unit });
   }
 
   /** Advance over released entries; `ready` may hold an entry back (transaction topic). */
@@ -137,7 +158,9 @@ export class TransactionAssembler {
   private readonly overtaken = new Map<string, bigint>();
   /** The streams (partitions) each table's records came from. */
   private readonly tableStreams = new Map<string, Set<string>>();
-  private readonly out: Unit[] = [];
+  private readonly out: (Unit | ChangeBatch)[] = [];
+  /** The transaction being handed out in parts, until its last part. */
+  private inParts: Unit | null = null;
   /** Per stream, the transactions with records there that are not released yet. */
   private readonly openTransactions = new Map<string, Set<Unit>>();
   /** Per stream, units of their own waiting for those transactions (in offset order). */
@@ -187,8 +210,9 @@ export class TransactionAssembler {
         const unit = this.transaction(txKey);
         withShape(unit, schemaChanges);
         const position = record.transaction?.totalOrder;
-        if (position !== undefined && unit.seen.has(position)) {
-          this.place(unit, stream, offset); // a re-sent copy of an event it holds
+        const tableOrder = record.transaction?.dataCollectionOrder;
+        if ((position !== undefined && unit.seen.has(position)) || (tableOrder !== undefined && tableOrder <= (unit.emitted.get(change.table) ?? 0))) {
+          this.place(unit, stream, offset); // a re-sent copy of an event it holds, or handed out in a part
           return;
         }
         if (position !== undefined) unit.seen.add(position);
@@ -196,6 +220,7 @@ export class TransactionAssembler {
         if (unit.end) this.noteOvertaking(stream, unit.end.offset);
         unit.changes.push(change);
         unit.totalOrders.push(record.transaction?.totalOrder ?? unit.changes.length);
+        unit.tableOrders.push(tableOrder ?? 0);
         this.place(unit, stream, offset);
         this.lastRecord.set(stream, { key: JSON.stringify(change.key), op: change.op, unit });
         return;
@@ -220,6 +245,7 @@ export class TransactionAssembler {
           return;
         }
         const unit = this.place(this.transaction(txKey), stream, offset);
+        if (record.status === 'BEGIN' && !unit.begin) unit.begin = { stream, offset };
         if (record.status === 'END' && !unit.end) {
           unit.end = { stream, offset };
           unit.expected = new Map(
@@ -244,13 +270,75 @@ export class TransactionAssembler {
   /** Every unit that can be applied now, in order, each with the watermarks it advances. */
   drain(): ChangeBatch[] {
     while (this.ended[0] && this.complete(this.ended[0])) this.release(this.ended.shift()!);
+    this.cutParts();
+    while (this.ended[0] && this.complete(this.ended[0])) this.release(this.ended.shift()!);
     const batches: ChangeBatch[] = [];
-    for (const unit of this.out.splice(0)) {
+    for (const item of this.out.splice(0)) {
+      if (!('txKey' in item)) {
+        batches.push(item); // a part: no positions of its own
+        continue;
+      }
       // Released only now, in hand-out order: a batch's watermarks cover no later batch's records.
-      unit.released = true;
-      batches.push(toBatch(unit, this.advanceWatermarks()));
+      item.released = true;
+      const batch = toBatch(item, this.advanceWatermarks());
+      batches.push(item.parts > 0 ? { ...batch, part: { txn: item.txKey!, index: 'last', final: true, probe: probeOf(item) } } : batch);
     }
     return batches;
+  }
+
+  /** Hand out the parts a transaction too large to hold has ready (see the header). */
+  private cutParts(): void {
+    const size = this.options.partChanges;
+    if (!size) return;
+    for (const unit of this.pending.values()) {
+      if (unit.done || unit.begin === null || unit.changes.length < size || unit.schemaChanges.length > 0) continue;
+      if (this.inParts !== null && this.inParts !== unit) continue;
+      // Every transaction before it must be out. The transaction topic is read in order, so one
+      // whose BEGIN is not here yet began after it; one that ended or began before its BEGIN is earlier.
+      const begin = unit.begin;
+      const earlier = (u: Unit): boolean =>
+        u !== unit && !u.done && ((u.end !== null && u.end.offset < begin.offset) || (u.begin !== null && u.begin.offset < begin.offset));
+      if ([...this.pending.values()].some(earlier)) continue;
+      for (;;) {
+        const part = this.nextPart(unit, size);
+        if (!part) break;
+        this.inParts = unit;
+        this.out.push(part);
+      }
+    }
+  }
+
+  /** The next part of a table's events, when all of them are here. */
+  private nextPart(unit: Unit, size: number): ChangeBatch | null {
+    const byTable = new Map<string, Map<number, number>>();
+    unit.changes.forEach((c, i) => {
+      let m = byTable.get(c.table);
+      if (!m) byTable.set(c.table, (m = new Map()));
+      m.set(unit.tableOrders[i]!, i);
+    });
+    for (const [table, held] of [...byTable].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+      const from = (unit.emitted.get(table) ?? 0) + 1;
+      const indexes: number[] = [];
+      for (let o = from; o < from + size; o++) {
+        const i = held.get(o);
+        if (i === undefined) break;
+        indexes.push(i);
+      }
+      if (indexes.length < size) continue;
+      const taken = new Set(indexes);
+      const changes = indexes.map((i) => unit.changes[i]!);
+      for (const i of indexes) unit.seen.delete(unit.totalOrders[i]!);
+      for (const list of [unit.changes, unit.totalOrders, unit.tableOrders] as unknown[][]) {
+        let w = 0;
+        for (let r = 0; r < list.length; r++) if (!taken.has(r)) list[w++] = list[r];
+        list.length = w;
+      }
+      unit.emitted.set(table, from + size - 1);
+      unit.parts++;
+      const k = (from - 1) / size + 1;
+      return { kind: 'transaction', changes, position: [], part: { txn: unit.txKey!, index: `${table}#${k}`, final: false, probe: probeOf(unit) } };
+    }
+    return null;
   }
 
   private complete(unit: Unit): boolean {
@@ -276,6 +364,11 @@ export class TransactionAssembler {
   private release(unit: Unit): void {
     unit.done = true;
     this.out.push(unit);
+    if (this.inParts === unit) {
+      this.inParts = null;
+      // Units of their own held back for it in streams it had no records in.
+      for (const stream of this.waitingSingles.keys()) if (!unit.offsets.has(stream)) this.releaseWaiting(stream);
+    }
     if (unit.txKey === null) return;
     // Records of one transaction arrive per topic; apply them in the transaction's statement order.
     const order = unit.changes.map((c, i) => [unit.totalOrders[i]!, c] as const).sort((x, y) => x[0] - y[0]);
@@ -340,6 +433,8 @@ export class TransactionAssembler {
     fill?.(unit);
     this.place(unit, stream, offset);
     const open = [...(this.openTransactions.get(stream) ?? [])];
+    // Nothing overtakes a transaction in parts: its views are half-applied until its last part.
+    if (this.inParts !== null && !this.inParts.done && !open.includes(this.inParts)) open.push(this.inParts);
     const waiting = this.waitingSingles.get(stream) ?? [];
     if (open.length === 0 && waiting.length === 0) this.release(unit);
     else {
@@ -390,6 +485,10 @@ function newUnit(txKey: string | null): Unit {
     txKey,
     changes: [],
     totalOrders: [],
+    tableOrders: [],
+    emitted: new Map(),
+    parts: 0,
+    begin: null,
     deadLetters: [],
     schemaChanges: [],
     offsets: new Map(),
@@ -402,6 +501,11 @@ function newUnit(txKey: string | null): Unit {
     released: false,
     blockers: [],
   };
+}
+
+/** A position the stored checkpoint passes only once the transaction is applied whole: its BEGIN. */
+function probeOf(unit: Unit): SourcePosition {
+  return unit.begin ? [{ stream: unit.begin.stream, token: offsetToken(unit.begin.offset) }] : [];
 }
 
 function orderField(order: string | undefined): { order?: string } {

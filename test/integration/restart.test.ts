@@ -5,11 +5,11 @@
  */
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { checkpointKey, keyPrefix } from '../../views/store/keys.ts';
+import { busyKey, checkpointKey, keyPrefix, partsKey } from '../../views/store/keys.ts';
 import { connectRedis, type RedisClient } from '../../views/store/redis.ts';
 import { createRegistry } from '../../views/registry.ts';
 import { startChildService, writeShopConfig, type ChildService } from '../support/child-service.ts';
-import { connect, createDatabase, expectViewsEqualSql, shopTestConfig, uniqueName, waitForSync } from '../support/shop.ts';
+import { connect, createDatabase, expectViewsEqualSql, shopTestConfig, uniqueName, waitForAppliedParts, waitForSync } from '../support/shop.ts';
 
 describe('restart after SIGKILL', () => {
   const name = uniqueName('restart');
@@ -94,4 +94,41 @@ describe('restart after SIGKILL', () => {
     await kill(child);
     child = null;
   });
+
+  it('killed between the parts of a transaction too large for one step, it skips the parts it applied and finishes the rest', async () => {
+    const parted = `${name}p`;
+    const configFile = writeShopConfig(databaseUrl, inject('redisUrl'), parted, { transactionPartChanges: 500 });
+    const registry = createRegistry(shopTestConfig(databaseUrl, inject('redisUrl'), parted));
+    const prefix = keyPrefix(parted);
+    try {
+      child = await startChildService(configFile);
+      await waitReady(child);
+      // 16,000 changes in one transaction: 32 parts of 500.
+      await db.query(`BEGIN;
+        INSERT INTO orders SELECT g, g % 50, 'bulk', g % 100 + 0.5, now() FROM generate_series(200001, 208000) g;
+        INSERT INTO order_items SELECT g, 2, g % 20, 1 + g % 4, 4.5 FROM generate_series(200001, 208000) g;
+        COMMIT`);
+      await waitForAppliedParts(redis, prefix, 3);
+      await kill(child);
+      const partsAtKill = await redis.sendCommand<number>(['HLEN', partsKey(prefix)]);
+      expect(partsAtKill, 'parts applied before the kill').toBeGreaterThanOrEqual(3);
+      expect(await redis.sendCommand<string[]>(['HKEYS', busyKey(prefix)]), 'views inside the transaction, for readers to wait on').toContain('ordersByStatus');
+
+      child = await startChildService(configFile);
+      await waitForSync(db, redis, parted, parted, 120_000);
+      await expectViewsEqualSql(child.url, db, registry);
+      // PostgreSQL sent the whole transaction again: the parts already in Redis were recognised by
+      // their ids and skipped (applying them twice would have doubled their rows).
+      const metrics = await (await fetch(child.url.replace('/graphql', '/metrics'))).text();
+      const duplicates = Number(/^cdc_views_batches_skipped_duplicate_total (\d+)/m.exec(metrics)?.[1] ?? 0);
+      expect(duplicates).toBeGreaterThanOrEqual(partsAtKill);
+      expect(await redis.sendCommand<number>(['HLEN', partsKey(prefix)])).toBe(0);
+      expect(await redis.sendCommand<number>(['EXISTS', busyKey(prefix)])).toBe(0);
+      await kill(child);
+      child = null;
+    } finally {
+      await db.query(`DELETE FROM order_items WHERE order_id > 200000; DELETE FROM orders WHERE id > 200000`);
+      await db.query(`SELECT pg_drop_replication_slot('${parted}')`).catch(() => undefined);
+    }
+  }, 240_000);
 });

@@ -43,14 +43,14 @@ export interface ConfigFileOptions {
 }
 
 /** The shop views on the embedded PostgreSQL source, under their own deployment name, slot and publication. */
-export function writeShopConfig(databaseUrl: string, redisUrl: string, name: string, options: ConfigFileOptions = {}): string {
-  const source = { url: databaseUrl, slot: name, publication: name };
+export function writeShopConfig(databaseUrl: string, redisUrl: string, name: string, options: ConfigFileOptions & { transactionPartChanges?: number } = {}): string {
+  const source = { url: databaseUrl, slot: name, publication: name, ...(options.transactionPartChanges ? { transactionPartChanges: options.transactionPartChanges } : {}) };
   return writeConfigFile(name, redisUrl, `source.postgres(${JSON.stringify(source)})`, options);
 }
 
 /** The shop views fed by Debezium over Kafka (`source.kafka`), under their own deployment name and consumer group. */
 export function writeKafkaShopConfig(
-  options: { brokers: readonly string[]; topicPrefix: string; groupId?: string },
+  options: { brokers: readonly string[]; topicPrefix: string; groupId?: string; transactionPartChanges?: number },
   redisUrl: string,
   name: string,
 ): string {

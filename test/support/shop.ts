@@ -11,7 +11,7 @@ import { expect } from 'vitest';
 import { source } from '../../ingest/source-options.ts';
 import { decodePgText, type Value } from '../../core/values.ts';
 import { lsnToken } from '../../ingest/pg/postgres-source.ts';
-import { checkpointKey, keyPrefix } from '../../views/store/keys.ts';
+import { checkpointKey, keyPrefix, partsKey } from '../../views/store/keys.ts';
 import type { RedisClient } from '../../views/store/redis.ts';
 import type { Config } from '../../views/config.ts';
 import type { CompiledView, Registry } from '../../views/registry.ts';
@@ -76,6 +76,19 @@ export async function waitForSync(db: pg.Client, redis: RedisClient, deployment:
     if (stored !== null && stored >= target) return;
     if (Date.now() > deadline) throw new Error(`Timed out waiting for the views to reach ${rows[0]!.lsn} (stored ${stored})`);
     await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/**
+ * Waits until at least `count` parts of a transaction too large for one step are in Redis (the
+ * deployment's `parts` hash), and answers how many there were.
+ */
+export async function waitForAppliedParts(redis: RedisClient, prefix: string, count: number, timeoutMs = 60_000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const parts = await redis.sendCommand<number>(['HLEN', partsKey(prefix)]);
+    if (parts >= count || Date.now() > deadline) return parts;
+    await new Promise((r) => setTimeout(r, 5));
   }
 }
 

@@ -10,6 +10,8 @@
  *                                                  ViewStatus), fp:<view> (fingerprint), floor:<view>
  *                                                  (the version its current history starts at)
  *   cdcv:{<deployment>}:busy                HASH   view → transaction being applied to it in parts
+ *   cdcv:{<deployment>}:parts               HASH   <txn>:<part> → 1, the parts of that transaction written
+ *                                                  so far (a replay skips them); gone with its last part
  *   cdcv:{<deployment>}:seq                 HASH   view → number of its last changelog entry (entries are numbered without gaps)
  *   cdcv:{<deployment>}:dlq                 STREAM dead letters (changes that could not be applied)
  *   cdcv:{<deployment>}:img:<table>         HASH   encoded key → "<order>\n<row>" (at-least-once sources only)
@@ -31,6 +33,7 @@ export function keyPrefix(deployment: string): string {
 export const leaseKey = (prefix: string): string => `${prefix}:lease`;
 export const checkpointKey = (prefix: string): string => `${prefix}:checkpoint`;
 export const busyKey = (prefix: string): string => `${prefix}:busy`;
+export const partsKey = (prefix: string): string => `${prefix}:parts`;
 export const seqKey = (prefix: string): string => `${prefix}:seq`;
 export const metaKey = (prefix: string): string => `${prefix}:meta`;
 export const deadLetterKey = (prefix: string): string => `${prefix}:dlq`;

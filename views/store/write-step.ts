@@ -10,7 +10,7 @@
  *   ~step      the step this writer last wrote: Redis must not have lost
  *              or gained steps (restart, older dump, failover)              else 'lost'
  *   positions  every position already stored: a replayed batch            → 'dup'
- *   ~pending   part n of a transaction applied in parts, n ≤ pending      → 'dup'
+ *   parts      a part of a transaction applied in parts already written   → 'dup'
  *   images     row images (at-least-once sources) as the planner read them else 'conflict'
  *
  * Every key the step touches is declared in KEYS (valid on Redis Cluster: a deployment's keys share
@@ -27,12 +27,12 @@
  *      | 'c' k maxlen o key row prev n e                       (a row's changelog entry, fields implied)
  *      | 'm' k extrasK member n | 'M' k extrasK member n       (multiset add / remove n copies)
  *      | 'q' reason payload                                    (dead letter)
- *   k = index into KEYS. KEYS[1..5] = lease, checkpoint, meta, busy, dead letters; images by name.
+ *   k = index into KEYS. KEYS[1..6] = lease, checkpoint, meta, busy, dead letters, parts; images by name.
  */
 import type { SourcePosition } from '../../ingest/change.ts';
 import { RedisApplyError } from '../errors.ts';
 import type { ImageWrites } from '../plan/row-images.ts';
-import { busyKey, checkpointKey, deadLetterKey, imagesKey, leaseKey, metaKey } from './keys.ts';
+import { busyKey, checkpointKey, deadLetterKey, imagesKey, leaseKey, metaKey, partsKey } from './keys.ts';
 import type { RedisClient } from './redis.ts';
 import type { WriteOp } from './state-store.ts';
 
@@ -50,8 +50,11 @@ export interface StepControl {
   readonly step: number;
   /** Unique per step (kept across retries of it): a retry of a step that landed is recognised. */
   readonly stepId: string;
-  /** Part of a transaction too large for one step: its id, index, and whether it is the last part. */
-  readonly part: { readonly txn: string; readonly index: number; readonly final: boolean } | null;
+  /**
+   * Part of a transaction too large for one step: the transaction, the part's id in it (unique;
+   * a replay names a part the same way), and whether it is the last part.
+   */
+  readonly part: { readonly txn: string; readonly index: number | string; readonly final: boolean } | null;
   /** Views touched by a non-final part (readers wait until the last part). */
   readonly busy: readonly string[];
   /** View statuses written with this step (going live, stopping), as JSON. */
@@ -71,7 +74,7 @@ export type StepResult =
 
 export const WRITE_STEP_SCRIPT = `
 local LEASE, STEP, STEP_ID, PART, PART_FINAL = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5] == '1'
-local CHECKPOINT, META, BUSY, DLQ = KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local CHECKPOINT, META, BUSY, DLQ, PARTS = KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 
 -- Fixed-width digit tokens compare as text, in 7-digit chunks (Lua numbers are doubles).
 local function compareDigits(x, y)
@@ -111,14 +114,7 @@ for _ = 1, npos do
 end
 if npos > 0 and seen == npos then return {'dup', tostring(seen)} end
 if seen > 0 then return redis.error_reply('write step: batch straddles the stored checkpoint (' .. seen .. ' of ' .. npos .. ' positions already applied)') end
-if PART ~= '' then
-  local pending = redis.call('HGET', CHECKPOINT, '~pending')
-  if pending then
-    local txn, n = string.match(PART, '^(.*):(%d+)$')
-    local ptxn, pn = string.match(pending, '^(.*):(%d+)$')
-    if txn == ptxn and tonumber(n) <= tonumber(pn) then return {'dup', 'part'} end
-  end
-end
+if PART ~= '' and not PART_FINAL and redis.call('HEXISTS', PARTS, PART) == 1 then return {'dup', 'part'} end
 local nbusy = tonumber(ARGV[i])
 local busyAt = i + 1
 i = busyAt + nbusy
@@ -148,10 +144,13 @@ redis.call('HSET', CHECKPOINT, '~step', newStep, '~last', STEP_ID)
 if not probe then
   for p = 0, npos - 1 do redis.call('HSET', CHECKPOINT, ARGV[posAt + 2 * p], ARGV[posAt + 1 + 2 * p]) end
 end
-if probe then redis.call('HSET', CHECKPOINT, '~pending', PART) end
+if probe then
+  redis.call('HSET', CHECKPOINT, '~pending', PART)
+  redis.call('HSET', PARTS, PART, '1')
+end
 for b = busyAt, busyAt + nbusy - 1 do redis.call('HSET', BUSY, ARGV[b], PART) end
 if PART_FINAL then
-  redis.call('DEL', BUSY)
+  redis.call('DEL', BUSY, PARTS)
   redis.call('HDEL', CHECKPOINT, '~pending')
 end
 for s = 0, nstatus - 1 do redis.call('HSET', META, 'status:' .. ARGV[statusAt + 2 * s], ARGV[statusAt + 2 * s + 1]) end
@@ -231,7 +230,7 @@ export function encodeStep(
   deadLetters: readonly DeadLetter[],
   images: ImageWrites | null,
 ): { keys: string[]; args: string[]; ops: string[] } {
-  const keys = [leaseKey(prefix), checkpointKey(prefix), metaKey(prefix), busyKey(prefix), deadLetterKey(prefix)];
+  const keys = [leaseKey(prefix), checkpointKey(prefix), metaKey(prefix), busyKey(prefix), deadLetterKey(prefix), partsKey(prefix)];
   const index = new Map<string, number>(keys.map((k, i) => [k, i + 1]));
   const k = (key: string): string => {
     let i = index.get(key);

@@ -190,3 +190,88 @@ describe('TransactionAssembler, schema changes', () => {
     expect(a.drain().map((b) => b.schemaChanges)).toEqual([undefined, [dropped]]);
   });
 });
+
+describe('TransactionAssembler: transactions too large to hold go out in parts', () => {
+  const begin = (id: string): DecodedRecord => ({ kind: 'transaction', status: 'BEGIN', id });
+  /** Transaction 9: seven order events (statement order 1…7), then four item events (8…11). */
+  const events = [
+    ...Array.from({ length: 7 }, (_, i) => ({ topic: 'app.public.orders', table: 'public.orders', id: i + 1, tableOrder: i + 1, totalOrder: i + 1 })),
+    ...Array.from({ length: 4 }, (_, i) => ({ topic: 'app.public.items', table: 'public.items', id: 100 + i, tableOrder: i + 1, totalOrder: 8 + i })),
+  ];
+  const record = (e: (typeof events)[number]): DecodedRecord => ({
+    kind: 'change',
+    change: change(e.table, e.id),
+    transaction: { id: '9:500', totalOrder: e.totalOrder, dataCollectionOrder: e.tableOrder },
+  });
+  /** Feed the transaction in the given arrival order (a record's offset is its place in its topic). */
+  function run(order: readonly number[], extra: (a: TransactionAssembler, step: number) => void = () => undefined) {
+    const a = new TransactionAssembler({ tables: new Set(['public.orders', 'public.items']), orderOf, partChanges: 3 });
+    const out: ReturnType<TransactionAssembler['drain']> = [];
+    a.add({ topic: 'app.transaction', partition: 0, offset: 20n, record: begin('9:400') });
+    order.forEach((n, step) => {
+      const e = events[n]!;
+      a.add({ topic: e.topic, partition: 0, offset: BigInt(e.table === 'public.orders' ? e.tableOrder : 50 + e.tableOrder), record: record(e) });
+      extra(a, step);
+      out.push(...a.drain());
+    });
+    a.add({ topic: 'app.transaction', partition: 0, offset: 21n, record: end('9:600', { 'public.orders': 7, 'public.items': 4 }) });
+    out.push(...a.drain());
+    return out;
+  }
+  const ids = (b: { changes: readonly Change[] }) => b.changes.map((c) => (c.key as { id: number }).id);
+
+  it('cuts each table into parts of n events in statement order as they arrive, and sends the rest with the positions last', () => {
+    const out = run([0, 7, 1, 2, 8, 3, 9, 4, 5, 10, 6]);
+    expect(out.map((b) => [b.part?.index, b.part?.final, ids(b)])).toEqual([
+      ['public.orders#1', false, [1, 2, 3]],
+      ['public.items#1', false, [100, 101, 102]],
+      ['public.orders#2', false, [4, 5, 6]],
+      ['last', true, [7, 103]],
+    ]);
+    for (const part of out.slice(0, 3)) {
+      expect(part.position).toEqual([]);
+      expect(part.part!.txn).toBe('9');
+      // The probe: the BEGIN, which the stored position passes only once the whole transaction is in.
+      expect(part.part!.probe).toEqual([{ stream: 'kafka:app.transaction:0', token: offsetToken(20n) }]);
+    }
+    expect(positions(out.slice(3))).toEqual([{ 'public.orders:0': 7n, 'public.items:0': 54n, 'transaction:0': 21n }]);
+  });
+
+  it('a replay in another arrival order cuts the same parts (the engine recognises those it applied)', () => {
+    const first = run([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    const again = run([7, 8, 0, 9, 1, 10, 2, 3, 4, 5, 6]);
+    const byId = (batches: typeof first) => Object.fromEntries(batches.map((b) => [b.part!.index, ids(b).sort((x, y) => x - y)]));
+    expect(byId(again)).toEqual(byId(first));
+  });
+
+  it('ignores a re-sent copy of an event already handed out in a part', () => {
+    const out = run([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10], (a, step) => {
+      if (step === 4) a.add({ topic: 'app.public.orders', partition: 0, offset: 2n, record: record(events[1]!) });
+    });
+    expect(out.flatMap(ids).sort((x, y) => x - y)).toEqual(events.map((e) => e.id).sort((x, y) => x - y));
+  });
+
+  it('lets nothing overtake a transaction in parts: a record of its own waits for the last part', () => {
+    const out = run([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10], (a, step) => {
+      if (step === 3) a.add({ topic: 'app.public.other', partition: 0, offset: 1n, record: { kind: 'change', change: change('public.items', 999, 'r') } });
+    });
+    expect(out.map((b) => b.part?.index ?? ids(b).join())).toEqual(['public.orders#1', 'public.orders#2', 'public.items#1', 'last', '999']);
+  });
+
+  it('waits for an earlier transaction to go out before cutting parts of a later one', () => {
+    const a = new TransactionAssembler({ tables: new Set(['public.orders', 'public.items']), orderOf, partChanges: 2 });
+    a.add({ topic: 'app.transaction', partition: 0, offset: 0n, record: begin('1:10') });
+    a.add({ topic: 'app.transaction', partition: 0, offset: 1n, record: end('1:11', { 'public.items': 1 }) });
+    a.add({ topic: 'app.transaction', partition: 0, offset: 2n, record: begin('2:20') });
+    for (let i = 1; i <= 4; i++) {
+      a.add({ topic: 'app.public.orders', partition: 0, offset: BigInt(i), record: { kind: 'change', change: change('public.orders', i), transaction: { id: '2:21', totalOrder: i, dataCollectionOrder: i } } });
+    }
+    expect(a.drain()).toEqual([]); // transaction 1's item has not arrived: it comes first
+    a.add({ topic: 'app.public.items', partition: 0, offset: 0n, record: { kind: 'change', change: change('public.items', 50), transaction: { id: '1:9', totalOrder: 1, dataCollectionOrder: 1 } } });
+    expect(a.drain().map((b) => [b.part?.index ?? 'whole', ids(b)])).toEqual([
+      ['whole', [50]],
+      ['public.orders#1', [1, 2]],
+      ['public.orders#2', [3, 4]],
+    ]);
+  });
+});
