@@ -2,7 +2,7 @@
  * cdc-views: the public API for `views.config.ts`.
  */
 export { defineConfig } from './views/config.ts';
-export type { Config, RedisOptions, ApiOptions, DurabilityOptions } from './views/config.ts';
+export type { Config, RedisOptions, ApiOptions, AuthOptions, JwtOptions, ViewPermission, ClaimRef, CorsOptions, ApiLimits, MetricsOptions, DurabilityOptions } from './views/config.ts';
 export {
   table,
   view,

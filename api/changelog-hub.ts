@@ -23,10 +23,26 @@ import { toRecord, type ViewStatus } from '../views/store/state.ts';
 import type { CompiledView, Registry } from '../views/registry.ts';
 import type { ChangeStreamOptions, SubscriptionEvent } from '../schema/build-schema.ts';
 import { PublicError } from '../schema/errors.ts';
+import { visibleChange, type ViewAccess } from '../schema/permissions.ts';
 
 /** A change (a 'reset' entry among them), or word from the hub that the view stopped being servable or lost changes. */
-type HubEvent = ViewChange | { readonly op: 'reset'; readonly reason: string; readonly version: string; readonly synthetic: true };
+type HubEvent =
+  | ViewChange
+  | { readonly op: 'reset'; readonly reason: string; readonly version: string; readonly synthetic: true }
+  /** A transaction ended with changes this subscriber does not see: the change it holds back is its last. */
+  | { readonly op: 'end'; readonly version: string };
 type Listener = (event: HubEvent) => void;
+
+/** Subscribers of one view that see the same rows. */
+interface Route {
+  readonly access: ViewAccess;
+  readonly listeners: Set<Listener>;
+}
+
+/** Word that a transaction ended with a change a subscriber does not see. */
+function endOf(change: ViewChange): HubEvent {
+  return { op: 'end', version: change.version };
+}
 
 /** Order of Redis stream ids 'ms-seq'. */
 export function compareVersions(a: string, b: string): number {
@@ -84,6 +100,8 @@ export interface ChangelogHubOptions {
 
 interface Availability {
   readonly servable: boolean;
+  /** The view's status in Redis ('building' also when it is missing or of another definition). */
+  readonly state: 'live' | 'building' | 'stopped';
   /** Why not, when not servable. */
   readonly reason: string;
   /** The version the view's current history starts at. */
@@ -94,13 +112,16 @@ const READ_COUNT = 1000;
 
 export class ChangelogHub {
   private readonly options: ChangelogHubOptions;
-  private readonly listeners = new Map<string, Set<Listener>>();
+  /** Per view, the subscribers grouped by route (the rows they may see): a change is judged once per route. */
+  private readonly routes = new Map<string, Map<string, Route>>();
   private readonly lastSeen = new Map<string, string>();
   /** Number of the last entry read per view: the next must be one more, or changes were trimmed unread. */
   private readonly lastSeq = new Map<string, number>();
   private readonly availability = new Map<string, Availability>();
   private readonly availabilityWaiters = new Set<() => void>();
   private reader: RedisClient | null = null;
+  /** When the views' statuses were last read from Redis. */
+  private refreshedAt = 0;
   private readerId: number | null = null;
   /** Views whose changelog is read: those with listeners (a view nobody subscribes to costs nothing). */
   private readonly tailed = new Set<string>();
@@ -131,7 +152,7 @@ export class ChangelogHub {
     if (this.tailed.has(view.name)) return;
     const { redis, prefix } = this.options;
     const last = await redis.sendCommand<[string, string[]][]>(['XREVRANGE', changelogKey(prefix, view.name), '+', '-', 'COUNT', '1']);
-    if (this.tailed.has(view.name) || !this.listeners.get(view.name)?.size) return;
+    if (this.tailed.has(view.name) || !this.routes.get(view.name)?.size) return;
     this.lastSeen.set(view.name, last[0]?.[0] ?? '0-0');
     this.lastSeq.set(view.name, last[0] ? decodeChangelogEntry(view, last[0]).seq : 0);
     this.tailed.add(view.name);
@@ -155,14 +176,36 @@ export class ChangelogHub {
 
   /** Whether a view can be served now, as the last check saw it. */
   servable(view: string): Availability {
-    return this.availability.get(view) ?? { servable: false, reason: `View ${view} has no state in Redis yet`, floor: '0-0' };
+    return this.availability.get(view) ?? { servable: false, state: 'building', reason: `View ${view} has no state in Redis yet`, floor: '0-0' };
   }
 
   /** Read every view's status, fingerprint and floor; tell subscribers of views that stopped being servable. */
+  /**
+   * Whether the views can be served, as Redis says (an API-only instance has no engine to ask):
+   * every view live and built by this definition, and Redis answering.
+   */
+  health(): { ready: boolean; problems: string[]; views: Map<string, { state: 'live' | 'building' | 'stopped'; reason?: string }> } {
+    const problems: string[] = [];
+    const views = new Map<string, { state: 'live' | 'building' | 'stopped'; reason?: string }>();
+    for (const view of this.options.registry.views) {
+      const a = this.availability.get(view.name);
+      if (a?.servable) views.set(view.name, { state: 'live' });
+      else {
+        const reason = a?.reason ?? `View ${view.name} has not been read from Redis yet`;
+        views.set(view.name, { state: a?.state ?? 'building', reason });
+        problems.push(reason);
+      }
+    }
+    const staleMs = Date.now() - this.refreshedAt;
+    if (staleMs > 5_000) problems.push(`the views' statuses were last read from Redis ${Math.round(staleMs / 1000)} s ago (is Redis reachable?)`);
+    return { ready: problems.length === 0, problems, views };
+  }
+
   private async refreshAvailability(): Promise<void> {
     const { registry, redis, prefix } = this.options;
     const fields = registry.views.flatMap((v) => [`status:${v.name}`, `fp:${v.name}`, `floor:${v.name}`]);
     const values = await redis.sendCommand<(string | null)[]>(['HMGET', metaKey(prefix), ...fields]);
+    this.refreshedAt = Date.now();
     registry.views.forEach((view, i) => {
       const [status, fp, floor] = [values[3 * i], values[3 * i + 1], values[3 * i + 2]];
       const parsed = status ? (JSON.parse(status) as ViewStatus) : null;
@@ -171,7 +214,8 @@ export class ChangelogHub {
       else if (fp !== view.fingerprint) reason = `View ${view.name} in Redis was built from another definition (another version of the service writes it)`;
       else if (parsed.state === 'building') reason = `View ${view.name} is being built${parsed.reason ? `: ${parsed.reason}` : ''}`;
       else if (parsed.state === 'stopped') reason = `View ${view.name} is stopped${parsed.reason ? `: ${parsed.reason}` : ''}`;
-      const next: Availability = { servable: reason === '', reason, floor: floor ?? '0-0' };
+      const state = reason === '' ? 'live' : parsed?.state === 'stopped' ? 'stopped' : 'building';
+      const next: Availability = { servable: reason === '', state, reason, floor: floor ?? '0-0' };
       const before = this.availability.get(view.name);
       this.availability.set(view.name, next);
       if (before?.servable && !next.servable) this.broadcast(view.name, { op: 'reset', reason, version: before.floor, synthetic: true });
@@ -180,7 +224,10 @@ export class ChangelogHub {
   }
 
   private broadcast(view: string, event: HubEvent): void {
-    for (const listener of this.listeners.get(view) ?? []) listener(event);
+    for (const route of this.routes.get(view)?.values() ?? []) {
+      const seen = event.op === 'end' || 'synthetic' in event ? event : (visibleChange(route.access, event) ?? (event.end ? endOf(event) : null));
+      if (seen) for (const listener of route.listeners) listener(seen);
+    }
   }
 
   private async tail(): Promise<void> {
@@ -225,7 +272,7 @@ export class ChangelogHub {
           this.lastSeq.set(view.name, decoded.at(-1)!.seq);
           // A view going live writes a 'reset' entry: its status changed, read it now.
           reset ||= entries.some(([, fields]) => fields[1] === 'reset');
-          for (const change of decoded) for (const listener of this.listeners.get(view.name) ?? []) listener(change);
+          for (const change of decoded) this.broadcast(view.name, change);
         }
         if (!reply || reset || Date.now() - lastCheck >= 250) {
           lastCheck = Date.now();
@@ -252,15 +299,18 @@ export class ChangelogHub {
     return null;
   }
 
-  private async listen(view: CompiledView, listener: Listener): Promise<() => void> {
-    let set = this.listeners.get(view.name);
-    if (!set) this.listeners.set(view.name, (set = new Set()));
-    set.add(listener);
+  private async listen(view: CompiledView, access: ViewAccess, listener: Listener): Promise<() => void> {
+    let routes = this.routes.get(view.name);
+    if (!routes) this.routes.set(view.name, (routes = new Map()));
+    let route = routes.get(access.route);
+    if (!route) routes.set(access.route, (route = { access, listeners: new Set() }));
+    route.listeners.add(listener);
     this.active.set(view.name, (this.active.get(view.name) ?? 0) + 1);
     const unlisten = (): void => {
-      set.delete(listener);
+      route.listeners.delete(listener);
+      if (route.listeners.size === 0) routes.delete(access.route);
       this.active.set(view.name, (this.active.get(view.name) ?? 1) - 1);
-      if (set.size === 0) this.tailed.delete(view.name);
+      if (routes.size === 0) this.tailed.delete(view.name);
     };
     try {
       await this.follow(view);
@@ -296,8 +346,12 @@ export class ChangelogHub {
     let wake: (() => void) | null = null;
     const unlisten = await whileStoreDown(
       () =>
-        this.listen(view, (event) => {
-          if (event.op !== 'reset' && options.key !== null && event.key !== options.key) return;
+        this.listen(view, options.access, (received) => {
+          let event = received;
+          if (event.op !== 'reset' && event.op !== 'end' && options.key !== null && event.key !== options.key) {
+            if (!event.end) return;
+            event = endOf(event);
+          }
           if (buffer.length >= maxBuffered) overflow = true;
           else buffer.push(event);
           wake?.();
@@ -307,6 +361,21 @@ export class ChangelogHub {
     );
     const matches = (change: { key: string }): boolean => options.key === null || change.key === options.key;
     const reset = (reason: string, version: string): SubscriptionEvent => ({ view: view.name, version, op: 'reset', key: '', row: null, previous: null, reason, seq: 0 });
+    // The last change seen is held back until the next one or the end of its transaction, so the
+    // one that ends a transaction can say so (transactionEnd) whatever this subscriber filters out.
+    let held: SubscriptionEvent | null = null;
+    const pass = (event: SubscriptionEvent | null, end: boolean): SubscriptionEvent[] => {
+      const ready: SubscriptionEvent[] = [];
+      if (event) {
+        if (held) ready.push(held);
+        held = event;
+      }
+      if (end && held) {
+        ready.push({ ...held, transactionEnd: true });
+        held = null;
+      }
+      return ready;
+    };
     const gap = (version: string): SubscriptionEvent =>
       reset(`changes after version ${version} were trimmed from the changelog before this subscription read them; a fresh snapshot follows`, version);
     try {
@@ -350,23 +419,25 @@ export class ChangelogHub {
           let version: string | null = null;
           try {
             for (;;) {
-              const page = await whileStoreDown(() => readPage(redis, prefix, view, after, 1000), options.signal);
+              const page = await whileStoreDown(() => readPage(redis, prefix, view, after, 1000, { filter: options.access.filter }), options.signal);
               if (version === null) {
                 version = page.version;
                 lastSeq = page.seq;
               }
               for (const { key, row } of page.rows) {
-                if (matches({ key })) yield { view: view.name, version, op: 'snapshot', key, row, previous: null, seq: lastSeq };
+                if (matches({ key })) yield* pass({ view: view.name, version, op: 'snapshot', key, row, previous: null, seq: lastSeq }, false);
               }
-              if (page.rows.length < 1000) break;
-              after = page.rows.at(-1)!.key;
+              if (page.rows.length < 1000 && page.scannedTo === null) break;
+              after = page.rows.length < 1000 ? page.scannedTo : page.rows.at(-1)!.key;
             }
           } catch (error) {
             // The view stopped being servable while paging: start over once it is again.
             if (!(error instanceof Error && error.name === 'ViewUnavailableError')) throw error;
+            held = null;
             yield reset(error.message, version ?? '0-0');
             continue;
           }
+          yield* pass(null, true);
           last = version;
           snapshot = false;
         }
@@ -376,6 +447,7 @@ export class ChangelogHub {
             const batch: ViewChange[] = await whileStoreDown(() => readChangelog(redis, prefix, view, from, 1000), options.signal);
             for (const change of batch) {
               if (isGap(lastSeq, change)) {
+                yield* pass(null, true);
                 yield gap(last);
                 snapshot = true;
                 break;
@@ -383,14 +455,18 @@ export class ChangelogHub {
               last = change.version;
               lastSeq = change.seq;
               if (change.op === 'reset') {
+                yield* pass(null, true);
                 yield reset(change.reason ?? 'the view starts over', change.version);
                 snapshot = true;
                 break;
               }
-              if (matches(change)) yield change;
+              const seen = visibleChange(options.access, change);
+              yield* pass(seen && matches(seen) ? seen : null, change.end === true);
             }
             if (snapshot || batch.length < 1000) break;
           }
+          // Caught up: steps are written whole, so the history read ends at a transaction's end.
+          yield* pass(null, true);
         }
         while (!snapshot) {
           if (overflow) {
@@ -399,10 +475,15 @@ export class ChangelogHub {
           const event = buffer.shift();
           if (!event) {
             if (options.signal?.aborted || this.stopped) return;
-            await new Promise<void>((r) => (wake = r));
+            // Woken by the next event for it, or by the client going away (released at once).
+            await new Promise<void>((r) => {
+              wake = r;
+              options.signal?.addEventListener('abort', () => r(), { once: true });
+            });
             continue;
           }
           if ('synthetic' in event) {
+            yield* pass(null, true);
             yield reset(event.reason, event.version);
             snapshot = true;
             break;
@@ -411,13 +492,18 @@ export class ChangelogHub {
           // (a keyed subscription sees only some entries, so their numbers jump by design).
           if (last !== null && compareVersions(event.version, last) <= 0) continue;
           last = event.version;
+          if (event.op === 'end') {
+            yield* pass(null, true);
+            continue;
+          }
           lastSeq = event.seq;
           if (event.op === 'reset') {
+            yield* pass(null, true);
             yield reset(event.reason ?? 'the view starts over', event.version);
             snapshot = true;
             break;
           }
-          yield event;
+          yield* pass(event, event.end === true);
         }
       }
     } finally {

@@ -15,7 +15,9 @@ export interface Metrics {
   snapshotProgress(progress: SnapshotProgress): void;
 }
 
-export function createMetrics(options: { views: Registry; redis: RedisClient; prefix: string; engine: Engine; hub: ChangelogHub }): Metrics {
+/** `engine` is null on an API-only instance, `hub` on an ingest-only one: their metrics are then absent. */
+export function createMetrics(options: { views: Registry; redis: RedisClient; prefix: string; engine: Engine | null; hub: ChangelogHub | null }): Metrics {
+  const { engine, hub } = options;
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry, prefix: 'cdc_views_' });
   const eventsApplied = new client.Counter({
@@ -68,7 +70,7 @@ export function createMetrics(options: { views: Registry; redis: RedisClient; pr
     labelNames: ['view'] as const,
     registers: [registry],
     collect() {
-      for (const view of options.views.views) this.set({ view: view.name }, options.hub.active.get(view.name) ?? 0);
+      for (const view of options.views.views) this.set({ view: view.name }, hub?.active.get(view.name) ?? 0);
     },
   });
   new client.Gauge({
@@ -87,7 +89,7 @@ export function createMetrics(options: { views: Registry; redis: RedisClient; pr
     help: '1 when the views are live (snapshot done or resumed) and the pipeline is healthy.',
     registers: [registry],
     collect() {
-      this.set(options.engine.ready ? 1 : 0);
+      this.set(engine ? (engine.ready ? 1 : 0) : hub!.health().ready ? 1 : 0);
     },
   });
   const PIPELINE_STATES = ['starting', 'waiting-for-lease', 'building', 'live', 'retrying', 'stopped'] as const;
@@ -97,7 +99,7 @@ export function createMetrics(options: { views: Registry; redis: RedisClient; pr
     labelNames: ['state'] as const,
     registers: [registry],
     collect() {
-      const { state } = options.engine.health();
+      const state = engine?.health().state;
       for (const s of PIPELINE_STATES) this.set({ state: s }, s === state ? 1 : 0);
     },
   });
@@ -107,7 +109,7 @@ export function createMetrics(options: { views: Registry; redis: RedisClient; pr
     labelNames: ['view', 'state'] as const,
     registers: [registry],
     collect() {
-      const { views } = options.engine.health();
+      const views = engine ? engine.health().views : hub!.health().views;
       for (const view of options.views.views) {
         const state = views.get(view.name)?.state;
         for (const s of ['building', 'live', 'stopped'] as const) this.set({ view: view.name, state: s }, s === state ? 1 : 0);
@@ -119,7 +121,7 @@ export function createMetrics(options: { views: Registry; redis: RedisClient; pr
     help: 'Age of the oldest change received from the source and not yet applied.',
     registers: [registry],
     collect() {
-      this.set(options.engine.health().lagMs / 1000);
+      this.set((engine?.health().lagMs ?? 0) / 1000);
     },
   });
   const stateLost = new client.Counter({
@@ -139,13 +141,13 @@ export function createMetrics(options: { views: Registry; redis: RedisClient; pr
     labelNames: ['view'] as const,
     registers: [registry],
   });
-  options.engine.on(ENGINE_EVENTS.STATE_LOST, (e: { resumed?: boolean }) => stateLost.inc({ outcome: e.resumed ? 'resumed' : 'rebuilt' }));
-  options.engine.on(ENGINE_EVENTS.REBUILD, () => rebuilds.inc());
-  options.engine.on(ENGINE_EVENTS.VIEW_STOPPED, (e: { view: string }) => viewsStopped.inc({ view: e.view }));
+  engine?.on(ENGINE_EVENTS.STATE_LOST, (e: { resumed?: boolean }) => stateLost.inc({ outcome: e.resumed ? 'resumed' : 'rebuilt' }));
+  engine?.on(ENGINE_EVENTS.REBUILD, () => rebuilds.inc());
+  engine?.on(ENGINE_EVENTS.VIEW_STOPPED, (e: { view: string }) => viewsStopped.inc({ view: e.view }));
 
   let lastCommitUs: number | undefined;
   setInterval(() => lastCommitUs !== undefined && lag.set(Math.max(0, Date.now() / 1000 - lastCommitUs / 1e6)), 1000).unref();
-  options.engine.on(ENGINE_EVENTS.BATCH_APPLIED, (e: BatchAppliedEvent) => {
+  engine?.on(ENGINE_EVENTS.BATCH_APPLIED, (e: BatchAppliedEvent) => {
     if (e.duplicate) duplicates.inc();
     else eventsApplied.inc({ kind: e.snapshot ? 'snapshot' : 'stream' }, e.changes);
     if (e.deadLetters) deadLetters.inc(e.deadLetters);

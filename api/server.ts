@@ -8,13 +8,20 @@ import { NoSchemaIntrospectionCustomRule, type ExecutionArgs } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { createYoga, maskError, type Plugin } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
-import { buildSchema, type SchemaContext, type ViewDataSource } from '../schema/build-schema.ts';
+import type { SchemaContext, ViewDataSource } from '../schema/build-schema.ts';
+import type { AuthGate } from './auth.ts';
+import type { ApiLimits, CorsOptions, MetricsOptions } from '../views/config.ts';
 import type { Registry } from '../views/registry.ts';
+import { armorPlugins, corsPolicy, explainBodyLimit, httpTimeouts, isOriginAllowed, limitConnectionsPerIp, limitSubscriptions, resolveLimits } from './limits.ts';
 import type { Metrics } from './metrics.ts';
+import { metricsHandler, startMetricsServer, type MetricsServer } from './metrics-endpoint.ts';
 
 export interface ApiOptions {
   readonly registry: Registry;
-  readonly views: ViewDataSource;
+  /** The views to serve; null on an ingest-only instance (no GraphQL: /health, /ready, /metrics). */
+  readonly views: ViewDataSource | null;
+  /** Who may call, and what each caller reads (api/auth.ts). */
+  readonly gate: AuthGate;
   readonly metrics: Metrics;
   /** /ready: whether to take traffic, and why not. */
   readonly health: () => { ready: boolean; body: unknown };
@@ -23,11 +30,17 @@ export interface ApiOptions {
   /** GraphiQL and introspection (development). */
   readonly development: boolean;
   readonly logError?: (error: unknown) => void;
+  /** Config `api.limits`, `api.cors`, `api.metrics` (see api/limits.ts). */
+  readonly limits?: ApiLimits | undefined;
+  readonly cors?: CorsOptions | undefined;
+  readonly metricsEndpoint?: MetricsOptions | undefined;
 }
 
 export interface ApiServer {
   readonly url: string;
   readonly server: Server;
+  /** On the API's port, or on `api.metrics.port`. */
+  readonly metricsUrl: string;
   close(): Promise<void>;
 }
 
@@ -41,11 +54,11 @@ function disableIntrospection(): Plugin {
 }
 
 export async function startApi(options: ApiOptions): Promise<ApiServer> {
-  const schema = buildSchema(options.registry);
-  const context: SchemaContext = { views: options.views };
+  // Each operation runs against the schema of its caller's role (the gate's plugin sets it).
+  const gate = options.gate;
+  const limits = resolveLimits(options.limits, options.registry);
   const yoga = createYoga<Record<string, unknown>, SchemaContext>({
-    schema,
-    context,
+    context: (initial) => gate.context(options.views!, initial),
     graphqlEndpoint: '/graphql',
     graphiql: options.development ? { title: 'cdc-views', defaultQuery: defaultQuery(options.registry) } : false,
     landingPage: false,
@@ -53,48 +66,59 @@ export async function startApi(options: ApiOptions): Promise<ApiServer> {
     // Clients see only PublicError messages; everything else is logged in full and masked.
     maskedErrors: {
       maskError(error, message, isDev) {
-        const masked = maskError(error, message, isDev);
-        if (masked !== error) options.logError?.(error);
+        const explained = explainBodyLimit(error, limits.maxBodyBytes);
+        const masked = maskError(explained, message, isDev);
+        if (masked !== explained) options.logError?.(error);
         return masked;
       },
     },
-    plugins: options.development ? [] : [disableIntrospection()],
+    maxRequestBodySize: limits.maxBodyBytes,
+    batching: limits.batching === null ? false : { limit: limits.batching },
+    cors: corsPolicy(options.cors),
+    plugins: [gate.plugin(), ...(options.development ? [] : [disableIntrospection()]), ...armorPlugins(limits, !options.development)],
   });
 
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+  const serveMetrics = metricsHandler(options.metrics, options.metricsEndpoint, options.logError);
+  const metricsPort = options.metricsEndpoint?.port;
+  const server = createServer(httpTimeouts(limits), (req: IncomingMessage, res: ServerResponse) => {
+    if (connections.refuse(req, res)) return;
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/health') return void sendJson(res, 200, { status: 'ok' });
     if (path === '/ready') {
       const { ready, body } = options.health();
       return void sendJson(res, ready ? 200 : 503, body);
     }
-    if (path === '/metrics') {
-      options.metrics.registry.metrics().then(
-        (text) => {
-          res.writeHead(200, { 'content-type': options.metrics.registry.contentType });
-          res.end(text);
-        },
-        (error: unknown) => {
-          options.logError?.(error);
-          sendJson(res, 500, { error: 'metrics failed' });
-        },
-      );
-      return;
-    }
+    // With a port of its own, /metrics is not served here (yoga answers 404).
+    if (path === '/metrics' && metricsPort === undefined) return serveMetrics(req, res);
     if (path === '/') {
       res.writeHead(302, { location: '/graphql' });
       return void res.end();
     }
+    if (!options.views) return void sendJson(res, 404, { error: 'This instance only keeps the views (--ingest-only); GraphQL is served by the API instances' });
     void yoga(req, res);
   });
 
-  const wsServer = new WebSocketServer({ server, path: '/graphql' });
-  useServer(
+  const connections = limitConnectionsPerIp(server, limits.maxConnectionsPerIp);
+  const wsServer = new WebSocketServer({
+    server,
+    path: '/graphql',
+    // Over WebSocket as over HTTP, no message larger than a request body may be.
+    maxPayload: limits.maxBodyBytes,
+    verifyClient: ({ req, origin }: { req: IncomingMessage; origin: string | undefined }, allow: (ok: boolean, code?: number, message?: string) => void) => {
+      if (!options.views) return allow(false, 404, 'No GraphQL on an ingest-only instance');
+      const refusal = connections.refusal(req);
+      if (refusal !== null) return allow(false, 429, refusal);
+      if (!isOriginAllowed(options.cors, origin, req.headers.host)) return allow(false, 403, `Expected an Origin listed in api.cors.origins, but found ${origin}`);
+      allow(true);
+    },
+  });
+  useServer<Record<string, unknown> | undefined, Record<PropertyKey, never>>(
     {
+      onConnect: (ctx) => gate.connect(ctx),
       execute: (args: ExecutionArgs) => (args.rootValue as Enveloped).execute(args),
       subscribe: (args: ExecutionArgs) => (args.rootValue as Enveloped).subscribe(args),
-      onSubscribe: async (ctx, _id, params) => {
-        const enveloped = yoga.getEnveloped({ ...ctx, req: ctx.extra.request, socket: ctx.extra.socket, params });
+      onSubscribe: limitSubscriptions(limits.maxSubscriptionsPerConnection, async (ctx, _id, params) => {
+        const enveloped = yoga.getEnveloped({ ...ctx, req: ctx.extra.request, socket: ctx.extra.socket, params, caller: gate.connectionCaller(ctx.extra) });
         const args = {
           schema: enveloped.schema,
           operationName: params.operationName,
@@ -105,9 +129,11 @@ export async function startApi(options: ApiOptions): Promise<ApiServer> {
         };
         const errors = enveloped.validate(args.schema, args.document);
         return errors.length > 0 ? errors : args;
-      },
+      }),
     },
     wsServer,
+    // graphql-ws pings this often and terminates a socket whose pong is another interval late.
+    limits.idleTimeoutMs / 2,
   );
 
   await new Promise<void>((resolve, reject) => {
@@ -116,10 +142,21 @@ export async function startApi(options: ApiOptions): Promise<ApiServer> {
   });
   const address = server.address() as AddressInfo;
   const host = options.host === '0.0.0.0' || options.host === '::' ? 'localhost' : options.host;
+  let metricsServer: MetricsServer | null = null;
+  if (metricsPort !== undefined) {
+    try {
+      metricsServer = await startMetricsServer(serveMetrics, metricsPort, options.metricsEndpoint?.host ?? options.host);
+    } catch (error) {
+      server.close();
+      throw error;
+    }
+  }
   return {
     url: `http://${host}:${address.port}/graphql`,
     server,
+    metricsUrl: metricsServer?.url ?? `http://${host}:${address.port}/metrics`,
     async close() {
+      await metricsServer?.close();
       for (const client of wsServer.clients) client.terminate();
       await new Promise<void>((r) => wsServer.close(() => r()));
       server.closeAllConnections();

@@ -20,7 +20,9 @@ import type { Config } from '../views/config.ts';
 import { Engine } from '../views/engine.ts';
 import { readPage, readRow } from '../views/store/read.ts';
 import { createRegistry, tableRequirements, type Registry } from '../views/registry.ts';
-import type { ViewDataSource } from '../schema/build-schema.ts';
+import { buildSchema, type ViewDataSource } from '../schema/build-schema.ts';
+import { Permissions } from '../schema/permissions.ts';
+import { AuthGate, Authenticator } from './auth.ts';
 import { ChangelogHub } from './changelog-hub.ts';
 import { createMetrics } from './metrics.ts';
 import { startApi, type ApiServer } from './server.ts';
@@ -47,7 +49,16 @@ export interface ServiceOptions {
   readonly kafkaBrokers?: readonly string[];
   /** Called as the initial snapshot advances (besides the log line at most once a second). */
   readonly onSnapshotProgress?: (progress: SnapshotProgress) => void;
+  /** What this process does (default: everything). */
+  readonly role?: ServiceRole;
 }
+
+/**
+ * What one process does: everything (the default), only serve the views from Redis (`api`: any
+ * number of these beside one ingest process), or only keep the views (`ingest`: /health, /ready and
+ * /metrics, no GraphQL).
+ */
+export type ServiceRole = 'all' | 'api' | 'ingest';
 
 export interface Service {
   readonly registry: Registry;
@@ -60,79 +71,62 @@ export interface Service {
   stop(): Promise<void>;
 }
 
-export async function startService(options: ServiceOptions): Promise<Service> {
+/** An API-only instance: no engine; it settles `done` when stopped. */
+export type ApiOnlyService = Omit<Service, 'engine'> & { readonly engine: null };
+
+export function startService(options: ServiceOptions & { readonly role: 'api' }): Promise<ApiOnlyService>;
+export function startService(options: ServiceOptions & { readonly role?: 'all' | 'ingest' }): Promise<Service>;
+export function startService(options: ServiceOptions): Promise<Service | ApiOnlyService>;
+export async function startService(options: ServiceOptions): Promise<Service | ApiOnlyService> {
   const log = options.logger ?? createLogger();
+  const role = options.role ?? 'all';
   const registry = createRegistry(options.config);
   const redisUrl = options.redisUrl ?? options.config.redis?.url ?? process.env['REDIS_URL'];
   if (!redisUrl) throw new ServiceError('CONFIG_INVALID', 'No Redis to keep the views in: set REDIS_URL or redis.url in the config');
   const onRedisError = (error: Error): void => log.warn({ err: error }, 'redis connection error');
-  const [writer, control, redis] = await Promise.all([connectRedis(redisUrl, onRedisError), connectRedis(redisUrl, onRedisError), connectRedis(redisUrl, onRedisError)]);
+  const redis = await connectRedis(redisUrl, onRedisError);
+  const connections = [redis];
   const prefix = keyPrefix(registry.name);
-  const durabilityOptions = options.config.redis?.durability ?? {};
-  const durability = resolveDurability(await readPersistence(control), durabilityOptions);
-  if (durability.warning) {
-    if (durabilityOptions.require) {
-      await Promise.all([writer, control, redis].map((c) => c.quit().catch(() => undefined)));
-      throw new ServiceError('CONFIG_INVALID', `redis.durability.require is set, but ${durability.warning}`);
-    }
-    log.warn({ durability: durability.mode }, durability.warning);
-  } else log.info({ durability: durability.mode }, `source positions are acknowledged when durable: ${durability.explanation}`);
-
-  const sourceOptions: SourceOptions =
-    options.config.source.kind === 'postgres' && options.databaseUrl
-      ? { ...options.config.source, url: options.databaseUrl }
-      : options.config.source.kind === 'kafka' && options.kafkaBrokers
-        ? { ...options.config.source, brokers: options.kafkaBrokers }
-        : options.config.source;
   let metricsRef: ReturnType<typeof createMetrics> | null = null;
-  let lastProgressLog = 0;
-  const engine = new Engine({
-    registry,
-    redis: writer,
-    control,
-    durability,
-    ackGate: new AckGate(durability, durabilityOptions),
-    ...(options.config.redis?.leaseTtlMs === undefined ? {} : { leaseTtlMs: options.config.redis.leaseTtlMs }),
-    ...(options.config.redis?.changelogMaxLength === undefined ? {} : { changelogMaxLength: options.config.redis.changelogMaxLength }),
-    createSource: () =>
-      createSource(sourceOptions, tableRequirements(registry), {
-        log: (level, message, fields) => log[level](fields ?? {}, message),
-        onSnapshotProgress: (p) => {
-          metricsRef?.snapshotProgress(p);
-          options.onSnapshotProgress?.(p);
-          if (p.done || Date.now() - lastProgressLog > 1000) {
-            lastProgressLog = Date.now();
-            const percent = p.estimatedRows > 0 ? Math.min(100, Math.round((100 * p.rows) / p.estimatedRows)) : null;
-            log.info({ table: p.table, rows: p.rows, estimatedRows: p.estimatedRows, percent, done: p.done }, 'snapshot progress');
-          }
-        },
-      }, registry.name),
-    log: (level, message, fields) => log[level](fields ?? {}, message),
-  });
-  const hub = new ChangelogHub({ registry, prefix, redis, onError: (error) => log.warn({ err: error }, 'changelog tail error') });
-  await hub.start();
+  const engine = role === 'api' ? null : await createEngine(options, registry, prefix, redisUrl, log, connections, (p) => metricsRef?.snapshotProgress(p));
+  const hub = role === 'ingest' ? null : new ChangelogHub({ registry, prefix, redis, onError: (error) => log.warn({ err: error }, 'changelog tail error') });
+  await hub?.start();
   const metrics = (metricsRef = createMetrics({ views: registry, redis, prefix, engine, hub }));
 
-  const views: ViewDataSource = {
+  const views: ViewDataSource | null = hub && {
     row: (view, key) => readRow(redis, prefix, view, key),
-    page: (view, after, limit) => readPage(redis, prefix, view, after, limit),
+    page: (view, after, limit, filter) => readPage(redis, prefix, view, after, limit, { filter }),
     changes: (view, opts) => hub.changes(view, opts),
   };
   const development = options.config.api?.graphiql ?? process.env['NODE_ENV'] !== 'production';
+  const apiConfig = options.config.api;
+  const permissions = new Permissions(registry, apiConfig, (shape) => buildSchema(registry, shape));
+  const gate = new AuthGate(new Authenticator({ auth: apiConfig?.auth, roleReadsAnything: (r) => permissions.readsAnything(r) }), permissions, development);
+  const host = options.host ?? apiConfig?.host ?? process.env['HOST'] ?? '127.0.0.1';
+  if (views && !apiConfig?.auth && !isLoopback(host)) {
+    log.warn({ host }, 'the API listens beyond this machine without api.auth: anyone who reaches the port reads every view. Configure api.auth (a JWT secret or JWKS URL) and api.permissions');
+  }
+  const maxLagMs = apiConfig?.readyMaxLagMs ?? 30_000;
   const api = await startApi({
     registry,
     views,
+    gate,
     metrics,
-    health: () => readiness(engine, options.config.api?.readyMaxLagMs ?? 30_000),
-    port: options.port ?? options.config.api?.port ?? Number(process.env['PORT'] ?? 4000),
-    host: options.host ?? options.config.api?.host ?? process.env['HOST'] ?? '127.0.0.1',
+    health: () => (engine ? readiness(engine, maxLagMs) : apiReadiness(hub!)),
+    port: options.port ?? apiConfig?.port ?? Number(process.env['PORT'] ?? 4000),
+    host,
     development,
     logError: (error) => log.error({ err: error }, 'api error'),
+    limits: apiConfig?.limits,
+    cors: apiConfig?.cors,
+    metricsEndpoint: apiConfig?.metrics,
   });
-  log.info({ url: api.url, views: registry.views.map((v) => v.name) }, 'cdc-views is serving GraphQL');
+  if (views) log.info({ url: api.url, views: registry.views.map((v) => v.name), role }, 'cdc-views is serving GraphQL');
+  else log.info({ url: api.url.replace(/\/graphql$/, '/ready'), role }, 'cdc-views keeps the views (ingest only: no GraphQL here)');
 
-  const done = engine.start();
   let stopped = false;
+  let settle: () => void = () => undefined;
+  const done = engine ? engine.start() : new Promise<void>((r) => (settle = r));
   return {
     registry,
     engine,
@@ -144,11 +138,88 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       if (stopped) return;
       stopped = true;
       await api.close();
-      await engine.stop();
-      await hub.stop();
-      await Promise.all([writer, control, redis].map((c) => c.quit().catch(() => undefined)));
+      await engine?.stop();
+      await hub?.stop();
+      await Promise.all(connections.map((c) => c.quit().catch(() => undefined)));
+      settle();
     },
   };
+}
+
+/**
+ * The ingest side: the writer's connections, the persistence mode it acknowledges by, and the
+ * engine that keeps the views from the source.
+ */
+async function createEngine(
+  options: ServiceOptions,
+  registry: Registry,
+  prefix: string,
+  redisUrl: string,
+  log: Logger,
+  connections: RedisClient[],
+  onProgress: (p: SnapshotProgress) => void,
+): Promise<Engine> {
+  const onRedisError = (error: Error): void => log.warn({ err: error }, 'redis connection error');
+  const [writer, control] = await Promise.all([connectRedis(redisUrl, onRedisError), connectRedis(redisUrl, onRedisError)]);
+  connections.push(writer, control);
+  const durabilityOptions = options.config.redis?.durability ?? {};
+  const durability = resolveDurability(await readPersistence(control), durabilityOptions);
+  if (durability.warning) {
+    if (durabilityOptions.require) {
+      await Promise.all(connections.map((c) => c.quit().catch(() => undefined)));
+      throw new ServiceError('CONFIG_INVALID', `redis.durability.require is set, but ${durability.warning}`);
+    }
+    log.warn({ durability: durability.mode }, durability.warning);
+  } else log.info({ durability: durability.mode }, `source positions are acknowledged when durable: ${durability.explanation}`);
+
+  const sourceOptions: SourceOptions =
+    options.config.source.kind === 'postgres' && options.databaseUrl
+      ? { ...options.config.source, url: options.databaseUrl }
+      : options.config.source.kind === 'kafka' && options.kafkaBrokers
+        ? { ...options.config.source, brokers: options.kafkaBrokers }
+        : options.config.source;
+  let lastProgressLog = 0;
+  return new Engine({
+    registry,
+    redis: writer,
+    control,
+    durability,
+    ackGate: new AckGate(durability, durabilityOptions),
+    ...(options.config.redis?.leaseTtlMs === undefined ? {} : { leaseTtlMs: options.config.redis.leaseTtlMs }),
+    ...(options.config.redis?.changelogMaxLength === undefined ? {} : { changelogMaxLength: options.config.redis.changelogMaxLength }),
+    createSource: () =>
+      createSource(
+        sourceOptions,
+        tableRequirements(registry),
+        {
+          log: (level, message, fields) => log[level](fields ?? {}, message),
+          onSnapshotProgress: (p) => {
+            onProgress(p);
+            options.onSnapshotProgress?.(p);
+            if (p.done || Date.now() - lastProgressLog > 1000) {
+              lastProgressLog = Date.now();
+              const percent = p.estimatedRows > 0 ? Math.min(100, Math.round((100 * p.rows) / p.estimatedRows)) : null;
+              log.info({ table: p.table, rows: p.rows, estimatedRows: p.estimatedRows, percent, done: p.done }, 'snapshot progress');
+            }
+          },
+        },
+        registry.name,
+      ),
+    log: (level, message, fields) => log[level](fields ?? {}, message),
+  });
+}
+
+/** /ready of an API-only instance: every view live in Redis, and Redis answering. */
+function apiReadiness(hub: ChangelogHub): { ready: boolean; body: Record<string, unknown> } {
+  const { ready, problems, views } = hub.health();
+  return {
+    ready,
+    body: { status: ready ? 'ready' : 'not ready', role: 'api', problems, views: Object.fromEntries(views) },
+  };
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
 }
 
 /**

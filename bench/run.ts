@@ -46,10 +46,12 @@ import { createRegistry, type CompiledView } from '../views/registry.ts';
 import { startChildService, writeKafkaShopConfig, writeShopConfig, type ChildService } from '../test/support/child-service.ts';
 import { connect, createDatabase, shopTestConfig, uniqueName, waitForSync } from '../test/support/shop.ts';
 import { provide, serverNeeds } from '../scripts/provision.ts';
+import { benchApi, type ApiBenchResult, type LoadFigures } from './api.ts';
 import { startPostgres, startRedis, type ThrowawayServer } from '../scripts/servers.ts';
 
 const ORDERS = Number(process.env['BENCH_ORDERS'] ?? 100_000);
 const KAFKA = process.env['BENCH_KAFKA'] !== '0';
+const API = process.env['BENCH_API'] !== '0';
 const DURABILITY = process.env['BENCH_DURABILITY'] !== '0';
 const WORKLOAD_TXNS = Number(process.env['BENCH_TXNS'] ?? 1_000);
 const LATENCY_SAMPLES = Number(process.env['BENCH_SAMPLES'] ?? 300);
@@ -196,6 +198,19 @@ async function main(): Promise<void> {
     // --- point reads (then the embedded service steps aside for the Kafka phase)
     const reads = await pointReads(child.url, 5000);
 
+    // --- the API at scale: an --api-only instance beside the ingest process, limits raised for the fan-out
+    let api: ApiBenchResult | null = null;
+    if (API) {
+      const apiConfig = writeShopConfig(databaseUrl, redisUrl, name, { api: { limits: { maxConnectionsPerIp: 5000, maxSubscriptionsPerConnection: 200 } } });
+      const apiChild = await startChildService(apiConfig, { LOG_LEVEL: 'warn' }, ['--api-only']);
+      try {
+        api = await benchApi(apiChild.url, apiChild.process.pid!, db, 50_000_000, say);
+      } finally {
+        apiChild.process.kill('SIGKILL');
+        await apiChild.exited;
+      }
+    }
+
     // --- memory
     const sourceBytes: Record<string, number> = {};
     for (const table of ['customers', 'products', 'orders', 'order_items']) {
@@ -226,6 +241,7 @@ async function main(): Promise<void> {
       throughput,
       latencyMs: { ours: summary(ours), baseline: summary(baseline) },
       pointReadMs: summary(reads),
+      api,
       memory: { sourceBytes, views: memory },
       durability,
       kafka,
@@ -457,6 +473,7 @@ async function viewBytes(redis: RedisClient, prefix: string, view: string): Prom
 }
 
 type BenchResult = {
+  api: ApiBenchResult | null;
   machine: { cpus: number; cpu: string | undefined; memoryGiB: number; node: string };
   data: { orders: number; orderItems: number };
   snapshot: { rows: number; views: number; seconds: number; rowsPerSecond: number };
@@ -509,6 +526,7 @@ function renderTable(r: BenchResult): string {
           ...r.durability.map((d) => `| ${d.setting} | ${d.mode} | ${f(d.eventsPerSecond, 0)} | ${f(d.pushMs.p50, 2)} / ${f(d.pushMs.p99, 2)} ms |`),
         ]
       : []),
+    ...(r.api ? renderApi(r.api, f) : []),
     '',
     '| view | rows | Redis: rows + index | operator state | changelog | source tables (PostgreSQL bytes) | rows + state / source |',
     '| --- | --- | --- | --- | --- | --- | --- |',
@@ -520,6 +538,26 @@ function renderTable(r: BenchResult): string {
     );
   }
   return `${lines.join('\n')}\n`;
+}
+
+function renderApi(a: ApiBenchResult, f: (n: number, d?: number) => string): string[] {
+  const load = (what: string, ours: LoadFigures, bare: LoadFigures, bytes: number): string =>
+    `| ${what} (${bytes} B answer) | ${f(ours.requestsPerSecond, 0)}/s, p50 ${f(ours.p50, 2)} / p99 ${f(ours.p99, 2)} ms | ${f(bare.requestsPerSecond, 0)}/s, p50 ${f(bare.p50, 2)} / p99 ${f(bare.p99, 2)} ms | ${f((100 * ours.requestsPerSecond) / bare.requestsPerSecond, 0)} % |`;
+  return [
+    '',
+    `| reads, ${a.concurrency} concurrent keep-alive clients, --api-only instance | cdc-views | bare node:http, same bytes | share |`,
+    '| --- | --- | --- | --- |',
+    load('point read by key', a.reads.point, a.reads.barePoint, a.reads.pointBytes),
+    load('list page of 50', a.reads.list, a.reads.bareList, a.reads.listBytes),
+    '',
+    '| subscriptions under a live workload | opened in | pushes/s | commit → push p50 / p99 | service memory per subscription |',
+    '| --- | --- | --- | --- | --- |',
+    ...a.fanout.map(
+      (x) =>
+        `| ${x.subscriptions.toLocaleString()} over ${x.transport} (${x.connections.toLocaleString()} connections) | ${f(x.openSeconds, 1)} s | ${f(x.pushesPerSecond, 0)} | ${f(x.commitToPushMs.p50, 1)} / ${f(x.commitToPushMs.p99, 1)} ms | ${f(x.memoryPerSubscriptionKiB, 1)} KiB |`,
+    ),
+    `| reconnect storm: all ${a.storm.subscriptions.toLocaleString()} drop and resubscribe with since | every one live again in ${f(a.storm.allLiveSeconds, 2)} s | — | first event p50 ${f(a.storm.firstEventP50Ms, 0)} / p95 ${f(a.storm.firstEventP95Ms, 0)} ms | — |`,
+  ];
 }
 
 main().catch((error: unknown) => {

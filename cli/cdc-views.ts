@@ -20,6 +20,7 @@ const HELP = `cdc-views — incrementally maintained views in Redis, served over
 
 Usage:
   cdc-views start  --config <file> [--port <n>] [--host <addr>]   run the service
+                   [--api-only | --ingest-only]                    one ingest process, any number of API ones
   cdc-views check  --config <file>                                 validate the config, list every problem
   cdc-views sql    --config <file> [<view>]                        print each view as the SQL it maintains
   cdc-views schema --config <file>                                 print the GraphQL schema (SDL)
@@ -29,6 +30,8 @@ Options:
   -c, --config <file>   views config (TypeScript or JavaScript); default ./views.config.ts
   -p, --port <n>        HTTP port (default $PORT or 4000)
       --host <addr>     listen address (default $HOST or 127.0.0.1)
+      --api-only        serve GraphQL from Redis only (no source, no lease); run beside one --ingest-only
+      --ingest-only     keep the views only: /health, /ready, /metrics, no GraphQL
   -h, --help            this help
   -v, --version         print the version
 
@@ -52,6 +55,8 @@ async function main(argv: string[]): Promise<number> {
       config: { type: 'string', short: 'c', default: 'views.config.ts' },
       port: { type: 'string', short: 'p' },
       host: { type: 'string' },
+      'api-only': { type: 'boolean' },
+      'ingest-only': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
     },
@@ -107,10 +112,12 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'start': {
+      if (values['api-only'] && values['ingest-only']) throw new ServiceError('CONFIG_INVALID', 'Expected at most one of --api-only and --ingest-only, but found both');
       const logger = createLogger();
       const service = await startService({
         config,
         logger,
+        role: values['api-only'] ? 'api' : values['ingest-only'] ? 'ingest' : 'all',
         ...(values.port ? { port: Number(values.port) } : {}),
         ...(values.host ? { host: values.host } : {}),
       });

@@ -32,14 +32,16 @@ import type { Value } from '../core/values.ts';
 import { encodeRowKey } from '../core/encoding.ts';
 import { ViewUnavailableError } from '../views/errors.ts';
 import type { CompiledView, Registry } from '../views/registry.ts';
-import type { ViewChange, ViewRow } from '../views/store/read.ts';
+import type { Page, RowFilter, ViewChange, ViewRow } from '../views/store/read.ts';
 import { PublicError } from './errors.ts';
+import { MAX_PAGE_SIZE, rowVisible, type Caller, type RoleShape, type ViewAccess } from './permissions.ts';
 import { scalarFor } from './scalars.ts';
 
 /** What the resolvers need from wherever views live. */
 export interface ViewDataSource {
   row(view: CompiledView, key: string): Promise<ViewRow | null>;
-  page(view: CompiledView, afterKey: string | null, limit: number): Promise<{ version: string; rows: { key: string; row: ViewRow }[] }>;
+  /** Rows after a key in key order; with a filter, only matching rows, and `scannedTo` when the read's budget ran out first. */
+  page(view: CompiledView, afterKey: string | null, limit: number, filter: RowFilter): Promise<Pick<Page, 'version' | 'rows' | 'scannedTo'>>;
   /** Changes after `since` (or from now); with `snapshot`, the current rows first (op SNAPSHOT). */
   changes(view: CompiledView, options: ChangeStreamOptions): AsyncIterable<SubscriptionEvent>;
 }
@@ -49,16 +51,26 @@ export interface ChangeStreamOptions {
   readonly snapshot: boolean;
   /** Only changes to this encoded key, when given. */
   readonly key: string | null;
+  /** What the subscriber may see: its row filter, and the route of subscribers sharing it. */
+  readonly access: ViewAccess;
   readonly signal?: AbortSignal;
 }
 
-export type SubscriptionEvent = Omit<ViewChange, 'op'> & { readonly op: ViewChange['op'] | 'snapshot' };
+export type SubscriptionEvent = Omit<ViewChange, 'op'> & {
+  readonly op: ViewChange['op'] | 'snapshot';
+  /** The last change of a source transaction this subscription sees, or the last row of a snapshot. */
+  readonly transactionEnd?: boolean;
+};
 
 export interface SchemaContext {
   readonly views: ViewDataSource;
+  /** Who is asking. */
+  readonly caller: Caller;
+  /** What the caller may read of a view (throws FORBIDDEN when nothing). */
+  readonly access: (view: CompiledView) => ViewAccess;
 }
 
-export const MAX_PAGE_SIZE = 1000;
+export { MAX_PAGE_SIZE };
 
 const pascal = (name: string): string => name.charAt(0).toUpperCase() + name.slice(1);
 
@@ -105,8 +117,15 @@ export function encodeCursor(key: string): string {
   return Buffer.from(key, 'utf8').toString('base64url');
 }
 
-export function decodeCursor(cursor: string): string {
-  return Buffer.from(cursor, 'base64url').toString('utf8');
+/** The key a cursor of this view's list stands for; anything else is the client's error, said so. */
+export function decodeCursor(view: CompiledView, cursor: string): string {
+  const key = cursor.length <= 8192 ? Buffer.from(cursor, 'base64url').toString('utf8') : '';
+  const parts = key.split('\x00');
+  const wellFormed = encodeCursor(key) === cursor && parts.length === view.keyFields.length && parts.every((p) => p === '\x02' || (p.length > 1 && p[0] === '\x01'));
+  if (!wellFormed) {
+    throw new PublicError(`Expected after to be a cursor from a page of ${view.name}List (pageInfo.endCursor or an edge's cursor), but found '${cursor.slice(0, 40)}${cursor.length > 40 ? '…' : ''}'`, 'BAD_USER_INPUT');
+  }
+  return key;
 }
 
 /** The encoded key from key arguments (absent nullable arguments mean NULL, as GROUP BY groups NULLs). */
@@ -125,17 +144,60 @@ function describe(view: CompiledView): string {
   return `one row per row of ${sources}`;
 }
 
-export function buildSchema(registry: Registry): GraphQLSchema {
+/**
+ * A change stream that lets go the moment its client does. An async generator waiting for its next
+ * event would only see `return()` after that event (a subscription to a quiet key would be held for
+ * ever): the signal wakes it at once.
+ */
+export function releasedOnReturn<T>(open: (signal: AbortSignal) => AsyncIterable<T>, expiresAt: number | null = null): AsyncIterableIterator<T> {
+  const controller = new AbortController();
+  const inner = open(controller.signal)[Symbol.asyncIterator]();
+  const release = async (): Promise<IteratorResult<T>> => {
+    controller.abort();
+    clearTimeout(timer);
+    await inner.return?.();
+    return { done: true, value: undefined };
+  };
+  // The subscriber's token expires: the stream ends with an error saying so (a new token resumes it with `since`).
+  let onExpiry: ((error: Error) => void) | null = null;
+  const expired = new Promise<never>((_, reject) => (onExpiry = reject));
+  expired.catch(() => undefined);
+  const timer =
+    expiresAt === null
+      ? undefined
+      : setTimeout(() => {
+          onExpiry!(new PublicError('The token of this subscription expired; subscribe again with a fresh token (and since: the last version you have)', 'TOKEN_EXPIRED'));
+          void release();
+        }, Math.max(0, Math.min(expiresAt - Date.now(), 2 ** 31 - 1)));
+  return {
+    next: () => (expiresAt === null ? inner.next() : Promise.race([inner.next(), expired])),
+    return: release,
+    throw: async (error?: unknown) => {
+      await release();
+      throw error;
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
+}
+
+/**
+ * The schema of every view, or (with a role's shape) of the views and fields one role may read.
+ */
+export function buildSchema(registry: Registry, shape: RoleShape | null = null): GraphQLSchema {
   const query: GraphQLFieldConfigMap<unknown, SchemaContext> = {};
   const subscription: GraphQLFieldConfigMap<unknown, SchemaContext> = {};
 
   for (const view of registry.views) {
+    const readable = shape ? shape(view) : { fields: null };
+    if (!readable) continue;
     const typeName = pascal(view.name);
     const rowType = new GraphQLObjectType({
       name: typeName,
       description: `View ${view.name}: ${describe(view)}.\n\n${view.sql}`,
       fields: Object.fromEntries(
-        view.fields.map((f) => {
+        view.fields.filter((f) => readable.fields?.has(f.name) ?? true).map((f) => {
           const scalar: GraphQLOutputType = scalarFor(f.type);
           return [f.name, { type: f.nullable ? scalar : new GraphQLNonNull(scalar), ...(f.key ? { description: 'Key field.' } : {}) }];
         }),
@@ -173,6 +235,11 @@ export function buildSchema(registry: Registry): GraphQLSchema {
         op: { type: new GraphQLNonNull(ChangeOp) },
         key: { type: keyType, description: 'The key of the changed row (null for RESET).' },
         reason: { type: GraphQLString, description: 'Why the view starts over (RESET only).' },
+        transactionEnd: {
+          type: new GraphQLNonNull(GraphQLBoolean),
+          description:
+            'True on the last change of a source transaction that this subscription receives, and on the last row of a snapshot: a client that applies changes up to here at once holds the view as it was after a commit, never half of a transaction.',
+        },
         row: { type: rowType, description: 'The row after the change (null when deleted).' },
         previous: { type: rowType, description: 'The row before the change (null when inserted or in a snapshot).' },
       },
@@ -190,27 +257,31 @@ export function buildSchema(registry: Registry): GraphQLSchema {
       type: rowType,
       description: `One row of ${view.name} by its key.`,
       args: keyArgs(true),
-      resolve: (_, args, ctx) => servable(ctx.views.row(view, keyFromArgs(view, args))),
+      resolve: async (_, args, ctx) => {
+        const access = ctx.access(view);
+        const row = await servable(ctx.views.row(view, keyFromArgs(view, args)));
+        return rowVisible(access, row) ? row : null;
+      },
     };
     query[view.name] = byKey as GraphQLFieldConfig<unknown, SchemaContext>;
 
     const list: GraphQLFieldConfig<unknown, SchemaContext, { first: number; after?: string | null }> = {
       type: new GraphQLNonNull(connectionType),
-      description: `Rows of ${view.name} in key order, a page at a time (at most ${MAX_PAGE_SIZE}).`,
+      description: `Rows of ${view.name} in key order, a page at a time (at most ${MAX_PAGE_SIZE}; a page may hold fewer rows than asked when the caller's row filter is selective: follow hasNextPage).`,
       args: { first: { type: GraphQLInt, defaultValue: 100 }, after: { type: GraphQLString } },
       resolve: async (_, { first, after }, ctx) => {
-        if (!Number.isInteger(first) || first < 0 || first > MAX_PAGE_SIZE) {
-          throw new PublicError(`Expected first to be between 0 and ${MAX_PAGE_SIZE}, but found ${first}`);
+        const access = ctx.access(view);
+        if (!Number.isInteger(first) || first < 0 || first > access.maxPageSize) {
+          throw new PublicError(`Expected first to be between 0 and ${access.maxPageSize}, but found ${first}`, 'BAD_USER_INPUT');
         }
-        const page = await servable(ctx.views.page(view, after ? decodeCursor(after) : null, first + 1));
+        const afterKey = after ? decodeCursor(view, after) : null;
+        const page = await servable(ctx.views.page(view, afterKey, first + 1, access.filter));
         const rows = page.rows.slice(0, first);
         const edges = rows.map((r) => ({ cursor: encodeCursor(r.key), node: r.row }));
-        return {
-          nodes: rows.map((r) => r.row),
-          edges,
-          pageInfo: { hasNextPage: page.rows.length > first, endCursor: edges.at(-1)?.cursor ?? null },
-          version: page.version,
-        };
+        // A filtered read that ran out of budget continues after the last key it examined.
+        const more = page.rows.length > first || page.scannedTo !== null;
+        const endCursor = page.rows.length <= first && page.scannedTo !== null ? encodeCursor(page.scannedTo) : (edges.at(-1)?.cursor ?? null);
+        return { nodes: rows.map((r) => r.row), edges, pageInfo: { hasNextPage: more, endCursor }, version: page.version };
       },
     };
     query[`${view.name}List`] = list as GraphQLFieldConfig<unknown, SchemaContext>;
@@ -225,16 +296,24 @@ export function buildSchema(registry: Registry): GraphQLSchema {
       },
       subscribe: (_, args, ctx) => {
         const hasKey = view.keyFields.some((f) => args[f.name] !== undefined);
-        return ctx.views.changes(view, {
-          since: (args['since'] as string | null | undefined) ?? null,
-          snapshot: args['snapshot'] === true,
-          key: hasKey ? keyFromArgs(view, args) : null,
-        });
+        const access = ctx.access(view);
+        return releasedOnReturn(
+          (signal) =>
+            ctx.views.changes(view, {
+              since: (args['since'] as string | null | undefined) ?? null,
+              snapshot: args['snapshot'] === true,
+              key: hasKey ? keyFromArgs(view, args) : null,
+              access,
+              signal,
+            }),
+          ctx.caller.expiresAt,
+        );
       },
       resolve: (event) => ({
         ...event,
         key: event.op === 'reset' ? null : Object.fromEntries(view.keyFields.map((f) => [f.name, (event.row ?? event.previous)?.[f.name] ?? null])),
         reason: event.reason ?? null,
+        transactionEnd: event.transactionEnd ?? false,
       }),
     };
     subscription[`${view.name}Changes`] = changes as GraphQLFieldConfig<unknown, SchemaContext>;

@@ -65,7 +65,8 @@ describe('differential: views equal their SQL after random workloads', () => {
       }),
       { numRuns: 60, endOnFailure: true },
     );
-  });
+    // Sixty workloads, each read back through every view: seconds alone, up to a minute beside the Kafka tests.
+  }, 180_000);
 });
 
 /** Views whose group keys, filters and fields use the scalar functions (mod, like, dateTrunc, caseWhen, cast…). */

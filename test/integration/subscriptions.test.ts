@@ -134,4 +134,48 @@ describe('subscriptions', () => {
     expect(change!.version > snapshot!.version).toBe(true);
     stop();
   });
+
+  it('a transaction reaches a subscriber whole: its changes are marked, the last with transactionEnd, live, resumed, keyed and in a snapshot', async () => {
+    const fields = 'version op key { customerId } row { revenue } transactionEnd';
+    type Marked = { version: string; op: string; key: { customerId: number }; row: { revenue: string } | null; transactionEnd: boolean };
+    const page = await graphql<{ revenueByCustomerList: { version: string } }>(shop.service.url, `{ revenueByCustomerList(first: 1) { version } }`);
+    const all = subscribeWs(`subscription { revenueByCustomerChanges { ${fields} } }`);
+    const one = subscribeWs(`subscription { revenueByCustomerChanges(customerId: 31) { ${fields} } }`);
+    await new Promise((r) => setTimeout(r, 300));
+    // A transfer between two customers, then a change of one of them alone.
+    await shop.db.query(`BEGIN; INSERT INTO orders VALUES (31, 31, 'paid', 10.00, now()), (32, 32, 'paid', 20.00, now()); COMMIT`);
+    await shop.sync();
+    await shop.db.query(`BEGIN; UPDATE orders SET amount = amount - 5 WHERE id = 31; UPDATE orders SET amount = amount + 5 WHERE id = 32; COMMIT`);
+    await shop.sync();
+    await shop.db.query(`UPDATE orders SET amount = 1.00 WHERE id = 32`);
+    const expectMarks = (events: Marked[]) => {
+      expect(events.map((e) => [e.key.customerId, e.transactionEnd])).toEqual([
+        [31, false],
+        [32, true],
+        [31, false],
+        [32, true],
+        [32, true],
+      ]);
+      // The changes of one transaction share nothing a client must guess: applied up to each end, the
+      // total is what the source held after that commit.
+      expect(events[2]!.row!.revenue).toBe('5.00');
+      expect(events[3]!.row!.revenue).toBe('25.00');
+    };
+    expectMarks((await all.events.next(5)) as unknown as Marked[]);
+    // Customer 31 alone: each of its changes ends what it sees of its transaction.
+    const mine = (await one.events.next(2)) as unknown as Marked[];
+    expect(mine.map((e) => [e.key.customerId, e.transactionEnd])).toEqual([
+      [31, true],
+      [31, true],
+    ]);
+    // Resumed from the changelog: the same marks.
+    const resumed = subscribeWs(`subscription { revenueByCustomerChanges(since: "${page.revenueByCustomerList.version}") { ${fields} } }`);
+    expectMarks((await resumed.events.next(5)) as unknown as Marked[]);
+    // A snapshot's last row ends it.
+    const snap = subscribeWs(`subscription { revenueByCustomerChanges(snapshot: true) { ${fields} } }`);
+    const rows = await graphql<{ revenueByCustomerList: { nodes: unknown[] } }>(shop.service.url, `{ revenueByCustomerList(first: 1000) { nodes { customerId } } }`);
+    const snapshot = (await snap.events.next(rows.revenueByCustomerList.nodes.length)) as unknown as Marked[];
+    expect(snapshot.map((e) => e.transactionEnd)).toEqual(snapshot.map((_, i) => i === snapshot.length - 1));
+    for (const s of [all, one, resumed, snap]) s.stop();
+  });
 });

@@ -29,7 +29,7 @@ function writeConfigFile(name: string, redisUrl: string, sourceExpression: strin
     `import shop from ${JSON.stringify(join(REPO, 'examples/shop/views.config.ts'))};
 import { source } from ${JSON.stringify(join(REPO, 'index.ts'))};
 const views = ${JSON.stringify(options.views ?? null)};
-export default { ...shop, ...(views ? { views: Object.fromEntries(Object.entries(shop.views).filter(([v]) => views.includes(v))) } : {}), name: ${JSON.stringify(name)}, source: ${sourceExpression}, redis: { url: ${JSON.stringify(redisUrl)}, leaseTtlMs: 1500, durability: { mode: ${JSON.stringify(options.durability ?? 'none')} } } };
+export default { ...shop, ...(views ? { views: Object.fromEntries(Object.entries(shop.views).filter(([v]) => views.includes(v))) } : {}), ...${JSON.stringify(options.api ? { api: options.api } : {})}, name: ${JSON.stringify(name)}, source: ${sourceExpression}, redis: { url: ${JSON.stringify(redisUrl)}, leaseTtlMs: 1500, durability: { mode: ${JSON.stringify(options.durability ?? 'none')} } } };
 `,
   );
   return file;
@@ -40,6 +40,8 @@ export interface ConfigFileOptions {
   readonly durability?: 'auto' | 'none';
   /** Only these of the shop's views (default: all). */
   readonly views?: readonly string[];
+  /** The config's `api` section (JSON: limits, cors, auth with a secret…). */
+  readonly api?: Record<string, unknown>;
 }
 
 /** The shop views on the embedded PostgreSQL source, under their own deployment name, slot and publication. */
@@ -65,9 +67,9 @@ export interface ChildService {
   readonly exited: Promise<number | NodeJS.Signals>;
 }
 
-export async function startChildService(configFile: string, env: Record<string, string> = {}): Promise<ChildService> {
+export async function startChildService(configFile: string, env: Record<string, string> = {}, args: readonly string[] = []): Promise<ChildService> {
   const port = await freePort();
-  const child = spawn(process.execPath, ['--max-semi-space-size=64', CLI, 'start', '--config', configFile, '--port', String(port)], {
+  const child = spawn(process.execPath, ['--max-semi-space-size=64', CLI, 'start', '--config', configFile, '--port', String(port), ...args], {
     env: { ...process.env, LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

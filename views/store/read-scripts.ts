@@ -19,21 +19,62 @@ if redis.call('HEXISTS', busyKey(), view) == 1 then return {'busy', redis.call('
 
 /**
  * Read one page of a view atomically: the rows after a key (in key order) and the view's version
- * at that instant. ARGV: P view fingerprint afterKey|'' limit → {'ok', version, keys, rows, seq}
- * (seq: the number of the changelog entry at that version).
+ * at that instant. ARGV: P view fingerprint afterKey|'' limit budget needle… →
+ * {'ok', version, keys, rows, seq, scannedTo} (seq: the number of the changelog entry at that version).
+ *
+ * With needles (a row filter: each `"field":<json value>`), only rows holding every needle as a
+ * top-level member are returned, and at most `budget` rows are examined: when that runs out first,
+ * `scannedTo` is the last key examined, and the next page continues after it (bounded work per read,
+ * however rare the matching rows). A needle cannot match inside a string value: there every quote is
+ * escaped, so `,"field":` or `{"field":` occurs only at a member's start.
  */
 export const PAGE_SCRIPT = `${READABLE}
-local after, limit = ARGV[4], tonumber(ARGV[5])
-local keys = redis.call('ZRANGEBYLEX', indexKey(view), after == '' and '-' or ('(' .. after), '+', 'LIMIT', 0, limit)
-local rows = {}
-if #keys > 0 then rows = redis.call('HMGET', rowsKey(view), unpack(keys)) end
+local after, limit, budget = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
+local needles = {}
+for i = 7, #ARGV do needles[#needles + 1] = ARGV[i] end
+local function holds(row, needle)
+  local at = string.find(row, needle, 1, true)
+  while at do
+    local before, after = string.sub(row, at - 1, at - 1), string.sub(row, at + #needle, at + #needle)
+    if (before == ',' or before == '{') and (after == ',' or after == '}') then return true end
+    at = string.find(row, needle, at + 1, true)
+  end
+  return false
+end
+local from = after == '' and '-' or ('(' .. after)
+local keys, rows, scannedTo = {}, {}, ''
+if #needles == 0 then
+  keys = redis.call('ZRANGEBYLEX', indexKey(view), from, '+', 'LIMIT', 0, limit)
+  if #keys > 0 then rows = redis.call('HMGET', rowsKey(view), unpack(keys)) end
+else
+  local scanned = 0
+  while #keys < limit do
+    if scanned >= budget then scannedTo = string.sub(from, 2); break end
+    local chunk = math.min(1000, budget - scanned)
+    local ks = redis.call('ZRANGEBYLEX', indexKey(view), from, '+', 'LIMIT', 0, chunk)
+    if #ks == 0 then break end
+    local rs = redis.call('HMGET', rowsKey(view), unpack(ks))
+    for j = 1, #ks do
+      local row, ok = rs[j], rs[j] ~= false
+      for n = 1, #needles do ok = ok and holds(row, needles[n]) end
+      if ok then
+        keys[#keys + 1] = ks[j]
+        rows[#rows + 1] = row
+        if #keys == limit then break end
+      end
+    end
+    scanned = scanned + #ks
+    from = '(' .. ks[#ks]
+    if #ks < chunk then break end
+  end
+end
 local last = redis.call('XREVRANGE', changelogKey(view), '+', '-', 'COUNT', 1)
 local n = 0
 if last[1] then
   local f = last[1][2]
   for j = 1, #f, 2 do if f[j] == 'n' then n = tonumber(f[j + 1]) end end
 end
-return {'ok', last[1] and last[1][1] or '0-0', keys, rows, n}
+return {'ok', last[1] and last[1][1] or '0-0', keys, rows, n, scannedTo}
 `;
 
 /** Read one row by key. ARGV: P view fingerprint key → {'ok', row|false}. */

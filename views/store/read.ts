@@ -76,7 +76,18 @@ export interface Page {
   /** The number of the changelog entry at that version (0 before the first). */
   readonly seq: number;
   readonly rows: { key: string; row: ViewRow }[];
+  /**
+   * With a filter: the last key examined when the read's budget ran out before `limit` rows
+   * matched (continue after it); null when the rows returned are all there were.
+   */
+  readonly scannedTo: string | null;
 }
+
+/** Rows examined at most by one filtered page read (bounded work, however rare the matches). */
+export const FILTER_SCAN_BUDGET = 10_000;
+
+/** A filtered page holds only rows whose field equals the value (as the row stores it), every pair. */
+export type RowFilter = readonly (readonly [field: string, value: Value])[];
 
 /** Up to `limit` rows after `afterKey` in key order, read atomically with the view's version. */
 export async function readPage(
@@ -85,20 +96,24 @@ export async function readPage(
   view: CompiledView,
   afterKey: string | null,
   limit: number,
-  options: ReadOptions = {},
+  options: ReadOptions & { readonly filter?: RowFilter; readonly budget?: number } = {},
 ): Promise<Page> {
-  const [version, keys, stored, seq] = (await readChecked<unknown>(pageScript, redis, prefix, view, [afterKey ?? '', String(limit)], options)) as [
-    string,
-    string[],
-    (string | null)[],
-    number,
-  ];
+  // Rows are stored as JSON.stringify wrote them: a member is `"field":<JSON of its value>`.
+  const needles = (options.filter ?? []).map(([field, value]) => `"${field}":${JSON.stringify(value)}`);
+  const [version, keys, stored, seq, scannedTo] = (await readChecked<unknown>(
+    pageScript,
+    redis,
+    prefix,
+    view,
+    [afterKey ?? '', String(limit), String(options.budget ?? FILTER_SCAN_BUDGET), ...needles],
+    options,
+  )) as [string, string[], (string | null)[], number, string];
   const rows: Page['rows'] = [];
   keys.forEach((key, i) => {
     const s = stored[i];
     if (s) rows.push({ key, row: finalizeRow(view, s) });
   });
-  return { version, rows, seq: Number(seq) };
+  return { version, rows, seq: Number(seq), scannedTo: scannedTo === '' ? null : scannedTo };
 }
 
 export interface ViewChange {
@@ -114,6 +129,8 @@ export interface ViewChange {
   readonly reason?: string;
   /** The entry's number in the view's changelog: consecutive entries differ by one (0 if unknown). */
   readonly seq: number;
+  /** The last entry one step wrote to this view: the view is here in a state the source had after a commit. */
+  readonly end?: boolean;
 }
 
 type StreamEntry = [id: string, fields: string[]];
@@ -132,6 +149,7 @@ export function decodeChangelogEntry(view: CompiledView, [id, fields]: StreamEnt
     row: f['r'] ? finalizeRow(view, f['r']) : null,
     previous: f['p'] ? finalizeRow(view, f['p']) : null,
     seq,
+    end: f['e'] === '1',
   };
 }
 

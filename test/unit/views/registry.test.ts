@@ -73,6 +73,41 @@ describe('createRegistry', () => {
     ]);
   });
 
+  it('checks the api section against the views: auth, roles, permission fields and filters, all problems at once', () => {
+    const views = {
+      paid: view(orders)
+        .where((o) => eq(o.status, 'paid'))
+        .select((o) => ({ id: o.id, customer: o.customer, amount: o.amount })),
+    };
+    const api = (section: unknown) => issuesOf(views, { api: section } as Partial<Config>);
+    expect(api({ permissions: { paid: { user: {} } } })).toEqual([
+      'api.permissions: Expected api.auth (a JWT secret or JWKS URL, or an anonymousRole) for permissions to apply to, but found none',
+    ]);
+    expect(
+      api({
+        auth: { jwt: { secret: 'short', jwksUrl: 'ftp://keys' }, anonymousRole: 'bad role' },
+        permissions: {
+          unpaid: { user: {} },
+          paid: {
+            user: { filter: { customer: { claim: 'tenant' }, amount: { claim: 'x' }, missing: 1 }, fields: ['amount', 'nope'], maxPageSize: 5000 },
+          },
+        },
+      }),
+    ).toEqual([
+      'api.auth.jwt: Expected a secret or a jwksUrl, but found both',
+      'api.auth.jwt.secret: Expected an HS256 secret of at least 32 bytes, but found 5',
+      "api.auth.jwt.jwksUrl: Expected an http(s) URL, but found 'ftp://keys'",
+      "api.auth.anonymousRole: Expected a role name of letters, digits, '_', '.', ':' or '-', but found 'bad role'",
+      "api.permissions.unpaid: Expected the name of a declared view, but found 'unpaid' (views: paid)",
+      'api.permissions.paid.user.filter.amount: Expected a field of type bool, int2, int4, int8, text, varchar, bpchar, uuid to filter by, but amount is numeric',
+      "api.permissions.paid.user.filter.missing: Expected a field of paid (id, customer, amount), but found 'missing'",
+      "api.permissions.paid.user.fields: Expected fields of paid (id, customer, amount), but found 'nope'",
+      'api.permissions.paid.user.fields: Expected the key fields of paid among the fields (rows are addressed by them), but id missing',
+      'api.permissions.paid.user.maxPageSize: Expected an integer from 1 to 1000, but found 5000',
+    ]);
+    expect(api({ auth: { jwt: { secret: 'x'.repeat(32) } }, permissions: { paid: { user: { filter: { customer: { claim: 'tenant' } } } } } })).toEqual([]);
+  });
+
   it('checks the table declarations and the source', () => {
     const bad = table('orders', { id: 'int4?', price: 'money' as never }, { key: ['id', 'missing' as never] });
     expect(
