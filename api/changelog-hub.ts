@@ -44,12 +44,17 @@ function endOf(change: ViewChange): HubEvent {
   return { op: 'end', version: change.version };
 }
 
-/** Order of Redis stream ids 'ms-seq'. */
+/** Order of Redis stream ids 'ms-seq' (decimal digits without leading zeros: longer is larger). */
 export function compareVersions(a: string, b: string): number {
-  const [am = '0', as = '0'] = a.split('-');
-  const [bm = '0', bs = '0'] = b.split('-');
-  const d = BigInt(am) - BigInt(bm) || BigInt(as) - BigInt(bs);
-  return d < 0n ? -1 : d > 0n ? 1 : 0;
+  const ai = a.indexOf('-');
+  const bi = b.indexOf('-');
+  const am = ai < 0 ? a : a.slice(0, ai);
+  const bm = bi < 0 ? b : b.slice(0, bi);
+  if (am !== bm) return am.length !== bm.length ? (am.length < bm.length ? -1 : 1) : am < bm ? -1 : 1;
+  const as = ai < 0 ? '0' : a.slice(ai + 1);
+  const bs = bi < 0 ? '0' : b.slice(bi + 1);
+  if (as === bs) return 0;
+  return as.length !== bs.length ? (as.length < bs.length ? -1 : 1) : as < bs ? -1 : 1;
 }
 
 /** node-redis errors of a connection that is down for a moment (reconnecting). */
@@ -109,6 +114,19 @@ interface Availability {
 }
 
 const READ_COUNT = 1000;
+/** Decoded entries the hub keeps per tailed view, so resuming subscribers catch up from memory. */
+const RECENT_ENTRIES = 20_000;
+
+/** How long the recent history of a view nobody follows is kept (a reconnect storm returns to it). */
+const RECENT_KEEP_MS = 60_000;
+
+/** Every entry of a view after `from` (exclusive) up to the last one the hub read, in order. */
+interface Recent {
+  from: string;
+  entries: ViewChange[];
+  /** Since when nobody follows the view (null: followed). */
+  idleSince: number | null;
+}
 
 export class ChangelogHub {
   private readonly options: ChangelogHubOptions;
@@ -123,6 +141,11 @@ export class ChangelogHub {
   /** When the views' statuses were last read from Redis. */
   private refreshedAt = 0;
   private readerId: number | null = null;
+  /**
+   * The recent history of each tailed view, decoded once: a reconnect storm of subscribers resuming
+   * with `since` reads it from here instead of each reading the changelog from Redis.
+   */
+  private readonly recent = new Map<string, Recent>();
   /** Views whose changelog is read: those with listeners (a view nobody subscribes to costs nothing). */
   private readonly tailed = new Set<string>();
   private wakeIdle: (() => void) | null = null;
@@ -150,13 +173,76 @@ export class ChangelogHub {
    */
   private async follow(view: CompiledView): Promise<void> {
     if (this.tailed.has(view.name)) return;
+    // Followed again soon after its last subscriber left (all clients reconnecting): the tail goes on
+    // from where it stopped, so the recent history stays whole and resuming subscribers read it.
+    const kept = this.recent.get(view.name);
+    if (kept?.idleSince != null && Date.now() - kept.idleSince < RECENT_KEEP_MS && this.lastSeen.get(view.name) === (kept.entries.at(-1)?.version ?? kept.from)) {
+      kept.idleSince = null;
+      this.tailed.add(view.name);
+      await this.interruptRead();
+      return;
+    }
     const { redis, prefix } = this.options;
     const last = await redis.sendCommand<[string, string[]][]>(['XREVRANGE', changelogKey(prefix, view.name), '+', '-', 'COUNT', '1']);
     if (this.tailed.has(view.name) || !this.routes.get(view.name)?.size) return;
     this.lastSeen.set(view.name, last[0]?.[0] ?? '0-0');
     this.lastSeq.set(view.name, last[0] ? decodeChangelogEntry(view, last[0]).seq : 0);
+    this.recent.set(view.name, { from: last[0]?.[0] ?? '0-0', entries: [], idleSince: null });
     this.tailed.add(view.name);
     await this.interruptRead();
+  }
+
+  /** The entry at exactly `version` when the recent history holds it. */
+  private recentEntry(view: string, version: string): ViewChange | undefined {
+    const entries = this.recent.get(view)?.entries;
+    if (!entries?.length || compareVersions(version, entries[0]!.version) < 0) return undefined;
+    let lo = 0;
+    let hi = entries.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const c = compareVersions(entries[mid]!.version, version);
+      if (c === 0) return entries[mid];
+      if (c < 0) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return undefined;
+  }
+
+  /** Keep what the tail read; the history restarts where it was not contiguous or grew too long. */
+  private remember(view: string, before: string, entries: ViewChange[]): void {
+    let recent = this.recent.get(view);
+    if (!recent || (recent.entries.at(-1)?.version ?? recent.from) !== before) {
+      recent = { from: before, entries: [], idleSince: null };
+      this.recent.set(view, recent);
+    }
+    recent.entries.push(...entries);
+    if (recent.entries.length > RECENT_ENTRIES) {
+      const dropped = recent.entries.splice(0, recent.entries.length - RECENT_ENTRIES / 2);
+      recent.from = dropped.at(-1)!.version;
+    }
+  }
+
+  /**
+   * Changelog entries after `after` (exclusive), oldest first: from the hub's recent history when it
+   * reaches back that far (ending at the last entry the hub read: later ones reach the subscriber
+   * live), else from Redis.
+   */
+  private async history(view: CompiledView, after: string, count: number, signal: AbortSignal | undefined): Promise<ViewChange[]> {
+    const recent = this.recent.get(view.name);
+    if (recent && compareVersions(after, recent.from) >= 0) {
+      const { entries } = recent;
+      // Binary search for the first entry after `after`.
+      let lo = 0;
+      let hi = entries.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (compareVersions(entries[mid]!.version, after) <= 0) lo = mid + 1;
+        else hi = mid;
+      }
+      return entries.slice(lo, lo + count);
+    }
+    const { redis, prefix } = this.options;
+    return whileStoreDown(() => readChangelog(redis, prefix, view, after, count), signal);
   }
 
   /** The set of tailed views changed: end the blocked XREAD so the next one reads the new set. */
@@ -260,6 +346,7 @@ export class ChangelogHub {
           const before = this.lastSeen.get(view.name) ?? '0-0';
           this.lastSeen.set(view.name, entries.at(-1)![0]);
           const decoded = entries.map((entry) => decodeChangelogEntry(view, entry));
+          this.remember(view.name, before, decoded);
           // Entries are numbered without gaps: a jump means the stream was trimmed past what was read.
           if (isGap(this.lastSeq.get(view.name) ?? 0, decoded[0]!)) {
             this.broadcast(view.name, {
@@ -276,6 +363,7 @@ export class ChangelogHub {
         }
         if (!reply || reset || Date.now() - lastCheck >= 250) {
           lastCheck = Date.now();
+          for (const [name, recent] of this.recent) if (recent.idleSince !== null && lastCheck - recent.idleSince > RECENT_KEEP_MS) this.recent.delete(name);
           await this.refreshAvailability();
         }
       } catch (error) {
@@ -310,7 +398,11 @@ export class ChangelogHub {
       route.listeners.delete(listener);
       if (route.listeners.size === 0) routes.delete(access.route);
       this.active.set(view.name, (this.active.get(view.name) ?? 1) - 1);
-      if (routes.size === 0) this.tailed.delete(view.name);
+      if (routes.size === 0) {
+        this.tailed.delete(view.name);
+        const recent = this.recent.get(view.name);
+        if (recent) recent.idleSince = Date.now();
+      }
     };
     try {
       await this.follow(view);
@@ -328,6 +420,7 @@ export class ChangelogHub {
       await new Promise<void>((resolve) => {
         const wake = (): void => {
           this.availabilityWaiters.delete(wake);
+          signal?.removeEventListener('abort', wake);
           resolve();
         };
         this.availabilityWaiters.add(wake);
@@ -344,6 +437,17 @@ export class ChangelogHub {
     const buffer: HubEvent[] = [];
     let overflow = false;
     let wake: (() => void) | null = null;
+    // The client going away wakes a waiting subscription at once (one listener for its whole life).
+    options.signal?.addEventListener(
+      'abort',
+      () => {
+        wake?.();
+        wake = null;
+      },
+      { once: true },
+    );
+    // The last change given out is held back until its transaction's end is known (see `pass`).
+    let held: SubscriptionEvent | null = null;
     const unlisten = await whileStoreDown(
       () =>
         this.listen(view, options.access, (received) => {
@@ -352,6 +456,8 @@ export class ChangelogHub {
             if (!event.end) return;
             event = endOf(event);
           }
+          // An end matters only to a change held back or still buffered.
+          if (event.op === 'end' && held === null && buffer.length === 0) return;
           if (buffer.length >= maxBuffered) overflow = true;
           else buffer.push(event);
           wake?.();
@@ -363,7 +469,6 @@ export class ChangelogHub {
     const reset = (reason: string, version: string): SubscriptionEvent => ({ view: view.name, version, op: 'reset', key: '', row: null, previous: null, reason, seq: 0 });
     // The last change seen is held back until the next one or the end of its transaction, so the
     // one that ends a transaction can say so (transactionEnd) whatever this subscriber filters out.
-    let held: SubscriptionEvent | null = null;
     const pass = (event: SubscriptionEvent | null, end: boolean): SubscriptionEvent[] => {
       const ready: SubscriptionEvent[] = [];
       if (event) {
@@ -383,11 +488,21 @@ export class ChangelogHub {
       /** Number of the last changelog entry this subscription has (0: unknown). */
       let lastSeq = 0;
       let snapshot = options.snapshot && last === null;
-      await whileStoreDown(() => this.refreshAvailability(), options.signal);
+      if (last === null && !snapshot) {
+        // From now: changes the tail reads late (it may still be catching up) are not this subscriber's.
+        const newest = await whileStoreDown(() => redis.sendCommand<[string, string[]][]>(['XREVRANGE', changelogKey(prefix, view.name), '+', '-', 'COUNT', '1']), options.signal);
+        last = newest[0]?.[0] ?? '0-0';
+      }
+      // The statuses the tail refreshes every 250 ms will do; older ones are read again.
+      if (Date.now() - this.refreshedAt > 250) await whileStoreDown(() => this.refreshAvailability(), options.signal);
       const availability = this.servable(view.name);
+      const known = last === null ? undefined : this.recentEntry(view.name, last);
       if (!availability.servable) {
         yield reset(availability.reason, availability.floor);
         snapshot = true;
+      } else if (known && compareVersions(last!, availability.floor) >= 0) {
+        // Resuming inside the recent history: no Redis read needed to place it.
+        lastSeq = known.seq;
       } else if (last !== null) {
         const current = await whileStoreDown(() => redis.sendCommand<[string, string[]][]>(['XREVRANGE', changelogKey(prefix, view.name), '+', '-', 'COUNT', '1']), options.signal);
         const newest = current[0]?.[0] ?? '0-0';
@@ -425,7 +540,7 @@ export class ChangelogHub {
                 lastSeq = page.seq;
               }
               for (const { key, row } of page.rows) {
-                if (matches({ key })) yield* pass({ view: view.name, version, op: 'snapshot', key, row, previous: null, seq: lastSeq }, false);
+                if (matches({ key })) for (const ready of pass({ view: view.name, version, op: 'snapshot', key, row, previous: null, seq: lastSeq }, false)) yield ready;
               }
               if (page.rows.length < 1000 && page.scannedTo === null) break;
               after = page.rows.length < 1000 ? page.scannedTo : page.rows.at(-1)!.key;
@@ -437,17 +552,17 @@ export class ChangelogHub {
             yield reset(error.message, version ?? '0-0');
             continue;
           }
-          yield* pass(null, true);
+          for (const ready of pass(null, true)) yield ready;
           last = version;
           snapshot = false;
         }
         if (last !== null) {
           for (;;) {
             const from: string = last;
-            const batch: ViewChange[] = await whileStoreDown(() => readChangelog(redis, prefix, view, from, 1000), options.signal);
+            const batch: ViewChange[] = await this.history(view, from, 1000, options.signal);
             for (const change of batch) {
               if (isGap(lastSeq, change)) {
-                yield* pass(null, true);
+                for (const ready of pass(null, true)) yield ready;
                 yield gap(last);
                 snapshot = true;
                 break;
@@ -455,18 +570,18 @@ export class ChangelogHub {
               last = change.version;
               lastSeq = change.seq;
               if (change.op === 'reset') {
-                yield* pass(null, true);
+                for (const ready of pass(null, true)) yield ready;
                 yield reset(change.reason ?? 'the view starts over', change.version);
                 snapshot = true;
                 break;
               }
               const seen = visibleChange(options.access, change);
-              yield* pass(seen && matches(seen) ? seen : null, change.end === true);
+              for (const ready of pass(seen && matches(seen) ? seen : null, change.end === true)) yield ready;
             }
             if (snapshot || batch.length < 1000) break;
           }
           // Caught up: steps are written whole, so the history read ends at a transaction's end.
-          yield* pass(null, true);
+          for (const ready of pass(null, true)) yield ready;
         }
         while (!snapshot) {
           if (overflow) {
@@ -476,14 +591,11 @@ export class ChangelogHub {
           if (!event) {
             if (options.signal?.aborted || this.stopped) return;
             // Woken by the next event for it, or by the client going away (released at once).
-            await new Promise<void>((r) => {
-              wake = r;
-              options.signal?.addEventListener('abort', () => r(), { once: true });
-            });
+            await new Promise<void>((r) => (wake = r));
             continue;
           }
           if ('synthetic' in event) {
-            yield* pass(null, true);
+            for (const ready of pass(null, true)) yield ready;
             yield reset(event.reason, event.version);
             snapshot = true;
             break;
@@ -493,17 +605,17 @@ export class ChangelogHub {
           if (last !== null && compareVersions(event.version, last) <= 0) continue;
           last = event.version;
           if (event.op === 'end') {
-            yield* pass(null, true);
+            for (const ready of pass(null, true)) yield ready;
             continue;
           }
           lastSeq = event.seq;
           if (event.op === 'reset') {
-            yield* pass(null, true);
+            for (const ready of pass(null, true)) yield ready;
             yield reset(event.reason ?? 'the view starts over', event.version);
             snapshot = true;
             break;
           }
-          yield* pass(event, event.end === true);
+          for (const ready of pass(event, event.end === true)) yield ready;
         }
       }
     } finally {

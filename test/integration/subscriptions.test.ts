@@ -2,9 +2,13 @@
  * Subscriptions push each change after COMMIT, over graphql-ws (WebSocket) and over SSE, carry a
  * version, resume with `since`, and can start from a snapshot.
  */
+import { getEventListeners } from 'node:events';
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ChangelogHub } from '../../api/changelog-hub.ts';
+import { FULL_ACCESS } from '../../schema/permissions.ts';
+import { keyPrefix } from '../../views/store/keys.ts';
 import { graphql, startShop, type ServiceFixture } from '../support/shop.ts';
 
 interface Change {
@@ -177,5 +181,49 @@ describe('subscriptions', () => {
     const snapshot = (await snap.events.next(rows.revenueByCustomerList.nodes.length)) as unknown as Marked[];
     expect(snapshot.map((e) => e.transactionEnd)).toEqual(snapshot.map((_, i) => i === snapshot.length - 1));
     for (const s of [all, one, resumed, snap]) s.stop();
+  });
+
+  it('a long-lived subscription holds one abort listener however many changes it waits for (the old leak made every wait add one)', async () => {
+    const hub = new ChangelogHub({ registry: shop.registry, prefix: keyPrefix(shop.name), redis: shop.redis });
+    await hub.start();
+    const controller = new AbortController();
+    const view = shop.registry.byName.get('revenueByCustomer')!;
+    const stream = hub.changes(view, { since: null, snapshot: false, key: null, access: FULL_ACCESS, signal: controller.signal })[Symbol.asyncIterator]();
+    try {
+      for (let i = 0; i < 15; i++) {
+        const next = stream.next();
+        await new Promise((r) => setTimeout(r, 50)); // it waits for the change
+        await shop.db.query(`INSERT INTO orders VALUES (${500 + i}, 77, 'paid', 1.00, now())`);
+        expect((await next).value).toMatchObject({ op: i === 0 ? 'insert' : 'update' });
+      }
+      expect(getEventListeners(controller.signal, 'abort').length).toBeLessThanOrEqual(1);
+    } finally {
+      controller.abort();
+      await stream.return?.(undefined);
+      await hub.stop();
+    }
+  });
+
+  it('every subscriber gone and back (a reconnect storm): resumed with since from the kept recent history, nothing missed in between', async () => {
+    const first = subscribeWs(`subscription { revenueByCustomerChanges { ${CHANGE_FIELDS} } }`);
+    await new Promise((r) => setTimeout(r, 300));
+    await shop.db.query(`INSERT INTO orders VALUES (600, 60, 'paid', 1.00, now())`);
+    const [seen] = await first.events.next(1);
+    first.stop();
+    await new Promise((r) => setTimeout(r, 300)); // nobody follows the view now
+    // Changes while nobody follows, then everyone resumes.
+    await shop.db.query(`INSERT INTO orders VALUES (601, 61, 'paid', 2.00, now())`);
+    await shop.db.query(`UPDATE orders SET amount = 3.00 WHERE id = 600`);
+    await shop.sync();
+    const resumed = subscribeWs(`subscription { revenueByCustomerChanges(since: "${seen!.version}") { ${CHANGE_FIELDS} } }`);
+    await new Promise((r) => setTimeout(r, 300));
+    await shop.db.query(`DELETE FROM orders WHERE id = 601`);
+    const events = await resumed.events.next(3);
+    expect(events.map((e) => [e.op, e.key.customerId, e.row?.revenue ?? null])).toEqual([
+      ['INSERT', 61, '2.00'],
+      ['UPDATE', 60, '3.00'],
+      ['DELETE', 61, null],
+    ]);
+    resumed.stop();
   });
 });
