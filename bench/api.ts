@@ -48,7 +48,7 @@ function rssKiB(pid: number): number {
 }
 
 /** `concurrency` clients, each sending the next request when its answer is in, for `seconds`. */
-async function load(url: string, body: () => string, concurrency: number, seconds: number): Promise<LoadFigures> {
+export async function load(url: string, body: () => string, concurrency: number, seconds: number): Promise<LoadFigures> {
   const { hostname, port } = new URL(url);
   const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
   const latencies: number[] = [];
