@@ -147,7 +147,7 @@ export class AuthGate {
   /** The GraphQL context of an operation. */
   context(views: ViewDataSource, initial: InitialContext): SchemaContext {
     const caller = this.callerOf(initial);
-    return { views, caller, access: this.permissions.accessFor(caller) };
+    return { views, caller, access: this.permissions.accessFor(caller), extensions: {} };
   }
 
   /**

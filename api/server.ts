@@ -44,6 +44,19 @@ export interface ApiServer {
   close(): Promise<void>;
 }
 
+/** What the resolvers noted about a query (versions read at, `atLeast` reached) goes out in `extensions.cdcViews`. */
+function readExtensions(): Plugin {
+  return {
+    onExecute: () => ({
+      onExecuteDone: ({ args, result, setResult }) => {
+        const noted = (args.contextValue as Partial<SchemaContext>).extensions;
+        if (!noted || Object.keys(noted).length === 0 || Symbol.asyncIterator in result) return;
+        setResult({ ...result, extensions: { ...result.extensions, cdcViews: noted } });
+      },
+    }),
+  };
+}
+
 /** Introspection off outside development (Hasura's and Yoga's production advice). */
 function disableIntrospection(): Plugin {
   return {
@@ -75,7 +88,7 @@ export async function startApi(options: ApiOptions): Promise<ApiServer> {
     maxRequestBodySize: limits.maxBodyBytes,
     batching: limits.batching === null ? false : { limit: limits.batching },
     cors: corsPolicy(options.cors),
-    plugins: [gate.plugin(), ...(options.development ? [] : [disableIntrospection()]), ...armorPlugins(limits, !options.development)],
+    plugins: [gate.plugin(), readExtensions(), ...(options.development ? [] : [disableIntrospection()]), ...armorPlugins(limits, !options.development)],
   });
 
   const serveMetrics = metricsHandler(options.metrics, options.metricsEndpoint, options.logError);

@@ -18,9 +18,12 @@ import { keyPrefix } from '../views/store/keys.ts';
 import { connectRedis, type RedisClient } from '../views/store/redis.ts';
 import type { Config } from '../views/config.ts';
 import { Engine } from '../views/engine.ts';
-import { readPage, readRow } from '../views/store/read.ts';
-import { createRegistry, tableRequirements, type Registry } from '../views/registry.ts';
-import { buildSchema, type ViewDataSource } from '../schema/build-schema.ts';
+import { checkpointTokens, currentVersion, readPage, readRowAt } from '../views/store/read.ts';
+import { lsnToken } from '../ingest/pg/postgres-source.ts';
+import { PublicError } from '../schema/errors.ts';
+import { compareVersions } from './changelog-hub.ts';
+import { createRegistry, tableRequirements, type CompiledView, type Registry } from '../views/registry.ts';
+import { buildSchema, type ReadTarget, type ViewDataSource } from '../schema/build-schema.ts';
 import { Permissions } from '../schema/permissions.ts';
 import { AuthGate, Authenticator } from './auth.ts';
 import { ChangelogHub } from './changelog-hub.ts';
@@ -94,7 +97,8 @@ export async function startService(options: ServiceOptions): Promise<Service | A
   const metrics = (metricsRef = createMetrics({ views: registry, redis, prefix, engine, hub }));
 
   const views: ViewDataSource | null = hub && {
-    row: (view, key) => readRow(redis, prefix, view, key),
+    row: (view, key) => readRowAt(redis, prefix, view, key),
+    reach: (view, target) => reach(redis, prefix, view, target, options.config.source.kind === 'postgres'),
     page: (view, after, limit, filter) => readPage(redis, prefix, view, after, limit, { filter }),
     changes: (view, opts) => hub.changes(view, opts),
   };
@@ -207,6 +211,26 @@ async function createEngine(
       ),
     log: (level, message, fields) => log[level](fields ?? {}, message),
   });
+}
+
+/** How long a read with `atLeast` waits for the views to get there. */
+const READ_YOUR_WRITES_MS = 5_000;
+
+/** Polls until the view's newest version, or the views' checkpoint, reaches the target (bounded); whether it did. */
+async function reach(redis: RedisClient, prefix: string, view: CompiledView, target: ReadTarget, postgres: boolean): Promise<boolean> {
+  if ('lsn' in target && !postgres) {
+    throw new PublicError('atLeast takes a PostgreSQL LSN only when the views read PostgreSQL directly; give a version of the view (from a page or a change)', 'BAD_USER_INPUT');
+  }
+  const token = 'lsn' in target ? lsnToken(target.lsn) : null;
+  const deadline = Date.now() + READ_YOUR_WRITES_MS;
+  for (let wait = 2; ; wait = Math.min(wait * 2, 50)) {
+    const reached =
+      'version' in target
+        ? compareVersions(await currentVersion(redis, prefix, view), target.version) >= 0
+        : [...(await checkpointTokens(redis, prefix)).values()].some((t) => t >= token!);
+    if (reached || Date.now() >= deadline) return reached;
+    await new Promise((r) => setTimeout(r, wait));
+  }
 }
 
 /** /ready of an API-only instance: every view live in Redis, and Redis answering. */

@@ -39,7 +39,10 @@ import { scalarFor } from './scalars.ts';
 
 /** What the resolvers need from wherever views live. */
 export interface ViewDataSource {
-  row(view: CompiledView, key: string): Promise<ViewRow | null>;
+  /** One row by key (or null), with the view's version it was read at. */
+  row(view: CompiledView, key: string): Promise<{ row: ViewRow | null; version: string }>;
+  /** Wait (bounded) until the view holds at least this version or source position; whether it did. */
+  reach(view: CompiledView, target: ReadTarget): Promise<boolean>;
   /** Rows after a key in key order; with a filter, only matching rows, and `scannedTo` when the read's budget ran out first. */
   page(view: CompiledView, afterKey: string | null, limit: number, filter: RowFilter): Promise<Pick<Page, 'version' | 'rows' | 'scannedTo'>>;
   /** Changes after `since` (or from now); with `snapshot`, the current rows first (op SNAPSHOT). */
@@ -62,8 +65,24 @@ export type SubscriptionEvent = Omit<ViewChange, 'op'> & {
   readonly transactionEnd?: boolean;
 };
 
+/** What a read waits for with `atLeast`: a version of the view, or a source position (a PostgreSQL LSN). */
+export type ReadTarget = { readonly version: string } | { readonly lsn: bigint };
+
+/** `atLeast` as a client may send it: a view version ('1733000000000-0') or a PostgreSQL LSN ('0/16B3748'). */
+export function parseReadTarget(text: string): ReadTarget {
+  if (text.length <= 41 && /^\d{1,20}-\d{1,20}$/.test(text)) return { version: text };
+  const lsn = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/.exec(text);
+  if (lsn) return { lsn: (BigInt(`0x${lsn[1]}`) << 32n) | BigInt(`0x${lsn[2]}`) };
+  throw new PublicError(
+    `Expected atLeast to be a version of the view ('1733000000000-0', from a page or a change) or a PostgreSQL LSN ('0/16B3748', from SELECT pg_current_wal_lsn() after your commit), but found '${text.slice(0, 41)}${text.length > 41 ? '…' : ''}'`,
+    'BAD_USER_INPUT',
+  );
+}
+
 export interface SchemaContext {
   readonly views: ViewDataSource;
+  /** Said about this response in `extensions.cdcViews`: versions read at, whether `atLeast` was reached. */
+  readonly extensions: { versions?: Record<string, string>; atLeastReached?: Record<string, boolean> };
   /** Who is asking. */
   readonly caller: Caller;
   /** What the caller may read of a view (throws FORBIDDEN when nothing). */
@@ -182,6 +201,20 @@ export function releasedOnReturn<T>(open: (signal: AbortSignal) => AsyncIterable
   };
 }
 
+const AT_LEAST_ARG = {
+  type: GraphQLString,
+  description:
+    "Read-your-writes: wait (up to 5 s) until the view holds this version (from a page or a change) or this PostgreSQL LSN ('0/16B3748': SELECT pg_current_wal_lsn() after your commit), then read.",
+};
+
+/** Waits for `atLeast` when given; whether it was reached (null without one), also said in the extensions. */
+async function waitForAtLeast(ctx: SchemaContext, view: CompiledView, atLeast: string | null | undefined): Promise<boolean | null> {
+  if (atLeast === null || atLeast === undefined) return null;
+  const reached = await servable(ctx.views.reach(view, parseReadTarget(atLeast)));
+  (ctx.extensions.atLeastReached ??= {})[view.name] = reached;
+  return reached;
+}
+
 /**
  * The schema of every view, or (with a role's shape) of the views and fields one role may read.
  */
@@ -226,6 +259,10 @@ export function buildSchema(registry: Registry, shape: RoleShape | null = null):
           type: new GraphQLNonNull(GraphQLString),
           description: `The view's version when this page was read: subscribe with \`since\` to continue from it.`,
         },
+        atLeastReached: {
+          type: GraphQLBoolean,
+          description: 'With `atLeast`: whether the view had reached it when read (false: read anyway after waiting up to 5 s). Null without `atLeast`.',
+        },
       },
     });
     const changeType = new GraphQLObjectType({
@@ -255,22 +292,25 @@ export function buildSchema(registry: Registry, shape: RoleShape | null = null):
 
     const byKey: GraphQLFieldConfig<unknown, SchemaContext, Record<string, unknown>> = {
       type: rowType,
-      description: `One row of ${view.name} by its key.`,
-      args: keyArgs(true),
+      description: `One row of ${view.name} by its key. The version it was read at is in \`extensions.cdcViews.versions\`.`,
+      args: { ...keyArgs(true), atLeast: AT_LEAST_ARG },
       resolve: async (_, args, ctx) => {
         const access = ctx.access(view);
-        const row = await servable(ctx.views.row(view, keyFromArgs(view, args)));
+        await waitForAtLeast(ctx, view, args['atLeast'] as string | null | undefined);
+        const { row, version } = await servable(ctx.views.row(view, keyFromArgs(view, args)));
+        (ctx.extensions.versions ??= {})[view.name] = version;
         return rowVisible(access, row) ? row : null;
       },
     };
     query[view.name] = byKey as GraphQLFieldConfig<unknown, SchemaContext>;
 
-    const list: GraphQLFieldConfig<unknown, SchemaContext, { first: number; after?: string | null }> = {
+    const list: GraphQLFieldConfig<unknown, SchemaContext, { first: number; after?: string | null; atLeast?: string | null }> = {
       type: new GraphQLNonNull(connectionType),
       description: `Rows of ${view.name} in key order, a page at a time (at most ${MAX_PAGE_SIZE}; a page may hold fewer rows than asked when the caller's row filter is selective: follow hasNextPage).`,
-      args: { first: { type: GraphQLInt, defaultValue: 100 }, after: { type: GraphQLString } },
-      resolve: async (_, { first, after }, ctx) => {
+      args: { first: { type: GraphQLInt, defaultValue: 100 }, after: { type: GraphQLString }, atLeast: AT_LEAST_ARG },
+      resolve: async (_, { first, after, atLeast }, ctx) => {
         const access = ctx.access(view);
+        const reached = await waitForAtLeast(ctx, view, atLeast);
         if (!Number.isInteger(first) || first < 0 || first > access.maxPageSize) {
           throw new PublicError(`Expected first to be between 0 and ${access.maxPageSize}, but found ${first}`, 'BAD_USER_INPUT');
         }
@@ -281,7 +321,7 @@ export function buildSchema(registry: Registry, shape: RoleShape | null = null):
         // A filtered read that ran out of budget continues after the last key it examined.
         const more = page.rows.length > first || page.scannedTo !== null;
         const endCursor = page.rows.length <= first && page.scannedTo !== null ? encodeCursor(page.scannedTo) : (edges.at(-1)?.cursor ?? null);
-        return { nodes: rows.map((r) => r.row), edges, pageInfo: { hasNextPage: more, endCursor }, version: page.version };
+        return { nodes: rows.map((r) => r.row), edges, pageInfo: { hasNextPage: more, endCursor }, version: page.version, atLeastReached: reached };
       },
     };
     query[`${view.name}List`] = list as GraphQLFieldConfig<unknown, SchemaContext>;

@@ -148,6 +148,8 @@ export interface ServiceFixture {
   readonly name: string;
   readonly service: import('../../api/service.ts').Service;
   readonly registry: Registry;
+  /** The config the service runs (another process of the deployment can start with it). */
+  readonly config: Config;
   readonly db: pg.Client;
   readonly redis: RedisClient;
   /** Wait until the views include everything committed so far. */
@@ -186,6 +188,7 @@ export async function startFixture(prefix: string, options: FixtureOptions = {})
     name,
     service,
     registry: createRegistry(config),
+    config,
     db,
     redis,
     sync,

@@ -79,5 +79,6 @@ return {'ok', last[1] and last[1][1] or '0-0', keys, rows, n, scannedTo}
 
 /** Read one row by key. ARGV: P view fingerprint key → {'ok', row|false}. */
 export const ROW_SCRIPT = `${READABLE}
-return {'ok', redis.call('HGET', rowsKey(view), ARGV[4])}
+local last = redis.call('XREVRANGE', changelogKey(view), '+', '-', 'COUNT', 1)
+return {'ok', redis.call('HGET', rowsKey(view), ARGV[4]), last[1] and last[1][1] or '0-0'}
 `;

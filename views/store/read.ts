@@ -5,7 +5,7 @@
 import type { Value } from '../../core/values.ts';
 import { ViewUnavailableError } from '../errors.ts';
 import { PAGE_SCRIPT, ROW_SCRIPT } from './read-scripts.ts';
-import { changelogKey, rowsKey } from './keys.ts';
+import { changelogKey, checkpointKey, rowsKey } from './keys.ts';
 import { LuaScript, type RedisClient } from './redis.ts';
 import type { CompiledView } from '../registry.ts';
 
@@ -66,8 +66,27 @@ function unavailable(view: string, kind: 'unavailable' | 'busy', detail: string)
 
 /** One row by its encoded key, or null. */
 export async function readRow(redis: RedisClient, prefix: string, view: CompiledView, key: string, options: ReadOptions = {}): Promise<ViewRow | null> {
-  const [stored] = await readChecked<string | null>(rowScript, redis, prefix, view, [key], options);
-  return stored ? finalizeRow(view, stored) : null;
+  return (await readRowAt(redis, prefix, view, key, options)).row;
+}
+
+/** One row by its encoded key (or null), with the view's version it was read at. */
+export async function readRowAt(
+  redis: RedisClient,
+  prefix: string,
+  view: CompiledView,
+  key: string,
+  options: ReadOptions = {},
+): Promise<{ row: ViewRow | null; version: string }> {
+  const [stored, version] = await readChecked<string | null>(rowScript, redis, prefix, view, [key], options);
+  return { row: stored ? finalizeRow(view, stored) : null, version: version ?? '0-0' };
+}
+
+/** The source positions the views hold (the checkpoint), per stream. */
+export async function checkpointTokens(redis: RedisClient, prefix: string): Promise<Map<string, string>> {
+  const flat = await redis.sendCommand<string[]>(['HGETALL', checkpointKey(prefix)]);
+  const tokens = new Map<string, string>();
+  for (let i = 0; i + 1 < flat.length; i += 2) if (!flat[i]!.startsWith('~')) tokens.set(flat[i]!, flat[i + 1]!);
+  return tokens;
 }
 
 export interface Page {
