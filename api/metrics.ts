@@ -9,10 +9,13 @@ import { ENGINE_EVENTS, type BatchAppliedEvent, type Engine } from '../views/eng
 import type { Registry } from '../views/registry.ts';
 import type { SnapshotProgress } from '../ingest/index.ts';
 import type { ChangelogHub } from './changelog-hub.ts';
+import type { ReactionOutcome } from '../reactions/runner.ts';
 
 export interface Metrics {
   readonly registry: client.Registry;
   snapshotProgress(progress: SnapshotProgress): void;
+  /** A reaction handled, skipped, retried, parked or lost a change. */
+  reactionOutcome(reaction: string, outcome: ReactionOutcome): void;
 }
 
 /** `engine` is null on an API-only instance, `hub` on an ingest-only one: their metrics are then absent. */
@@ -158,8 +161,15 @@ export function createMetrics(options: { views: Registry; redis: RedisClient; pr
       commitToApply.observe(Math.max(0, Date.now() / 1000 - e.commitTimeUs / 1e6));
     }
   });
+  const reactions = new client.Counter({
+    name: 'cdc_views_reaction_changes_total',
+    help: 'Changes per reaction by outcome: handled, skipped (not selected by when), retried (an attempt failed), dead-lettered (gave up), lost (trimmed before handled).',
+    labelNames: ['reaction', 'outcome'] as const,
+    registers: [registry],
+  });
   return {
     registry,
     snapshotProgress: (p) => snapshotRows.set({ table: p.table }, p.rows),
+    reactionOutcome: (reaction, outcome) => reactions.inc({ reaction, outcome }),
   };
 }

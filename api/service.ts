@@ -26,6 +26,7 @@ import { createRegistry, tableRequirements, type CompiledView, type Registry } f
 import { buildSchema, type ReadTarget, type ViewDataSource } from '../schema/build-schema.ts';
 import { Permissions } from '../schema/permissions.ts';
 import { AuthGate, Authenticator } from './auth.ts';
+import { reactedViews, startReactions } from '../reactions/index.ts';
 import { ChangelogHub } from './changelog-hub.ts';
 import { createMetrics } from './metrics.ts';
 import { startApi, type ApiServer } from './server.ts';
@@ -58,10 +59,10 @@ export interface ServiceOptions {
 
 /**
  * What one process does: everything (the default), only serve the views from Redis (`api`: any
- * number of these beside one ingest process), or only keep the views (`ingest`: /health, /ready and
- * /metrics, no GraphQL).
+ * number of these beside one ingest process), only keep the views (`ingest`: /health, /ready and
+ * /metrics, no GraphQL), or only run the reactions (`reactions`: any number, sharing the work).
  */
-export type ServiceRole = 'all' | 'api' | 'ingest';
+export type ServiceRole = 'all' | 'api' | 'ingest' | 'reactions';
 
 export interface Service {
   readonly registry: Registry;
@@ -79,6 +80,7 @@ export type ApiOnlyService = Omit<Service, 'engine'> & { readonly engine: null }
 
 export function startService(options: ServiceOptions & { readonly role: 'api' }): Promise<ApiOnlyService>;
 export function startService(options: ServiceOptions & { readonly role?: 'all' | 'ingest' }): Promise<Service>;
+export function startService(options: ServiceOptions & { readonly role: 'reactions' }): Promise<ApiOnlyService>;
 export function startService(options: ServiceOptions): Promise<Service | ApiOnlyService>;
 export async function startService(options: ServiceOptions): Promise<Service | ApiOnlyService> {
   const log = options.logger ?? createLogger();
@@ -91,10 +93,21 @@ export async function startService(options: ServiceOptions): Promise<Service | A
   const connections = [redis];
   const prefix = keyPrefix(registry.name);
   let metricsRef: ReturnType<typeof createMetrics> | null = null;
-  const engine = role === 'api' ? null : await createEngine(options, registry, prefix, redisUrl, log, connections, (p) => metricsRef?.snapshotProgress(p));
-  const hub = role === 'ingest' ? null : new ChangelogHub({ registry, prefix, redis, onError: (error) => log.warn({ err: error }, 'changelog tail error') });
+  const engine = role === 'api' || role === 'reactions' ? null : await createEngine(options, registry, prefix, redisUrl, log, connections, (p) => metricsRef?.snapshotProgress(p));
+  const hub = role === 'ingest' || role === 'reactions' ? null : new ChangelogHub({ registry, prefix, redis, onError: (error) => log.warn({ err: error }, 'changelog tail error') });
   await hub?.start();
   const metrics = (metricsRef = createMetrics({ views: registry, redis, prefix, engine, hub }));
+  const reactions =
+    role === 'all' || role === 'reactions'
+      ? await startReactions({
+          config: options.config,
+          registry,
+          prefix,
+          redisUrl,
+          log: (level, message, fields) => log[level](fields ?? {}, message),
+          onOutcome: (reaction, outcome) => metrics.reactionOutcome(reaction, outcome),
+        })
+      : null;
 
   const views: ViewDataSource | null = hub && {
     row: (view, key) => readRowAt(redis, prefix, view, key),
@@ -116,7 +129,7 @@ export async function startService(options: ServiceOptions): Promise<Service | A
     views,
     gate,
     metrics,
-    health: () => (engine ? readiness(engine, maxLagMs) : apiReadiness(hub!)),
+    health: () => (engine ? readiness(engine, maxLagMs) : hub ? apiReadiness(hub) : { ready: true, body: { status: 'ready', role, reactions: reactions?.names ?? [] } }),
     port: options.port ?? apiConfig?.port ?? Number(process.env['PORT'] ?? 4000),
     host,
     development,
@@ -142,6 +155,7 @@ export async function startService(options: ServiceOptions): Promise<Service | A
       if (stopped) return;
       stopped = true;
       await api.close();
+      await reactions?.stop();
       await engine?.stop();
       await hub?.stop();
       await Promise.all(connections.map((c) => c.quit().catch(() => undefined)));
@@ -191,6 +205,7 @@ async function createEngine(
     ackGate: new AckGate(durability, durabilityOptions),
     ...(options.config.redis?.leaseTtlMs === undefined ? {} : { leaseTtlMs: options.config.redis.leaseTtlMs }),
     ...(options.config.redis?.changelogMaxLength === undefined ? {} : { changelogMaxLength: options.config.redis.changelogMaxLength }),
+    reactedViews: reactedViews(options.config),
     createSource: () =>
       createSource(
         sourceOptions,

@@ -20,7 +20,7 @@ const HELP = `cdc-views — incrementally maintained views in Redis, served over
 
 Usage:
   cdc-views start  --config <file> [--port <n>] [--host <addr>]   run the service
-                   [--api-only | --ingest-only]                    one ingest process, any number of API ones
+                   [--api-only | --ingest-only | --reactions-only]  one ingest process, any number of the others
   cdc-views check  --config <file>                                 validate the config, list every problem
   cdc-views sql    --config <file> [<view>]                        print each view as the SQL it maintains
   cdc-views schema --config <file>                                 print the GraphQL schema (SDL)
@@ -32,6 +32,7 @@ Options:
       --host <addr>     listen address (default $HOST or 127.0.0.1)
       --api-only        serve GraphQL from Redis only (no source, no lease); run beside one --ingest-only
       --ingest-only     keep the views only: /health, /ready, /metrics, no GraphQL
+      --reactions-only  run the config's reactions only (workers share each reaction's changes)
   -h, --help            this help
   -v, --version         print the version
 
@@ -57,6 +58,7 @@ async function main(argv: string[]): Promise<number> {
       host: { type: 'string' },
       'api-only': { type: 'boolean' },
       'ingest-only': { type: 'boolean' },
+      'reactions-only': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
     },
@@ -112,12 +114,14 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'start': {
-      if (values['api-only'] && values['ingest-only']) throw new ServiceError('CONFIG_INVALID', 'Expected at most one of --api-only and --ingest-only, but found both');
+      if ([values['api-only'], values['ingest-only'], values['reactions-only']].filter(Boolean).length > 1) {
+        throw new ServiceError('CONFIG_INVALID', 'Expected at most one of --api-only, --ingest-only and --reactions-only');
+      }
       const logger = createLogger();
       const service = await startService({
         config,
         logger,
-        role: values['api-only'] ? 'api' : values['ingest-only'] ? 'ingest' : 'all',
+        role: values['api-only'] ? 'api' : values['ingest-only'] ? 'ingest' : values['reactions-only'] ? 'reactions' : 'all',
         ...(values.port ? { port: Number(values.port) } : {}),
         ...(values.host ? { host: values.host } : {}),
       });

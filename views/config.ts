@@ -5,6 +5,7 @@
  */
 import type { SourceOptions } from '../ingest/source-options.ts';
 import type { InferRow, ViewDef } from './define.ts';
+import type { ReactionDef } from './reactions.ts';
 import type { DurabilityOptions } from './store/durability.ts';
 
 export type { SourceOptions } from '../ingest/source-options.ts';
@@ -135,6 +136,9 @@ export interface Config<V extends Record<string, ViewDef> = Record<string, ViewD
   readonly redis?: RedisOptions;
   readonly api?: ApiOptions<V>;
   readonly views: V;
+  /** Handlers that act when a view changes (`reaction(view, { when, handler })`), by name. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  readonly reactions?: Readonly<Record<string, ReactionDef<any>>>;
 }
 
 /** Declare the service: a source, Redis, and the views. Returns the config unchanged, typed. */

@@ -56,6 +56,8 @@ export interface EngineOptions {
   /** Changes per atomic step at most (bounds script time in Redis). */
   readonly maxBatchChanges?: number;
   readonly changelogMaxLength?: number;
+  /** Views reactions read: their changelogs are trimmed behind the slowest reaction, not by the write step. */
+  readonly reactedViews?: ReadonlySet<string>;
   /** When steps may be acknowledged (store/durability.ts); default: what Redis's settings allow. */
   readonly durability?: ResolvedDurability;
   readonly ackGate?: AckGate;
@@ -150,7 +152,7 @@ export class Engine extends EventEmitter {
       ...(options.leaseTtlMs === undefined ? {} : { ttlMs: options.leaseTtlMs }),
       log: (level, message, fields) => options.log?.(level, message, fields),
     });
-    this.flow = buildDataflow(options.registry.views, this.prefix, { changelogMaxLength: options.changelogMaxLength ?? 10_000 });
+    this.flow = buildDataflow(options.registry.views, this.prefix, { changelogMaxLength: options.changelogMaxLength ?? 10_000, untrimmed: options.reactedViews ?? new Set() });
     this.store = new StateStore(options.redis);
     this.gate = options.ackGate ?? new AckGate(options.durability ?? resolveDurability({ version: '0', appendonly: false, appendfsync: null, connectedReplicas: 0 }, { mode: 'none' }));
   }

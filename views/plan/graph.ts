@@ -86,7 +86,11 @@ export interface Dataflow {
 }
 
 /** Build the operators of every view (`views` in dependency order: a view after the views it reads). */
-export function buildDataflow(views: readonly ViewNode[], prefix: string, options: { changelogMaxLength: number }): Dataflow {
+/**
+ * `untrimmed`: views whose changelog the write step must not trim (reactions read it: it is trimmed
+ * behind the slowest of them instead, `reactions/trim.ts`).
+ */
+export function buildDataflow(views: readonly ViewNode[], prefix: string, options: { changelogMaxLength: number; untrimmed?: ReadonlySet<string> }): Dataflow {
   const scans = new Map<string, Scan[]>();
   const order: Operator[] = [];
   const outputs = new Map<string, Output>();
@@ -142,7 +146,7 @@ export function buildDataflow(views: readonly ViewNode[], prefix: string, option
       },
       root,
       { rows: rowsKey(prefix, view.name), index: indexKey(prefix, view.name), log: changelogKey(prefix, view.name), seq: seqKey(prefix), meta: metaKey(prefix) },
-      options.changelogMaxLength,
+      options.untrimmed?.has(view.name) ? 0 : options.changelogMaxLength,
     );
     order.push(output);
     owner.set(output, view.name);

@@ -37,6 +37,8 @@ export const partsKey = (prefix: string): string => `${prefix}:parts`;
 export const seqKey = (prefix: string): string => `${prefix}:seq`;
 export const metaKey = (prefix: string): string => `${prefix}:meta`;
 export const deadLetterKey = (prefix: string): string => `${prefix}:dlq`;
+/** Changes a reaction gave up on (a stream: the change, the error, the attempts). */
+export const reactionDeadLetterKey = (prefix: string, reaction: string): string => `${prefix}:r:${reaction}:dlq`;
 export const imagesKey = (prefix: string, table: string): string => `${prefix}:img:${table}`;
 export const rowsKey = (prefix: string, view: string): string => `${prefix}:v:${view}:rows`;
 export const indexKey = (prefix: string, view: string): string => `${prefix}:v:${view}:idx`;

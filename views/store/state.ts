@@ -109,7 +109,8 @@ export async function wipeForRebuild(
   do {
     const [next, keys] = await redis.sendCommand<[string, string[]]>(['SCAN', cursor, 'MATCH', `${prefix}:*`, 'COUNT', '1000']);
     cursor = next;
-    const doomed = keys.filter((k) => k !== lease && k !== `${lease}:n`);
+    // Reactions' dead letters are the operator's, not the views': they outlive a rebuild.
+    const doomed = keys.filter((k) => k !== lease && k !== `${lease}:n` && !k.startsWith(`${prefix}:r:`));
     if (doomed.length > 0) {
       const [status, holder] = await FENCED_UNLINK.run<[string, string]>(redis, [lease], [token, ...doomed]);
       if (status === 'fenced') throw new FencedError(holder || null);

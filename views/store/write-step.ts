@@ -76,6 +76,12 @@ export const WRITE_STEP_SCRIPT = `
 local LEASE, STEP, STEP_ID, PART, PART_FINAL = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5] == '1'
 local CHECKPOINT, META, BUSY, DLQ, PARTS = KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 
+-- A changelog entry; a max length of 0: never trimmed here (reactions read it; they trim it).
+local function xadd(key, maxlen, fields)
+  if maxlen == '0' then return redis.call('XADD', key, '*', unpack(fields)) end
+  return redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', unpack(fields))
+end
+
 -- Fixed-width digit tokens compare as text, in 7-digit chunks (Lua numbers are doubles).
 local function compareDigits(x, y)
   local pos = 1
@@ -183,7 +189,7 @@ while i <= #OPS do
     local n = tonumber(OPS[i + 3])
     local fields = {}
     for f = 1, n do fields[f] = OPS[i + 3 + f] end
-    local id = redis.call('XADD', KEYS[tonumber(OPS[i + 1])], 'MAXLEN', '~', OPS[i + 2], '*', unpack(fields))
+    local id = xadd(KEYS[tonumber(OPS[i + 1])], OPS[i + 2], fields)
     local floorKey = tonumber(OPS[i + 4 + n])
     if floorKey > 0 then redis.call('HSET', KEYS[floorKey], OPS[i + 5 + n], id) end
     entries = entries + 1
@@ -191,9 +197,9 @@ while i <= #OPS do
   elseif op == 'c' then
     local k = KEYS[tonumber(OPS[i + 1])]
     if OPS[i + 8] == '1' then
-      redis.call('XADD', k, 'MAXLEN', '~', OPS[i + 2], '*', 'o', OPS[i + 3], 'k', OPS[i + 4], 'r', OPS[i + 5], 'p', OPS[i + 6], 'n', OPS[i + 7], 'e', '1')
+      xadd(k, OPS[i + 2], {'o', OPS[i + 3], 'k', OPS[i + 4], 'r', OPS[i + 5], 'p', OPS[i + 6], 'n', OPS[i + 7], 'e', '1'})
     else
-      redis.call('XADD', k, 'MAXLEN', '~', OPS[i + 2], '*', 'o', OPS[i + 3], 'k', OPS[i + 4], 'r', OPS[i + 5], 'p', OPS[i + 6], 'n', OPS[i + 7])
+      xadd(k, OPS[i + 2], {'o', OPS[i + 3], 'k', OPS[i + 4], 'r', OPS[i + 5], 'p', OPS[i + 6], 'n', OPS[i + 7]})
     end
     entries = entries + 1
     i = i + 9

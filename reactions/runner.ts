@@ -1,0 +1,225 @@
+/**
+ * Runs one reaction: a Redis Streams consumer group on its view's changelog.
+ *
+ *   XAUTOCLAIM (entries a crashed consumer held) ─┐
+ *   XREADGROUP > (new entries) ───────────────────┴─▶ in order: decode → when? → handler (timeout,
+ *        retries with backoff and jitter) → XACK, or XADD to the reaction's dead letters, then XACK
+ *
+ * At least once: an entry is acknowledged only after its handler succeeded (or it was parked), so
+ * a SIGKILL mid-handler leaves it pending, and the next consumer claims it; the idempotency key
+ * (view:key:version) lets the receiver drop the repeat. Entries are handled one after another, so
+ * the changes of one key arrive in order. Any number of processes share a group: each entry goes
+ * to one of them.
+ */
+import { changelogKey, metaKey, reactionDeadLetterKey } from '../views/store/keys.ts';
+import { decodeChangelogEntry, type ViewChange } from '../views/store/read.ts';
+import type { RedisClient } from '../views/store/redis.ts';
+import type { CompiledView } from '../views/registry.ts';
+import type { ReactionChange, ReactionDef, ReactionKind } from '../views/reactions.ts';
+import { trimBehindReactions } from './trim.ts';
+
+export type ReactionOutcome = 'handled' | 'skipped' | 'retried' | 'dead-lettered' | 'lost';
+
+export interface ReactionRunnerOptions {
+  readonly name: string;
+  readonly reaction: ReactionDef;
+  readonly view: CompiledView;
+  readonly prefix: string;
+  /** A connection of its own: the group read blocks. */
+  readonly redis: RedisClient;
+  /** This process's name in the group. */
+  readonly consumer: string;
+  /** Entries pending longer than this (ms) with another consumer are claimed (it crashed). Default: twice the attempt timeout, at least 5 s. */
+  readonly claimIdleMs?: number;
+  readonly log: (level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
+  readonly onOutcome?: (name: string, outcome: ReactionOutcome) => void;
+  /** Entries the changelog keeps for subscribers (it is trimmed behind the slowest reaction, never past it). */
+  readonly changelogMaxLength?: number;
+}
+
+type StreamEntry = [id: string, fields: string[]];
+
+/** How often the changelog is trimmed behind the reactions (the write step does not trim it). */
+const TRIM_EVERY_MS = 2_000;
+
+export function groupName(reaction: string): string {
+  return `reaction:${reaction}`;
+}
+
+export class ReactionRunner {
+  private readonly options: ReactionRunnerOptions;
+  private stopped = false;
+  private loop: Promise<void> | null = null;
+  private readonly stream: string;
+  private readonly group: string;
+
+  constructor(options: ReactionRunnerOptions) {
+    this.options = options;
+    this.stream = changelogKey(options.prefix, options.view.name);
+    this.group = groupName(options.name);
+  }
+
+  async start(): Promise<void> {
+    this.loop = this.ensureGroup(false).then(() => this.run());
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    // The blocked read returns within its timeout; closing the connection ends it at once.
+    this.options.redis.destroy();
+    await this.loop?.catch(() => undefined);
+  }
+
+  /**
+   * Join the view's changelog once the view is live. A group created for the first time starts at
+   * the changelog's end (a reaction handles changes from its declaration on); one recreated after a
+   * rebuild (which deletes the changelog and its groups) starts where the rebuilt history starts,
+   * so no change written meanwhile is skipped. A rebuild hands out no changes of its own: the
+   * reaction sees the changes after it.
+   */
+  private async ensureGroup(afterRebuild: boolean): Promise<void> {
+    const { redis, prefix, view } = this.options;
+    let start = '$';
+    for (;;) {
+      if (this.stopped) return;
+      const [status, floor] = await redis.sendCommand<(string | null)[]>(['HMGET', metaKey(prefix), `status:${view.name}`, `floor:${view.name}`]);
+      if (status && (JSON.parse(status) as { state: string }).state === 'live') {
+        if (afterRebuild) start = floor ?? '0-0';
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    try {
+      await redis.sendCommand(['XGROUP', 'CREATE', this.stream, this.group, start, 'MKSTREAM']);
+      this.options.log('info', afterRebuild ? 'reaction group created where the rebuilt history starts' : 'reaction group created at the end of the changelog', {
+        reaction: this.options.name,
+        view: view.name,
+        start,
+      });
+    } catch (error) {
+      if (!(error instanceof Error && error.message.startsWith('BUSYGROUP'))) throw error;
+    }
+  }
+
+  private async run(): Promise<void> {
+    const { redis, consumer, reaction } = this.options;
+    const claimIdleMs = this.options.claimIdleMs ?? Math.max(5_000, 2 * reaction.timeoutMs);
+    let lastClaim = 0;
+    let lastTrim = 0;
+    while (!this.stopped) {
+      try {
+        if (Date.now() - lastTrim >= TRIM_EVERY_MS) {
+          lastTrim = Date.now();
+          await trimBehindReactions(redis, this.stream, this.options.changelogMaxLength ?? 10_000);
+        }
+        if (Date.now() - lastClaim >= Math.min(claimIdleMs, 5_000)) {
+          lastClaim = Date.now();
+          // [next cursor, claimed entries, ids deleted before they were handled (trimmed)]
+          const [, claimed, deleted] = await redis.sendCommand<[string, StreamEntry[], string[]]>(['XAUTOCLAIM', this.stream, this.group, consumer, String(claimIdleMs), '0-0', 'COUNT', '100']);
+          for (const id of deleted ?? []) await this.lost(id);
+          for (const entry of claimed) await this.handle(entry);
+          if (claimed.length > 0) continue;
+        }
+        const reply = await redis.sendCommand<[string, StreamEntry[]][] | null>(['XREADGROUP', 'GROUP', this.group, consumer, 'COUNT', '100', 'BLOCK', '1000', 'STREAMS', this.stream, '>']);
+        for (const [, entries] of reply ?? []) for (const entry of entries) await this.handle(entry);
+      } catch (error) {
+        if (this.stopped) return;
+        // The changelog (and its groups) is recreated by a rebuild: join again from its end.
+        if (error instanceof Error && (error.message.startsWith('NOGROUP') || error.message.startsWith('UNBLOCKED'))) {
+          this.options.log('warn', 'the view was rebuilt: the reaction continues with the changes after the rebuild', { reaction: this.options.name });
+          await this.ensureGroup(true).catch(() => undefined);
+          continue;
+        }
+        this.options.log('warn', 'reaction read failed; retrying', { reaction: this.options.name, err: error });
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+  }
+
+  private async handle([id, fields]: StreamEntry): Promise<void> {
+    const { reaction, view, name } = this.options;
+    const change = decodeChangelogEntry(view, [id, fields]);
+    const seen = asReactionChange(view, change);
+    if (!seen || (reaction.when && !reaction.when(seen))) {
+      await this.ack(id);
+      this.options.onOutcome?.(name, 'skipped');
+      return;
+    }
+    const idempotencyKey = idempotencyKeyOf(view, seen);
+    let lastError: unknown = null;
+    for (let attempt = 1; attempt <= reaction.retries + 1 && !this.stopped; attempt++) {
+      if (attempt > 1) {
+        this.options.onOutcome?.(name, 'retried');
+        const wait = reaction.backoffMs * 2 ** (attempt - 2);
+        await new Promise((r) => setTimeout(r, wait / 2 + Math.random() * wait));
+      }
+      const controller = new AbortController();
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        await Promise.race([
+          reaction.handler(seen, { idempotencyKey, signal: controller.signal, attempt, log: (message, f) => this.options.log('info', message, { reaction: name, ...f }) }),
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(() => {
+              controller.abort(new Error(`timed out after ${reaction.timeoutMs} ms`));
+              reject(new Error(`the handler timed out after ${reaction.timeoutMs} ms`));
+            }, reaction.timeoutMs);
+          }),
+        ]);
+        clearTimeout(timer);
+        await this.ack(id);
+        this.options.onOutcome?.(name, 'handled');
+        return;
+      } catch (error) {
+        clearTimeout(timer);
+        lastError = error;
+        this.options.log('warn', 'reaction handler failed', { reaction: name, attempt, idempotencyKey, err: error });
+      }
+    }
+    if (this.stopped) return; // left pending: handled again after the restart
+    await this.options.redis.sendCommand([
+      'XADD',
+      reactionDeadLetterKey(this.options.prefix, name),
+      'MAXLEN',
+      '~',
+      '100000',
+      '*',
+      'error',
+      lastError instanceof Error ? lastError.message : String(lastError),
+      'attempts',
+      String(reaction.retries + 1),
+      'idempotencyKey',
+      idempotencyKey,
+      'change',
+      JSON.stringify(seen),
+    ]);
+    await this.ack(id);
+    this.options.onOutcome?.(name, 'dead-lettered');
+    this.options.log('error', 'reaction gave up on a change: parked in its dead letters', { reaction: name, idempotencyKey, err: lastError });
+  }
+
+  /** An entry trimmed from the changelog before it was handled: said loudly, never silently skipped. */
+  private async lost(id: string): Promise<void> {
+    const { name } = this.options;
+    await this.options.redis.sendCommand(['XADD', reactionDeadLetterKey(this.options.prefix, name), 'MAXLEN', '~', '100000', '*', 'error', 'trimmed from the changelog before it was handled', 'entry', id]);
+    this.options.onOutcome?.(name, 'lost');
+    this.options.log('error', 'a change was trimmed from the changelog before the reaction handled it (raise redis.changelogMaxLength)', { reaction: name, entry: id });
+  }
+
+  private async ack(id: string): Promise<void> {
+    await this.options.redis.sendCommand(['XACK', this.stream, this.group, id]);
+  }
+}
+
+/** view:key values:version, printable (it travels in HTTP headers): URI-encoded key values, comma-separated. */
+export function idempotencyKeyOf(view: CompiledView, change: ReactionChange<Record<string, unknown>>): string {
+  const image = change.row ?? change.previous ?? {};
+  const key = view.keyFields.map((f) => encodeURIComponent(String(image[f.name] ?? null))).join(',');
+  return `${view.name}:${key}:${change.version}`;
+}
+
+/** A changelog entry as a reaction sees it (a reset is not a change of a row: it is not handed out). */
+export function asReactionChange(view: CompiledView, change: ViewChange): ReactionChange<Record<string, unknown>> | null {
+  if (change.op === 'reset') return null;
+  const kind: ReactionKind = change.op === 'insert' ? 'entered' : change.op === 'delete' ? 'left' : 'changed';
+  return { view: view.name, kind, row: change.row, previous: change.previous, version: change.version };
+}

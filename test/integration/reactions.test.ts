@@ -1,0 +1,276 @@
+/**
+ * Reactions against a real local HTTP endpoint: a handler fires once per crossing and not for
+ * changes that do not cross, is retried when it fails, parks what it gives up on without stopping
+ * the others, and — SIGKILLed mid-handler — runs again after the restart with the same
+ * idempotency key, so the endpoint can prove a single effect.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { Config } from '../../views/config.ts';
+import { crossedAbove, kinds, reaction } from '../../views/reactions.ts';
+import { changelogKey, keyPrefix, reactionDeadLetterKey } from '../../views/store/keys.ts';
+import { startChildService, scratchDir, type ChildService } from '../support/child-service.ts';
+import { connect, createDatabase, shopTestConfig, startFixture, uniqueName, type ServiceFixture } from '../support/shop.ts';
+
+interface Call {
+  path: string;
+  key: string;
+  body: Record<string, unknown>;
+}
+
+/** An HTTP endpoint that records every call; `respond` decides each answer (status, delay). */
+async function endpoint(respond: (call: Call, calls: Call[]) => { status: number; delayMs?: number }): Promise<{ url: string; calls: Call[]; server: Server }> {
+  const calls: Call[] = [];
+  const server = createServer((req: IncomingMessage, res) => {
+    let text = '';
+    req.on('data', (c: Buffer) => (text += c.toString()));
+    req.on('end', () => {
+      const call: Call = { path: req.url ?? '', key: String(req.headers['idempotency-key'] ?? ''), body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+      calls.push(call);
+      const { status, delayMs = 0 } = respond(call, calls);
+      setTimeout(() => {
+        res.writeHead(status);
+        res.end();
+      }, delayMs);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, calls, server };
+}
+
+async function until(check: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+describe('reactions in the service', () => {
+  let shop: ServiceFixture;
+  let hook: Awaited<ReturnType<typeof endpoint>>;
+
+  beforeAll(async () => {
+    // /flaky fails the first two attempts of each change; everything else succeeds.
+    hook = await endpoint((call, calls) => ({ status: call.path === '/flaky' && calls.filter((c) => c.key === call.key).length <= 2 ? 500 : 200 }));
+    const post = async (path: string, body: unknown, key: string, signal: AbortSignal): Promise<void> => {
+      const response = await fetch(`${hook.url}${path}`, { method: 'POST', body: JSON.stringify(body), headers: { 'idempotency-key': key }, signal });
+      if (!response.ok) throw new Error(`${path} answered ${response.status}`);
+    };
+    shop = await startFixture('react', {
+      config: (db, redis, name) => {
+        const base = shopTestConfig(db, redis, name);
+        return {
+          ...base,
+          reactions: {
+            bigSpender: reaction(base.views['revenueByCustomer']!, {
+              when: crossedAbove((row) => row['revenue'], 100),
+              handler: (change, ctx) => post('/big', { customerId: change.row!['customerId'], revenue: change.row!['revenue'] }, ctx.idempotencyKey, ctx.signal),
+            }),
+            newStatus: reaction(base.views['ordersByStatus']!, {
+              when: kinds('entered'),
+              backoffMs: 10,
+              handler: (change, ctx) => post('/flaky', { status: change.row!['status'], attempt: ctx.attempt }, ctx.idempotencyKey, ctx.signal),
+            }),
+            broken: reaction(base.views['revenueByCustomer']!, {
+              retries: 1,
+              backoffMs: 10,
+              handler: async () => {
+                throw new Error('the supplier is down');
+              },
+            }),
+          },
+        } as Config;
+      },
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    await shop?.close();
+    await new Promise((r) => hook?.server.close(r));
+  });
+
+  it('fires once per crossing, retries a failing handler, parks what it gives up on while the others carry on', async () => {
+    // A reaction handles the changes after it joined its view's changelog (once the view is live).
+    const groups = async (view: string) =>
+      (await shop.redis.sendCommand<unknown[][]>(['XINFO', 'GROUPS', changelogKey(keyPrefix(shop.name), view)]).catch(() => [])).length;
+    const deadline = Date.now() + 15_000;
+    while (((await groups('revenueByCustomer')) < 2 || (await groups('ordersByStatus')) < 1) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    // Customer 501: 60 (entered, below) → 110 (crossed) → 115 (still above) → 65 (fell) → 105 (crossed again).
+    for (const sql of [
+      `INSERT INTO orders VALUES (5001, 501, 'paid', 60, now())`,
+      `INSERT INTO orders VALUES (5002, 501, 'paid', 50, now())`,
+      `INSERT INTO orders VALUES (5003, 501, 'paid', 5, now())`,
+      `DELETE FROM orders WHERE id = 5002`,
+      `INSERT INTO orders VALUES (5004, 501, 'paid', 40, now())`,
+      `INSERT INTO orders VALUES (5005, 502, 'brand-new-status', 1, now())`,
+    ]) {
+      await shop.db.query(sql);
+      await shop.sync();
+    }
+    await until(() => hook.calls.filter((c) => c.path === '/big').length >= 2 && hook.calls.some((c) => c.path === '/flaky' && c.body['attempt'] === 3), 'the reactions').catch(async (error: Error) => {
+      const info = await shop.redis.sendCommand(['XINFO', 'GROUPS', changelogKey(keyPrefix(shop.name), 'revenueByCustomer')]);
+      const len = await shop.redis.sendCommand(['XLEN', changelogKey(keyPrefix(shop.name), 'revenueByCustomer')]);
+      throw new Error(`${error.message}: calls ${JSON.stringify(hook.calls)} groups ${JSON.stringify(info)} len ${len}`);
+    });
+    await new Promise((r) => setTimeout(r, 500));
+    const big = hook.calls.filter((c) => c.path === '/big');
+    expect(big.map((c) => c.body)).toEqual([
+      { customerId: 501, revenue: '110.00' },
+      { customerId: 501, revenue: '105.00' },
+    ]);
+    expect(new Set(big.map((c) => c.key)).size).toBe(2);
+    expect(big[0]!.key).toMatch(/^revenueByCustomer:.+:\d+-\d+$/);
+    // The new status: two failures, then the third attempt, all with one idempotency key.
+    // ('paid' entered too: the first paid order of this database.)
+    const flaky = hook.calls.filter((c) => c.path === '/flaky' && c.body['status'] === 'brand-new-status');
+    expect(flaky.map((c) => c.body)).toEqual([1, 2, 3].map((attempt) => ({ status: 'brand-new-status', attempt })));
+    expect(new Set(flaky.map((c) => c.key)).size).toBe(1);
+
+    // The broken reaction parked each of customer 501's five changes (502's order is not paid: not in the view), with the error.
+    const deadKey = reactionDeadLetterKey(keyPrefix(shop.name), 'broken');
+    for (const stop = Date.now() + 10_000; (await shop.redis.sendCommand<number>(['XLEN', deadKey])) < 5 && Date.now() < stop; ) await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 200));
+    const dead = await shop.redis.sendCommand<[string, string[]][]>(['XRANGE', deadKey, '-', '+']);
+    expect(dead.length).toBe(5);
+    const first = Object.fromEntries(dead[0]![1].reduce<string[][]>((pairs, v, i, all) => (i % 2 === 0 ? [...pairs, [v, all[i + 1]!]] : pairs), []));
+    expect(first).toMatchObject({ error: 'the supplier is down', attempts: '2' });
+    expect(JSON.parse(first['change']!)).toMatchObject({ view: 'revenueByCustomer', kind: 'entered', row: { customerId: 501, revenue: '60.00' } });
+
+    const metrics = await fetch(shop.service.url.replace(/\/graphql$/, '/metrics')).then((r) => r.text());
+    expect(metrics).toContain('cdc_views_reaction_changes_total{reaction="bigSpender",outcome="handled"} 2');
+    // Two statuses entered ('paid' and the new one), each failing twice before it went through.
+    expect(metrics).toContain('cdc_views_reaction_changes_total{reaction="newStatus",outcome="retried"} 4');
+    expect(metrics).toContain('cdc_views_reaction_changes_total{reaction="broken",outcome="dead-lettered"} 5');
+  });
+});
+
+describe('reactions through a SIGKILL', () => {
+  const name = uniqueName('reactk');
+  let dir: string;
+  let child: ChildService | null = null;
+  let hook: Awaited<ReturnType<typeof endpoint>>;
+  const effects = new Set<string>();
+
+  beforeAll(async () => {
+    // The first call of each change hangs (the process is killed meanwhile); later ones succeed once per key.
+    hook = await endpoint((call, calls) => {
+      const seen = calls.filter((c) => c.key === call.key).length;
+      if (seen > 1) effects.add(call.key);
+      return { status: 200, delayMs: seen === 1 ? 60_000 : 0 };
+    });
+  });
+
+  afterAll(async () => {
+    child?.process.kill('SIGKILL');
+    await child?.exited;
+    hook?.server.closeAllConnections();
+    await new Promise((r) => hook?.server.close(r));
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a change whose handler was in flight when the process died is handled after the restart, with the same idempotency key', async () => {
+    const databaseUrl = await createDatabase(inject('databaseUrl'), name);
+    const db = await connect(databaseUrl);
+    dir = mkdtempSync(join(scratchDir(), 'react-'));
+    const repo = fileURLToPath(new URL('../../', import.meta.url));
+    const configFile = join(dir, 'views.config.mts');
+    writeFileSync(
+      configFile,
+      `import shop from ${JSON.stringify(join(repo, 'examples/shop/views.config.ts'))};
+import { source, reaction, crossedAbove } from ${JSON.stringify(join(repo, 'index.ts'))};
+export default { ...shop, name: ${JSON.stringify(name)},
+  source: source.postgres({ url: ${JSON.stringify(databaseUrl)}, slot: ${JSON.stringify(name)}, publication: ${JSON.stringify(name)} }),
+  redis: { url: ${JSON.stringify(inject('redisUrl'))}, leaseTtlMs: 1500, durability: { mode: 'none' } },
+  reactions: {
+    bigSpender: reaction(shop.views.revenueByCustomer, {
+      when: crossedAbove((row) => row.revenue, 100),
+      timeoutMs: 2000,
+      backoffMs: 50,
+      handler: async (change, ctx) => {
+        const r = await fetch(${JSON.stringify(hook.url)} + '/big', { method: 'POST', body: JSON.stringify(change.row), headers: { 'idempotency-key': ctx.idempotencyKey }, signal: ctx.signal });
+        if (!r.ok) throw new Error('answered ' + r.status);
+      },
+    }),
+  },
+};
+`,
+    );
+    try {
+      child = await startChildService(configFile);
+      await until(() => child!.output().includes('reaction group created'), 'the reaction to join its view', 30_000);
+      await db.query(`INSERT INTO orders VALUES (1, 7, 'paid', 150, now())`);
+      await until(() => hook.calls.length >= 1, 'the first call');
+      child.process.kill('SIGKILL');
+      await child.exited;
+      // Restarted: the entry is still pending under the dead consumer; it is claimed once idle.
+      child = await startChildService(configFile);
+      await until(() => effects.size >= 1, 'the call after the restart', 30_000);
+      expect(hook.calls.map((c) => c.key)).toEqual([hook.calls[0]!.key, hook.calls[0]!.key]);
+      expect(hook.calls[1]!.body).toMatchObject({ customerId: 7, revenue: '150.00' });
+      expect([...effects]).toEqual([hook.calls[0]!.key]);
+    } finally {
+      await db.query(`SELECT pg_drop_replication_slot('${name}')`).catch(() => undefined);
+      await db.end();
+    }
+  }, 90_000);
+});
+
+describe('a reaction behind the changelog', () => {
+  let shop: ServiceFixture;
+  let release: () => void = () => undefined;
+  const released = new Promise<void>((r) => (release = r));
+  const handled: string[] = [];
+
+  beforeAll(async () => {
+    shop = await startFixture('reactlag', {
+      config: (db, redis, name) => {
+        const base = shopTestConfig(db, redis, name);
+        return {
+          ...base,
+          redis: { ...base.redis, changelogMaxLength: 20 },
+          reactions: {
+            slow: reaction(base.views['revenueByCustomer']!, {
+              timeoutMs: 60_000,
+              handler: async (change) => {
+                await released;
+                handled.push(`${change.row?.['customerId'] ?? change.previous?.['customerId']}:${change.row?.['orders'] ?? '-'}`);
+              },
+            }),
+          },
+        } as Config;
+      },
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    release();
+    await shop?.close();
+  });
+
+  it('keeps every change the reaction has not handled, past the changelog length, then trims behind it', async () => {
+    const log = changelogKey(keyPrefix(shop.name), 'revenueByCustomer');
+    for (const stop = Date.now() + 15_000; ((await shop.redis.sendCommand<unknown[]>(['XINFO', 'GROUPS', log]).catch(() => [])) as unknown[]).length < 1 && Date.now() < stop; )
+      await new Promise((r) => setTimeout(r, 50));
+    for (let i = 1; i <= 60; i++) {
+      await shop.db.query(`INSERT INTO orders VALUES (${7000 + i}, 700, 'paid', 1, now())`);
+      await shop.sync(); // one step each (a step logs a row once, with its net change)
+    }
+    await shop.sync();
+    await new Promise((r) => setTimeout(r, 2500)); // a trim pass ran meanwhile
+    // The reaction holds the first change; none of the sixty was trimmed (the length is 20).
+    expect(await shop.redis.sendCommand<number>(['XLEN', log])).toBeGreaterThanOrEqual(60);
+    release();
+    for (const stop = Date.now() + 20_000; handled.length < 60 && Date.now() < stop; ) await new Promise((r) => setTimeout(r, 50));
+    expect(handled).toEqual(Array.from({ length: 60 }, (_, i) => `700:${i + 1}`));
+    // Caught up: the next pass trims it back to its length.
+    for (const stop = Date.now() + 10_000; (await shop.redis.sendCommand<number>(['XLEN', log])) > 20 && Date.now() < stop; ) await new Promise((r) => setTimeout(r, 100));
+    expect(await shop.redis.sendCommand<number>(['XLEN', log])).toBe(20);
+    const metrics = await fetch(shop.service.url.replace(/\/graphql$/, '/metrics')).then((r) => r.text());
+    expect(metrics).not.toContain('outcome="lost"');
+  }, 60_000);
+});
