@@ -7,7 +7,9 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createLogger, startService } from '../api/service.ts';
 import { ServiceError } from '../core/errors.ts';
-import { deadLetterKey, keyPrefix, leaseKey, rowsKey } from '../views/store/keys.ts';
+import { changelogKey, deadLetterKey, keyPrefix, leaseKey, reactionDeadLetterKey, rowsKey } from '../views/store/keys.ts';
+import { reactionViewName } from '../views/reactions.ts';
+import { groupName, replayDeadLetters } from '../reactions/runner.ts';
 import { readStoredState } from '../views/store/state.ts';
 import { connectRedis } from '../views/store/redis.ts';
 import type { Config } from '../views/config.ts';
@@ -24,7 +26,8 @@ Usage:
   cdc-views check  --config <file>                                 validate the config, list every problem
   cdc-views sql    --config <file> [<view>]                        print each view as the SQL it maintains
   cdc-views schema --config <file>                                 print the GraphQL schema (SDL)
-  cdc-views status --config <file>                                 writer, checkpoint; state, rows and version per view
+  cdc-views status --config <file>                                 writer, checkpoint; state, rows and version per view; reactions
+  cdc-views reactions replay <name> --config <file>                run a reaction again on its dead letters
 
 Options:
   -c, --config <file>   views config (TypeScript or JavaScript); default ./views.config.ts
@@ -46,6 +49,26 @@ export async function loadConfig(file: string): Promise<Config> {
   const module = (await import(pathToFileURL(resolve(file)).href)) as { default?: Config };
   if (!module.default) throw new ServiceError('CONFIG_INVALID', `Expected ${file} to export a config as default (export default defineConfig({ … }))`);
   return module.default;
+}
+
+/** Per reaction: pending, not yet delivered, dead letters; a warning when one is far behind. */
+async function reactionStatus(redis: Awaited<ReturnType<typeof connectRedis>>, prefix: string, config: Config): Promise<string[]> {
+  const lines: string[] = [];
+  const bound = config.redis?.changelogMaxLength ?? 10_000;
+  for (const [name, r] of Object.entries(config.reactions ?? {})) {
+    const view = reactionViewName(r, config.views)!;
+    const groups = await redis.sendCommand<unknown[][]>(['XINFO', 'GROUPS', changelogKey(prefix, view)]).catch(() => [] as unknown[][]);
+    const group = groups.map((g) => Object.fromEntries(Array.from({ length: g.length / 2 }, (_, i) => [String(g[2 * i]), g[2 * i + 1]]))).find((g) => g['name'] === groupName(name));
+    const dead = await redis.sendCommand<number>(['XLEN', reactionDeadLetterKey(prefix, name)]);
+    if (!group) {
+      lines.push(`  reaction ${name.padEnd(20)} on ${view}: not joined yet (it joins once the view is live, in a process running reactions)  dead letters ${dead}`);
+      continue;
+    }
+    const lag = group['lag'] === null || group['lag'] === undefined ? '?' : Number(group['lag']);
+    lines.push(`  reaction ${name.padEnd(20)} on ${view}: pending ${group['pending']}  not yet delivered ${lag}  dead letters ${dead}  consumers ${group['consumers']}`);
+    if (typeof lag === 'number' && lag > bound) lines.push(`    ⚠ ${lag} changes behind (more than redis.changelogMaxLength ${bound}): the changelog grows until it catches up`);
+  }
+  return lines;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -110,8 +133,26 @@ async function main(argv: string[]): Promise<number> {
         process.stdout.write(`  ${v.name.padEnd(24)} ${state.padEnd(9)} rows ${String(rows).padStart(8)}  ~${String(bytes).padStart(10)} B  version ${await currentVersion(redis, prefix, v)}\n`);
         if (status?.reason && status.state !== 'live') process.stdout.write(`    ${status.reason}\n`);
       }
+      for (const line of await reactionStatus(redis, prefix, config)) process.stdout.write(`${line}\n`);
       await redis.quit();
       return 0;
+    }
+    case 'reactions': {
+      const [action, name] = rest;
+      if (action !== 'replay' || !name) throw new ServiceError('CONFIG_INVALID', `Expected 'reactions replay <name>', but found 'reactions ${rest.join(' ')}'`);
+      const reaction = config.reactions?.[name];
+      if (!reaction) throw new ServiceError('CONFIG_INVALID', `Expected the name of a reaction of this config (${Object.keys(config.reactions ?? {}).join(', ') || 'none'}), but found '${name}'`);
+      const registry = createRegistry(config);
+      const url = config.redis?.url ?? process.env['REDIS_URL'];
+      if (!url) throw new ServiceError('CONFIG_INVALID', 'Set REDIS_URL (or redis.url in the config)');
+      const redis = await connectRedis(url);
+      try {
+        const { replayed, failed } = await replayDeadLetters(redis, keyPrefix(registry.name), name, reaction, (message) => process.stderr.write(`${message}\n`));
+        process.stdout.write(`${name}: ${replayed} replayed, ${failed} still failing (left in the dead letters)\n`);
+        return failed > 0 ? 1 : 0;
+      } finally {
+        await redis.quit();
+      }
     }
     case 'start': {
       if ([values['api-only'], values['ingest-only'], values['reactions-only']].filter(Boolean).length > 1) {

@@ -89,16 +89,18 @@ export class ReactionRunner {
       }
       await new Promise((r) => setTimeout(r, 250));
     }
+    let created = true;
     try {
       await redis.sendCommand(['XGROUP', 'CREATE', this.stream, this.group, start, 'MKSTREAM']);
-      this.options.log('info', afterRebuild ? 'reaction group created where the rebuilt history starts' : 'reaction group created at the end of the changelog', {
-        reaction: this.options.name,
-        view: view.name,
-        start,
-      });
     } catch (error) {
       if (!(error instanceof Error && error.message.startsWith('BUSYGROUP'))) throw error;
+      created = false;
     }
+    this.options.log('info', 'reaction joined its view’s changelog', {
+      reaction: this.options.name,
+      view: view.name,
+      group: created ? (afterRebuild ? 'created where the rebuilt history starts' : 'created at the end of the changelog') : 'existing',
+    });
   }
 
   private async run(): Promise<void> {
@@ -208,6 +210,41 @@ export class ReactionRunner {
   private async ack(id: string): Promise<void> {
     await this.options.redis.sendCommand(['XACK', this.stream, this.group, id]);
   }
+}
+
+/**
+ * Runs a reaction's handler again on each change in its dead letters (with one retry policy of its
+ * own); a change that goes through is removed from them, one that fails again stays.
+ */
+export async function replayDeadLetters(
+  redis: RedisClient,
+  prefix: string,
+  name: string,
+  reaction: ReactionDef,
+  log: (message: string) => void,
+): Promise<{ replayed: number; failed: number }> {
+  const key = reactionDeadLetterKey(prefix, name);
+  let replayed = 0;
+  let failed = 0;
+  for (const [id, fields] of await redis.sendCommand<StreamEntry[]>(['XRANGE', key, '-', '+'])) {
+    const f: Record<string, string> = {};
+    for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
+    if (!f['change']) continue; // a change trimmed before it was handled: nothing to run it on
+    const change = JSON.parse(f['change']) as ReactionChange<Record<string, unknown>>;
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(new Error(`timed out after ${reaction.timeoutMs} ms`)), reaction.timeoutMs);
+    try {
+      await reaction.handler(change, { idempotencyKey: f['idempotencyKey'] ?? '', signal: controller.signal, attempt: Number(f['attempts'] ?? 0) + 1, log });
+      await redis.sendCommand(['XDEL', key, id]);
+      replayed++;
+    } catch (error) {
+      failed++;
+      log(`${f['idempotencyKey']}: failed again: ${error instanceof Error ? error.message : String(error)}`);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+  return { replayed, failed };
 }
 
 /** view:key values:version, printable (it travels in HTTP headers): URI-encoded key values, comma-separated. */

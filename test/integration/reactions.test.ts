@@ -4,7 +4,9 @@
  * the others, and — SIGKILLed mid-handler — runs again after the restart with the same
  * idempotency key, so the endpoint can prove a single effect.
  */
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -13,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Config } from '../../views/config.ts';
 import { crossedAbove, kinds, reaction } from '../../views/reactions.ts';
 import { changelogKey, keyPrefix, reactionDeadLetterKey } from '../../views/store/keys.ts';
-import { startChildService, scratchDir, type ChildService } from '../support/child-service.ts';
+import { CLI, startChildService, scratchDir, type ChildService } from '../support/child-service.ts';
 import { connect, createDatabase, shopTestConfig, startFixture, uniqueName, type ServiceFixture } from '../support/shop.ts';
 
 interface Call {
@@ -149,6 +151,82 @@ describe('reactions in the service', () => {
   });
 });
 
+/** A config file of the shop views with one reaction POSTing every crossing above 100 to `url` (with its process id). */
+function writeReactionConfig(dir: string, name: string, databaseUrl: string, url: string, handlerDelayMs = 0, retries = 5): string {
+  const repo = fileURLToPath(new URL('../../', import.meta.url));
+  const file = join(dir, 'views.config.mts');
+  writeFileSync(
+    file,
+    `import shop from ${JSON.stringify(join(repo, 'examples/shop/views.config.ts'))};
+import { source, reaction, crossedAbove } from ${JSON.stringify(join(repo, 'index.ts'))};
+export default { ...shop, name: ${JSON.stringify(name)},
+  source: source.postgres({ url: ${JSON.stringify(databaseUrl)}, slot: ${JSON.stringify(name)}, publication: ${JSON.stringify(name)} }),
+  redis: { url: ${JSON.stringify(inject('redisUrl'))}, leaseTtlMs: 1500, durability: { mode: 'none' } },
+  reactions: {
+    bigSpender: reaction(shop.views.revenueByCustomer, {
+      when: crossedAbove((row) => row.revenue, 100),
+      timeoutMs: 2000,
+      backoffMs: 50,
+      retries: ${retries},
+      handler: async (change, ctx) => {
+        if (process.env.REACTION_FAIL) throw new Error('failing on purpose');
+        await new Promise((r) => setTimeout(r, ${handlerDelayMs}));
+        const r = await fetch(${JSON.stringify(url)} + '/big', { method: 'POST', body: JSON.stringify({ ...change.row, pid: process.pid }), headers: { 'idempotency-key': ctx.idempotencyKey }, signal: ctx.signal });
+        if (!r.ok) throw new Error('answered ' + r.status);
+      },
+    }),
+  },
+};
+`,
+  );
+  return file;
+}
+
+describe('reactions shared by workers', () => {
+  const name = uniqueName('reactw');
+  const children: ChildService[] = [];
+  let dir: string;
+  let hook: Awaited<ReturnType<typeof endpoint>>;
+
+  beforeAll(async () => {
+    hook = await endpoint(() => ({ status: 200 }));
+  });
+
+  afterAll(async () => {
+    for (const c of children) c.process.kill('SIGKILL');
+    await Promise.all(children.map((c) => c.exited));
+    await new Promise((r) => hook?.server.close(r));
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('two --reactions-only workers beside an --ingest-only process share the changes: each handled once, by one of them', async () => {
+    const databaseUrl = await createDatabase(inject('databaseUrl'), name);
+    const db = await connect(databaseUrl);
+    dir = mkdtempSync(join(scratchDir(), 'reactw-'));
+    const configFile = writeReactionConfig(dir, name, databaseUrl, hook.url, 100);
+    try {
+      children.push(await startChildService(configFile, {}, ['--ingest-only']));
+      const workers = [await startChildService(configFile, {}, ['--reactions-only']), await startChildService(configFile, {}, ['--reactions-only'])];
+      children.push(...workers);
+      await until(() => workers.every((w) => w.output().includes('reaction joined its view')), 'both workers to join', 30_000);
+      for (let i = 1; i <= 30; i++) await db.query(`INSERT INTO orders VALUES (${i}, ${1000 + i}, 'paid', 150, now())`);
+      await until(() => hook.calls.length >= 30, 'thirty reactions', 30_000);
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(hook.calls.length).toBe(30);
+      expect(new Set(hook.calls.map((c) => c.key)).size).toBe(30);
+      expect(new Set(hook.calls.map((c) => c.body['customerId']))).toEqual(new Set(Array.from({ length: 30 }, (_, i) => 1001 + i)));
+      const byWorker = new Set(hook.calls.map((c) => c.body['pid']));
+      expect(byWorker, 'both workers handled some').toEqual(new Set(workers.map((w) => w.process.pid)));
+      // `status` shows the reaction: nothing pending or undelivered, no dead letters, two consumers.
+      const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'status', '--config', configFile]);
+      expect(stdout).toMatch(/reaction bigSpender +on revenueByCustomer: pending 0 {2}not yet delivered 0 {2}dead letters 0 {2}consumers 2/);
+    } finally {
+      await db.query(`SELECT pg_drop_replication_slot('${name}')`).catch(() => undefined);
+      await db.end();
+    }
+  }, 90_000);
+});
+
 describe('reactions through a SIGKILL', () => {
   const name = uniqueName('reactk');
   let dir: string;
@@ -177,32 +255,10 @@ describe('reactions through a SIGKILL', () => {
     const databaseUrl = await createDatabase(inject('databaseUrl'), name);
     const db = await connect(databaseUrl);
     dir = mkdtempSync(join(scratchDir(), 'react-'));
-    const repo = fileURLToPath(new URL('../../', import.meta.url));
-    const configFile = join(dir, 'views.config.mts');
-    writeFileSync(
-      configFile,
-      `import shop from ${JSON.stringify(join(repo, 'examples/shop/views.config.ts'))};
-import { source, reaction, crossedAbove } from ${JSON.stringify(join(repo, 'index.ts'))};
-export default { ...shop, name: ${JSON.stringify(name)},
-  source: source.postgres({ url: ${JSON.stringify(databaseUrl)}, slot: ${JSON.stringify(name)}, publication: ${JSON.stringify(name)} }),
-  redis: { url: ${JSON.stringify(inject('redisUrl'))}, leaseTtlMs: 1500, durability: { mode: 'none' } },
-  reactions: {
-    bigSpender: reaction(shop.views.revenueByCustomer, {
-      when: crossedAbove((row) => row.revenue, 100),
-      timeoutMs: 2000,
-      backoffMs: 50,
-      handler: async (change, ctx) => {
-        const r = await fetch(${JSON.stringify(hook.url)} + '/big', { method: 'POST', body: JSON.stringify(change.row), headers: { 'idempotency-key': ctx.idempotencyKey }, signal: ctx.signal });
-        if (!r.ok) throw new Error('answered ' + r.status);
-      },
-    }),
-  },
-};
-`,
-    );
+    const configFile = writeReactionConfig(dir, name, databaseUrl, hook.url);
     try {
       child = await startChildService(configFile);
-      await until(() => child!.output().includes('reaction group created'), 'the reaction to join its view', 30_000);
+      await until(() => child!.output().includes('reaction joined its view'), 'the reaction to join its view', 30_000);
       await db.query(`INSERT INTO orders VALUES (1, 7, 'paid', 150, now())`);
       await until(() => hook.calls.length >= 1, 'the first call');
       child.process.kill('SIGKILL');
@@ -273,4 +329,47 @@ describe('a reaction behind the changelog', () => {
     const metrics = await fetch(shop.service.url.replace(/\/graphql$/, '/metrics')).then((r) => r.text());
     expect(metrics).not.toContain('outcome="lost"');
   }, 60_000);
+});
+
+describe('replaying dead letters', () => {
+  const name = uniqueName('reactr');
+  let child: ChildService | null = null;
+  let dir: string;
+  let hook: Awaited<ReturnType<typeof endpoint>>;
+
+  beforeAll(async () => {
+    hook = await endpoint(() => ({ status: 200 }));
+  });
+
+  afterAll(async () => {
+    child?.process.kill('SIGKILL');
+    await child?.exited;
+    await new Promise((r) => hook?.server.close(r));
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('cdc-views reactions replay runs the handler again on the parked changes; those that go through leave the dead letters', async () => {
+    const databaseUrl = await createDatabase(inject('databaseUrl'), name);
+    const db = await connect(databaseUrl);
+    dir = mkdtempSync(join(scratchDir(), 'reactr-'));
+    const configFile = writeReactionConfig(dir, name, databaseUrl, hook.url, 0, 0);
+    const run = promisify(execFile);
+    try {
+      child = await startChildService(configFile, { REACTION_FAIL: '1' });
+      await until(() => child!.output().includes('reaction joined its view'), 'the reaction to join', 30_000);
+      for (let i = 1; i <= 3; i++) await db.query(`INSERT INTO orders VALUES (${i}, ${2000 + i}, 'paid', 150, now())`);
+      await until(() => (child!.output().match(/parked in its dead letters/g) ?? []).length >= 3, 'three parked changes', 30_000);
+      const still = await run(process.execPath, [CLI, 'reactions', 'replay', 'bigSpender', '--config', configFile], { env: { ...process.env, REACTION_FAIL: '1' } }).catch((e: { code: number; stdout: string }) => e);
+      expect(still).toMatchObject({ code: 1, stdout: 'bigSpender: 0 replayed, 3 still failing (left in the dead letters)\n' });
+      const { stdout } = await run(process.execPath, [CLI, 'reactions', 'replay', 'bigSpender', '--config', configFile]);
+      expect(stdout).toBe('bigSpender: 3 replayed, 0 still failing (left in the dead letters)\n');
+      expect(hook.calls.map((c) => c.body['customerId']).sort()).toEqual([2001, 2002, 2003]);
+      expect(hook.calls.every((c) => /^revenueByCustomer:200[123]:\d+-\d+$/.test(c.key))).toBe(true);
+      const status = await run(process.execPath, [CLI, 'status', '--config', configFile]);
+      expect(status.stdout).toMatch(/reaction bigSpender .* dead letters 0/);
+    } finally {
+      await db.query(`SELECT pg_drop_replication_slot('${name}')`).catch(() => undefined);
+      await db.end();
+    }
+  }, 90_000);
 });
