@@ -18,6 +18,10 @@
  *   reads       GraphQL point reads by key, one at a time over one keep-alive connection
  *               (p50/p99 after 500 warm-up requests; a plain node:http client, so the client's
  *               own overhead stays small)
+ *   api         an --api-only instance beside the ingest: concurrent reads beside bare node:http,
+ *               1,000 and 10,000 subscriptions, a reconnect storm (bench/api.ts; BENCH_API=0 skips it)
+ *   reactions   a --reactions-only worker: changes handled/s and commit → handler live, and its
+ *               catch-up rate (bench/reactions.ts; BENCH_REACTIONS=0 skips it)
  *   memory      Redis bytes of each view — rows, operator state, changelog — vs PostgreSQL bytes of
  *               its source tables
  *   durability  what acknowledging only durable steps costs: the same catch-up and push latency
@@ -47,11 +51,13 @@ import { startChildService, writeKafkaShopConfig, writeShopConfig, type ChildSer
 import { connect, createDatabase, shopTestConfig, uniqueName, waitForSync } from '../test/support/shop.ts';
 import { provide, serverNeeds } from '../scripts/provision.ts';
 import { benchApi, type ApiBenchResult, type LoadFigures } from './api.ts';
+import { benchReactions, type ReactionsBenchResult } from './reactions.ts';
 import { startPostgres, startRedis, type ThrowawayServer } from '../scripts/servers.ts';
 
 const ORDERS = Number(process.env['BENCH_ORDERS'] ?? 100_000);
 const KAFKA = process.env['BENCH_KAFKA'] !== '0';
 const API = process.env['BENCH_API'] !== '0';
+const REACTIONS = process.env['BENCH_REACTIONS'] !== '0';
 const DURABILITY = process.env['BENCH_DURABILITY'] !== '0';
 const WORKLOAD_TXNS = Number(process.env['BENCH_TXNS'] ?? 1_000);
 const LATENCY_SAMPLES = Number(process.env['BENCH_SAMPLES'] ?? 300);
@@ -211,6 +217,9 @@ async function main(): Promise<void> {
       }
     }
 
+    // --- reactions: a --reactions-only worker beside the ingest process
+    const reactions = REACTIONS ? await benchReactions(name, databaseUrl, redisUrl, db, 60_000_000, say) : null;
+
     // --- memory
     const sourceBytes: Record<string, number> = {};
     for (const table of ['customers', 'products', 'orders', 'order_items']) {
@@ -242,6 +251,7 @@ async function main(): Promise<void> {
       latencyMs: { ours: summary(ours), baseline: summary(baseline) },
       pointReadMs: summary(reads),
       api,
+      reactions,
       memory: { sourceBytes, views: memory },
       durability,
       kafka,
@@ -474,6 +484,7 @@ async function viewBytes(redis: RedisClient, prefix: string, view: string): Prom
 
 type BenchResult = {
   api: ApiBenchResult | null;
+  reactions: ReactionsBenchResult | null;
   machine: { cpus: number; cpu: string | undefined; memoryGiB: number; node: string };
   data: { orders: number; orderItems: number };
   snapshot: { rows: number; views: number; seconds: number; rowsPerSecond: number };
@@ -527,6 +538,15 @@ function renderTable(r: BenchResult): string {
         ]
       : []),
     ...(r.api ? renderApi(r.api, f) : []),
+    ...(r.reactions
+      ? [
+          '',
+          '| reactions (a --reactions-only worker; the handler POSTs each change to a local endpoint) | |',
+          '| --- | --- |',
+          `| live, single-order transactions for 100 customers | ${f(r.reactions.live.handledPerSecond, 0)} changes/s handled; commit → handler p50 ${f(r.reactions.live.commitToHandlerMs.p50, 1)} / p99 ${f(r.reactions.live.commitToHandlerMs.p99, 1)} ms |`,
+          `| catch-up after 2,000 transactions while stopped | ${r.reactions.catchUp.changes.toLocaleString()} changes in ${f(r.reactions.catchUp.seconds, 2)} s: ${f(r.reactions.catchUp.handledPerSecond, 0)}/s, one at a time, timed from when the worker answers |`,
+        ]
+      : []),
     '',
     '| view | rows | Redis: rows + index | operator state | changelog | source tables (PostgreSQL bytes) | rows + state / source |',
     '| --- | --- | --- | --- | --- | --- | --- |',
