@@ -7,9 +7,9 @@
  *
  * At least once: an entry is acknowledged only after its handler succeeded (or it was parked), so
  * a SIGKILL mid-handler leaves it pending, and the next consumer claims it; the idempotency key
- * (view:key:version) lets the receiver drop the repeat. Entries are handled one after another, so
- * the changes of one key arrive in order. Any number of processes share a group: each entry goes
- * to one of them.
+ * (view:key:version) lets the receiver drop the repeat. Up to `concurrency` entries are handled at
+ * once, the changes of one key always one after another, in order. Any number of processes share a
+ * group: each entry goes to one of them (the order per key holds within one process).
  */
 import { changelogKey, metaKey, reactionDeadLetterKey } from '../views/store/keys.ts';
 import { decodeChangelogEntry, type ViewChange } from '../views/store/read.ts';
@@ -50,6 +50,9 @@ export class ReactionRunner {
   private readonly options: ReactionRunnerOptions;
   private stopped = false;
   private loop: Promise<void> | null = null;
+  /** Handlers running now, and the last one started per view key (the next of that key waits for it). */
+  private readonly inFlight = new Set<Promise<void>>();
+  private readonly lastOfKey = new Map<string, Promise<void>>();
   private readonly stream: string;
   private readonly group: string;
 
@@ -68,6 +71,7 @@ export class ReactionRunner {
     // The blocked read returns within its timeout; closing the connection ends it at once.
     this.options.redis.destroy();
     await this.loop?.catch(() => undefined);
+    await Promise.allSettled([...this.inFlight]);
   }
 
   /**
@@ -119,11 +123,11 @@ export class ReactionRunner {
           // [next cursor, claimed entries, ids deleted before they were handled (trimmed)]
           const [, claimed, deleted] = await redis.sendCommand<[string, StreamEntry[], string[]]>(['XAUTOCLAIM', this.stream, this.group, consumer, String(claimIdleMs), '0-0', 'COUNT', '100']);
           for (const id of deleted ?? []) await this.lost(id);
-          for (const entry of claimed) await this.handle(entry);
+          for (const entry of claimed) await this.dispatch(entry);
           if (claimed.length > 0) continue;
         }
         const reply = await redis.sendCommand<[string, StreamEntry[]][] | null>(['XREADGROUP', 'GROUP', this.group, consumer, 'COUNT', '100', 'BLOCK', '1000', 'STREAMS', this.stream, '>']);
-        for (const [, entries] of reply ?? []) for (const entry of entries) await this.handle(entry);
+        for (const [, entries] of reply ?? []) for (const entry of entries) await this.dispatch(entry);
       } catch (error) {
         if (this.stopped) return;
         // The changelog (and its groups) is recreated by a rebuild: join again from its end.
@@ -138,9 +142,27 @@ export class ReactionRunner {
     }
   }
 
-  private async handle([id, fields]: StreamEntry): Promise<void> {
+  /**
+   * Starts handling an entry once fewer than `concurrency` are in flight, after the entry before it
+   * of the same key: keys run side by side, each key's changes in order.
+   */
+  private async dispatch(entry: StreamEntry): Promise<void> {
+    const change = decodeChangelogEntry(this.options.view, entry);
+    while (this.inFlight.size >= this.options.reaction.concurrency) await Promise.race(this.inFlight);
+    const before = this.lastOfKey.get(change.key) ?? Promise.resolve();
+    const run: Promise<void> = before
+      .then(() => this.handle(entry[0], change))
+      .catch((error: unknown) => this.options.log('error', 'reaction failed to handle a change', { reaction: this.options.name, err: error }))
+      .finally(() => {
+        this.inFlight.delete(run);
+        if (this.lastOfKey.get(change.key) === run) this.lastOfKey.delete(change.key);
+      });
+    this.inFlight.add(run);
+    this.lastOfKey.set(change.key, run);
+  }
+
+  private async handle(id: string, change: ViewChange): Promise<void> {
     const { reaction, view, name } = this.options;
-    const change = decodeChangelogEntry(view, [id, fields]);
     const seen = asReactionChange(view, change);
     if (!seen || (reaction.when && !reaction.when(seen))) {
       await this.ack(id);

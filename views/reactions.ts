@@ -50,6 +50,8 @@ export interface ReactionOptions<Row> {
   readonly retries?: number;
   /** Default 200 ms. */
   readonly backoffMs?: number;
+  /** Changes handled at once (default 1); the changes of one view key always one after another, in order. */
+  readonly concurrency?: number;
 }
 
 export interface ReactionDef<Row = Record<string, unknown>> extends Required<Pick<ReactionOptions<Row>, 'handler'>> {
@@ -59,6 +61,7 @@ export interface ReactionDef<Row = Record<string, unknown>> extends Required<Pic
   readonly timeoutMs: number;
   readonly retries: number;
   readonly backoffMs: number;
+  readonly concurrency: number;
 }
 
 /** A reaction to the changes of a declared view. */
@@ -71,6 +74,7 @@ export function reaction<V extends ViewDef>(view: V, options: ReactionOptions<In
     timeoutMs: options.timeoutMs ?? 10_000,
     retries: options.retries ?? 5,
     backoffMs: options.backoffMs ?? 200,
+    concurrency: options.concurrency ?? 1,
   };
 }
 
@@ -133,7 +137,7 @@ export function validateReactions(reactions: Readonly<Record<string, ReactionDef
     }
     if (!declared.has(r.view)) issues.push({ path: `${path}.view`, message: 'Expected one of the views declared in this config (pass the view itself, e.g. views.lowStock)' });
     if (typeof r.handler !== 'function') issues.push({ path: `${path}.handler`, message: 'Expected an async function (change, context) => …' });
-    for (const [option, value, min] of [['timeoutMs', r.timeoutMs, 1], ['retries', r.retries, 0], ['backoffMs', r.backoffMs, 0]] as const) {
+    for (const [option, value, min] of [['timeoutMs', r.timeoutMs, 1], ['retries', r.retries, 0], ['backoffMs', r.backoffMs, 0], ['concurrency', r.concurrency, 1]] as const) {
       if (!Number.isInteger(value) || value < min) issues.push({ path: `${path}.${option}`, message: `Expected an integer of at least ${min}, but found ${value}` });
     }
   }

@@ -143,7 +143,13 @@ describe('reactions in the service', () => {
     expect(first).toMatchObject({ error: 'the supplier is down', attempts: '2' });
     expect(JSON.parse(first['change']!)).toMatchObject({ view: 'revenueByCustomer', kind: 'entered', row: { customerId: 501, revenue: '60.00' } });
 
-    const metrics = await fetch(shop.service.url.replace(/\/graphql$/, '/metrics')).then((r) => r.text());
+    // The counters follow each outcome (the dead letter is written just before its count).
+    const wanted = ['cdc_views_reaction_changes_total{reaction="bigSpender",outcome="handled"} 2', 'cdc_views_reaction_changes_total{reaction="broken",outcome="dead-lettered"} 5'];
+    let metrics = '';
+    for (const stop = Date.now() + 5_000; Date.now() < stop; await new Promise((r) => setTimeout(r, 100))) {
+      metrics = await fetch(shop.service.url.replace(/\/graphql$/, '/metrics')).then((r) => r.text());
+      if (wanted.every((w) => metrics.includes(w))) break;
+    }
     expect(metrics).toContain('cdc_views_reaction_changes_total{reaction="bigSpender",outcome="handled"} 2');
     // Two statuses entered ('paid' and the new one), each failing twice before it went through.
     expect(metrics).toContain('cdc_views_reaction_changes_total{reaction="newStatus",outcome="retried"} 4');
@@ -372,4 +378,59 @@ describe('replaying dead letters', () => {
       await db.end();
     }
   }, 90_000);
+});
+
+describe('reactions with concurrency', () => {
+  let shop: ServiceFixture;
+  let inFlight = 0;
+  let most = 0;
+  const busyKeys = new Set<number>();
+  const overlaps: number[] = [];
+  const seen = new Map<number, string[]>();
+
+  beforeAll(async () => {
+    shop = await startFixture('reactconc', {
+      config: (db, redis, name) => {
+        const base = shopTestConfig(db, redis, name);
+        return {
+          ...base,
+          reactions: {
+            parallel: reaction(base.views['revenueByCustomer']!, {
+              concurrency: 3,
+              handler: async (change) => {
+                const customer = Number((change.row ?? change.previous)!['customerId']);
+                if (busyKeys.has(customer)) overlaps.push(customer);
+                busyKeys.add(customer);
+                most = Math.max(most, ++inFlight);
+                await new Promise((r) => setTimeout(r, 150));
+                seen.set(customer, [...(seen.get(customer) ?? []), String(change.row?.['orders'] ?? 'gone')]);
+                inFlight--;
+                busyKeys.delete(customer);
+              },
+            }),
+          },
+        } as Config;
+      },
+    });
+  }, 60_000);
+
+  afterAll(() => shop?.close());
+
+  it('handles up to `concurrency` changes at once, one key’s changes one after another and in order', async () => {
+    const log = changelogKey(keyPrefix(shop.name), 'revenueByCustomer');
+    for (const stop = Date.now() + 15_000; ((await shop.redis.sendCommand<unknown[]>(['XINFO', 'GROUPS', log]).catch(() => [])) as unknown[]).length < 1 && Date.now() < stop; )
+      await new Promise((r) => setTimeout(r, 50));
+    // Six customers in one transaction (six changes at once), then three more changes of customer 1.
+    await shop.db.query(`INSERT INTO orders SELECT g, g, 'paid', 1, now() FROM generate_series(1, 6) g`);
+    await shop.sync();
+    for (let i = 7; i <= 9; i++) {
+      await shop.db.query(`INSERT INTO orders VALUES (${i}, 1, 'paid', 1, now())`);
+      await shop.sync();
+    }
+    for (const stop = Date.now() + 20_000; [...seen.values()].flat().length < 9 && Date.now() < stop; ) await new Promise((r) => setTimeout(r, 50));
+    expect(most).toBe(3);
+    expect(overlaps, 'two changes of one key at once').toEqual([]);
+    expect(seen.get(1)).toEqual(['1', '2', '3', '4']);
+    for (let c = 2; c <= 6; c++) expect(seen.get(c)).toEqual(['1']);
+  }, 60_000);
 });
