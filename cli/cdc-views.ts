@@ -43,6 +43,7 @@ Environment:
   DATABASE_URL   PostgreSQL source (source.postgres)     REDIS_URL   where the views live
   KAFKA_BROKERS  Kafka brokers (source.kafka)            LOG_LEVEL   pino level (info)
   NODE_ENV=production  turns GraphiQL and introspection off
+  CDC_VIEWS_JWT_SECRET      HS256 secret for api.auth.jwt     CDC_VIEWS_METRICS_TOKEN  bearer token for /metrics
 `;
 
 export async function loadConfig(file: string): Promise<Config> {
