@@ -18,7 +18,7 @@
  */
 import { changelogKey, metaKey } from '../views/store/keys.ts';
 import type { RedisClient } from '../views/store/redis.ts';
-import { decodeChangelogEntry, readChangelog, readChangelogEntry, readPage, trimmedUpTo, type ViewChange } from '../views/store/read.ts';
+import { currentVersion, decodeChangelogEntry, readChangelog, readChangelogEntry, readPage, trimmedUpTo, type ViewChange } from '../views/store/read.ts';
 import { toRecord, type ViewStatus } from '../views/store/state.ts';
 import type { CompiledView, Registry } from '../views/registry.ts';
 import type { ChangeStreamOptions, SubscriptionEvent } from '../schema/build-schema.ts';
@@ -42,6 +42,18 @@ interface Route {
 /** Word that a transaction ended with a change a subscriber does not see. */
 function endOf(change: ViewChange): HubEvent {
   return { op: 'end', version: change.version };
+}
+
+/** The index of the first entry after `version` (binary search: entries are in version order). */
+function firstAfter(entries: readonly ViewChange[], version: string): number {
+  let lo = 0;
+  let hi = entries.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compareVersions(entries[mid]!.version, version) <= 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 /** Order of Redis stream ids 'ms-seq' (decimal digits without leading zeros: longer is larger). */
@@ -194,18 +206,9 @@ export class ChangelogHub {
 
   /** The entry at exactly `version` when the recent history holds it. */
   private recentEntry(view: string, version: string): ViewChange | undefined {
-    const entries = this.recent.get(view)?.entries;
-    if (!entries?.length || compareVersions(version, entries[0]!.version) < 0) return undefined;
-    let lo = 0;
-    let hi = entries.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1;
-      const c = compareVersions(entries[mid]!.version, version);
-      if (c === 0) return entries[mid];
-      if (c < 0) lo = mid + 1;
-      else hi = mid - 1;
-    }
-    return undefined;
+    const entries = this.recent.get(view)?.entries ?? [];
+    const at = firstAfter(entries, version) - 1;
+    return at >= 0 && entries[at]!.version === version ? entries[at] : undefined;
   }
 
   /** Keep what the tail read; the history restarts where it was not contiguous or grew too long. */
@@ -230,16 +233,8 @@ export class ChangelogHub {
   private async history(view: CompiledView, after: string, count: number, signal: AbortSignal | undefined): Promise<ViewChange[]> {
     const recent = this.recent.get(view.name);
     if (recent && compareVersions(after, recent.from) >= 0) {
-      const { entries } = recent;
-      // Binary search for the first entry after `after`.
-      let lo = 0;
-      let hi = entries.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1;
-        if (compareVersions(entries[mid]!.version, after) <= 0) lo = mid + 1;
-        else hi = mid;
-      }
-      return entries.slice(lo, lo + count);
+      const from = firstAfter(recent.entries, after);
+      return recent.entries.slice(from, from + count);
     }
     const { redis, prefix } = this.options;
     return whileStoreDown(() => readChangelog(redis, prefix, view, after, count), signal);
@@ -490,8 +485,7 @@ export class ChangelogHub {
       let snapshot = options.snapshot && last === null;
       if (last === null && !snapshot) {
         // From now: changes the tail reads late (it may still be catching up) are not this subscriber's.
-        const newest = await whileStoreDown(() => redis.sendCommand<[string, string[]][]>(['XREVRANGE', changelogKey(prefix, view.name), '+', '-', 'COUNT', '1']), options.signal);
-        last = newest[0]?.[0] ?? '0-0';
+        last = await whileStoreDown(() => currentVersion(redis, prefix, view), options.signal);
       }
       // The statuses the tail refreshes every 250 ms will do; older ones are read again.
       if (Date.now() - this.refreshedAt > 250) await whileStoreDown(() => this.refreshAvailability(), options.signal);
@@ -504,8 +498,7 @@ export class ChangelogHub {
         // Resuming inside the recent history: no Redis read needed to place it.
         lastSeq = known.seq;
       } else if (last !== null) {
-        const current = await whileStoreDown(() => redis.sendCommand<[string, string[]][]>(['XREVRANGE', changelogKey(prefix, view.name), '+', '-', 'COUNT', '1']), options.signal);
-        const newest = current[0]?.[0] ?? '0-0';
+        const newest = await whileStoreDown(() => currentVersion(redis, prefix, view), options.signal);
         if (compareVersions(last, newest) > 0) {
           throw new PublicError(`Version ${last} of ${view.name} is ahead of its newest version ${newest}; resume from a version this service gave you`, 'VERSION_AHEAD');
         }

@@ -95,32 +95,27 @@ function numeric<Row>(measure: Measure<Row>, row: Row | null): number | null {
 }
 
 /**
- * The measure went from below the threshold (or absent: the row entered) to at or above it. The
- * threshold is a number or another measure of the same row (`row => row.reorderLevel`).
+ * The measure is on the `above` side of the threshold now (at or above it, or below it) and was not
+ * before (or was absent: the row entered). The threshold is a number or another measure of the
+ * same row (`row => row.reorderLevel`).
  */
-export function crossedAbove<Row>(measure: Measure<Row>, threshold: number | Measure<Row>): ReactionFilter<Row> {
-  const limit = (row: Row | null): number | null => (typeof threshold === 'number' ? threshold : numeric(threshold, row));
-  return (c) => {
-    const now = numeric(measure, c.row);
-    const nowLimit = limit(c.row);
-    if (now === null || nowLimit === null || now < nowLimit) return false;
-    const before = numeric(measure, c.previous);
-    const beforeLimit = limit(c.previous);
-    return before === null || beforeLimit === null || before < beforeLimit;
+function crossed<Row>(measure: Measure<Row>, threshold: number | Measure<Row>, above: boolean): ReactionFilter<Row> {
+  const side = (row: Row | null): boolean | null => {
+    const value = numeric(measure, row);
+    const limit = typeof threshold === 'number' ? threshold : numeric(threshold, row);
+    return value === null || limit === null ? null : value >= limit === above;
   };
+  return (c) => side(c.row) === true && side(c.previous) !== true;
+}
+
+/** The measure went from below the threshold (or absent: the row entered) to at or above it. */
+export function crossedAbove<Row>(measure: Measure<Row>, threshold: number | Measure<Row>): ReactionFilter<Row> {
+  return crossed(measure, threshold, true);
 }
 
 /** The measure went from at or above the threshold (or absent) to below it. */
 export function crossedBelow<Row>(measure: Measure<Row>, threshold: number | Measure<Row>): ReactionFilter<Row> {
-  const limit = (row: Row | null): number | null => (typeof threshold === 'number' ? threshold : numeric(threshold, row));
-  return (c) => {
-    const now = numeric(measure, c.row);
-    const nowLimit = limit(c.row);
-    if (now === null || nowLimit === null || now >= nowLimit) return false;
-    const before = numeric(measure, c.previous);
-    const beforeLimit = limit(c.previous);
-    return before === null || beforeLimit === null || before >= beforeLimit;
-  };
+  return crossed(measure, threshold, false);
 }
 
 const REACTION_NAME = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;

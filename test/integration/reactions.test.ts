@@ -52,6 +52,14 @@ async function until(check: () => boolean, what: string, timeoutMs = 15_000): Pr
   }
 }
 
+/** Waits until `count` reaction groups have joined a view's changelog. */
+async function waitForGroups(shop: ServiceFixture, view: string, count: number): Promise<void> {
+  const log = changelogKey(keyPrefix(shop.name), view);
+  for (const stop = Date.now() + 15_000; Date.now() < stop; await new Promise((r) => setTimeout(r, 50))) {
+    if ((await shop.redis.sendCommand<unknown[]>(['XINFO', 'GROUPS', log]).catch(() => [])).length >= count) return;
+  }
+}
+
 describe('reactions in the service', () => {
   let shop: ServiceFixture;
   let hook: Awaited<ReturnType<typeof endpoint>>;
@@ -98,10 +106,8 @@ describe('reactions in the service', () => {
 
   it('fires once per crossing, retries a failing handler, parks what it gives up on while the others carry on', async () => {
     // A reaction handles the changes after it joined its view's changelog (once the view is live).
-    const groups = async (view: string) =>
-      (await shop.redis.sendCommand<unknown[][]>(['XINFO', 'GROUPS', changelogKey(keyPrefix(shop.name), view)]).catch(() => [])).length;
-    const deadline = Date.now() + 15_000;
-    while (((await groups('revenueByCustomer')) < 2 || (await groups('ordersByStatus')) < 1) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await waitForGroups(shop, 'revenueByCustomer', 2);
+    await waitForGroups(shop, 'ordersByStatus', 1);
     // Customer 501: 60 (entered, below) → 110 (crossed) → 115 (still above) → 65 (fell) → 105 (crossed again).
     for (const sql of [
       `INSERT INTO orders VALUES (5001, 501, 'paid', 60, now())`,
@@ -316,8 +322,7 @@ describe('a reaction behind the changelog', () => {
 
   it('keeps every change the reaction has not handled, past the changelog length, then trims behind it', async () => {
     const log = changelogKey(keyPrefix(shop.name), 'revenueByCustomer');
-    for (const stop = Date.now() + 15_000; ((await shop.redis.sendCommand<unknown[]>(['XINFO', 'GROUPS', log]).catch(() => [])) as unknown[]).length < 1 && Date.now() < stop; )
-      await new Promise((r) => setTimeout(r, 50));
+    await waitForGroups(shop, 'revenueByCustomer', 1);
     for (let i = 1; i <= 60; i++) {
       await shop.db.query(`INSERT INTO orders VALUES (${7000 + i}, 700, 'paid', 1, now())`);
       await shop.sync(); // one step each (a step logs a row once, with its net change)
@@ -417,9 +422,7 @@ describe('reactions with concurrency', () => {
   afterAll(() => shop?.close());
 
   it('handles up to `concurrency` changes at once, one key’s changes one after another and in order', async () => {
-    const log = changelogKey(keyPrefix(shop.name), 'revenueByCustomer');
-    for (const stop = Date.now() + 15_000; ((await shop.redis.sendCommand<unknown[]>(['XINFO', 'GROUPS', log]).catch(() => [])) as unknown[]).length < 1 && Date.now() < stop; )
-      await new Promise((r) => setTimeout(r, 50));
+    await waitForGroups(shop, 'revenueByCustomer', 1);
     // Six customers in one transaction (six changes at once), then three more changes of customer 1.
     await shop.db.query(`INSERT INTO orders SELECT g, g, 'paid', 1, now() FROM generate_series(1, 6) g`);
     await shop.sync();
