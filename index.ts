@@ -62,5 +62,5 @@ export type {
 export type { CastTarget, TruncUnit } from './views/functions.ts';
 export { source } from './ingest/source-options.ts';
 export type { SourceOptions, PostgresSourceOptions, KafkaSourceOptions } from './ingest/source-options.ts';
-export { reaction, crossedAbove, crossedBelow, kinds } from './views/reactions.ts';
-export type { ReactionDef, ReactionChange, ReactionContext, ReactionOptions, ReactionKind, ReactionFilter } from './views/reactions.ts';
+export { reaction, crossedAbove, crossedBelow, kinds, matches } from './views/reactions.ts';
+export type { ReactionDef, ReactionChange, ReactionContext, ReactionOptions, ReactionKind, ReactionCondition, When } from './views/reactions.ts';

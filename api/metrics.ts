@@ -10,12 +10,15 @@ import type { Registry } from '../views/registry.ts';
 import type { SnapshotProgress } from '../ingest/index.ts';
 import type { ChangelogHub } from './changelog-hub.ts';
 import type { ReactionOutcome } from '../reactions/runner.ts';
+import type { ReactionBacklog } from '../reactions/groups.ts';
 
 export interface Metrics {
   readonly registry: client.Registry;
   snapshotProgress(progress: SnapshotProgress): void;
   /** A reaction handled, skipped, retried, parked or lost a change. */
   reactionOutcome(reaction: string, outcome: ReactionOutcome): void;
+  /** Where each reaction stands (measured by the process writing the views). */
+  reactionBacklogs(backlogs: readonly ReactionBacklog[]): void;
 }
 
 /** `engine` is null on an API-only instance, `hub` on an ingest-only one: their metrics are then absent. */
@@ -167,9 +170,28 @@ export function createMetrics(options: { views: Registry; redis: RedisClient; pr
     labelNames: ['reaction', 'outcome'] as const,
     registers: [registry],
   });
+  const backlog = new client.Gauge({
+    name: 'cdc_views_reaction_backlog',
+    help: 'Changes waiting for a reaction: pending (delivered to a worker, not acknowledged) and undelivered; the changelog keeps them until handled.',
+    labelNames: ['reaction', 'state'] as const,
+    registers: [registry],
+  });
+  const reactionDeadLetters = new client.Gauge({
+    name: 'cdc_views_reaction_dead_letters',
+    help: 'Changes parked in a reaction’s dead letters (replay with `cdc-views reactions replay <name>`).',
+    labelNames: ['reaction'] as const,
+    registers: [registry],
+  });
   return {
     registry,
     snapshotProgress: (p) => snapshotRows.set({ table: p.table }, p.rows),
     reactionOutcome: (reaction, outcome) => reactions.inc({ reaction, outcome }),
+    reactionBacklogs: (backlogs) => {
+      for (const b of backlogs) {
+        backlog.set({ reaction: b.reaction, state: 'pending' }, b.pending);
+        if (b.undelivered !== null) backlog.set({ reaction: b.reaction, state: 'undelivered' }, b.undelivered);
+        reactionDeadLetters.set({ reaction: b.reaction }, b.deadLetters);
+      }
+    },
   };
 }

@@ -26,7 +26,7 @@ import { createRegistry, tableRequirements, type CompiledView, type Registry } f
 import { buildSchema, type ReadTarget, type ViewDataSource } from '../schema/build-schema.ts';
 import { Permissions } from '../schema/permissions.ts';
 import { AuthGate, Authenticator } from './auth.ts';
-import { reactedViews, startReactions } from '../reactions/index.ts';
+import { reactedViews, ReactionGroups, startReactions } from '../reactions/index.ts';
 import { ChangelogHub } from './changelog-hub.ts';
 import { createMetrics } from './metrics.ts';
 import { startApi, type ApiServer } from './server.ts';
@@ -108,6 +108,18 @@ export async function startService(options: ServiceOptions): Promise<Service | A
           onOutcome: (reaction, outcome) => metrics.reactionOutcome(reaction, outcome),
         })
       : null;
+  // The process writing the views keeps the reaction groups and trims what they read.
+  const reactionGroups = engine
+    ? new ReactionGroups({
+        config: options.config,
+        prefix,
+        redis,
+        changelogMaxLength: options.config.redis?.changelogMaxLength ?? 10_000,
+        log: (level, message, fields) => log[level](fields ?? {}, message),
+        onBacklog: (backlogs) => metrics.reactionBacklogs(backlogs),
+      })
+    : null;
+  reactionGroups?.start();
 
   const views: ViewDataSource | null = hub && {
     row: (view, key) => readRowAt(redis, prefix, view, key),
@@ -156,6 +168,7 @@ export async function startService(options: ServiceOptions): Promise<Service | A
       stopped = true;
       await api.close();
       await reactions?.stop();
+      await reactionGroups?.stop();
       await engine?.stop();
       await hub?.stop();
       await Promise.all(connections.map((c) => c.quit().catch(() => undefined)));

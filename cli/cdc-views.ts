@@ -8,8 +8,9 @@ import { parseArgs } from 'node:util';
 import { createLogger, startService } from '../api/service.ts';
 import { ServiceError } from '../core/errors.ts';
 import { changelogKey, deadLetterKey, keyPrefix, leaseKey, reactionDeadLetterKey, rowsKey } from '../views/store/keys.ts';
-import { reactionViewName } from '../views/reactions.ts';
-import { groupName, replayDeadLetters } from '../reactions/runner.ts';
+import { describeCondition } from '../views/reactions.ts';
+import { replayDeadLetters } from '../reactions/runner.ts';
+import { reactionBacklogs } from '../reactions/groups.ts';
 import { readStoredState } from '../views/store/state.ts';
 import { connectRedis } from '../views/store/redis.ts';
 import type { Config } from '../views/config.ts';
@@ -52,22 +53,22 @@ export async function loadConfig(file: string): Promise<Config> {
   return module.default;
 }
 
-/** Per reaction: pending, not yet delivered, dead letters; a warning when one is far behind. */
+/** Per reaction: its condition, pending, not yet delivered, dead letters, last error; a warning when one is far behind. */
 async function reactionStatus(redis: Awaited<ReturnType<typeof connectRedis>>, prefix: string, config: Config): Promise<string[]> {
   const lines: string[] = [];
-  const bound = config.redis?.changelogMaxLength ?? 10_000;
-  for (const [name, r] of Object.entries(config.reactions ?? {})) {
-    const view = reactionViewName(r, config.views)!;
-    const groups = await redis.sendCommand<unknown[][]>(['XINFO', 'GROUPS', changelogKey(prefix, view)]).catch(() => [] as unknown[][]);
-    const group = groups.map((g) => Object.fromEntries(Array.from({ length: g.length / 2 }, (_, i) => [String(g[2 * i]), g[2 * i + 1]]))).find((g) => g['name'] === groupName(name));
-    const dead = await redis.sendCommand<number>(['XLEN', reactionDeadLetterKey(prefix, name)]);
-    if (!group) {
-      lines.push(`  reaction ${name.padEnd(20)} on ${view}: not joined yet (it joins once the view is live, in a process running reactions)  dead letters ${dead}`);
-      continue;
+  for (const b of await reactionBacklogs(redis, prefix, config)) {
+    const reaction = config.reactions![b.reaction]!;
+    const when = reaction.conditions.length > 0 ? ` when ${reaction.conditions.map(describeCondition).join(' and ')}` : '';
+    if (!b.joined) {
+      lines.push(`  reaction ${b.reaction.padEnd(20)} on ${b.view}: not joined yet (its group is created once the view is live, by the process writing the views)  dead letters ${b.deadLetters}`);
+    } else {
+      lines.push(`  reaction ${b.reaction.padEnd(20)} on ${b.view}: pending ${b.pending}  not yet delivered ${b.undelivered ?? '?'}  dead letters ${b.deadLetters}  consumers ${b.consumers}`);
     }
-    const lag = group['lag'] === null || group['lag'] === undefined ? '?' : Number(group['lag']);
-    lines.push(`  reaction ${name.padEnd(20)} on ${view}: pending ${group['pending']}  not yet delivered ${lag}  dead letters ${dead}  consumers ${group['consumers']}`);
-    if (typeof lag === 'number' && lag > bound) lines.push(`    ⚠ ${lag} changes behind (more than redis.changelogMaxLength ${bound}): the changelog grows until it catches up`);
+    if (when) lines.push(`    ${when.trim()}`);
+    if (b.lastError) lines.push(`    last error ${new Date(b.lastError.at).toISOString()} (${b.lastError.idempotencyKey}): ${b.lastError.error}`);
+    if (b.behind) {
+      lines.push(`    ⚠ ${b.pending + (b.undelivered ?? 0)} changes wait (more than warnBacklog ${reaction.warnBacklog}): the changelog keeps them until the reaction handles them${b.consumers === 0 ? '; no worker has ever run it (start, or start --reactions-only)' : ''}`);
+    }
   }
   return lines;
 }

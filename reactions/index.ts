@@ -6,6 +6,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Config } from '../views/config.ts';
 import { reactionViewName } from '../views/reactions.ts';
+export { reactedViews, ReactionGroups, reactionBacklogs, type ReactionBacklog } from './groups.ts';
 import type { Registry } from '../views/registry.ts';
 import { connectRedis } from '../views/store/redis.ts';
 import { ReactionRunner, type ReactionOutcome, type ReactionRunnerOptions } from './runner.ts';
@@ -13,11 +14,6 @@ import { ReactionRunner, type ReactionOutcome, type ReactionRunnerOptions } from
 export interface Reactions {
   readonly names: readonly string[];
   stop(): Promise<void>;
-}
-
-/** The views the config's reactions read (their changelogs are trimmed behind the reactions). */
-export function reactedViews(config: Config): Set<string> {
-  return new Set(Object.values(config.reactions ?? {}).map((r) => reactionViewName(r, config.views)!));
 }
 
 export async function startReactions(options: {
@@ -42,7 +38,6 @@ export async function startReactions(options: {
       consumer,
       log: options.log,
       onOutcome: options.onOutcome,
-      changelogMaxLength: options.config.redis?.changelogMaxLength ?? 10_000,
     });
     await runner.start();
     runners.push(runner);

@@ -11,12 +11,12 @@
  * once, the changes of one key always one after another, in order. Any number of processes share a
  * group: each entry goes to one of them (the order per key holds within one process).
  */
-import { changelogKey, metaKey, reactionDeadLetterKey } from '../views/store/keys.ts';
+import { changelogKey, reactionDeadLetterKey, reactionLastErrorKey } from '../views/store/keys.ts';
 import { decodeChangelogEntry, type ViewChange } from '../views/store/read.ts';
 import type { RedisClient } from '../views/store/redis.ts';
 import type { CompiledView } from '../views/registry.ts';
 import type { ReactionChange, ReactionDef, ReactionKind } from '../views/reactions.ts';
-import { trimBehindReactions } from './trim.ts';
+import { groupName } from './groups.ts';
 
 export type ReactionOutcome = 'handled' | 'skipped' | 'retried' | 'dead-lettered' | 'lost';
 
@@ -33,18 +33,9 @@ export interface ReactionRunnerOptions {
   readonly claimIdleMs?: number;
   readonly log: (level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
   readonly onOutcome?: (name: string, outcome: ReactionOutcome) => void;
-  /** Entries the changelog keeps for subscribers (it is trimmed behind the slowest reaction, never past it). */
-  readonly changelogMaxLength?: number;
 }
 
 type StreamEntry = [id: string, fields: string[]];
-
-/** How often the changelog is trimmed behind the reactions (the write step does not trim it). */
-const TRIM_EVERY_MS = 2_000;
-
-export function groupName(reaction: string): string {
-  return `reaction:${reaction}`;
-}
 
 export class ReactionRunner {
   private readonly options: ReactionRunnerOptions;
@@ -75,49 +66,26 @@ export class ReactionRunner {
   }
 
   /**
-   * Join the view's changelog once the view is live. A group created for the first time starts at
-   * the changelog's end (a reaction handles changes from its declaration on); one recreated after a
-   * rebuild (which deletes the changelog and its groups) starts where the rebuilt history starts,
-   * so no change written meanwhile is skipped. A rebuild hands out no changes of its own: the
-   * reaction sees the changes after it.
+   * Wait for the reaction's group: the process writing the views creates it once the view is live
+   * (reactions/groups.ts), and again where the rebuilt history starts after a rebuild.
    */
   private async ensureGroup(afterRebuild: boolean): Promise<void> {
-    const { redis, prefix, view } = this.options;
-    let start = '$';
-    for (;;) {
-      if (this.stopped) return;
-      const [status, floor] = await redis.sendCommand<(string | null)[]>(['HMGET', metaKey(prefix), `status:${view.name}`, `floor:${view.name}`]);
-      if (status && (JSON.parse(status) as { state: string }).state === 'live') {
-        if (afterRebuild) start = floor ?? '0-0';
-        break;
-      }
+    const { redis, view } = this.options;
+    for (let waited = 0; !this.stopped; waited += 250) {
+      const groups = await redis.sendCommand<unknown[][]>(['XINFO', 'GROUPS', this.stream]).catch(() => [] as unknown[][]);
+      if (groups.some((g) => g[1] === this.group)) break;
+      if (waited === 30_000) this.options.log('warn', 'reaction waits for its group: is a process writing the views (start, or start --ingest-only) running?', { reaction: this.options.name, view: view.name });
       await new Promise((r) => setTimeout(r, 250));
     }
-    let created = true;
-    try {
-      await redis.sendCommand(['XGROUP', 'CREATE', this.stream, this.group, start, 'MKSTREAM']);
-    } catch (error) {
-      if (!(error instanceof Error && error.message.startsWith('BUSYGROUP'))) throw error;
-      created = false;
-    }
-    this.options.log('info', 'reaction joined its view’s changelog', {
-      reaction: this.options.name,
-      view: view.name,
-      group: created ? (afterRebuild ? 'created where the rebuilt history starts' : 'created at the end of the changelog') : 'existing',
-    });
+    this.options.log('info', afterRebuild ? 'reaction rejoined its view’s changelog after a rebuild' : 'reaction joined its view’s changelog', { reaction: this.options.name, view: view.name });
   }
 
   private async run(): Promise<void> {
     const { redis, consumer, reaction } = this.options;
     const claimIdleMs = this.options.claimIdleMs ?? Math.max(5_000, 2 * reaction.timeoutMs);
     let lastClaim = 0;
-    let lastTrim = 0;
     while (!this.stopped) {
       try {
-        if (Date.now() - lastTrim >= TRIM_EVERY_MS) {
-          lastTrim = Date.now();
-          await trimBehindReactions(redis, this.stream, this.options.changelogMaxLength ?? 10_000);
-        }
         if (Date.now() - lastClaim >= Math.min(claimIdleMs, 5_000)) {
           lastClaim = Date.now();
           // [next cursor, claimed entries, ids deleted before they were handled (trimmed)]
@@ -130,7 +98,7 @@ export class ReactionRunner {
         for (const [, entries] of reply ?? []) for (const entry of entries) await this.dispatch(entry);
       } catch (error) {
         if (this.stopped) return;
-        // The changelog (and its groups) is recreated by a rebuild: join again from its end.
+        // The changelog (and its groups) is recreated by a rebuild: join again where its history starts.
         if (error instanceof Error && (error.message.startsWith('NOGROUP') || error.message.startsWith('UNBLOCKED'))) {
           this.options.log('warn', 'the view was rebuilt: the reaction continues with the changes after the rebuild', { reaction: this.options.name });
           await this.ensureGroup(true).catch(() => undefined);
@@ -164,7 +132,7 @@ export class ReactionRunner {
   private async handle(id: string, change: ViewChange): Promise<void> {
     const { reaction, view, name } = this.options;
     const seen = asReactionChange(view, change);
-    if (!seen || (reaction.when && !reaction.when(seen))) {
+    if (!seen || !reaction.selects(seen)) {
       await this.ack(id);
       this.options.onOutcome?.(name, 'skipped');
       return;
@@ -197,6 +165,9 @@ export class ReactionRunner {
         clearTimeout(timer);
         lastError = error;
         this.options.log('warn', 'reaction handler failed', { reaction: name, attempt, idempotencyKey, err: error });
+        await this.options.redis
+          .sendCommand(['HSET', reactionLastErrorKey(this.options.prefix, name), 'error', error instanceof Error ? error.message : String(error), 'at', String(Date.now()), 'idempotencyKey', idempotencyKey, 'attempt', String(attempt)])
+          .catch(() => undefined);
       }
     }
     if (this.stopped) return; // left pending: handled again after the restart

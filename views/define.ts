@@ -278,14 +278,17 @@ export function viewFields(def: ViewDef | null | undefined): SelectField[] {
   return [...(def.groupBy ?? []), ...def.select];
 }
 
-/** References to a view's own output fields (for having, orderBy and per). */
-function outputRefs(fields: readonly SelectField[]): Record<string, Expr> {
+/**
+ * References to a view's own output fields (for having, orderBy and per; reactions' conditions use
+ * another `source` for the row before the change).
+ */
+export function outputRefs(fields: readonly SelectField[], source = '$'): Record<string, Expr> {
   const refs: Record<string, Expr> = {};
-  for (const f of fields) refs[f.name] = { node: { kind: 'column', table: '', column: f.name, source: '$', type: f.node.type, nullable: f.node.nullable } };
+  for (const f of fields) refs[f.name] = { node: { kind: 'column', table: '', column: f.name, source, type: f.node.type, nullable: f.node.nullable } };
   return new Proxy(refs, {
     get(target, prop) {
       if (typeof prop !== 'string' || prop in target) return target[prop as string];
-      return { node: { kind: 'column', table: '', column: prop, source: '$', type: 'text', nullable: true, undeclared: true } };
+      return { node: { kind: 'column', table: '', column: prop, source, type: 'text', nullable: true, undeclared: true } };
     },
   });
 }
@@ -481,7 +484,7 @@ export type Literal = string | number | boolean;
 type Operand = Expr | Literal;
 type NullableOf<E> = E extends Expr<ColumnType, infer N> ? N : false;
 
-function literalNode(value: Literal, like: ColumnType | undefined): LiteralNode {
+export function literalNode(value: Literal, like: ColumnType | undefined): LiteralNode {
   if (typeof value === 'boolean') return { kind: 'literal', value, type: 'bool', nullable: false };
   if (typeof value === 'number') {
     const type = like ?? (Number.isInteger(value) ? 'int4' : 'numeric');

@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Config } from '../../views/config.ts';
 import { crossedAbove, kinds, reaction } from '../../views/reactions.ts';
 import { changelogKey, keyPrefix, reactionDeadLetterKey } from '../../views/store/keys.ts';
+import { connectRedis } from '../../views/store/redis.ts';
 import { CLI, startChildService, scratchDir, type ChildService } from '../support/child-service.ts';
 import { connect, createDatabase, shopTestConfig, startFixture, uniqueName, type ServiceFixture } from '../support/shop.ts';
 
@@ -78,7 +79,7 @@ describe('reactions in the service', () => {
           ...base,
           reactions: {
             bigSpender: reaction(base.views['revenueByCustomer']!, {
-              when: crossedAbove((row) => row['revenue'], 100),
+              when: crossedAbove((row) => row['revenue']!, 100),
               handler: (change, ctx) => post('/big', { customerId: change.row!['customerId'], revenue: change.row!['revenue'] }, ctx.idempotencyKey, ctx.signal),
             }),
             newStatus: reaction(base.views['ordersByStatus']!, {
@@ -120,7 +121,7 @@ describe('reactions in the service', () => {
       await shop.db.query(sql);
       await shop.sync();
     }
-    await until(() => hook.calls.filter((c) => c.path === '/big').length >= 2 && hook.calls.some((c) => c.path === '/flaky' && c.body['attempt'] === 3), 'the reactions').catch(async (error: Error) => {
+    await until(() => hook.calls.filter((c) => c.path === '/big').length >= 2 && hook.calls.some((c) => c.path === '/flaky' && c.body['status'] === 'brand-new-status' && c.body['attempt'] === 3), 'the reactions').catch(async (error: Error) => {
       const info = await shop.redis.sendCommand(['XINFO', 'GROUPS', changelogKey(keyPrefix(shop.name), 'revenueByCustomer')]);
       const len = await shop.redis.sendCommand(['XLEN', changelogKey(keyPrefix(shop.name), 'revenueByCustomer')]);
       throw new Error(`${error.message}: calls ${JSON.stringify(hook.calls)} groups ${JSON.stringify(info)} len ${len}`);
@@ -164,7 +165,15 @@ describe('reactions in the service', () => {
 });
 
 /** A config file of the shop views with one reaction POSTing every crossing above 100 to `url` (with its process id). */
-function writeReactionConfig(dir: string, name: string, databaseUrl: string, url: string, handlerDelayMs = 0, retries = 5): string {
+function writeReactionConfig(
+  dir: string,
+  name: string,
+  databaseUrl: string,
+  url: string,
+  handlerDelayMs = 0,
+  retries = 5,
+  bounds: { warnBacklog?: number; maxBacklog?: number; changelogMaxLength?: number } = {},
+): string {
   const repo = fileURLToPath(new URL('../../', import.meta.url));
   const file = join(dir, 'views.config.mts');
   writeFileSync(
@@ -173,11 +182,13 @@ function writeReactionConfig(dir: string, name: string, databaseUrl: string, url
 import { source, reaction, crossedAbove } from ${JSON.stringify(join(repo, 'index.ts'))};
 export default { ...shop, name: ${JSON.stringify(name)},
   source: source.postgres({ url: ${JSON.stringify(databaseUrl)}, slot: ${JSON.stringify(name)}, publication: ${JSON.stringify(name)} }),
-  redis: { url: ${JSON.stringify(inject('redisUrl'))}, leaseTtlMs: 1500, durability: { mode: 'none' } },
+  redis: { url: ${JSON.stringify(inject('redisUrl'))}, leaseTtlMs: 1500, durability: { mode: 'none' }${bounds.changelogMaxLength ? `, changelogMaxLength: ${bounds.changelogMaxLength}` : ''} },
   reactions: {
     bigSpender: reaction(shop.views.revenueByCustomer, {
       when: crossedAbove((row) => row.revenue, 100),
-      timeoutMs: 2000,
+      timeoutMs: 2000,${bounds.warnBacklog ? `
+      warnBacklog: ${bounds.warnBacklog},` : ''}${bounds.maxBacklog ? `
+      maxBacklog: ${bounds.maxBacklog},` : ''}
       backoffMs: 50,
       retries: ${retries},
       handler: async (change, ctx) => {
@@ -237,6 +248,76 @@ describe('reactions shared by workers', () => {
       await db.end();
     }
   }, 90_000);
+});
+
+describe('reactions no worker runs yet', () => {
+  const name = uniqueName('reactn');
+  const children: ChildService[] = [];
+  let dir: string;
+  let hook: Awaited<ReturnType<typeof endpoint>>;
+
+  beforeAll(async () => {
+    hook = await endpoint(() => ({ status: 200 }));
+  });
+
+  afterAll(async () => {
+    for (const c of children) c.process.kill('SIGKILL');
+    await Promise.all(children.map((c) => c.exited));
+    await new Promise((r) => hook?.server.close(r));
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('the writer keeps their changes from the view going live, warns past warnBacklog, trims at maxBacklog saying what was lost; a late worker handles them all', async () => {
+    const databaseUrl = await createDatabase(inject('databaseUrl'), name);
+    const db = await connect(databaseUrl);
+    const prefix = keyPrefix(name);
+    const log = changelogKey(prefix, 'revenueByCustomer');
+    dir = mkdtempSync(join(scratchDir(), 'reactn-'));
+    const configFile = writeReactionConfig(dir, name, databaseUrl, hook.url, 0, 5, { warnBacklog: 5, maxBacklog: 45, changelogMaxLength: 10 });
+    const redis = await connectRedis(inject('redisUrl'));
+    const xlen = (): Promise<number> => redis.sendCommand<number>(['XLEN', log]);
+    try {
+      const ingest = await startChildService(configFile, {}, ['--ingest-only']);
+      children.push(ingest);
+      // The group exists once the view is live, with no process running the reaction.
+      await until(() => ingest.output().includes('reaction group created'), 'the group', 30_000);
+      expect(ingest.output()).toContain('where the view’s history starts');
+      for (let i = 1; i <= 30; i++) await db.query(`INSERT INTO orders VALUES (${i}, ${1000 + i}, 'paid', 150, now())`);
+      for (const stop = Date.now() + 20_000; (await xlen()) < 30 && Date.now() < stop; ) await new Promise((r) => setTimeout(r, 100));
+      await new Promise((r) => setTimeout(r, 1500)); // trim passes ran meanwhile
+      expect(await xlen(), 'nothing trimmed past the reaction (the length is 10)').toBeGreaterThanOrEqual(30);
+      const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'status', '--config', configFile]);
+      expect(stdout).toMatch(/reaction bigSpender +on revenueByCustomer: pending 0 {2}not yet delivered 30 {2}dead letters 0 {2}consumers 0/);
+      expect(stdout).toContain('"revenue" crossed above 100');
+      expect(stdout).toMatch(/⚠ 30 changes wait \(more than warnBacklog 5\).*no worker has ever run it/);
+      const metrics = await fetch(ingest.url.replace(/\/graphql$/, '/metrics')).then((r) => r.text());
+      expect(metrics).toContain('cdc_views_reaction_backlog{reaction="bigSpender",state="undelivered"} 30');
+      expect(ingest.output()).toContain('a reaction is far behind');
+
+      // A worker started now handles every change since the view went live, once.
+      const worker = await startChildService(configFile, {}, ['--reactions-only']);
+      children.push(worker);
+      await until(() => hook.calls.length >= 30, 'thirty reactions', 30_000);
+      expect(new Set(hook.calls.map((c) => c.body['customerId']))).toEqual(new Set(Array.from({ length: 30 }, (_, i) => 1001 + i)));
+      for (const stop = Date.now() + 10_000; (await xlen()) > 10 && Date.now() < stop; ) await new Promise((r) => setTimeout(r, 100));
+      expect(await xlen(), 'caught up: trimmed back to its length').toBe(10);
+
+      // With the worker gone, past maxBacklog (45) the oldest go anyway, and the dead letters say so.
+      worker.process.kill('SIGKILL');
+      await worker.exited;
+      for (let i = 31; i <= 90; i++) await db.query(`INSERT INTO orders VALUES (${i}, ${1000 + i}, 'paid', 150, now())`);
+      const dead = reactionDeadLetterKey(prefix, 'bigSpender');
+      for (const stop = Date.now() + 20_000; (await redis.sendCommand<number>(['XLEN', dead])) === 0 && Date.now() < stop; ) await new Promise((r) => setTimeout(r, 100));
+      const [[, fields]] = (await redis.sendCommand<[string, string[]][]>(['XRANGE', dead, '-', '+', 'COUNT', '1'])) as [[string, string[]]];
+      expect(fields.slice(0, 2)).toEqual(['error', 'trimmed from the changelog before it was handled (maxBacklog reached)']);
+      for (const stop = Date.now() + 10_000; (await xlen()) > 45 && Date.now() < stop; ) await new Promise((r) => setTimeout(r, 100));
+      expect(await xlen(), 'held to maxBacklog (70 entries without it)').toBe(45);
+    } finally {
+      redis.destroy();
+      await db.query(`SELECT pg_drop_replication_slot('${name}')`).catch(() => undefined);
+      await db.end();
+    }
+  }, 120_000);
 });
 
 describe('reactions through a SIGKILL', () => {

@@ -39,6 +39,10 @@ export const metaKey = (prefix: string): string => `${prefix}:meta`;
 export const deadLetterKey = (prefix: string): string => `${prefix}:dlq`;
 /** Changes a reaction gave up on (a stream: the change, the error, the attempts). */
 export const reactionDeadLetterKey = (prefix: string, reaction: string): string => `${prefix}:r:${reaction}:dlq`;
+/** Where a reaction's group joined its view's changelog (an entry id): kept across rebuilds, as all `:r:` keys. */
+export const reactionJoinedKey = (prefix: string, reaction: string): string => `${prefix}:r:${reaction}:joined`;
+/** A reaction's last failure: a hash of error, at (ms), idempotencyKey, attempt. */
+export const reactionLastErrorKey = (prefix: string, reaction: string): string => `${prefix}:r:${reaction}:last`;
 export const imagesKey = (prefix: string, table: string): string => `${prefix}:img:${table}`;
 export const rowsKey = (prefix: string, view: string): string => `${prefix}:v:${view}:rows`;
 export const indexKey = (prefix: string, view: string): string => `${prefix}:v:${view}:idx`;
