@@ -56,12 +56,15 @@ export async function benchReactions(name: string, databaseUrl: string, redisUrl
   const repo = fileURLToPath(new URL('../', import.meta.url));
   const dir = mkdtempSync(join(tmpdir(), 'cdc-views-bench-reactions-'));
   const configFile = join(dir, 'views.config.mts');
+  // A deployment of its own (the process writing the views keeps the reaction's group, so it must
+  // declare the reaction): an --ingest-only process beside the worker, for the one view it reads.
+  const deployment = `${name}_r`;
   writeFileSync(
     configFile,
     `import shop from ${JSON.stringify(join(repo, 'examples/shop/views.config.ts'))};
 import { source, reaction } from ${JSON.stringify(join(repo, 'index.ts'))};
-export default { ...shop, name: ${JSON.stringify(name)},
-  source: source.postgres({ url: ${JSON.stringify(databaseUrl)}, slot: ${JSON.stringify(name)}, publication: ${JSON.stringify(name)} }),
+export default { ...shop, name: ${JSON.stringify(deployment)}, views: { revenueByCustomer: shop.views.revenueByCustomer },
+  source: source.postgres({ url: ${JSON.stringify(databaseUrl)}, slot: ${JSON.stringify(deployment)}, publication: ${JSON.stringify(deployment)} }),
   redis: { url: ${JSON.stringify(redisUrl)}, durability: { mode: 'none' } },
   reactions: {
     everyChange: reaction(shop.views.revenueByCustomer, {
@@ -74,9 +77,12 @@ export default { ...shop, name: ${JSON.stringify(name)},
 };
 `,
   );
-  let worker = await startChildService(configFile, { LOG_LEVEL: 'warn' }, ['--reactions-only']);
+  const ingest = await startChildService(configFile, { LOG_LEVEL: 'info' }, ['--ingest-only']);
+  let worker = await startChildService(configFile, { LOG_LEVEL: 'info' }, ['--reactions-only']);
   try {
-    await new Promise((r) => setTimeout(r, 1500)); // it joins the view's changelog
+    for (const stop = Date.now() + 300_000; !worker.output().includes('reaction joined'); await new Promise((r) => setTimeout(r, 100))) {
+      if (Date.now() > stop) throw new Error(`the reaction did not join: ${ingest.output().slice(-2000)}`);
+    }
     // --- live
     let id = firstOrderId;
     const started = performance.now();
@@ -103,15 +109,18 @@ export default { ...shop, name: ${JSON.stringify(name)},
     for (let i = 0; i < backlog; i++) await db.query(`INSERT INTO orders VALUES (${id++}, ${1 + (i % 100)}, 'paid', 1.00, now())`);
     await new Promise((r) => setTimeout(r, 2000)); // the ingest has applied them
     const mark = received.length;
-    worker = await startChildService(configFile, { LOG_LEVEL: 'warn' }, ['--reactions-only']);
+    worker = await startChildService(configFile, { LOG_LEVEL: 'info' }, ['--reactions-only']);
     const t = performance.now();
     const seconds = ((await quiet(received, mark, 120_000)) - t) / 1000;
     const catchUp = { changes: received.length - mark, seconds, handledPerSecond: (received.length - mark) / seconds };
     say(`reactions catch-up: ${catchUp.changes} changes in ${seconds.toFixed(2)} s (${catchUp.handledPerSecond.toFixed(0)}/s, one at a time)`);
     return { live, catchUp };
   } finally {
-    worker.process.kill('SIGKILL');
-    await worker.exited;
+    for (const child of [worker, ingest]) {
+      child.process.kill('SIGKILL');
+      await child.exited;
+    }
+    await db.query(`SELECT pg_drop_replication_slot('${deployment}')`).catch(() => undefined);
     server.closeAllConnections();
     server.close();
     rmSync(dir, { recursive: true, force: true });

@@ -7,10 +7,14 @@
  *   3. the service with examples/shop/views.config.ts, GraphQL (GraphiQL) on $PORT or 4000
  *   4. a small live workload, and the view changes it causes, pushed over graphql-ws: an aggregate,
  *      a join (orders with their customer) and a top-N over a view (the 10 best customers)
+ *   5. the example's reactions firing: a local "supplier" endpoint ($SHOP_WEBHOOK_URL) receives a
+ *      reorder when a product's stock falls below its reorder level, and delivers a few seconds later
  *
  * Ctrl-C stops everything and removes the throwaway servers.
  */
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import pg from 'pg';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
@@ -69,6 +73,7 @@ async function main(): Promise<void> {
     await db.query(readFileSync(new URL('../examples/shop/seed.sql', import.meta.url), 'utf8'));
   }
 
+  if (!process.env['SHOP_WEBHOOK_URL']) process.env['SHOP_WEBHOOK_URL'] = await startSupplier(db);
   const port = process.env['PORT'] ? Number(process.env['PORT']) : await portOr(4000);
   // The demo speaks for itself on stdout; the service's JSON logs only for warnings (LOG_LEVEL to change).
   const logger = pino({ name: 'cdc-views', level: process.env['LOG_LEVEL'] ?? 'warn' });
@@ -141,11 +146,13 @@ async function main(): Promise<void> {
     const customer = 1 + ((id * 7919) % 200);
     const amount = (((id * 7793) % 50000) + 99) / 100;
     const step = id % 4;
+    // Each new order sells a few units of one of the first eight products (their stock runs low).
+    const sale = `UPDATE products SET stock = stock - ${1 + (id % 4)} WHERE id = ${1 + (id % 8)};`;
     const sql =
       step === 0
-        ? `BEGIN; INSERT INTO orders VALUES (${id}, ${customer}, 'new', ${amount}, now()); UPDATE orders SET status = 'paid' WHERE id = ${id}; COMMIT;`
+        ? `BEGIN; INSERT INTO orders VALUES (${id}, ${customer}, 'new', ${amount}, now()); UPDATE orders SET status = 'paid' WHERE id = ${id}; ${sale} COMMIT;`
         : step === 1
-          ? `INSERT INTO orders VALUES (${id}, ${customer}, 'paid', ${amount}, now())`
+          ? `BEGIN; INSERT INTO orders VALUES (${id}, ${customer}, 'paid', ${amount}, now()); ${sale} COMMIT;`
           : step === 2
             ? `UPDATE orders SET amount = amount + 10 WHERE id = (SELECT max(id) FROM orders WHERE status = 'paid')`
             : `DELETE FROM orders WHERE id = (SELECT min(id) FROM orders WHERE status = 'paid')`;
@@ -153,6 +160,38 @@ async function main(): Promise<void> {
   }, 1000);
   cleanups.push(() => clearInterval(timer));
   await service.done;
+}
+
+/**
+ * The shop's webhook, played locally: prints what the reactions send (once per idempotency key: a
+ * reaction runs at least once) and, for a reorder, delivers the stock five seconds later.
+ */
+async function startSupplier(db: pg.Client): Promise<string> {
+  const seen = new Set<string>();
+  const server = createServer((req, res) => {
+    let text = '';
+    req.on('data', (c: Buffer) => (text += c.toString()));
+    req.on('end', () => {
+      res.writeHead(200).end();
+      const key = String(req.headers['idempotency-key'] ?? '');
+      if (seen.has(key)) return say(`  reaction ▸ repeat of ${key} dropped`);
+      seen.add(key);
+      const body = JSON.parse(text) as Record<string, string | number>;
+      if (req.url === '/reorders') {
+        say(`  reaction ▸ reorder: product ${body['productId']} (${body['name']}) stock ${body['stock']} < reorder level ${body['reorderLevel']}: ordering ${body['quantity']} units`);
+        setTimeout(() => {
+          db.query(`UPDATE products SET stock = stock + ${Number(body['quantity'])} WHERE id = ${Number(body['productId'])}`)
+            .then(() => say(`  supplier ▸ delivered ${body['quantity']} units of product ${body['productId']}`))
+            .catch(() => undefined);
+        }, 5000).unref();
+      } else {
+        say(`  reaction ▸ bigCustomer: customer ${body['customerId']} passed 5,000 in paid revenue (${body['revenue']})`);
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
 interface Change {

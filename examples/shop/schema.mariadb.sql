@@ -19,7 +19,9 @@ CREATE TABLE products (
   id       INT PRIMARY KEY,
   name     VARCHAR(100) NOT NULL,
   category VARCHAR(100) NOT NULL,
-  price    DECIMAL(10, 2) NOT NULL
+  price    DECIMAL(10, 2) NOT NULL,
+  stock         INT NOT NULL DEFAULT 100,
+  reorder_level INT NOT NULL DEFAULT 10
 ) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
 CREATE TABLE orders (
   id          INT PRIMARY KEY,

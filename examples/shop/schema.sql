@@ -9,7 +9,10 @@ CREATE TABLE products (
   id       int4 PRIMARY KEY,
   name     text NOT NULL,
   category text NOT NULL,
-  price    numeric(10, 2) NOT NULL
+  price    numeric(10, 2) NOT NULL,
+  -- Units in the warehouse, and the level below which the shop reorders (the lowStock view).
+  stock         int4 NOT NULL DEFAULT 100,
+  reorder_level int4 NOT NULL DEFAULT 10
 );
 CREATE TABLE orders (
   id          int4 PRIMARY KEY,

@@ -5,8 +5,9 @@ SELECT i, 'customer ' || i,
        timestamptz '2024-01-01 00:00:00+00' + (i * interval '37 minutes 11.123456 seconds')
 FROM generate_series(1, 200) i;
 
-INSERT INTO products (id, name, category, price)
-SELECT i, 'product ' || i, (ARRAY['books', 'games', 'garden', 'kitchen'])[1 + i % 4], ((i * 37) % 9000 + 100) / 100.0
+INSERT INTO products (id, name, category, price, stock, reorder_level)
+SELECT i, 'product ' || i, (ARRAY['books', 'games', 'garden', 'kitchen'])[1 + i % 4], ((i * 37) % 9000 + 100) / 100.0,
+       5 + (i * 13) % 60, 10 + 5 * (i % 3)
 FROM generate_series(1, 50) i;
 
 INSERT INTO orders (id, customer_id, status, amount, created_at)

@@ -1,8 +1,33 @@
 /**
- * The example shop: four tables, fifteen views — aggregates, joins, a left join, count distinct,
- * top-N over views, and a self-join. `npm run demo` runs it against a throwaway PostgreSQL.
+ * The example shop: four tables, sixteen views — aggregates, joins, a left join, count distinct,
+ * top-N over views, and a self-join — and two reactions: a reorder POSTed to the supplier when a
+ * product's stock falls below its reorder level, and an alert when a customer's paid revenue passes
+ * 5,000. `npm run demo` runs it against a throwaway PostgreSQL, with a local supplier endpoint.
  */
-import { and, avg, count, countDistinct, defineConfig, desc, eq, gt, isNotNull, max, min, mul, ne, source, sum, table, view } from 'cdc-views';
+import {
+  and,
+  avg,
+  count,
+  countDistinct,
+  crossedAbove,
+  crossedBelow,
+  defineConfig,
+  desc,
+  eq,
+  gt,
+  isNotNull,
+  lt,
+  max,
+  min,
+  mul,
+  ne,
+  reaction,
+  source,
+  sum,
+  table,
+  view,
+  type ReactionContext,
+} from 'cdc-views';
 
 /**
  * The shop's four tables under a schema (PostgreSQL: 'public') or a database (MySQL/MariaDB, whose
@@ -17,7 +42,7 @@ export function shopTables(schema: string) {
     ),
     products: table(
       `${schema}.products`,
-      { id: 'int4', name: 'text', category: 'text', price: 'numeric' },
+      { id: 'int4', name: 'text', category: 'text', price: 'numeric', stock: 'int4', reorder_level: 'int4' },
       { key: 'id' },
     ),
     orders: table(
@@ -92,6 +117,11 @@ export function shopViews({ customers, products, orders, orderItems }: ShopTable
       .groupBy((p) => ({ category: p.category }))
       .select((p) => ({ products: count(), cheapest: min(p.price), priciest: max(p.price), averagePrice: avg(p.price) })),
 
+    /** Products whose stock fell below their reorder level (a filter comparing two columns). */
+    lowStock: view(products)
+      .where((p) => lt(p.stock, p.reorder_level))
+      .select((p) => ({ id: p.id, name: p.name, category: p.category, stock: p.stock, reorderLevel: p.reorder_level })),
+
     /** Customers per country (NULL country is its own group, as in SQL). */
     customersByCountry: view(customers)
       .where((c) => isNotNull(c.name))
@@ -142,9 +172,38 @@ export function shopViews({ customers, products, orders, orderItems }: ShopTable
   };
 }
 
+const views = shopViews({ customers, products, orders, orderItems });
+
+/**
+ * POST a JSON body to the shop's webhook ($SHOP_WEBHOOK_URL + path), with the idempotency key the
+ * receiver uses to drop repeats (a reaction runs at least once). Without the variable, only logged.
+ */
+async function notify(path: string, body: unknown, { idempotencyKey, signal, log }: ReactionContext): Promise<void> {
+  const base = process.env['SHOP_WEBHOOK_URL'];
+  if (!base) return log(`SHOP_WEBHOOK_URL is not set: not sent to ${path}`, { body });
+  const response = await fetch(`${base}${path}`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json', 'idempotency-key': idempotencyKey }, signal });
+  // A failure throws: the reaction retries with backoff, then parks the change in its dead letters.
+  if (!response.ok) throw new Error(`${base}${path} answered ${response.status}`);
+}
+
 export default defineConfig({
   name: 'shop',
   source: source.postgres({ url: process.env['DATABASE_URL'], slot: 'cdc_views_shop', publication: 'cdc_views_shop' }),
   redis: { url: process.env['REDIS_URL'] },
-  views: shopViews({ customers, products, orders, orderItems }),
+  views,
+  reactions: {
+    /** Once per fall below the reorder level (not again while it stays low): order enough for twice the level. */
+    reorder: reaction(views.lowStock, {
+      when: crossedBelow((p) => p.stock, (p) => p.reorderLevel),
+      handler: (change, context) => {
+        const p = change.row!;
+        return notify('/reorders', { productId: p.id, name: p.name, stock: p.stock, reorderLevel: p.reorderLevel, quantity: 2 * p.reorderLevel - p.stock }, context);
+      },
+    }),
+    /** A customer's paid revenue passed 5,000. */
+    bigCustomer: reaction(views.revenueByCustomer, {
+      when: crossedAbove((r) => r.revenue, 5_000),
+      handler: (change, context) => notify('/alerts', { customerId: change.row!.customerId, revenue: change.row!.revenue }, context),
+    }),
+  },
 });

@@ -37,7 +37,7 @@ import { mariadbStatement, transactionsOf, transactionSql } from '../support/wor
 const SCHEMA = readFileSync(new URL('../../examples/shop/schema.mariadb.sql', import.meta.url), 'utf8');
 const SEED = `
   INSERT INTO customers VALUES (1, 'c1', 'DE', '2024-01-01 00:00:00.5'), (2, 'c2', NULL, '2024-02-01 00:00:00');
-  INSERT INTO products VALUES (1, 'p1', 'books', 12.50), (2, 'p2', 'games', 40.00), (3, 'p3', 'games', 0.03);
+  INSERT INTO products VALUES (1, 'p1', 'books', 12.50, 100, 10), (2, 'p2', 'games', 40.00, 100, 10), (3, 'p3', 'games', 0.03, 100, 10);
   INSERT INTO orders VALUES (1, 1, 'paid', 10.50, '2024-03-01 10:00:00.123456'), (2, 1, 'paid', NULL, '2024-03-02 10:00:00'), (3, 2, 'new', 7.25, '2024-03-03 10:00:00'), (4, 2, 'paid', 150.00, '2024-03-04 10:00:00'), (5, 1, 'paid', 0.01, '2024-03-05 10:00:00');
   INSERT INTO order_items VALUES (1, 1, 1, 2, 12.50), (1, 2, 2, 1, 40.00), (3, 1, 1, 1, 12.50);
 `;
@@ -136,6 +136,7 @@ describe('Debezium (MariaDB connector) over Kafka', () => {
 
     const config = {
       ...shop,
+      reactions: {},
       name: names.name,
       source: source.kafka({ brokers: stack.brokers, topicPrefix: names.topicPrefix, groupId: names.groupId, transactions: true }),
       redis: { url: inject('redisUrl') },

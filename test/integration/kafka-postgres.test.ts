@@ -49,7 +49,7 @@ import { statement, transactionsOf, transactionSql, type Transaction } from '../
 /** A few orders, lines, customers and products for the snapshot to read. */
 const SEED = `
   INSERT INTO customers VALUES (1, 'c1', 'DE', '2024-01-01 00:00:00.5+00'), (2, 'c2', NULL, '2024-02-01 00:00:00+00');
-  INSERT INTO products VALUES (1, 'p1', 'books', 12.50), (2, 'p2', 'games', 40.00);
+  INSERT INTO products VALUES (1, 'p1', 'books', 12.50, 100, 10), (2, 'p2', 'games', 40.00, 100, 10);
   INSERT INTO orders VALUES (1, 1, 'paid', 10.50, now()), (2, 1, 'paid', NULL, now()), (3, 2, 'new', 7.25, now()), (4, 2, 'paid', 150.00, now());
   INSERT INTO order_items VALUES (1, 1, 1, 2, 12.50), (1, 2, 2, 1, 40.00), (3, 1, 1, 1, 12.50);
 `;
@@ -110,6 +110,7 @@ async function startSource(prefix: string, seed = SEED, connectorSettings: Recor
   cleanups.push(() => connector.stop());
   const config = {
     ...shop,
+    reactions: {},
     name: names.name,
     source: source.kafka({ brokers: stack.brokers, topicPrefix: names.topicPrefix, groupId: names.groupId, transactions: true }),
     redis: { url: inject('redisUrl') },

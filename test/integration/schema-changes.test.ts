@@ -16,7 +16,7 @@ const run = promisify(execFile);
 
 const SEED = `
   INSERT INTO customers VALUES (1, 'Ada', 'DE', now()), (2, 'Bo', NULL, now());
-  INSERT INTO products VALUES (1, 'book', 'books', 12.50), (2, 'game', 'games', 30.00);
+  INSERT INTO products VALUES (1, 'book', 'books', 12.50, 100, 10), (2, 'game', 'games', 30.00, 100, 10);
   INSERT INTO orders VALUES (1, 1, 'paid', 120.00, now()), (2, 2, 'new', 80.00, now());
   INSERT INTO order_items VALUES (1, 1, 1, 2, 12.50), (2, 1, 2, 1, 30.00);`;
 

@@ -29,7 +29,7 @@ function writeConfigFile(name: string, redisUrl: string, sourceExpression: strin
     `import shop from ${JSON.stringify(join(REPO, 'examples/shop/views.config.ts'))};
 import { source } from ${JSON.stringify(join(REPO, 'index.ts'))};
 const views = ${JSON.stringify(options.views ?? null)};
-export default { ...shop, ...(views ? { views: Object.fromEntries(Object.entries(shop.views).filter(([v]) => views.includes(v))) } : {}), ...${JSON.stringify(options.api ? { api: options.api } : {})}, name: ${JSON.stringify(name)}, source: ${sourceExpression}, redis: { url: ${JSON.stringify(redisUrl)}, leaseTtlMs: 1500, durability: { mode: ${JSON.stringify(options.durability ?? 'none')} } } };
+export default { ...shop, reactions: {}, ...(views ? { views: Object.fromEntries(Object.entries(shop.views).filter(([v]) => views.includes(v))) } : {}), ...${JSON.stringify(options.api ? { api: options.api } : {})}, name: ${JSON.stringify(name)}, source: ${sourceExpression}, redis: { url: ${JSON.stringify(redisUrl)}, leaseTtlMs: 1500, durability: { mode: ${JSON.stringify(options.durability ?? 'none')} } } };
 `,
   );
   return file;

@@ -259,7 +259,7 @@ export async function startRig(prefix: string, options: RigOptions = {}): Promis
 }
 
 function defaultConfig(databaseUrl: string, redisUrl: string, name: string): Config {
-  return { ...shopConfig, name, source: source.postgres({ url: databaseUrl, slot: name, publication: name }), redis: { url: redisUrl } } as Config;
+  return { ...shopConfig, reactions: {}, name, source: source.postgres({ url: databaseUrl, slot: name, publication: name }), redis: { url: redisUrl } } as Config;
 }
 
 /** The subscriber's copy (keyed rows) equals the view's SQL: it missed nothing and kept nothing deleted. */

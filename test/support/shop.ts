@@ -54,6 +54,8 @@ export async function createDatabase(serverUrl: string, name: string, schema: st
 export function shopTestConfig(databaseUrl: string, redisUrl: string, name: string): Config {
   return {
     ...shopConfig,
+    // The example's reactions call a webhook: a test declares the reactions it exercises.
+    reactions: {},
     name,
     source: source.postgres({ url: databaseUrl, slot: name, publication: name }),
     // The suite's Redis runs without persistence on purpose; say so instead of being warned.

@@ -39,6 +39,12 @@ const orderId = fc.integer({ min: 1, max: 30 });
 const customerId = fc.integer({ min: 1, max: 5 });
 const lineNo = fc.integer({ min: 1, max: 3 });
 const price = fc.integer({ min: 1, max: 99_999 }).map((cents) => (cents / 100).toFixed(2));
+const stock = fc.integer({ min: 0, max: 20 });
+/** Stock sold or delivered (crossing the reorder level both ways: the lowStock view), or a new reorder level (the same SQL in both dialects). */
+const stockChange = fc.oneof(
+  fc.record({ id: fc.integer({ min: 1, max: 6 }), delta: fc.integer({ min: -8, max: 8 }) }).map((c) => `UPDATE products SET stock = stock + (${c.delta}) WHERE id = ${c.id}`),
+  fc.record({ id: fc.integer({ min: 1, max: 6 }), level: fc.integer({ min: 0, max: 12 }) }).map((c) => `UPDATE products SET reorder_level = ${c.level} WHERE id = ${c.id}`),
+);
 
 /** One PostgreSQL statement that cannot fail. */
 export const statement: fc.Arbitrary<string> = fc.oneof(
@@ -66,9 +72,11 @@ export const statement: fc.Arbitrary<string> = fc.oneof(
       (c) => `INSERT INTO customers VALUES (${c.id}, 'c${c.id}', ${sqlText(c.country)}, ${c.at}) ON CONFLICT (id) DO UPDATE SET country = EXCLUDED.country, created_at = EXCLUDED.created_at`,
     ) },
   { weight: 1, arbitrary: fc.integer({ min: 1, max: 8 }).map((id) => `DELETE FROM customers WHERE id = ${id}`) },
-  { weight: 2, arbitrary: fc.record({ id: fc.integer({ min: 1, max: 6 }), category: fc.constantFrom('books', 'games'), price }).map(
-      (p) => `INSERT INTO products VALUES (${p.id}, 'p${p.id}', '${p.category}', ${p.price}) ON CONFLICT (id) DO UPDATE SET category = EXCLUDED.category, price = EXCLUDED.price`,
+  { weight: 2, arbitrary: fc.record({ id: fc.integer({ min: 1, max: 6 }), category: fc.constantFrom('books', 'games'), price, stock, reorder: fc.integer({ min: 0, max: 12 }) }).map(
+      (p) =>
+        `INSERT INTO products VALUES (${p.id}, 'p${p.id}', '${p.category}', ${p.price}, ${p.stock}, ${p.reorder}) ON CONFLICT (id) DO UPDATE SET category = EXCLUDED.category, price = EXCLUDED.price, stock = EXCLUDED.stock`,
     ) },
+  { weight: 2, arbitrary: stockChange },
   { weight: 1, arbitrary: fc.integer({ min: 1, max: 6 }).map((id) => `DELETE FROM products WHERE id = ${id}`) },
   { weight: 1, arbitrary: fc.constantFrom('TRUNCATE orders', 'TRUNCATE order_items', 'TRUNCATE customers, products') },
 );
@@ -108,9 +116,11 @@ export const mariadbStatement: fc.Arbitrary<string> = fc.oneof(
       (c) => `INSERT INTO customers VALUES (${c.id}, 'c${c.id}', ${sqlText(c.country)}, ${c.at}) ON DUPLICATE KEY UPDATE country = VALUES(country), created_at = VALUES(created_at)`,
     ) },
   { weight: 1, arbitrary: fc.integer({ min: 1, max: 8 }).map((id) => `DELETE FROM customers WHERE id = ${id}`) },
-  { weight: 2, arbitrary: fc.record({ id: fc.integer({ min: 1, max: 6 }), category: fc.constantFrom('books', 'games'), price }).map(
-      (p) => `INSERT INTO products VALUES (${p.id}, 'p${p.id}', '${p.category}', ${p.price}) ON DUPLICATE KEY UPDATE category = VALUES(category), price = VALUES(price)`,
+  { weight: 2, arbitrary: fc.record({ id: fc.integer({ min: 1, max: 6 }), category: fc.constantFrom('books', 'games'), price, stock, reorder: fc.integer({ min: 0, max: 12 }) }).map(
+      (p) =>
+        `INSERT INTO products VALUES (${p.id}, 'p${p.id}', '${p.category}', ${p.price}, ${p.stock}, ${p.reorder}) ON DUPLICATE KEY UPDATE category = VALUES(category), price = VALUES(price), stock = VALUES(stock)`,
     ) },
+  { weight: 2, arbitrary: stockChange },
   { weight: 1, arbitrary: fc.integer({ min: 1, max: 6 }).map((id) => `DELETE FROM products WHERE id = ${id}`) },
   { weight: 1, arbitrary: fc.constantFrom('TRUNCATE orders', 'TRUNCATE order_items', 'TRUNCATE customers; TRUNCATE products') },
 );
