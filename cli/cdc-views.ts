@@ -28,7 +28,8 @@ Usage:
   cdc-views sql    --config <file> [<view>]                        print each view as the SQL it maintains
   cdc-views schema --config <file>                                 print the GraphQL schema (SDL)
   cdc-views status --config <file>                                 writer, checkpoint; state, rows and version per view; reactions
-  cdc-views reactions replay <name> --config <file>                run a reaction again on its dead letters
+  cdc-views reactions replay <name> --from-dead-letters --config <file>
+                                                                   run a reaction again on its dead letters
 
 Options:
   -c, --config <file>   views config (TypeScript or JavaScript); default ./views.config.ts
@@ -65,6 +66,8 @@ async function reactionStatus(redis: Awaited<ReturnType<typeof connectRedis>>, p
       lines.push(`  reaction ${b.reaction.padEnd(20)} on ${b.view}: pending ${b.pending}  not yet delivered ${b.undelivered ?? '?'}  dead letters ${b.deadLetters}  consumers ${b.consumers}`);
     }
     if (when) lines.push(`    ${when.trim()}`);
+    const counts = ['handled', 'skipped', 'retried', 'dead-lettered', 'lost'].map((o) => `${o} ${b.counts[o] ?? 0}`).join('  ');
+    lines.push(`    ${counts}`);
     if (b.lastError) lines.push(`    last error ${new Date(b.lastError.at).toISOString()} (${b.lastError.idempotencyKey}): ${b.lastError.error}`);
     if (b.behind) {
       lines.push(`    ⚠ ${b.pending + (b.undelivered ?? 0)} changes wait (more than warnBacklog ${reaction.warnBacklog}): the changelog keeps them until the reaction handles them${b.consumers === 0 ? '; no worker has ever run it (start, or start --reactions-only)' : ''}`);
@@ -84,6 +87,8 @@ async function main(argv: string[]): Promise<number> {
       'api-only': { type: 'boolean' },
       'ingest-only': { type: 'boolean' },
       'reactions-only': { type: 'boolean' },
+      // `reactions replay <name> --from-dead-letters`: the dead letters are what replay reads (the flag says so).
+      'from-dead-letters': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
     },

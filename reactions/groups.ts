@@ -14,7 +14,7 @@
  */
 import type { Config } from '../views/config.ts';
 import { reactionViewName, type ReactionDef } from '../views/reactions.ts';
-import { changelogKey, metaKey, reactionDeadLetterKey, reactionJoinedKey, reactionLastErrorKey } from '../views/store/keys.ts';
+import { changelogKey, metaKey, reactionCountsKey, reactionDeadLetterKey, reactionJoinedKey, reactionLastErrorKey } from '../views/store/keys.ts';
 import { LuaScript, type RedisClient } from '../views/store/redis.ts';
 
 export function groupName(reaction: string): string {
@@ -42,12 +42,19 @@ export interface ReactionBacklog {
   readonly undelivered: number | null;
   readonly consumers: number;
   readonly deadLetters: number;
+  /** Outcomes so far, over every process that ran it: handled, skipped, retried, dead-lettered, lost. */
+  readonly counts: Readonly<Record<string, number>>;
   readonly lastError: { readonly error: string; readonly at: number; readonly idempotencyKey: string } | null;
   /** More changes wait than the reaction's `warnBacklog`. */
   readonly behind: boolean;
 }
 
 type GroupInfo = Record<string, unknown>;
+
+/** A flat HGETALL reply as a record. */
+function pairs(flat: string[]): Record<string, string> {
+  return Object.fromEntries(Array.from({ length: flat.length / 2 }, (_, i) => [flat[2 * i], flat[2 * i + 1]]));
+}
 
 async function groupInfo(redis: RedisClient, stream: string, group: string): Promise<GroupInfo | undefined> {
   const groups = await redis.sendCommand<unknown[][]>(['XINFO', 'GROUPS', stream]).catch(() => [] as unknown[][]);
@@ -58,12 +65,13 @@ async function groupInfo(redis: RedisClient, stream: string, group: string): Pro
 export async function reactionBacklogs(redis: RedisClient, prefix: string, config: Config): Promise<ReactionBacklog[]> {
   return Promise.all(
     reactionsOf(config).map(async ({ name, view, reaction }) => {
-      const [group, deadLetters, last] = await Promise.all([
+      const [group, deadLetters, last, counts] = await Promise.all([
         groupInfo(redis, changelogKey(prefix, view), groupName(name)),
         redis.sendCommand<number>(['XLEN', reactionDeadLetterKey(prefix, name)]),
-        redis.sendCommand<string[]>(['HGETALL', reactionLastErrorKey(prefix, name)]),
+        redis.sendCommand<string[]>(['HGETALL', reactionLastErrorKey(prefix, name)]).then(pairs),
+        redis.sendCommand<string[]>(['HGETALL', reactionCountsKey(prefix, name)]).then(pairs),
       ]);
-      const lastError = last.length > 0 ? (Object.fromEntries(Array.from({ length: last.length / 2 }, (_, i) => [last[2 * i], last[2 * i + 1]])) as Record<string, string>) : null;
+      const lastError = Object.keys(last).length > 0 ? last : null;
       const pending = Number(group?.['pending'] ?? 0);
       const lag = group?.['lag'];
       const undelivered = group === undefined ? 0 : lag === null || lag === undefined ? null : Number(lag);
@@ -75,6 +83,7 @@ export async function reactionBacklogs(redis: RedisClient, prefix: string, confi
         undelivered,
         consumers: Number(group?.['consumers'] ?? 0),
         deadLetters,
+        counts: Object.fromEntries(Object.entries(counts).map(([k, v]) => [k, Number(v)])),
         lastError: lastError ? { error: lastError['error'] ?? '', at: Number(lastError['at'] ?? 0), idempotencyKey: lastError['idempotencyKey'] ?? '' } : null,
         behind: pending + (undelivered ?? 0) > reaction.warnBacklog,
       };

@@ -11,7 +11,7 @@
  * once, the changes of one key always one after another, in order. Any number of processes share a
  * group: each entry goes to one of them (the order per key holds within one process).
  */
-import { changelogKey, reactionDeadLetterKey, reactionLastErrorKey } from '../views/store/keys.ts';
+import { changelogKey, reactionCountsKey, reactionDeadLetterKey, reactionLastErrorKey } from '../views/store/keys.ts';
 import { decodeChangelogEntry, type ViewChange } from '../views/store/read.ts';
 import type { RedisClient } from '../views/store/redis.ts';
 import type { CompiledView } from '../views/registry.ts';
@@ -112,12 +112,12 @@ export class ReactionRunner {
 
   /**
    * Starts handling an entry once fewer than `concurrency` are in flight, after the entry before it
-   * of the same key: keys run side by side, each key's changes in order.
+   * of the same key (unless `orderedByKey` is off): keys run side by side, each key's changes in order.
    */
   private async dispatch(entry: StreamEntry): Promise<void> {
     const change = decodeChangelogEntry(this.options.view, entry);
     while (this.inFlight.size >= this.options.reaction.concurrency) await Promise.race(this.inFlight);
-    const before = this.lastOfKey.get(change.key) ?? Promise.resolve();
+    const before = (this.options.reaction.orderedByKey && this.lastOfKey.get(change.key)) || Promise.resolve();
     const run: Promise<void> = before
       .then(() => this.handle(entry[0], change))
       .catch((error: unknown) => this.options.log('error', 'reaction failed to handle a change', { reaction: this.options.name, err: error }))
@@ -134,14 +134,14 @@ export class ReactionRunner {
     const seen = asReactionChange(view, change);
     if (!seen || !reaction.selects(seen)) {
       await this.ack(id);
-      this.options.onOutcome?.(name, 'skipped');
+      this.outcome('skipped');
       return;
     }
     const idempotencyKey = idempotencyKeyOf(view, seen);
     let lastError: unknown = null;
     for (let attempt = 1; attempt <= reaction.retries + 1 && !this.stopped; attempt++) {
       if (attempt > 1) {
-        this.options.onOutcome?.(name, 'retried');
+        this.outcome('retried');
         const wait = reaction.backoffMs * 2 ** (attempt - 2);
         await new Promise((r) => setTimeout(r, wait / 2 + Math.random() * wait));
       }
@@ -159,7 +159,7 @@ export class ReactionRunner {
         ]);
         clearTimeout(timer);
         await this.ack(id);
-        this.options.onOutcome?.(name, 'handled');
+        this.outcome('handled');
         return;
       } catch (error) {
         clearTimeout(timer);
@@ -188,15 +188,26 @@ export class ReactionRunner {
       JSON.stringify(seen),
     ]);
     await this.ack(id);
-    this.options.onOutcome?.(name, 'dead-lettered');
+    this.outcome('dead-lettered');
     this.options.log('error', 'reaction gave up on a change: parked in its dead letters', { reaction: name, idempotencyKey, err: lastError });
+    try {
+      await reaction.onGiveUp?.(seen, lastError);
+    } catch (error) {
+      this.options.log('error', 'reaction onGiveUp failed', { reaction: name, idempotencyKey, err: error });
+    }
+  }
+
+  /** Counted in /metrics (this process) and in Redis (every process: `status`). */
+  private outcome(outcome: ReactionOutcome): void {
+    this.options.onOutcome?.(this.options.name, outcome);
+    void this.options.redis.sendCommand(['HINCRBY', reactionCountsKey(this.options.prefix, this.options.name), outcome, '1']).catch(() => undefined);
   }
 
   /** An entry trimmed from the changelog before it was handled: said loudly, never silently skipped. */
   private async lost(id: string): Promise<void> {
     const { name } = this.options;
     await this.options.redis.sendCommand(['XADD', reactionDeadLetterKey(this.options.prefix, name), 'MAXLEN', '~', '100000', '*', 'error', 'trimmed from the changelog before it was handled', 'entry', id]);
-    this.options.onOutcome?.(name, 'lost');
+    this.outcome('lost');
     this.options.log('error', 'a change was trimmed from the changelog before the reaction handled it (raise redis.changelogMaxLength)', { reaction: name, entry: id });
   }
 

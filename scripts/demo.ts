@@ -178,7 +178,7 @@ async function startSupplier(db: pg.Client): Promise<string> {
       seen.add(key);
       const body = JSON.parse(text) as Record<string, string | number>;
       if (req.url === '/reorders') {
-        say(`  reaction ▸ reorder: product ${body['productId']} (${body['name']}) stock ${body['stock']} < reorder level ${body['reorderLevel']}: ordering ${body['quantity']} units`);
+        say(`  reaction ▸ reorder: product ${body['productId']} (${body['category']}) stock ${body['stock']} < reorder level ${body['reorderLevel']}: ordering ${body['quantity']} units`);
         setTimeout(() => {
           db.query(`UPDATE products SET stock = stock + ${Number(body['quantity'])} WHERE id = ${Number(body['productId'])}`)
             .then(() => say(`  supplier ▸ delivered ${body['quantity']} units of product ${body['productId']}`))

@@ -56,8 +56,15 @@ export interface ReactionOptions<V extends ViewDef> {
   readonly retries?: number;
   /** Default 200 ms. */
   readonly backoffMs?: number;
-  /** Changes handled at once (default 1); the changes of one view key always one after another, in order. */
+  /** Changes handled at once (default 1). */
   readonly concurrency?: number;
+  /** The changes of one view key one after another, in order (default true); false lets them run side by side too. */
+  readonly orderedByKey?: boolean;
+  /**
+   * Called once a change is given up on (after its retries), beside parking it in the reaction's
+   * dead letters: page someone, or send it elsewhere. Its own failure is logged, not retried.
+   */
+  readonly onGiveUp?: (change: ReactionChange<InferRow<V>>, error: unknown) => Promise<void> | void;
   /** `status` and the logs warn when more changes than this wait for the reaction (default 10 000). */
   readonly warnBacklog?: number;
   /**
@@ -80,6 +87,8 @@ export interface ReactionDef<R = Record<string, unknown>> {
   readonly retries: number;
   readonly backoffMs: number;
   readonly concurrency: number;
+  readonly orderedByKey: boolean;
+  readonly onGiveUp: ((change: ReactionChange<R>, error: unknown) => Promise<void> | void) | null;
   readonly warnBacklog: number;
   readonly maxBacklog: number | null;
 }
@@ -99,6 +108,8 @@ export function reaction<V extends ViewDef>(view: V, options: ReactionOptions<V>
     retries: options.retries ?? 5,
     backoffMs: options.backoffMs ?? 200,
     concurrency: options.concurrency ?? 1,
+    orderedByKey: options.orderedByKey ?? true,
+    onGiveUp: options.onGiveUp ?? null,
     warnBacklog: options.warnBacklog ?? 10_000,
     maxBacklog: options.maxBacklog ?? null,
   };

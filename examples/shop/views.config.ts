@@ -120,7 +120,7 @@ export function shopViews({ customers, products, orders, orderItems }: ShopTable
     /** Products whose stock fell below their reorder level (a filter comparing two columns). */
     lowStock: view(products)
       .where((p) => lt(p.stock, p.reorder_level))
-      .select((p) => ({ id: p.id, name: p.name, category: p.category, stock: p.stock, reorderLevel: p.reorder_level })),
+      .select((p) => ({ id: p.id, category: p.category, stock: p.stock, reorderLevel: p.reorder_level })),
 
     /** Customers per country (NULL country is its own group, as in SQL). */
     customersByCountry: view(customers)
@@ -197,7 +197,7 @@ export default defineConfig({
       when: crossedBelow((p) => p.stock, (p) => p.reorderLevel),
       handler: (change, context) => {
         const p = change.row!;
-        return notify('/reorders', { productId: p.id, name: p.name, stock: p.stock, reorderLevel: p.reorderLevel, quantity: 2 * p.reorderLevel - p.stock }, context);
+        return notify('/reorders', { productId: p.id, category: p.category, stock: p.stock, reorderLevel: p.reorderLevel, quantity: 2 * p.reorderLevel - p.stock }, context);
       },
     }),
     /** A customer's paid revenue passed 5,000. */

@@ -13,7 +13,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Config } from '../../views/config.ts';
-import { crossedAbove, kinds, reaction } from '../../views/reactions.ts';
+import { crossedAbove, kinds, matches, reaction } from '../../views/reactions.ts';
+import { eq, ne } from '../../views/define.ts';
+import exampleShop from '../../examples/shop/views.config.ts';
 import { changelogKey, keyPrefix, reactionDeadLetterKey } from '../../views/store/keys.ts';
 import { connectRedis } from '../../views/store/redis.ts';
 import { CLI, startChildService, scratchDir, type ChildService } from '../support/child-service.ts';
@@ -93,6 +95,7 @@ describe('reactions in the service', () => {
               handler: async () => {
                 throw new Error('the supplier is down');
               },
+              onGiveUp: (change, error) => post('/gave-up', { version: change.version, error: (error as Error).message }, 'x', AbortSignal.timeout(5000)),
             }),
           },
         } as Config;
@@ -149,6 +152,11 @@ describe('reactions in the service', () => {
     const first = Object.fromEntries(dead[0]![1].reduce<string[][]>((pairs, v, i, all) => (i % 2 === 0 ? [...pairs, [v, all[i + 1]!]] : pairs), []));
     expect(first).toMatchObject({ error: 'the supplier is down', attempts: '2' });
     expect(JSON.parse(first['change']!)).toMatchObject({ view: 'revenueByCustomer', kind: 'entered', row: { customerId: 501, revenue: '60.00' } });
+    // Where failures go: beside the dead letters, the reaction's onGiveUp hook, once per change given up on.
+    await until(() => hook.calls.filter((c) => c.path === '/gave-up').length >= 5, 'five give-ups');
+    const gaveUp = hook.calls.filter((c) => c.path === '/gave-up');
+    expect(gaveUp.map((c) => c.body['error'])).toEqual(Array(5).fill('the supplier is down'));
+    expect(new Set(gaveUp.map((c) => c.body['version'])).size).toBe(5);
 
     // The counters follow each outcome (the dead letter is written just before its count).
     const wanted = ['cdc_views_reaction_changes_total{reaction="bigSpender",outcome="handled"} 2', 'cdc_views_reaction_changes_total{reaction="broken",outcome="dead-lettered"} 5'];
@@ -241,8 +249,13 @@ describe('reactions shared by workers', () => {
       const byWorker = new Set(hook.calls.map((c) => c.body['pid']));
       expect(byWorker, 'both workers handled some').toEqual(new Set(workers.map((w) => w.process.pid)));
       // `status` shows the reaction: nothing pending or undelivered, no dead letters, two consumers.
-      const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'status', '--config', configFile]);
+      // (A worker's acknowledgements and counts queue behind its blocked read for up to a second.)
+      let stdout = '';
+      for (const stop = Date.now() + 10_000; !stdout.includes('handled 30 ') && Date.now() < stop; await new Promise((r) => setTimeout(r, 250))) {
+        stdout = (await promisify(execFile)(process.execPath, [CLI, 'status', '--config', configFile])).stdout;
+      }
       expect(stdout).toMatch(/reaction bigSpender +on revenueByCustomer: pending 0 {2}not yet delivered 0 {2}dead letters 0 {2}consumers 2/);
+      expect(stdout).toContain('handled 30  skipped 0  retried 0  dead-lettered 0  lost 0');
     } finally {
       await db.query(`SELECT pg_drop_replication_slot('${name}')`).catch(() => undefined);
       await db.end();
@@ -289,6 +302,7 @@ describe('reactions no worker runs yet', () => {
       const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'status', '--config', configFile]);
       expect(stdout).toMatch(/reaction bigSpender +on revenueByCustomer: pending 0 {2}not yet delivered 30 {2}dead letters 0 {2}consumers 0/);
       expect(stdout).toContain('"revenue" crossed above 100');
+      expect(stdout).toContain('handled 0  skipped 0  retried 0  dead-lettered 0  lost 0');
       expect(stdout).toMatch(/⚠ 30 changes wait \(more than warnBacklog 5\).*no worker has ever run it/);
       const metrics = await fetch(ingest.url.replace(/\/graphql$/, '/metrics')).then((r) => r.text());
       expect(metrics).toContain('cdc_views_reaction_backlog{reaction="bigSpender",state="undelivered"} 30');
@@ -453,7 +467,7 @@ describe('replaying dead letters', () => {
       await until(() => (child!.output().match(/parked in its dead letters/g) ?? []).length >= 3, 'three parked changes', 30_000);
       const still = await run(process.execPath, [CLI, 'reactions', 'replay', 'bigSpender', '--config', configFile], { env: { ...process.env, REACTION_FAIL: '1' } }).catch((e: { code: number; stdout: string }) => e);
       expect(still).toMatchObject({ code: 1, stdout: 'bigSpender: 0 replayed, 3 still failing (left in the dead letters)\n' });
-      const { stdout } = await run(process.execPath, [CLI, 'reactions', 'replay', 'bigSpender', '--config', configFile]);
+      const { stdout } = await run(process.execPath, [CLI, 'reactions', 'replay', 'bigSpender', '--from-dead-letters', '--config', configFile]);
       expect(stdout).toBe('bigSpender: 3 replayed, 0 still failing (left in the dead letters)\n');
       expect(hook.calls.map((c) => c.body['customerId']).sort()).toEqual([2001, 2002, 2003]);
       expect(hook.calls.every((c) => /^revenueByCustomer:200[123]:\d+-\d+$/.test(c.key))).toBe(true);
@@ -473,6 +487,8 @@ describe('reactions with concurrency', () => {
   const busyKeys = new Set<number>();
   const overlaps: number[] = [];
   const seen = new Map<number, string[]>();
+  let unorderedInFlight = 0;
+  let unorderedMost = 0;
 
   beforeAll(async () => {
     shop = await startFixture('reactconc', {
@@ -481,7 +497,18 @@ describe('reactions with concurrency', () => {
         return {
           ...base,
           reactions: {
+            unordered: reaction(base.views['revenueByCustomer']!, {
+              when: matches((r) => eq(r['customerId']!, 100)),
+              concurrency: 3,
+              orderedByKey: false,
+              handler: async () => {
+                unorderedMost = Math.max(unorderedMost, ++unorderedInFlight);
+                await new Promise((r) => setTimeout(r, 1500));
+                unorderedInFlight--;
+              },
+            }),
             parallel: reaction(base.views['revenueByCustomer']!, {
+              when: matches((r) => ne(r['customerId']!, 100)),
               concurrency: 3,
               handler: async (change) => {
                 const customer = Number((change.row ?? change.previous)!['customerId']);
@@ -502,6 +529,16 @@ describe('reactions with concurrency', () => {
 
   afterAll(() => shop?.close());
 
+  it('with orderedByKey: false, one key’s changes run side by side too', async () => {
+    await waitForGroups(shop, 'revenueByCustomer', 2);
+    await shop.db.query(`INSERT INTO orders VALUES (101, 100, 'paid', 1, now())`);
+    await shop.sync();
+    await shop.db.query(`INSERT INTO orders VALUES (102, 100, 'paid', 1, now())`);
+    await shop.sync();
+    for (const stop = Date.now() + 20_000; unorderedMost < 2 && Date.now() < stop; ) await new Promise((r) => setTimeout(r, 50));
+    expect(unorderedMost, 'customer 100’s two changes at once').toBe(2);
+  }, 60_000);
+
   it('handles up to `concurrency` changes at once, one key’s changes one after another and in order', async () => {
     await waitForGroups(shop, 'revenueByCustomer', 1);
     // Six customers in one transaction (six changes at once), then three more changes of customer 1.
@@ -516,5 +553,54 @@ describe('reactions with concurrency', () => {
     expect(overlaps, 'two changes of one key at once').toEqual([]);
     expect(seen.get(1)).toEqual(['1', '2', '3', '4']);
     for (let c = 2; c <= 6; c++) expect(seen.get(c)).toEqual(['1']);
+  }, 60_000);
+});
+
+describe("the example shop's reactions", () => {
+  let shop: ServiceFixture;
+  let hook: Awaited<ReturnType<typeof endpoint>>;
+  const before = process.env['SHOP_WEBHOOK_URL'];
+
+  beforeAll(async () => {
+    hook = await endpoint(() => ({ status: 200 }));
+    process.env['SHOP_WEBHOOK_URL'] = hook.url; // read by the example's handlers when they run
+    shop = await startFixture('reactshop', {
+      seed: `INSERT INTO products VALUES (1, 'p1', 'books', 9.99, 30, 10), (2, 'p2', 'games', 5.00, 8, 10)`,
+      config: (db, redis, name) => ({ ...shopTestConfig(db, redis, name), reactions: exampleShop.reactions }) as Config,
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    await shop?.close();
+    await new Promise((r) => hook?.server.close(r));
+    if (before === undefined) delete process.env['SHOP_WEBHOOK_URL'];
+    else process.env['SHOP_WEBHOOK_URL'] = before;
+  });
+
+  it('reorder: one POST per fall below the reorder level (not while it stays low, not on the way up), with the quantity to order', async () => {
+    await waitForGroups(shop, 'lowStock', 1);
+    // Product 1: 30 → 12 (above) → 9 (falls: reorder) → 4 (still low) → 25 (delivered) → 9 (falls again) → reorder level 5 (not low any more).
+    // Product 2 was low before the reaction existed (8 < 10): it goes lower, no reorder — it did not cross.
+    for (const sql of [
+      'UPDATE products SET stock = 12 WHERE id = 1',
+      'UPDATE products SET stock = 9 WHERE id = 1',
+      'UPDATE products SET stock = 4 WHERE id = 1',
+      'UPDATE products SET stock = 3 WHERE id = 2',
+      'UPDATE products SET stock = 25 WHERE id = 1',
+      'UPDATE products SET stock = 9 WHERE id = 1',
+      'UPDATE products SET reorder_level = 5 WHERE id = 1',
+    ]) {
+      await shop.db.query(sql);
+      await shop.sync();
+    }
+    await until(() => hook.calls.filter((c) => c.path === '/reorders').length >= 2, 'two reorders');
+    await new Promise((r) => setTimeout(r, 1000));
+    const reorders = hook.calls.filter((c) => c.path === '/reorders');
+    expect(reorders.map((c) => c.body)).toEqual([
+      { productId: 1, category: 'books', stock: 9, reorderLevel: 10, quantity: 11 },
+      { productId: 1, category: 'books', stock: 9, reorderLevel: 10, quantity: 11 },
+    ]);
+    expect(new Set(reorders.map((c) => c.key)).size, 'two crossings, two idempotency keys').toBe(2);
+    expect(reorders[0]!.key).toMatch(/^lowStock:1:\d+-\d+$/);
   }, 60_000);
 });

@@ -41,6 +41,8 @@ export const deadLetterKey = (prefix: string): string => `${prefix}:dlq`;
 export const reactionDeadLetterKey = (prefix: string, reaction: string): string => `${prefix}:r:${reaction}:dlq`;
 /** Where a reaction's group joined its view's changelog (an entry id): kept across rebuilds, as all `:r:` keys. */
 export const reactionJoinedKey = (prefix: string, reaction: string): string => `${prefix}:r:${reaction}:joined`;
+/** A reaction's outcomes so far (a hash: handled, skipped, retried, dead-lettered, lost), for `status`. */
+export const reactionCountsKey = (prefix: string, reaction: string): string => `${prefix}:r:${reaction}:counts`;
 /** A reaction's last failure: a hash of error, at (ms), idempotencyKey, attempt. */
 export const reactionLastErrorKey = (prefix: string, reaction: string): string => `${prefix}:r:${reaction}:last`;
 export const imagesKey = (prefix: string, table: string): string => `${prefix}:img:${table}`;
