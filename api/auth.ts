@@ -103,6 +103,8 @@ export class AuthGate {
   private readonly development: boolean;
   private readonly byRequest = new WeakMap<Request, Caller>();
   private readonly byConnection = new WeakMap<object, Caller>();
+  /** Verified callers by Authorization header, until their token expires (at most a minute: see cachedCaller). */
+  private readonly callers = new Map<string, { readonly caller: Caller; readonly until: number }>();
 
   constructor(authenticator: Authenticator, permissions: Permissions, development: boolean) {
     this.authenticator = authenticator;
@@ -134,6 +136,26 @@ export class AuthGate {
         setSchema(this.permissions.schemaFor(this.callerOf(context as InitialContext).role));
       },
     };
+  }
+
+  /**
+   * The caller of an Authorization header, remembered until its token expires and at most a
+   * minute (a key withdrawn from the JWKS stops being accepted within that); null when refused —
+   * the request then takes yoga's path, which answers 401/403 with the reason.
+   */
+  async cachedCaller(authorization: string | undefined): Promise<Caller | null> {
+    const key = authorization ?? '';
+    const known = this.callers.get(key);
+    if (known && known.until > Date.now()) return known.caller;
+    try {
+      const caller = await this.authenticator.authenticate(authorization ?? null);
+      if (this.callers.size >= 10_000) this.callers.delete(this.callers.keys().next().value!);
+      this.callers.set(key, { caller, until: Math.min(caller.expiresAt ?? Infinity, Date.now() + 60_000) });
+      return caller;
+    } catch {
+      this.callers.delete(key);
+      return null;
+    }
   }
 
   private callerOf(initial: InitialContext): Caller {

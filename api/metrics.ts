@@ -17,6 +17,8 @@ export interface Metrics {
   snapshotProgress(progress: SnapshotProgress): void;
   /** A reaction handled, skipped, retried, parked or lost a change. */
   reactionOutcome(reaction: string, outcome: ReactionOutcome): void;
+  /** A GraphQL request over HTTP, by the path it took (api/fast-lane.ts). */
+  graphqlRequest(lane: 'fast' | 'yoga'): void;
   /** Where each reaction stands (measured by the process writing the views). */
   reactionBacklogs(backlogs: readonly ReactionBacklog[]): void;
 }
@@ -182,8 +184,15 @@ export function createMetrics(options: { views: Registry; redis: RedisClient; pr
     labelNames: ['reaction'] as const,
     registers: [registry],
   });
+  const graphqlRequests = new client.Counter({
+    name: 'cdc_views_graphql_http_requests_total',
+    help: 'GraphQL requests over HTTP by path: fast (a known query document, executed directly) or yoga (everything else).',
+    labelNames: ['lane'] as const,
+    registers: [registry],
+  });
   return {
     registry,
+    graphqlRequest: (lane) => graphqlRequests.inc({ lane }),
     snapshotProgress: (p) => snapshotRows.set({ table: p.table }, p.rows),
     reactionOutcome: (reaction, outcome) => reactions.inc({ reaction, outcome }),
     reactionBacklogs: (backlogs) => {

@@ -14,6 +14,7 @@ import type { ApiLimits, CorsOptions, MetricsOptions } from '../views/config.ts'
 import type { Registry } from '../views/registry.ts';
 import { armorPlugins, corsPolicy, explainBodyLimit, httpTimeouts, isOriginAllowed, limitConnectionsPerIp, limitSubscriptions, resolveLimits } from './limits.ts';
 import type { Metrics } from './metrics.ts';
+import { FastLane } from './fast-lane.ts';
 import { metricsHandler, startMetricsServer, type MetricsServer } from './metrics-endpoint.ts';
 
 export interface ApiOptions {
@@ -91,6 +92,7 @@ export async function startApi(options: ApiOptions): Promise<ApiServer> {
     plugins: [gate.plugin(), readExtensions(), ...(options.development ? [] : [disableIntrospection()]), ...armorPlugins(limits, !options.development)],
   });
 
+  const fastLane = options.views && new FastLane({ gate, views: options.views, yoga, maxBodyBytes: limits.maxBodyBytes, onServed: (lane) => options.metrics.graphqlRequest(lane) });
   const serveMetrics = metricsHandler(options.metrics, options.metricsEndpoint, options.logError);
   const metricsPort = options.metricsEndpoint?.port;
   const server = createServer(httpTimeouts(limits), (req: IncomingMessage, res: ServerResponse) => {
@@ -108,6 +110,13 @@ export async function startApi(options: ApiOptions): Promise<ApiServer> {
       return void res.end();
     }
     if (!options.views) return void sendJson(res, 404, { error: 'This instance only keeps the views (--ingest-only); GraphQL is served by the API instances' });
+    if (fastLane?.accepts(req)) {
+      return void fastLane.serve(req, res).catch((error: unknown) => {
+        options.logError?.(error);
+        res.destroy();
+      });
+    }
+    options.metrics.graphqlRequest('yoga');
     void yoga(req, res);
   });
 

@@ -155,7 +155,9 @@ function wsClient(url: string): Client {
 export async function benchApi(apiUrl: string, apiPid: number, db: pg.Client, firstOrderId: number, say: (line: string) => void): Promise<ApiBenchResult> {
   const concurrency = 16;
   // --- reads beside bare node:http
-  const pointQuery = (): string => JSON.stringify({ query: `{ revenueByCustomer(customerId: ${1 + Math.floor(Math.random() * 1000)}) { orders revenue averageOrder } }` });
+  // As apps send them: one document, the key as a variable.
+  const pointQuery = (): string =>
+    JSON.stringify({ query: 'query Customer($id: Int!) { revenueByCustomer(customerId: $id) { orders revenue averageOrder } }', variables: { id: 1 + Math.floor(Math.random() * 1000) } });
   const listQuery = (): string => JSON.stringify({ query: '{ revenueByCustomerList(first: 50) { nodes { customerId orders revenue } pageInfo { endCursor } version } }' });
   const pointBody = await answer(apiUrl, '{ revenueByCustomer(customerId: 7) { orders revenue averageOrder } }');
   const listBody = await answer(apiUrl, '{ revenueByCustomerList(first: 50) { nodes { customerId orders revenue } pageInfo { endCursor } version } }');
