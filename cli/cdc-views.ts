@@ -7,7 +7,9 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createLogger, startService } from '../api/service.ts';
 import { ServiceError } from '../core/errors.ts';
-import { changelogKey, deadLetterKey, keyPrefix, leaseKey, reactionDeadLetterKey, rowsKey } from '../views/store/keys.ts';
+import pg from 'pg';
+import { deadLetterKey, keyPrefix, leaseKey, rowsKey } from '../views/store/keys.ts';
+import { verifyViews } from './verify.ts';
 import { describeCondition } from '../views/reactions.ts';
 import { replayDeadLetters } from '../reactions/runner.ts';
 import { reactionBacklogs } from '../reactions/groups.ts';
@@ -28,6 +30,8 @@ Usage:
   cdc-views sql    --config <file> [<view>]                        print each view as the SQL it maintains
   cdc-views schema --config <file>                                 print the GraphQL schema (SDL)
   cdc-views status --config <file>                                 writer, checkpoint; state, rows and version per view; reactions
+  cdc-views verify [<view>…] --config <file> [--database <url>]    compare live views with their SQL on the database
+                                                                   (exit 1 when a key still differs once caught up)
   cdc-views reactions replay <name> --from-dead-letters --config <file>
                                                                    run a reaction again on its dead letters
 
@@ -89,6 +93,7 @@ async function main(argv: string[]): Promise<number> {
       'reactions-only': { type: 'boolean' },
       // `reactions replay <name> --from-dead-letters`: the dead letters are what replay reads (the flag says so).
       'from-dead-letters': { type: 'boolean' },
+      database: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
     },
@@ -143,6 +148,38 @@ async function main(argv: string[]): Promise<number> {
       for (const line of await reactionStatus(redis, prefix, config)) process.stdout.write(`${line}\n`);
       await redis.quit();
       return 0;
+    }
+    case 'verify': {
+      if (config.source.kind !== 'postgres') throw new ServiceError('CONFIG_INVALID', 'Expected source.postgres: verify runs each view’s SQL on the source database (PostgreSQL)');
+      const databaseUrl = values.database ?? config.source.url ?? process.env['DATABASE_URL'];
+      if (!databaseUrl) throw new ServiceError('CONFIG_INVALID', 'No database to verify against: set DATABASE_URL, source.postgres.url or --database');
+      const registry = createRegistry(config);
+      const unknown = rest.filter((v) => !registry.byName.has(v));
+      if (unknown.length > 0) throw new ServiceError('CONFIG_INVALID', `Expected views of this config (${registry.views.map((v) => v.name).join(', ')}), but found ${unknown.join(', ')}`);
+      const url = config.redis?.url ?? process.env['REDIS_URL'];
+      if (!url) throw new ServiceError('CONFIG_INVALID', 'Set REDIS_URL (or redis.url in the config)');
+      const redis = await connectRedis(url);
+      // Every value as PostgreSQL's text (a Date would lose microseconds), decoded like the oracle's.
+      const db = new pg.Client({ connectionString: databaseUrl, types: { getTypeParser: () => (text: string) => text } });
+      await db.connect();
+      try {
+        const say = (line: string): void => void process.stdout.write(`${line}\n`);
+        say(`verify ${registry.name}: ${rest.length || registry.views.length} views against their SQL on the source database`);
+        const verdicts = await verifyViews({ registry, redis, prefix: keyPrefix(registry.name), db, slot: config.source.slot ?? 'cdc_views', log: say }, rest);
+        for (const v of verdicts) {
+          if (v.differing.length === 0) {
+            say(`  ✔ ${v.view.padEnd(24)} ${v.rows} rows equal`);
+            continue;
+          }
+          say(`  ✘ ${v.view.padEnd(24)} ${v.differing.length} keys differ`);
+          for (const d of v.differing.slice(0, 20)) say(`      key ${d.key}\n        view ${JSON.stringify(d.view)}\n        sql  ${JSON.stringify(d.sql)}`);
+          if (v.differing.length > 20) say(`      … and ${v.differing.length - 20} more`);
+        }
+        return verdicts.some((v) => v.differing.length > 0) ? 1 : 0;
+      } finally {
+        await db.end();
+        redis.destroy();
+      }
     }
     case 'reactions': {
       const [action, name] = rest;
