@@ -10,6 +10,7 @@ import { ServiceError } from '../core/errors.ts';
 import pg from 'pg';
 import { deadLetterKey, keyPrefix, leaseKey, rowsKey } from '../views/store/keys.ts';
 import { verifyViews } from './verify.ts';
+import { checkLiveSource } from './check-live.ts';
 import { describeCondition } from '../views/reactions.ts';
 import { replayDeadLetters } from '../reactions/runner.ts';
 import { reactionBacklogs } from '../reactions/groups.ts';
@@ -18,7 +19,7 @@ import { connectRedis } from '../views/store/redis.ts';
 import type { Config } from '../views/config.ts';
 import { ConfigError } from '../views/errors.ts';
 import { currentVersion } from '../views/store/read.ts';
-import { createRegistry } from '../views/registry.ts';
+import { createRegistry, tableRequirements } from '../views/registry.ts';
 import { printViewSchema } from '../schema/build-schema.ts';
 
 const HELP = `cdc-views — incrementally maintained views in Redis, served over GraphQL
@@ -26,7 +27,9 @@ const HELP = `cdc-views — incrementally maintained views in Redis, served over
 Usage:
   cdc-views start  --config <file> [--port <n>] [--host <addr>]   run the service
                    [--api-only | --ingest-only | --reactions-only]  one ingest process, any number of the others
-  cdc-views check  --config <file>                                 validate the config, list every problem
+  cdc-views check  --config <file> [--database <url>] [--offline]  validate the config, then the live database
+                                                                   (tables, types, keys, replica identity, wal_level,
+                                                                   role, publication, slot): every problem with its fix
   cdc-views sql    --config <file> [<view>]                        print each view as the SQL it maintains
   cdc-views schema --config <file>                                 print the GraphQL schema (SDL)
   cdc-views status --config <file>                                 writer, checkpoint; state, rows and version per view; reactions
@@ -94,6 +97,7 @@ async function main(argv: string[]): Promise<number> {
       // `reactions replay <name> --from-dead-letters`: the dead letters are what replay reads (the flag says so).
       'from-dead-letters': { type: 'boolean' },
       database: { type: 'string' },
+      offline: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
     },
@@ -114,7 +118,28 @@ async function main(argv: string[]): Promise<number> {
       const registry = createRegistry(config);
       process.stdout.write(`✔ ${values.config}: ${registry.views.length} views over ${registry.tables.length} tables\n`);
       for (const v of registry.views) process.stdout.write(`  ${v.name} (${v.kind}, key: ${v.keyFields.map((f) => f.name).join(', ')})\n`);
-      return 0;
+      if (values.offline || config.source.kind !== 'postgres') return 0;
+      const databaseUrl = values.database ?? config.source.url ?? process.env['DATABASE_URL'];
+      if (!databaseUrl) {
+        process.stdout.write('(no database URL — DATABASE_URL, source.postgres.url or --database: the live checks were skipped)\n');
+        return 0;
+      }
+      const db = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: 10_000 });
+      try {
+        await db.connect();
+      } catch (error) {
+        process.stdout.write(`✖ the source database cannot be reached: ${error instanceof Error ? error.message : String(error)}\n`);
+        return 1;
+      }
+      try {
+        const live = await checkLiveSource(db, tableRequirements(registry), config.source.slot ?? 'cdc_views', config.source.publication ?? 'cdc_views');
+        if (live.problems.length === 0) process.stdout.write('✔ the source database fits: tables, columns, keys, replica identity, wal_level, role, publication, slot\n');
+        for (const p of live.problems) process.stdout.write(`✖ ${p}\n`);
+        for (const n of live.notes) process.stdout.write(`  ${n}\n`);
+        return live.problems.length > 0 ? 1 : 0;
+      } finally {
+        await db.end();
+      }
     }
     case 'sql': {
       const registry = createRegistry(config);
