@@ -33,6 +33,8 @@ Usage:
   cdc-views sql    --config <file> [<view>]                        print each view as the SQL it maintains
   cdc-views schema --config <file>                                 print the GraphQL schema (SDL)
   cdc-views status --config <file>                                 writer, checkpoint; state, rows and version per view; reactions
+  cdc-views slot drop --config <file> [--force]                    drop the replication slot (frees the WAL it holds;
+                                                                   the next start rebuilds every view)
   cdc-views verify [<view>…] --config <file> [--database <url>]    compare live views with their SQL on the database
                                                                    (exit 1 when a key still differs once caught up)
   cdc-views reactions replay <name> --from-dead-letters --config <file>
@@ -98,6 +100,7 @@ async function main(argv: string[]): Promise<number> {
       'from-dead-letters': { type: 'boolean' },
       database: { type: 'string' },
       offline: { type: 'boolean' },
+      force: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
     },
@@ -204,6 +207,41 @@ async function main(argv: string[]): Promise<number> {
       } finally {
         await db.end();
         redis.destroy();
+      }
+    }
+    case 'slot': {
+      const [action] = rest;
+      if (action !== 'drop') throw new ServiceError('CONFIG_INVALID', `Expected 'slot drop', but found 'slot ${rest.join(' ')}'`);
+      if (config.source.kind !== 'postgres') throw new ServiceError('CONFIG_INVALID', 'Expected source.postgres: only a PostgreSQL source has a replication slot');
+      const databaseUrl = values.database ?? config.source.url ?? process.env['DATABASE_URL'];
+      if (!databaseUrl) throw new ServiceError('CONFIG_INVALID', 'No database: set DATABASE_URL, source.postgres.url or --database');
+      const slot = config.source.slot ?? 'cdc_views';
+      const db = new pg.Client({ connectionString: databaseUrl });
+      await db.connect();
+      try {
+        const row = (
+          await db.query<{ active: boolean; active_pid: number | null; retained: string | null }>(
+            'SELECT active, active_pid, pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::text AS retained FROM pg_replication_slots WHERE slot_name = $1',
+            [slot],
+          )
+        ).rows[0];
+        if (!row) {
+          process.stderr.write(`There is no replication slot '${slot}' in this database.\n`);
+          return 1;
+        }
+        if (row.active && !values.force) {
+          process.stderr.write(`Replication slot '${slot}' is in use (by backend ${row.active_pid}): a service is streaming from it. Stop it first, or pass --force to end that connection and drop the slot anyway.\n`);
+          return 1;
+        }
+        if (row.active) await db.query('SELECT pg_terminate_backend($1)', [row.active_pid]);
+        const mib = (Number(row.retained ?? 0) / 1024 ** 2).toFixed(1);
+        await db.query('SELECT pg_drop_replication_slot($1)', [slot]);
+        process.stdout.write(
+          `Dropped replication slot '${slot}': ${mib} MiB of WAL it retained on the primary can be recycled. The next start of deployment '${createRegistry(config).name}' finds no slot and rebuilds every view from a fresh snapshot (its views are unavailable until they are live again).\n`,
+        );
+        return 0;
+      } finally {
+        await db.end();
       }
     }
     case 'reactions': {

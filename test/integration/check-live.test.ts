@@ -6,7 +6,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { CLI, writeShopConfig } from '../support/child-service.ts';
+import { CLI, startChildService, writeShopConfig } from '../support/child-service.ts';
 import { connect, createDatabase, uniqueName } from '../support/shop.ts';
 import type pg from 'pg';
 
@@ -58,6 +58,36 @@ describe('cdc-views check, live', () => {
     expect(stdout).toContain(`✖ publication ${name} does not include public.orders, public.order_items, so their changes never arrive. Fix: ALTER PUBLICATION ${name} ADD TABLE public.orders, public.order_items;`);
     expect(stdout).toContain(`✖ replication slot ${name} is a logical slot of plugin test_decoding, not a pgoutput one.`);
     expect(stdout).not.toContain('✔ the source database fits');
+  });
+
+  it('slot drop: drops the slot (not one in use without --force), saying what it frees and what the next start does', async () => {
+    const drop = (...args: string[]): Promise<{ code: number; stdout: string }> =>
+      run(process.execPath, [CLI, 'slot', 'drop', ...args, '--config', configFile]).then(
+        (r) => ({ code: 0, stdout: r.stdout }),
+        (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout + e.stderr }),
+      );
+    const first = await drop(); // the test_decoding slot of the test before
+    expect(first.code, first.stdout).toBe(0);
+    expect(first.stdout).toMatch(new RegExp(`Dropped replication slot '${name}': [\\d.]+ MiB of WAL it retained on the primary can be recycled. The next start of deployment '${name}' finds no slot and rebuilds every view`));
+    // A running service holds its slot: refused, unless forced.
+    await db.query(`ALTER TABLE orders REPLICA IDENTITY FULL; ALTER TABLE products ADD PRIMARY KEY (id); ALTER TABLE customers ALTER COLUMN name SET NOT NULL; DROP PUBLICATION ${name}`);
+    const service = await startChildService(configFile);
+    try {
+      for (let i = 0; i < 300 && (await fetch(service.url.replace('/graphql', '/ready')).then((r) => r.status, () => 0)) !== 200; i++) await new Promise((r) => setTimeout(r, 100));
+      const refused = await drop();
+      expect(refused.code).toBe(1);
+      expect(refused.stdout).toContain(`Replication slot '${name}' is in use`);
+      const forced = await drop('--force');
+      expect(forced.code, forced.stdout).toBe(0);
+    } finally {
+      service.process.kill('SIGKILL');
+      await service.exited;
+    }
+    const again = await drop();
+    expect(again.code).toBe(1);
+    expect(again.stdout).toContain(`There is no replication slot '${name}'`);
+    const usage = await run(process.execPath, [CLI, 'slot', 'list', '--config', configFile]).catch((e: { code: number; stderr: string }) => e);
+    expect(usage).toMatchObject({ code: 2, stderr: "Expected 'slot drop', but found 'slot list'\n" });
   });
 
   it('says when the database cannot be reached; --offline checks the config alone', async () => {
