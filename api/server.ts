@@ -35,6 +35,8 @@ export interface ApiOptions {
   readonly limits?: ApiLimits | undefined;
   readonly cors?: CorsOptions | undefined;
   readonly metricsEndpoint?: MetricsOptions | undefined;
+  /** /status, its assets and /status.json (api/status-page.ts); null when off. */
+  readonly statusPage?: ((path: string, req: IncomingMessage, res: ServerResponse) => boolean) | null;
 }
 
 export interface ApiServer {
@@ -105,6 +107,7 @@ export async function startApi(options: ApiOptions): Promise<ApiServer> {
     }
     // With a port of its own, /metrics is not served here (yoga answers 404).
     if (path === '/metrics' && metricsPort === undefined) return serveMetrics(req, res);
+    if (path && options.statusPage?.(path, req, res)) return;
     if (path === '/') {
       res.writeHead(302, { location: '/graphql' });
       return void res.end();

@@ -17,7 +17,7 @@ import { AckGate, readPersistence, resolveDurability } from '../views/store/dura
 import { keyPrefix } from '../views/store/keys.ts';
 import { connectRedis, type RedisClient } from '../views/store/redis.ts';
 import type { Config } from '../views/config.ts';
-import { Engine } from '../views/engine.ts';
+import { Engine, ENGINE_EVENTS, type BatchAppliedEvent } from '../views/engine.ts';
 import { checkpointTokens, currentVersion, readPage, readRowAt } from '../views/store/read.ts';
 import { lsnToken } from '../ingest/pg/postgres-source.ts';
 import { PublicError } from '../schema/errors.ts';
@@ -30,6 +30,7 @@ import { reactedViews, ReactionGroups, startReactions } from '../reactions/index
 import { ChangelogHub } from './changelog-hub.ts';
 import { createMetrics } from './metrics.ts';
 import { startApi, type ApiServer } from './server.ts';
+import { StatusHistory, statusPage } from './status-page.ts';
 
 export type Logger = pino.Logger;
 
@@ -136,6 +137,10 @@ export async function startService(options: ServiceOptions): Promise<Service | A
     log.warn({ host }, 'the API listens beyond this machine without api.auth: anyone who reaches the port reads every view. Configure api.auth (a JWT secret or JWKS URL) and api.permissions');
   }
   const maxLagMs = apiConfig?.readyMaxLagMs ?? 30_000;
+  const history = engine && (apiConfig?.statusPage ?? development) ? new StatusHistory() : null;
+  engine?.on(ENGINE_EVENTS.BATCH_APPLIED, (e: BatchAppliedEvent) => {
+    if (!e.duplicate) history?.record(e.changes, e.commitTimeUs);
+  });
   const api = await startApi({
     registry,
     views,
@@ -149,6 +154,7 @@ export async function startService(options: ServiceOptions): Promise<Service | A
     limits: apiConfig?.limits,
     cors: apiConfig?.cors,
     metricsEndpoint: apiConfig?.metrics,
+    statusPage: (apiConfig?.statusPage ?? development) ? statusPage({ registry, redis, prefix, role, history }) : null,
   });
   if (views) log.info({ url: api.url, views: registry.views.map((v) => v.name), role }, 'cdc-views is serving GraphQL');
   else log.info({ url: api.url.replace(/\/graphql$/, '/ready'), role }, 'cdc-views keeps the views (ingest only: no GraphQL here)');
@@ -169,6 +175,7 @@ export async function startService(options: ServiceOptions): Promise<Service | A
       await api.close();
       await reactions?.stop();
       await reactionGroups?.stop();
+      history?.stop();
       await engine?.stop();
       await hub?.stop();
       await Promise.all(connections.map((c) => c.quit().catch(() => undefined)));

@@ -8,6 +8,7 @@
  *   mariadb   mariadbd, mariadb-install-db and the mariadb client (the Debezium MariaDB tests)
  *   java      Java 17 or newer (Kafka, Kafka Connect)
  *   maven     mvn (fetches Kafka and Debezium from Maven Central, once)
+ *   chromium  a headless browser (the status page's end-to-end test drives it with playwright-core)
  *
  *   locate(need)     where it is, or null. Changes nothing (except that the embedded PostgreSQL's library
  *                    symlinks are created in node_modules, which is what its skipped postinstall script does).
@@ -28,8 +29,8 @@ import { accessSync, constants, existsSync, readdirSync, readFileSync, realpathS
 import { delimiter, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export type Need = 'postgres' | 'redis' | 'mariadb' | 'java' | 'maven';
-export const NEEDS: readonly Need[] = ['postgres', 'redis', 'mariadb', 'java', 'maven'];
+export type Need = 'postgres' | 'redis' | 'mariadb' | 'java' | 'maven' | 'chromium';
+export const NEEDS: readonly Need[] = ['postgres', 'redis', 'mariadb', 'java', 'maven', 'chromium'];
 
 export interface Found {
   readonly need: Need;
@@ -54,7 +55,7 @@ export class ProvisionError extends Error {
 }
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const LABEL: Record<Need, string> = { postgres: 'PostgreSQL', redis: 'redis-server', mariadb: 'MariaDB', java: 'Java 17+', maven: 'Maven' };
+const LABEL: Record<Need, string> = { postgres: 'PostgreSQL', redis: 'redis-server', mariadb: 'MariaDB', java: 'Java 17+', maven: 'Maven', chromium: 'Chromium' };
 export const MIN_JAVA = 17;
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -68,6 +69,7 @@ export function ignoredNeeds(value: string | undefined): Set<Need> {
     mariadb: 'mariadb', mariadbd: 'mariadb', mysqld: 'mariadb',
     java: 'java',
     maven: 'maven', mvn: 'maven',
+    chromium: 'chromium', 'chromium-browser': 'chromium',
   };
   const out = new Set<Need>();
   for (const word of (value ?? '').split(/[\s,]+/)) {
@@ -83,10 +85,11 @@ export const PACKAGES: Record<Exclude<Need, 'postgres'>, Record<PackageManager, 
   mariadb: { 'apt-get': ['mariadb-server'], dnf: ['mariadb-server'], apk: ['mariadb', 'mariadb-client'], brew: ['mariadb'] },
   java: { 'apt-get': ['openjdk-17-jre-headless'], dnf: ['java-17-openjdk-headless'], apk: ['openjdk17-jre-headless'], brew: ['openjdk@17'] },
   maven: { 'apt-get': ['maven'], dnf: ['maven'], apk: ['maven'], brew: ['maven'] },
+  chromium: { 'apt-get': ['chromium'], dnf: ['chromium'], apk: ['chromium'], brew: ['chromium'] },
 };
 
 /** Programs looked for in a package's file list when a need is not on PATH (brew's openjdk@17 is keg-only, …). */
-const PACKAGE_PROGRAMS: Partial<Record<Need, readonly string[]>> = { redis: ['redis-server'], java: ['java'], maven: ['mvn'] };
+const PACKAGE_PROGRAMS: Partial<Record<Need, readonly string[]>> = { redis: ['redis-server'], java: ['java'], maven: ['mvn'], chromium: ['chromium', 'chromium-browser'] };
 
 export interface HostFacts {
   readonly platform: NodeJS.Platform;
@@ -119,7 +122,7 @@ export function serverNeeds(env: NodeJS.ProcessEnv = process.env): Need[] {
 
 /** Everything `npm test` needs: the servers (unless given by URL), and MariaDB, Java and Maven for the Kafka tests. */
 export function testNeeds(env: NodeJS.ProcessEnv = process.env): Need[] {
-  return [...serverNeeds(env), 'mariadb', 'java', 'maven'];
+  return [...serverNeeds(env), 'mariadb', 'java', 'maven', 'chromium'];
 }
 
 /** The packages to install for the missing needs (each once, in need order). */
@@ -361,8 +364,9 @@ export function locate(need: Need, env: NodeJS.ProcessEnv = process.env, root = 
       break;
     }
     case 'redis':
-    case 'maven': {
-      const program = ignored ? null : findProgram(need === 'redis' ? ['redis-server'] : ['mvn'], env);
+    case 'maven':
+    case 'chromium': {
+      const program = ignored ? null : findProgram(need === 'redis' ? ['redis-server'] : need === 'maven' ? ['mvn'] : ['chromium', 'chromium-browser'], env);
       if (program) return { need, path: program, via: 'system', note: program };
       break;
     }

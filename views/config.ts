@@ -37,6 +37,11 @@ export interface ApiOptions<V extends Record<string, ViewDef> = Record<string, V
   readonly host?: string;
   /** GraphiQL in the browser at /graphql; on unless NODE_ENV=production. */
   readonly graphiql?: boolean;
+  /**
+   * The live status page at /status (views, positions, lag, dead letters, a live table of a view's
+   * rows, charts); on unless NODE_ENV=production. An operator's page: keep it off public networks.
+   */
+  readonly statusPage?: boolean;
   /** /ready answers 503 when the oldest change received and not yet applied is older than this (ms; default 30 000). */
   readonly readyMaxLagMs?: number;
   /**

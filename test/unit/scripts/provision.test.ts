@@ -123,7 +123,7 @@ describe('decisions', () => {
   it('a server given by URL is not provided', () => {
     expect(serverNeeds({})).toEqual(['postgres', 'redis']);
     expect(serverNeeds({ DATABASE_URL: 'postgres://x' })).toEqual(['redis']);
-    expect(testNeeds({ DATABASE_URL: 'postgres://x', REDIS_URL: 'redis://x' })).toEqual(['mariadb', 'java', 'maven']);
+    expect(testNeeds({ DATABASE_URL: 'postgres://x', REDIS_URL: 'redis://x' })).toEqual(['mariadb', 'java', 'maven', 'chromium']);
   });
 
   it('reads Java major versions from release files and java -version', () => {
