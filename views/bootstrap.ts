@@ -5,7 +5,8 @@
  *
  *   no checkpoint                    first start · the initial snapshot did not finish ·
  *                                    Redis lost the keyspace under a running writer
- *   other definitions                the config changed (views, layout)
+ *   other definitions                the config changed a view or added one, or the layout changed
+ *                                    (views only removed: the others resume, the removed are deleted)
  *   a rebuild was asked for          a schema change rewrote a table outside the stream
  *   stopped views (at process start) a schema change stopped them; the config may be fixed now
  *   the source cannot resume there   the slot is gone · the source acknowledged more than Redis
@@ -19,7 +20,14 @@ import type { ChangeSource, SourcePosition } from '../ingest/change.ts';
 import type { StoredState } from './store/state.ts';
 
 export type StartDecision =
-  | { readonly action: 'resume'; readonly checkpoint: SourcePosition; readonly step: number; readonly warning: string | null }
+  | {
+      readonly action: 'resume';
+      readonly checkpoint: SourcePosition;
+      readonly step: number;
+      readonly warning: string | null;
+      /** Views the config no longer declares: their state is deleted, the others resume untouched. */
+      readonly removed: readonly string[];
+    }
   | { readonly action: 'rebuild'; readonly reason: string; readonly lost: boolean };
 
 export interface StartContext {
@@ -43,9 +51,9 @@ export async function decideStart(stored: StoredState, context: StartContext, so
     return { action: 'rebuild', reason: stored.layout === null ? 'first start' : 'the initial snapshot did not finish', lost: false };
   }
   if (stored.checkpoint === null) return { action: 'rebuild', reason: 'the initial snapshot did not finish', lost: false };
-  if (stored.layout !== context.layout || stored.fingerprints !== context.fingerprints) {
-    return { action: 'rebuild', reason: 'the view definitions changed', lost: false };
-  }
+  const diff = fingerprintDiff(stored.fingerprints, context.fingerprints);
+  if (stored.layout !== context.layout) return { action: 'rebuild', reason: 'the state layout changed (a new version of cdc-views)', lost: false };
+  if (diff.added.length > 0 || diff.changed.length > 0) return { action: 'rebuild', reason: `the view definitions changed: ${describeDiff(diff)}`, lost: false };
   if (stored.rebuild !== null) return { action: 'rebuild', reason: stored.rebuild, lost: false };
   const stopped = [...stored.views].filter(([, s]) => s.state === 'stopped');
   if (context.processStart && stopped.length > 0) {
@@ -71,5 +79,31 @@ export async function decideStart(stored: StoredState, context: StartContext, so
     warning: behind
       ? `Redis holds an older state than this writer wrote (step ${stored.step} < ${context.lastStep}: restored from an older dump, or failed over to a replica that missed writes); the source still has everything after its checkpoint, so it resends it and the views catch up exactly`
       : null,
+    removed: diff.removed,
   };
+}
+
+export interface FingerprintDiff {
+  readonly added: readonly string[];
+  readonly changed: readonly string[];
+  readonly removed: readonly string[];
+  readonly unchanged: readonly string[];
+}
+
+/** Which views are new, changed, removed or unchanged between two `{ view: fingerprint }` JSON maps. */
+export function fingerprintDiff(stored: string | null, current: string): FingerprintDiff {
+  const before = (stored ? JSON.parse(stored) : {}) as Record<string, string>;
+  const now = JSON.parse(current) as Record<string, string>;
+  const names = Object.keys(now);
+  return {
+    added: names.filter((v) => !(v in before)),
+    changed: names.filter((v) => v in before && before[v] !== now[v]),
+    removed: Object.keys(before).filter((v) => !(v in now)),
+    unchanged: names.filter((v) => before[v] === now[v]),
+  };
+}
+
+export function describeDiff(d: FingerprintDiff): string {
+  const part = (label: string, views: readonly string[]): string[] => (views.length > 0 ? [`${label} ${views.join(', ')}`] : []);
+  return [...part('new', d.added), ...part('changed', d.changed), ...part('removed', d.removed), `${d.unchanged.length} unchanged`].join('; ');
 }

@@ -43,7 +43,7 @@ import { AckGate, resolveDurability, type ResolvedDurability } from './store/dur
 import { imagesKey, keyPrefix } from './store/keys.ts';
 import { WriterLease } from './store/lease.ts';
 import type { RedisClient } from './store/redis.ts';
-import { FencedError, readStoredState, wipeForRebuild, writeMeta, type ViewStatus } from './store/state.ts';
+import { dropViews, FencedError, readStoredState, wipeForRebuild, writeMeta, type ViewStatus } from './store/state.ts';
 
 export interface EngineOptions {
   readonly registry: Registry;
@@ -370,7 +370,12 @@ export class Engine extends EventEmitter {
         this.log('error', decision.warning, { checkpoint: decision.checkpoint });
         this.emit(ENGINE_EVENTS.STATE_LOST, { reason: decision.warning, resumed: true });
       } else this.log('info', 'resuming views from the stored checkpoint', { checkpoint: decision.checkpoint });
-      for (const [view, status] of stored.views) this.statuses.set(view, status);
+      if (decision.removed.length > 0) {
+        // Views dropped from the config: their keys go; the others resume where they were.
+        await dropViews(redis, this.prefix, token, decision.removed, fingerprints);
+        this.log('info', 'views removed from the config: their state is deleted; the others resume untouched', { removed: decision.removed });
+      }
+      for (const [view, status] of stored.views) if (!decision.removed.includes(view)) this.statuses.set(view, status);
       this.step = this.lastStep = decision.step;
       return decision.checkpoint;
     }

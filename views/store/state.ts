@@ -9,7 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { SourcePosition } from '../../ingest/change.ts';
-import { busyKey, checkpointKey, leaseKey, metaKey } from './keys.ts';
+import { busyKey, checkpointKey, leaseKey, metaKey, viewKeyPattern, viewStatePattern } from './keys.ts';
 import { LuaScript, type RedisClient } from './redis.ts';
 
 export type ViewState = 'building' | 'live' | 'stopped';
@@ -133,6 +133,29 @@ for i = 3, #ARGV do meta[#meta + 1] = ARGV[i] end
 redis.call('HSET', KEYS[2], unpack(meta))
 return {'ok', ''}
 `);
+
+/**
+ * Delete views the config no longer declares — rows, index, changelog, operator state, meta and
+ * busy fields — under the lease, and record the remaining views' fingerprints.
+ */
+export async function dropViews(redis: RedisClient, prefix: string, token: string, views: readonly string[], fingerprints: string): Promise<void> {
+  const lease = leaseKey(prefix);
+  for (const view of views) {
+    for (const pattern of [viewKeyPattern(prefix, view), viewStatePattern(prefix, view)]) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await redis.sendCommand<[string, string[]]>(['SCAN', cursor, 'MATCH', pattern, 'COUNT', '1000']);
+        cursor = next;
+        if (keys.length > 0) {
+          const [status, holder] = await FENCED_UNLINK.run<[string, string]>(redis, [lease], [token, ...keys]);
+          if (status === 'fenced') throw new FencedError(holder || null);
+        }
+      } while (cursor !== '0');
+    }
+  }
+  await writeMeta(redis, prefix, token, { fingerprints }, views.flatMap((v) => [`status:${v}`, `fp:${v}`, `floor:${v}`]));
+  await redis.sendCommand(['HDEL', busyKey(prefix), ...views]);
+}
 
 /** Set fields of the meta hash under the lease (view statuses, a rebuild request). */
 export async function writeMeta(redis: RedisClient, prefix: string, token: string, fields: Record<string, string>, remove: readonly string[] = []): Promise<void> {

@@ -1,0 +1,91 @@
+/**
+ * Changing views.config.ts between starts: views removed from it are deleted while every other view
+ * resumes untouched (same versions, no snapshot) and stays equal to its SQL; adding or changing a
+ * view says which views are new, changed and unchanged (today it rebuilds them all).
+ */
+import type pg from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { keyPrefix, metaKey } from '../../views/store/keys.ts';
+import { connectRedis, type RedisClient } from '../../views/store/redis.ts';
+import { currentVersion } from '../../views/store/read.ts';
+import { createRegistry } from '../../views/registry.ts';
+import { startChildService, writeShopConfig, type ChildService } from '../support/child-service.ts';
+import { connect, createDatabase, expectViewsEqualSql, shopTestConfig, uniqueName, waitForSync } from '../support/shop.ts';
+
+describe('config changes between starts', () => {
+  const name = uniqueName('cfgchange');
+  let db: pg.Client;
+  let redis: RedisClient;
+  let databaseUrl: string;
+  let child: ChildService | null = null;
+
+  beforeAll(async () => {
+    databaseUrl = await createDatabase(inject('databaseUrl'), name);
+    db = await connect(databaseUrl);
+    redis = await connectRedis(inject('redisUrl'));
+    await db.query(`INSERT INTO products SELECT i, 'p' || i, 'books', 2.50, i, 3 FROM generate_series(1, 5) i`);
+    await db.query(`INSERT INTO orders SELECT i, i % 7, 'paid', i + 0.5, now() FROM generate_series(1, 50) i`);
+    await db.query(`INSERT INTO order_items SELECT i, 1, 1 + i % 5, 2, 2.50 FROM generate_series(1, 50) i`);
+  });
+
+  afterAll(async () => {
+    child?.process.kill('SIGKILL');
+    await redis?.quit();
+    await db?.query(`SELECT pg_drop_replication_slot('${name}')`).catch(() => undefined);
+    await db?.end();
+  });
+
+  async function start(views?: string[]): Promise<ChildService> {
+    const c = await startChildService(writeShopConfig(databaseUrl, inject('redisUrl'), name, views ? { views } : {}));
+    const deadline = Date.now() + 60_000;
+    while ((await fetch(c.url.replace('/graphql', '/ready')).then((r) => r.status, () => 0)) !== 200) {
+      if (Date.now() > deadline) throw new Error(`not ready:\n${c.output()}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return c;
+  }
+  async function stop(c: ChildService): Promise<void> {
+    c.process.kill('SIGTERM');
+    await c.exited;
+  }
+  const keysOf = async (view: string): Promise<number> => {
+    let cursor = '0';
+    let count = 0;
+    do {
+      const [next, keys] = await redis.sendCommand<[string, string[]]>(['SCAN', cursor, 'MATCH', `${keyPrefix(name)}:[vs]:${view}[:/]*`, 'COUNT', '1000']);
+      cursor = next;
+      count += keys.length;
+    } while (cursor !== '0');
+    return count;
+  };
+
+  it('removing views deletes them and resumes the others untouched; adding one names what changed', async () => {
+    const all = createRegistry(shopTestConfig(databaseUrl, inject('redisUrl'), name));
+    const removed = ['productSales', 'lowStock'];
+    const kept = all.views.map((v) => v.name).filter((v) => !removed.includes(v));
+    child = await start();
+    expect(await keysOf('productSales')).toBeGreaterThan(0);
+    await stop(child);
+    const versions = await Promise.all(kept.map((v) => currentVersion(redis, keyPrefix(name), all.byName.get(v)!)));
+
+    child = await start(kept);
+    const log = child.output();
+    expect(log).toContain('views removed from the config: their state is deleted; the others resume untouched');
+    expect(log).not.toContain('building views from a fresh snapshot');
+    for (const view of removed) expect(await keysOf(view), view).toBe(0);
+    expect(await redis.sendCommand<string[]>(['HKEYS', metaKey(keyPrefix(name))])).not.toContain('status:productSales');
+    // The kept views were not rebuilt: the same versions, then they follow new changes exactly.
+    expect(await Promise.all(kept.map((v) => currentVersion(redis, keyPrefix(name), all.byName.get(v)!)))).toEqual(versions);
+    await db.query(`INSERT INTO orders VALUES (100, 3, 'paid', 99.99, now()); UPDATE products SET stock = 0 WHERE id = 2; DELETE FROM order_items WHERE order_id = 7`);
+    await waitForSync(db, redis, name, name);
+    const keptRegistry = createRegistry({ ...shopTestConfig(databaseUrl, inject('redisUrl'), name), views: Object.fromEntries(kept.map((v) => [v, shopTestConfig(databaseUrl, inject('redisUrl'), name).views[v]!])) });
+    await expectViewsEqualSql(child.url, db, keptRegistry);
+    await stop(child);
+
+    // Adding them back: the start says what is new (and, today, rebuilds every view).
+    child = await start();
+    expect(child.output()).toMatch(/"reason":"the view definitions changed: new productSales, lowStock; 14 unchanged","msg":"building views from a fresh snapshot"/);
+    await waitForSync(db, redis, name, name);
+    await expectViewsEqualSql(child.url, db, all);
+  }, 180_000);
+});
