@@ -203,7 +203,7 @@ export function mysqlColumnType(row: MysqlColumnRow): { type: ColumnType | null;
   const columnType = row.column_type.toLowerCase();
   const unsigned = columnType.includes('unsigned');
   if (dataType === 'bit') {
-    return columnType === 'bit(1)' ? { type: 'bool' } : { type: null, note: `cdc-views has no type for ${columnType} (Debezium sends its bytes)` };
+    return columnType === 'bit(1)' ? { type: 'bool' } : { type: null, note: `cdc-views has no type for ${columnType}: Debezium sends its bytes` };
   }
   if (unsigned) {
     if (dataType === 'tinyint') return { type: 'int2' };
