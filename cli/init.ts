@@ -178,7 +178,7 @@ export function renderConfig(tables: readonly CatalogTable[], kind: 'postgres' |
     if (groupable) {
       views.push(
         `    // ${names.get(first.table)}By${groupable.name.charAt(0).toUpperCase()}${camel(groupable.name).slice(1)}: view(${names.get(first.table)})` +
-          `.groupBy((r) => ({ ${groupable.name}: r.${groupable.name} })).select(() => ({ rows: count() })),  // import count; needs REPLICA IDENTITY FULL`,
+          `.groupBy((r) => ({ ${groupable.name}: r.${groupable.name} })).select(() => ({ rows: count() })),  // import count${kind === 'postgres' ? '; needs REPLICA IDENTITY FULL' : ''}`,
       );
     }
   }
