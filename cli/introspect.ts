@@ -99,6 +99,7 @@ export function parseTableList(tables: string | undefined): string[] | undefined
 export async function runIntrospect(options: IntrospectOptions, out: Output = processOutput): Promise<number> {
   const tablesOption = parseTableList(options.tables);
   const file = options.out ?? 'tables.ts';
+  if (file === '-' && options.check) throw usageError('Expected --out <file> with --check (the file to compare), but found -');
   const db = await connectDatabase(options.database ?? process.env['DATABASE_URL']);
   let tables: CatalogTable[];
   let schema: string;
@@ -111,7 +112,6 @@ export async function runIntrospect(options: IntrospectOptions, out: Output = pr
   const source: ModuleSource = { dialect: db.dialect, label: db.label, schema, schemaOption: options.schema, tablesOption, out: file };
 
   if (file === '-') {
-    if (options.check) throw usageError('Expected --out <file> with --check (the file to compare), but found -');
     warn(tables, out);
     out.stdout(renderTablesModule(tables, source));
     return 0;

@@ -245,6 +245,10 @@ export const auditLog = table(
     expect(await cli(['introspect', '--database', 'http://example.com/db'])).toMatchObject({ code: 2, stderr: `Expected ${expected}, but found a http: URL\n` });
     expect(await cli(['introspect'], { env: { DATABASE_URL: '' } })).toMatchObject({ code: 2, stderr: `Expected --database <url> (or $DATABASE_URL): ${expected}\n` });
     expect(await cli(['introspect', '--databse', databaseUrl])).toMatchObject({ code: 2 });
+    expect(await cli(['introspect', '--database', 'postgres://127.0.0.1:1/db', '--check', '--out', '-'])).toMatchObject({
+      code: 2,
+      stderr: 'Expected --out <file> with --check (the file to compare), but found -\n',
+    });
     expect(await cli(['introspect', '--database', 'postgres://someone:secret@127.0.0.1:1/db', '--out', '-'])).toMatchObject({
       code: 1,
       stderr: 'Cannot connect to postgres://127.0.0.1:1/db: connection refused (is the server running and listening there?)\n',
