@@ -21,6 +21,9 @@ import { ConfigError } from '../views/errors.ts';
 import { currentVersion } from '../views/store/read.ts';
 import { createRegistry, tableRequirements } from '../views/registry.ts';
 import { printViewSchema } from '../schema/build-schema.ts';
+import { CliError } from './errors.ts';
+import { INIT_HELP, runInit } from './init.ts';
+import { INTROSPECT_HELP, runIntrospect } from './introspect.ts';
 
 const HELP = `cdc-views — incrementally maintained views in Redis, served over GraphQL
 
@@ -39,6 +42,10 @@ Usage:
                                                                    (exit 1 when a key still differs once caught up)
   cdc-views reactions replay <name> --from-dead-letters --config <file>
                                                                    run a reaction again on its dead letters
+  cdc-views introspect --database <url> [--schema public] [--tables a,b] [--out tables.ts] [--check]
+                                                                   write typed table declarations from the database
+  cdc-views init --database <url> [--dir .] [--force]              scaffold views.config.ts, tables.ts and .env
+  (cdc-views <command> --help for the options of introspect and init)
 
 Options:
   -c, --config <file>   views config (TypeScript or JavaScript); default ./views.config.ts
@@ -98,8 +105,14 @@ async function main(argv: string[]): Promise<number> {
       'reactions-only': { type: 'boolean' },
       // `reactions replay <name> --from-dead-letters`: the dead letters are what replay reads (the flag says so).
       'from-dead-letters': { type: 'boolean' },
-      database: { type: 'string' },
+      // check, verify, slot drop, introspect and init (cli/introspect.ts, cli/init.ts)
+      database: { type: 'string', short: 'd' },
       offline: { type: 'boolean' },
+      schema: { type: 'string' },
+      tables: { type: 'string' },
+      out: { type: 'string', short: 'o' },
+      check: { type: 'boolean' },
+      dir: { type: 'string' },
       force: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
@@ -111,10 +124,16 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${pkg.version}\n`);
     return 0;
   }
+  if (values.help && (command === 'introspect' || command === 'init')) {
+    process.stdout.write(command === 'init' ? INIT_HELP : INTROSPECT_HELP);
+    return 0;
+  }
   if (values.help || !command) {
     process.stdout.write(HELP);
     return command || values.help ? 0 : 1;
   }
+  if (command === 'introspect') return runIntrospect(values);
+  if (command === 'init') return runInit(values);
   const config = await loadConfig(values.config);
   switch (command) {
     case 'check': {
@@ -295,6 +314,15 @@ main(process.argv.slice(2)).then(
     if (code !== 0) process.exitCode = code;
   },
   (error: unknown) => {
+    if (error instanceof CliError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(error.exitCode);
+    }
+    // parseArgs: an unknown option, a missing value.
+    if ((error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`${(error as Error).message}\nRun cdc-views --help for the commands and options.\n`);
+      process.exit(2);
+    }
     if (error instanceof ConfigError || (error instanceof ServiceError && (error.code === 'CONFIG_INVALID' || error.code === 'SOURCE_SCHEMA'))) {
       process.stderr.write(`${error.message}\n`);
       process.exit(2);
