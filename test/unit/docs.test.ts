@@ -61,11 +61,11 @@ describe('docs', () => {
       }
     }
     const tests = readdirSync(join(root, 'test/integration')).map((f) => read(`test/integration/${f}`)).join('\n');
-    // A test runs a command as `[CLI, '<command>', …]` (or `startChildService`, which runs `start`).
+    // A test runs a command as `[CLI, '<command>', …]` or `cli(['<command>', …])` (or `startChildService`, which runs `start`).
     const run = (command: string): boolean => {
       const [first, second] = command.split(' ');
       if (first === 'start') return tests.includes('startChildService(');
-      return new RegExp(`CLI, '${first}'${second ? `, '${second}'` : ''}`).test(tests);
+      return new RegExp(`(CLI, |cli\\(\\[)'${first}'${second ? `, '${second}'` : ''}`).test(tests);
     };
     expect(shown.size).toBeGreaterThan(5);
     expect([...shown].filter((c) => !run(c))).toEqual([]);
