@@ -78,8 +78,14 @@ const RANDOM: Partial<Record<ColumnType, fc.Arbitrary<Value>>> = {
   text: fc.constantFrom('DE', 'FR', 'US', 'paid', 'new', 'shipped', 'c1', 'c3', '', 'Z', 'é'),
   timestamptz: micros.map((us) => `${new Date(Math.floor(us / 1000)).toISOString().slice(0, 19)}.${String(us % 1_000_000).padStart(6, '0')}`.replace(/\.?0+$/, '') + 'Z'),
 };
-type Operand = { pick: number } | { value: Value };
-const operand = (type: ColumnType): fc.Arbitrary<Operand> => fc.oneof({ weight: 3, arbitrary: fc.nat().map((pick) => ({ pick })) }, { weight: 2, arbitrary: RANDOM[type]!.map((value) => ({ value })) });
+/** A value of a row, or one a hair above it (decimals: equal as doubles, not as numbers), or a random one. */
+type Operand = { pick: number; hair: boolean } | { value: Value };
+const operand = (type: ColumnType): fc.Arbitrary<Operand> =>
+  fc.oneof(
+    { weight: 3, arbitrary: fc.record({ pick: fc.nat(), hair: type === 'numeric' ? fc.boolean() : fc.constant(false) }) },
+    { weight: 2, arbitrary: RANDOM[type]!.map((value) => ({ value })) },
+  );
+const hairAbove = (v: Value): Value => (typeof v === 'string' && !v.startsWith('-') ? `${v}${v.includes('.') ? '' : '.'}00000000000000000001` : v);
 
 type Spec = { field: string; op: string; operand: Operand | Operand[] | boolean };
 type WhereSpec = { leaf: Spec } | { and: WhereSpec[] } | { or: WhereSpec[] };
@@ -108,7 +114,11 @@ function resolveWhere(v: CompiledView, spec: WhereSpec, rows: readonly Record<st
   if ('or' in spec) return { or: spec.or.map((s) => resolveWhere(v, s, rows)) };
   const { field, op } = spec.leaf;
   const type = v.fields.find((f) => f.name === field)!.type;
-  const value = (o: Operand): Value => ('value' in o ? o.value : (rows[o.pick % Math.max(rows.length, 1)]?.[field] ?? (type === 'text' ? 'x' : type === 'int4' ? 1 : type === 'timestamptz' ? '2024-01-01T00:00:00Z' : '1')));
+  const value = (o: Operand): Value => {
+    if ('value' in o) return o.value;
+    const picked = rows[o.pick % Math.max(rows.length, 1)]?.[field] ?? (type === 'text' ? 'x' : type === 'int4' ? 1 : type === 'timestamptz' ? '2024-01-01T00:00:00Z' : '1');
+    return o.hair ? hairAbove(picked) : picked;
+  };
   const comparison: Comparison = op === 'isNull' ? { isNull: spec.leaf.operand as boolean } : op === 'in' ? { in: (spec.leaf.operand as Operand[]).map(value) } : { [op]: value(spec.leaf.operand as Operand) };
   return { [field]: comparison };
 }
