@@ -125,9 +125,9 @@ function resolveWhere(v: CompiledView, spec: WhereSpec, rows: readonly Record<st
 
 /** Rows for the workload to change: views of a few dozen rows, NULLs, ties, microseconds. */
 const SEED = `
-INSERT INTO customers SELECT i, 'c' || i, (ARRAY['DE', 'FR', 'US', NULL])[1 + i % 4], timestamptz '2024-01-01 00:00:00+00' + i * interval '1 day 0.000123 seconds' FROM generate_series(1, 8) i;
-INSERT INTO products SELECT i, 'p' || i, (ARRAY['books', 'games'])[1 + i % 2], (i * 7 % 5) + 0.5 FROM generate_series(1, 6) i;
-INSERT INTO orders SELECT i, 1 + i % 5, (ARRAY['paid', 'paid', 'new', 'shipped', 'cancelled'])[1 + i % 5],
+INSERT INTO customers (id, name, country, created_at) SELECT i, 'c' || i, (ARRAY['DE', 'FR', 'US', NULL])[1 + i % 4], timestamptz '2024-01-01 00:00:00+00' + i * interval '1 day 0.000123 seconds' FROM generate_series(1, 8) i;
+INSERT INTO products (id, name, category, price) SELECT i, 'p' || i, (ARRAY['books', 'games'])[1 + i % 2], (i * 7 % 5) + 0.5 FROM generate_series(1, 6) i;
+INSERT INTO orders (id, customer_id, status, amount, created_at) SELECT i, 1 + i % 5, (ARRAY['paid', 'paid', 'new', 'shipped', 'cancelled'])[1 + i % 5],
   CASE WHEN i % 7 = 0 THEN NULL ELSE (i * 1237 % 50000) / 100.0 END, timestamptz '2024-06-01 00:00:00+00' + i * interval '1 hour 0.000001 seconds' FROM generate_series(1, 30) i;`;
 
 function sign(claims: Record<string, unknown>): Promise<string> {
@@ -174,7 +174,7 @@ describe('lists: where, orderBy, totalCount', () => {
 
   /** Catalogue larger than the in-memory sort bound. */
   async function largeCatalogue(): Promise<void> {
-    await shop.db.query(`INSERT INTO products SELECT i, 'product ' || i, (ARRAY['books', 'games', 'garden'])[1 + i % 3], ((i * 37) % 9000 + 100) / 100.0 FROM generate_series(1000, 1079) i ON CONFLICT (id) DO NOTHING`);
+    await shop.db.query(`INSERT INTO products (id, name, category, price) SELECT i, 'product ' || i, (ARRAY['books', 'games', 'garden'])[1 + i % 3], ((i * 37) % 9000 + 100) / 100.0 FROM generate_series(1000, 1079) i ON CONFLICT (id) DO NOTHING`);
     await shop.sync();
   }
 
@@ -202,9 +202,9 @@ describe('lists: where, orderBy, totalCount', () => {
 
   it('cursors keep their place under concurrent updates: a row that did not change is neither repeated nor skipped (indexed and in-memory orders)', async () => {
     await largeCatalogue();
-    await shop.db.query(`INSERT INTO customers VALUES (500, 'c500', 'SE', now()) ON CONFLICT (id) DO NOTHING`);
+    await shop.db.query(`INSERT INTO customers (id, name, country, created_at) VALUES (500, 'c500', 'SE', now()) ON CONFLICT (id) DO NOTHING`);
     await shop.db.query(`DELETE FROM orders WHERE id BETWEEN 2000 AND 2100`);
-    await shop.db.query(`INSERT INTO orders SELECT i, 500, 'paid', i - 1990, now() FROM generate_series(2001, 2020) i`);
+    await shop.db.query(`INSERT INTO orders (id, customer_id, status, amount, created_at) SELECT i, 500, 'paid', i - 1990, now() FROM generate_series(2001, 2020) i`);
     await shop.sync();
     const cases: [CompiledView, OrderBy, string, string, string][] = [
       // indexed: catalogue by price DESC (80+ rows)
@@ -225,7 +225,7 @@ describe('lists: where, orderBy, totalCount', () => {
       const id = 'id';
       await shop.db.query(
         `BEGIN; UPDATE ${table} SET ${column} = 0.01 WHERE ${id} = ${movedBack}; UPDATE ${table} SET ${column} = 999999 WHERE ${id} = ${movedFront}; DELETE FROM ${table} WHERE ${id} = ${deleted}; ` +
-          (table === 'products' ? `INSERT INTO products VALUES (1500, 'new', 'books', 50.5)` : `INSERT INTO orders VALUES (2050, 500, 'paid', 5.5, now())`) +
+          (table === 'products' ? `INSERT INTO products (id, name, category, price) VALUES (1500, 'new', 'books', 50.5)` : `INSERT INTO orders (id, customer_id, status, amount, created_at) VALUES (2050, 500, 'paid', 5.5, now())`) +
           '; COMMIT',
       );
       await shop.sync();
@@ -252,7 +252,7 @@ describe('lists: where, orderBy, totalCount', () => {
   });
 
   it('bad where, orderBy and cursors are client errors that say what is wrong', async () => {
-    await shop.db.query(`INSERT INTO orders VALUES (2900, 1, 'paid', 5, now()) ON CONFLICT (id) DO NOTHING`);
+    await shop.db.query(`INSERT INTO orders (id, customer_id, status, amount, created_at) VALUES (2900, 1, 'paid', 5, now()) ON CONFLICT (id) DO NOTHING`);
     await largeCatalogue();
     const catalogue = viewOf('catalogue');
     const paid = viewOf('paidRevenue');
@@ -281,8 +281,8 @@ describe('lists: where, orderBy, totalCount', () => {
   it("a tenant's row filter is ANDed into every where, page and count; hidden fields cannot be filtered or ordered by", async () => {
     const lines = viewOf('orderLines');
     const fields = ['orderId', 'customerId', 'status', 'amount', 'createdAt', 'country'];
-    await shop.db.query(`INSERT INTO customers VALUES (501, 'c501', 'SE', now()), (502, 'c502', NULL, now()) ON CONFLICT (id) DO NOTHING`);
-    await shop.db.query(`INSERT INTO orders SELECT i, 501 + i % 2, (ARRAY['paid', 'new'])[1 + i % 2], i % 97, now() FROM generate_series(2200, 2240) i ON CONFLICT (id) DO NOTHING`);
+    await shop.db.query(`INSERT INTO customers (id, name, country, created_at) VALUES (501, 'c501', 'SE', now()), (502, 'c502', NULL, now()) ON CONFLICT (id) DO NOTHING`);
+    await shop.db.query(`INSERT INTO orders (id, customer_id, status, amount, created_at) SELECT i, 501 + i % 2, (ARRAY['paid', 'new'])[1 + i % 2], i % 97, now() FROM generate_series(2200, 2240) i ON CONFLICT (id) DO NOTHING`);
     await shop.sync();
     const token = await sign({ role: 'tenant', customerId: 501 });
     const pick = (rows: Record<string, Value>[]): Record<string, Value>[] => rows.map((r) => Object.fromEntries(fields.map((f) => [f, r[f]!])));
@@ -308,7 +308,7 @@ describe('filtered subscriptions', () => {
   let shop: ServiceFixture;
   const clients: Client[] = [];
   beforeAll(async () => {
-    shop = await startFixture('listsubs', { config, seed: `INSERT INTO customers VALUES (100, 'c100', 'SE', now())` });
+    shop = await startFixture('listsubs', { config, seed: `INSERT INTO customers (id, name, country, created_at) VALUES (100, 'c100', 'SE', now())` });
   });
   afterAll(async () => {
     for (const c of clients) await c.dispose();
@@ -335,12 +335,12 @@ describe('filtered subscriptions', () => {
     const twin = subscribe(`subscription { orderLinesChanges(where: { status: { in: ["paid", "new"] }, amount: { gt: "100.00" } }) { ${selection} } }`);
     await new Promise((r) => setTimeout(r, 300));
     for (const sql of [
-      `INSERT INTO orders VALUES (3001, 100, 'paid', 50, now())`, // not matching: nothing
+      `INSERT INTO orders (id, customer_id, status, amount, created_at) VALUES (3001, 100, 'paid', 50, now())`, // not matching: nothing
       `UPDATE orders SET amount = 150 WHERE id = 3001`, // enters: INSERT
       `UPDATE orders SET amount = 200 WHERE id = 3001`, // still matching: UPDATE
       `UPDATE orders SET status = 'cancelled' WHERE id = 3001`, // leaves: DELETE
       `DELETE FROM orders WHERE id = 3001`, // not matching: nothing
-      `INSERT INTO orders VALUES (3002, 100, 'new', 300.5, now())`, // INSERT
+      `INSERT INTO orders (id, customer_id, status, amount, created_at) VALUES (3002, 100, 'new', 300.5, now())`, // INSERT
     ]) {
       await shop.db.query(sql);
       await shop.sync();
