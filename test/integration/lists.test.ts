@@ -327,7 +327,7 @@ describe('filtered subscriptions', () => {
     for (const deadline = Date.now() + 10_000; !check(); await new Promise((r) => setTimeout(r, 20))) if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
   };
 
-  it('a row that starts matching arrives as INSERT, one that stops as DELETE (key, no row); others never arrive; resuming with since filters the same way', async () => {
+  it('a row that starts matching arrives as INSERT, one that stops as DELETE (key, no row); others never arrive; resuming with since and a snapshot filter the same way', async () => {
     const start = (await listQuery(shop.service.url, shop.registry.byName.get('orderLines')!, { first: 0 })).data!['orderLinesList']!.version;
     const selection = 'op key { orderId } row { orderId amount }';
     const where = '{ amount: { gt: "100" }, status: { in: ["paid", "new"] } }';
@@ -359,5 +359,15 @@ describe('filtered subscriptions', () => {
     await until(() => resumed.length >= expected.length, 'the resumed changes');
     await new Promise((r) => setTimeout(r, 200));
     expect(resumed).toEqual(expected);
+    // A snapshot holds only the matching rows.
+    await shop.db.query(`INSERT INTO orders (id, customer_id, status, amount, created_at) VALUES (3003, 100, 'paid', 99.99, now()), (3004, 100, 'cancelled', 500, now()), (3005, 100, 'paid', 100.01, now())`);
+    await shop.sync();
+    const snapshot = subscribe(`subscription { orderLinesChanges(where: ${where}, snapshot: true) { ${selection} } }`);
+    await until(() => snapshot.length >= 2, 'the snapshot');
+    await new Promise((r) => setTimeout(r, 200));
+    expect(snapshot).toEqual([
+      { op: 'SNAPSHOT', key: { orderId: 3002 }, row: { orderId: 3002, amount: '300.50' } },
+      { op: 'SNAPSHOT', key: { orderId: 3005 }, row: { orderId: 3005, amount: '100.01' } },
+    ]);
   });
 });
