@@ -18,7 +18,8 @@ import { count, desc, eq, max, sum, view } from '../../views/define.ts';
 import type { Config } from '../../views/config.ts';
 import type { CompiledView } from '../../views/registry.ts';
 import { countList } from '../../views/store/list.ts';
-import { keyPrefix } from '../../views/store/keys.ts';
+import { indexKey, keyPrefix, orderingKey } from '../../views/store/keys.ts';
+import { memberKey } from '../../core/encoding.ts';
 import { expectedRows, listQuery, walkList, type Comparison, type OrderBy, type Where } from '../support/list-oracle.ts';
 import { shopTestConfig, startFixture, type ServiceFixture } from '../support/shop.ts';
 import { statement, transactionSql, transactionsOf } from '../support/workload.ts';
@@ -165,6 +166,15 @@ describe('lists: where, orderBy, totalCount', () => {
           expect(actual.rows, what).toEqual(expected);
           expect(actual.totalCount, `${what} totalCount`).toBe(expected.length);
           checked++;
+        }
+        // Every ordering index holds exactly the view's rows (a truncate, a delete, a key change leave nothing behind).
+        for (const name of names) {
+          const v = viewOf(name);
+          const keys = await shop.redis.sendCommand<string[]>(['ZRANGE', indexKey(keyPrefix(shop.name), name), '0', '-1']);
+          for (const o of v.orderings) {
+            const members = await shop.redis.sendCommand<string[]>(['ZRANGE', orderingKey(keyPrefix(shop.name), name, o.signature), '0', '-1']);
+            expect(members.map(memberKey).sort(), `${name} ${o.signature}`).toEqual([...keys].sort());
+          }
         }
       }),
       { numRuns: 25 },
