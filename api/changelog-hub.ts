@@ -533,7 +533,8 @@ export class ChangelogHub {
                 lastSeq = page.seq;
               }
               for (const { key, row } of page.rows) {
-                if (matches({ key })) for (const ready of pass({ view: view.name, version, op: 'snapshot', key, row, previous: null, seq: lastSeq }, false)) yield ready;
+                // The page applied the row filter; a subscription's where is judged here.
+                if (matches({ key }) && (options.access.where?.(row) ?? true)) for (const ready of pass({ view: view.name, version, op: 'snapshot', key, row, previous: null, seq: lastSeq }, false)) yield ready;
               }
               if (page.rows.length < 1000 && page.scannedTo === null) break;
               after = page.rows.length < 1000 ? page.scannedTo : page.rows.at(-1)!.key;

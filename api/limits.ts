@@ -16,6 +16,7 @@ import type { ConnectionInitMessage } from 'graphql-ws';
 import type { useServer } from 'graphql-ws/use/ws';
 import type { Plugin, YogaInitialContext, YogaServerOptions } from 'graphql-yoga';
 import { MAX_PAGE_SIZE } from '../schema/build-schema.ts';
+import { SORT_IN_MEMORY_ROWS } from '../schema/list-inputs.ts';
 import type { ApiLimits, CorsOptions } from '../views/config.ts';
 import type { Registry } from '../views/registry.ts';
 
@@ -33,6 +34,7 @@ export function resolveLimits(limits: ApiLimits | undefined, registry: Registry)
     maxSubscriptionsPerConnection: limits?.maxSubscriptionsPerConnection ?? 100,
     idleTimeoutMs: limits?.idleTimeoutMs ?? 30_000,
     batching: limits?.batching ?? null,
+    sortInMemoryRows: limits?.sortInMemoryRows ?? SORT_IN_MEMORY_ROWS,
   };
 }
 

@@ -18,7 +18,8 @@ import { keyPrefix } from '../views/store/keys.ts';
 import { connectRedis, type RedisClient } from '../views/store/redis.ts';
 import type { Config } from '../views/config.ts';
 import { Engine, ENGINE_EVENTS, type BatchAppliedEvent } from '../views/engine.ts';
-import { checkpointTokens, currentVersion, readPage, readRowAt } from '../views/store/read.ts';
+import { checkpointTokens, currentVersion, readRowAt } from '../views/store/read.ts';
+import { countList, readList } from '../views/store/list.ts';
 import { lsnToken } from '../ingest/pg/postgres-source.ts';
 import { PublicError } from '../schema/errors.ts';
 import { compareVersions } from './changelog-hub.ts';
@@ -125,12 +126,14 @@ export async function startService(options: ServiceOptions): Promise<Service | A
   const views: ViewDataSource | null = hub && {
     row: (view, key) => readRowAt(redis, prefix, view, key),
     reach: (view, target) => reach(redis, prefix, view, target, options.config.source.kind === 'postgres'),
-    page: (view, after, limit, filter) => readPage(redis, prefix, view, after, limit, { filter }),
+    list: (view, request) => readList(redis, prefix, view, request),
+    count: (view, keep) => countList(redis, prefix, view, keep),
     changes: (view, opts) => hub.changes(view, opts),
   };
   const development = options.config.api?.graphiql ?? process.env['NODE_ENV'] !== 'production';
   const apiConfig = options.config.api;
-  const permissions = new Permissions(registry, apiConfig, (shape) => buildSchema(registry, shape));
+  const sortInMemoryRows = apiConfig?.limits?.sortInMemoryRows;
+  const permissions = new Permissions(registry, apiConfig, (shape) => buildSchema(registry, shape, sortInMemoryRows === undefined ? {} : { sortInMemoryRows }));
   const gate = new AuthGate(new Authenticator({ auth: apiConfig?.auth, roleReadsAnything: (r) => permissions.readsAnything(r) }), permissions, development);
   const host = options.host ?? apiConfig?.host ?? process.env['HOST'] ?? '127.0.0.1';
   if (views && !apiConfig?.auth && !isLoopback(host)) {

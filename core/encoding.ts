@@ -23,7 +23,7 @@ import { isFloatType, isNumericType, type ColumnType, type Value } from './value
 export function compareValues(type: ColumnType, a: Value, b: Value): number {
   if (isNumericType(type)) {
     if (typeof a === 'number' && typeof b === 'number') return a < b ? -1 : a > b ? 1 : 0;
-    return compareDecimal(typeof a === 'number' ? numberText(a) : String(a), typeof b === 'number' ? numberText(b) : String(b));
+    return compareDecimal(decimalText(a), decimalText(b));
   }
   if (type === 'bool') return a === b ? 0 : a ? 1 : -1;
   const x = orderKey(type, a);
@@ -44,7 +44,7 @@ export function orderKey(type: ColumnType, value: Value): string {
   if (value === null) throw new TypeError('orderKey of NULL');
   if (isNumericType(type)) {
     if (typeof value === 'number' && Number.isSafeInteger(value)) return integerOrderKey(value);
-    return numberOrderKey(typeof value === 'number' ? numberText(value) : String(value));
+    return numberOrderKey(decimalText(value));
   }
   switch (type) {
     case 'bool':
@@ -56,6 +56,11 @@ export function orderKey(type: ColumnType, value: Value): string {
     default:
       return String(value);
   }
+}
+
+/** A number's text for exact comparison ('NaN' numeric, like float NaN, above every number). */
+function decimalText(v: Value): string {
+  return typeof v === 'number' ? numberText(v) : v === 'NaN' ? numberText(NaN) : String(v);
 }
 
 function numberText(n: number): string {
@@ -147,4 +152,41 @@ export function candidateValue(type: ColumnType, member: string): Value {
   if (type === 'bool') return text === 'true';
   if (type === 'int2' || type === 'int4' || isFloatType(type)) return Number(JSON.parse(text));
   return text;
+}
+
+/**
+ * One order term's bytes: ascending '\x01' + order key (NULL '\x02': last); descending NULL
+ * '\x01' (first), else '\x02' + the order key's UTF-8 bytes in hex, each digit complemented, then
+ * '~' (above every hex digit, so a longer value sorts before its prefix). Terms are joined with
+ * '\x00' (below every byte a term holds), so a tuple of terms orders like SQL's ORDER BY.
+ */
+export function sortComponent(type: ColumnType, value: Value, desc: boolean): string {
+  if (!desc) return value === null ? '\x02' : `\x01${orderKey(type, value)}`;
+  if (value === null) return '\x01';
+  const hex = Buffer.from(orderKey(type, value), 'utf8').toString('hex');
+  let inverted = '';
+  for (let i = 0; i < hex.length; i++) inverted += (15 - parseInt(hex[i]!, 16)).toString(16);
+  return `\x02${inverted}~`;
+}
+
+/** Sort terms and the view key apart in an ordering member (neither holds two '\x00' in a row). */
+export const MEMBER_SEPARATOR = '\x00\x00';
+
+/**
+ * A row's member in an ordering index: its sort terms, then its view key, so byte order is
+ * `ORDER BY <terms>, <key>` and ties never collide (ZRANGEBYLEX pages it; the member is the cursor).
+ */
+export function orderingMember(terms: readonly { readonly field: string; readonly type: ColumnType; readonly desc: boolean }[], row: Readonly<Record<string, Value>>, key: string): string {
+  let sort = '';
+  for (let i = 0; i < terms.length; i++) {
+    const t = terms[i]!;
+    if (i > 0) sort += '\x00';
+    sort += sortComponent(t.type, row[t.field] ?? null, t.desc);
+  }
+  return `${sort}${MEMBER_SEPARATOR}${key}`;
+}
+
+/** The view key at the end of an ordering member. */
+export function memberKey(member: string): string {
+  return member.slice(member.indexOf(MEMBER_SEPARATOR) + MEMBER_SEPARATOR.length);
 }

@@ -3,9 +3,10 @@
  *
  *   type RevenueByCustomer { customerId: Int!  orders: BigInt!  revenue: Decimal … }
  *   Query.revenueByCustomer(customerId: Int!): RevenueByCustomer                   by key
- *   Query.revenueByCustomerList(first: Int = 100, after: String): RevenueByCustomerConnection!
- *         → { nodes, edges { cursor node }, pageInfo { hasNextPage endCursor }, version }
- *   Subscription.revenueByCustomerChanges(customerId: Int, since: String, snapshot: Boolean = false)
+ *   Query.revenueByCustomerList(first: Int = 100, after: String, where: RevenueByCustomerWhere,
+ *         orderBy: [RevenueByCustomerOrderBy!]): RevenueByCustomerConnection!
+ *         → { nodes, edges { cursor node }, pageInfo { hasNextPage endCursor }, totalCount, version }
+ *   Subscription.revenueByCustomerChanges(customerId: Int, where: RevenueByCustomerWhere, since: String, snapshot: Boolean = false)
  *         → RevenueByCustomerChange { version op key row previous }
  *
  * Reading is delegated to a ViewDataSource (the API implements it over Redis), so this module is
@@ -32,9 +33,12 @@ import type { Value } from '../core/values.ts';
 import { encodeRowKey } from '../core/encoding.ts';
 import { ViewUnavailableError } from '../views/errors.ts';
 import type { CompiledView, Registry } from '../views/registry.ts';
-import type { Page, RowFilter, ViewChange, ViewRow } from '../views/store/read.ts';
+import type { ListPage, ListRequest } from '../views/store/list.ts';
+import { FILTER_SCAN_BUDGET, type ViewChange, type ViewRow } from '../views/store/read.ts';
+import { decodeCursor, describeOrderings, encodeCursor, indexByHint, listInputTypes, resolveOrdering, SORT_IN_MEMORY_ROWS } from './list-inputs.ts';
+import { compileWhere } from './where.ts';
 import { PublicError } from './errors.ts';
-import { MAX_PAGE_SIZE, rowVisible, type Caller, type RoleShape, type ViewAccess } from './permissions.ts';
+import { MAX_PAGE_SIZE, narrowedBy, rowVisible, type Caller, type RoleShape, type ViewAccess } from './permissions.ts';
 import { scalarFor } from './scalars.ts';
 
 /** What the resolvers need from wherever views live. */
@@ -43,8 +47,10 @@ export interface ViewDataSource {
   row(view: CompiledView, key: string): Promise<{ row: ViewRow | null; version: string }>;
   /** Wait (bounded) until the view holds at least this version or source position; whether it did. */
   reach(view: CompiledView, target: ReadTarget): Promise<boolean>;
-  /** Rows after a key in key order; with a filter, only matching rows, and `scannedTo` when the read's budget ran out first. */
-  page(view: CompiledView, afterKey: string | null, limit: number, filter: RowFilter): Promise<Pick<Page, 'version' | 'rows' | 'scannedTo'>>;
+  /** Rows after a member in key order or an ordering, only those `keep` accepts (views/store/list.ts). */
+  list(view: CompiledView, request: ListRequest): Promise<ListPage>;
+  /** Rows `keep` accepts (all: O(1)); null when counting would examine more than the scan budget. */
+  count(view: CompiledView, keep: ((row: ViewRow) => boolean) | null): Promise<{ count: number | null; rowCount: number }>;
   /** Changes after `since` (or from now); with `snapshot`, the current rows first (op SNAPSHOT). */
   changes(view: CompiledView, options: ChangeStreamOptions): AsyncIterable<SubscriptionEvent>;
 }
@@ -132,21 +138,6 @@ async function servable<T>(read: Promise<T>): Promise<T> {
   }
 }
 
-export function encodeCursor(key: string): string {
-  return Buffer.from(key, 'utf8').toString('base64url');
-}
-
-/** The key a cursor of this view's list stands for; anything else is the client's error, said so. */
-export function decodeCursor(view: CompiledView, cursor: string): string {
-  const key = cursor.length <= 8192 ? Buffer.from(cursor, 'base64url').toString('utf8') : '';
-  const parts = key.split('\x00');
-  const wellFormed = encodeCursor(key) === cursor && parts.length === view.keyFields.length && parts.every((p) => p === '\x02' || (p.length > 1 && p[0] === '\x01'));
-  if (!wellFormed) {
-    throw new PublicError(`Expected after to be a cursor from a page of ${view.name}List (pageInfo.endCursor or an edge's cursor), but found '${cursor.slice(0, 40)}${cursor.length > 40 ? '…' : ''}'`, 'BAD_USER_INPUT');
-  }
-  return key;
-}
-
 /** The encoded key from key arguments (absent nullable arguments mean NULL, as GROUP BY groups NULLs). */
 function keyFromArgs(view: CompiledView, args: Record<string, unknown>): string {
   return encodeRowKey(
@@ -215,10 +206,21 @@ async function waitForAtLeast(ctx: SchemaContext, view: CompiledView, atLeast: s
   return reached;
 }
 
+export interface SchemaOptions {
+  /** The largest view a list sorts per request in an order it has no index for (api.limits.sortInMemoryRows). */
+  readonly sortInMemoryRows?: number;
+}
+
+/** A list's rows filtered by the caller's row filter and `where`; null: every row. */
+function keeper(access: ViewAccess): ((row: ViewRow) => boolean) | null {
+  return access.filter.length === 0 && access.where === undefined ? null : (row) => rowVisible(access, row);
+}
+
 /**
  * The schema of every view, or (with a role's shape) of the views and fields one role may read.
  */
-export function buildSchema(registry: Registry, shape: RoleShape | null = null): GraphQLSchema {
+export function buildSchema(registry: Registry, shape: RoleShape | null = null, options: SchemaOptions = {}): GraphQLSchema {
+  const sortInMemoryRows = options.sortInMemoryRows ?? SORT_IN_MEMORY_ROWS;
   const query: GraphQLFieldConfigMap<unknown, SchemaContext> = {};
   const subscription: GraphQLFieldConfigMap<unknown, SchemaContext> = {};
 
@@ -255,6 +257,11 @@ export function buildSchema(registry: Registry, shape: RoleShape | null = null):
         nodes: { type: new GraphQLNonNull(new GraphQLList(new GraphQLNonNull(rowType))) },
         edges: { type: new GraphQLNonNull(new GraphQLList(new GraphQLNonNull(edgeType))) },
         pageInfo: { type: new GraphQLNonNull(PageInfo) },
+        totalCount: {
+          type: GraphQLInt,
+          description: `Rows matching \`where\` (and the caller's row filter), all pages together. Without a filter O(1); with one, counted only for views of at most ${FILTER_SCAN_BUDGET} rows (otherwise null, with an error saying so).`,
+          resolve: (connection: { totalCount: () => Promise<number> }) => connection.totalCount(),
+        },
         version: {
           type: new GraphQLNonNull(GraphQLString),
           description: `The view's version when this page was read: subscribe with \`since\` to continue from it.`,
@@ -304,39 +311,72 @@ export function buildSchema(registry: Registry, shape: RoleShape | null = null):
     };
     query[view.name] = byKey as GraphQLFieldConfig<unknown, SchemaContext>;
 
-    const list: GraphQLFieldConfig<unknown, SchemaContext, { first: number; after?: string | null; atLeast?: string | null }> = {
+    const inputs = listInputTypes(view, typeName, readable.fields);
+    const indexed = describeOrderings(view);
+    type ListArgs = { first: number; after?: string | null; atLeast?: string | null; where?: unknown; orderBy?: { field: string; direction?: 'asc' | 'desc' }[] | null };
+    const list: GraphQLFieldConfig<unknown, SchemaContext, ListArgs> = {
       type: new GraphQLNonNull(connectionType),
-      description: `Rows of ${view.name} in key order, a page at a time (at most ${MAX_PAGE_SIZE}; a page may hold fewer rows than asked when the caller's row filter is selective: follow hasNextPage).`,
-      args: { first: { type: GraphQLInt, defaultValue: 100 }, after: { type: GraphQLString }, atLeast: AT_LEAST_ARG },
-      resolve: async (_, { first, after, atLeast }, ctx) => {
-        const access = ctx.access(view);
+      description: `Rows of ${view.name}, a page at a time (at most ${MAX_PAGE_SIZE}), in key order or \`orderBy\`, only those matching \`where\`. A filtered page examines at most ${FILTER_SCAN_BUDGET} rows: it may hold fewer rows than asked, follow hasNextPage.`,
+      args: {
+        first: { type: GraphQLInt, defaultValue: 100 },
+        after: { type: GraphQLString },
+        where: { type: inputs.where },
+        ...(inputs.orderBy
+          ? {
+              orderBy: {
+                type: inputs.orderBy,
+                description: `Order by these fields, then by the key (ascending). ${indexed ? `Indexed, for any size of view: ${indexed}. Any other order` : 'No order is indexed (declare one with .indexBy on the view); any order but the key'} is sorted per request, only while the view holds at most ${sortInMemoryRows} rows.`,
+              },
+            }
+          : {}),
+        atLeast: AT_LEAST_ARG,
+      },
+      resolve: async (_, { first, after, atLeast, where, orderBy }, ctx) => {
+        const access = narrowedBy(ctx.access(view), compileWhere(view, where, readable.fields));
         const reached = await waitForAtLeast(ctx, view, atLeast);
         if (!Number.isInteger(first) || first < 0 || first > access.maxPageSize) {
           throw new PublicError(`Expected first to be between 0 and ${access.maxPageSize}, but found ${first}`, 'BAD_USER_INPUT');
         }
-        const afterKey = after ? decodeCursor(view, after) : null;
-        const page = await servable(ctx.views.page(view, afterKey, first + 1, access.filter));
+        const ordering = resolveOrdering(view, orderBy);
+        const afterMember = after ? decodeCursor(view, ordering, after) : null;
+        const keep = keeper(access);
+        const isIndexed = ordering === null || view.orderings.includes(ordering);
+        const page = await servable(ctx.views.list(view, { ordering, indexed: isIndexed, after: afterMember, limit: first + 1, keep, sortInMemoryRows }));
+        if (page.tooLarge) {
+          throw new PublicError(
+            `Expected an indexed orderBy for ${view.name}List (${indexed || 'none declared'}): it holds more than ${sortInMemoryRows} rows (api.limits.sortInMemoryRows) to sort per request. Declare ${indexByHint(ordering!)} on view ${view.name}`,
+            'BAD_USER_INPUT',
+          );
+        }
         const rows = page.rows.slice(0, first);
-        const edges = rows.map((r) => ({ cursor: encodeCursor(r.key), node: r.row }));
-        // A filtered read that ran out of budget continues after the last key it examined.
+        const edges = rows.map((r) => ({ cursor: encodeCursor(view, ordering, r.member), node: r.row }));
+        // A filtered read that ran out of budget continues after the last row it examined.
         const more = page.rows.length > first || page.scannedTo !== null;
-        const endCursor = page.rows.length <= first && page.scannedTo !== null ? encodeCursor(page.scannedTo) : (edges.at(-1)?.cursor ?? null);
-        return { nodes: rows.map((r) => r.row), edges, pageInfo: { hasNextPage: more, endCursor }, version: page.version, atLeastReached: reached };
+        const endCursor = page.rows.length <= first && page.scannedTo !== null ? encodeCursor(view, ordering, page.scannedTo) : (edges.at(-1)?.cursor ?? null);
+        const totalCount = async (): Promise<number> => {
+          const { count, rowCount } = keep === null ? { count: page.rowCount, rowCount: page.rowCount } : await servable(ctx.views.count(view, keep));
+          if (count === null) {
+            throw new PublicError(`Expected a view of at most ${FILTER_SCAN_BUDGET} rows to count with a where or a row filter, but ${view.name} holds ${rowCount}: page through it instead`, 'BAD_USER_INPUT');
+          }
+          return count;
+        };
+        return { nodes: rows.map((r) => r.row), edges, pageInfo: { hasNextPage: more, endCursor }, totalCount, version: page.version, atLeastReached: reached };
       },
     };
     query[`${view.name}List`] = list as GraphQLFieldConfig<unknown, SchemaContext>;
 
     const changes: GraphQLFieldConfig<SubscriptionEvent, SchemaContext, Record<string, unknown>> = {
       type: new GraphQLNonNull(changeType),
-      description: `Every change to ${view.name}, pushed as it commits. Key arguments narrow it to one row; \`since\` resumes after a version; \`snapshot\` first sends the current rows.`,
+      description: `Every change to ${view.name}, pushed as it commits. Key arguments narrow it to one row, \`where\` to matching rows; \`since\` resumes after a version; \`snapshot\` first sends the current rows.`,
       args: {
         ...keyArgs(false),
+        where: { type: inputs.where, description: 'Only changes of rows matching this: a row that starts matching arrives as an INSERT, one that stops as a DELETE (key, no row).' },
         since: { type: GraphQLString, description: 'Resume after this version (from a page or an earlier change).' },
         snapshot: { type: GraphQLBoolean, defaultValue: false, description: 'Start with the current rows (op SNAPSHOT), then every change after them.' },
       },
       subscribe: (_, args, ctx) => {
         const hasKey = view.keyFields.some((f) => args[f.name] !== undefined);
-        const access = ctx.access(view);
+        const access = narrowedBy(ctx.access(view), compileWhere(view, args['where'], readable.fields));
         return releasedOnReturn(
           (signal) =>
             ctx.views.changes(view, {

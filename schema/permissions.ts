@@ -16,6 +16,7 @@ import type { ApiOptions, ViewPermission } from '../views/config.ts';
 import type { CompiledView, Registry } from '../views/registry.ts';
 import type { RowFilter, ViewRow } from '../views/store/read.ts';
 import { PublicError } from './errors.ts';
+import type { CompiledWhere, RowPredicate } from './where.ts';
 
 /** Who is asking: a role and the claims of its token. */
 export interface Caller {
@@ -38,8 +39,16 @@ export interface ViewAccess {
   readonly maxPageSize: number;
   /** Rows the caller sees: every field equals its value. Empty: all rows. */
   readonly filter: RowFilter;
+  /** A subscription's `where`, ANDed with the filter (schema/where.ts). */
+  readonly where?: RowPredicate;
   /** Equal for callers that see the same rows of this view (subscriptions are routed by it). */
   readonly route: string;
+}
+
+/** The access narrowed by a `where`: its route names the where too, so equal filters share one evaluation. */
+export function narrowedBy(access: ViewAccess, where: CompiledWhere | null): ViewAccess {
+  if (where === null) return access;
+  return { ...access, where: where.test, route: `${access.route}\x1e${where.key}` };
 }
 
 export const FULL_ACCESS: ViewAccess = { fields: null, maxPageSize: MAX_PAGE_SIZE, filter: [], route: '' };
@@ -162,7 +171,7 @@ function asStored(type: string, raw: unknown): Value | undefined {
 export function rowVisible(access: ViewAccess, row: ViewRow | null): boolean {
   if (row === null) return false;
   for (const [field, value] of access.filter) if (row[field] !== value) return false;
-  return true;
+  return access.where === undefined || access.where(row);
 }
 
 /**
@@ -170,7 +179,7 @@ export function rowVisible(access: ViewAccess, row: ViewRow | null): boolean {
  * one leaving them a delete (without its new image), one outside them nothing at all.
  */
 export function visibleChange<C extends { readonly op: string; readonly row: ViewRow | null; readonly previous: ViewRow | null }>(access: ViewAccess, change: C): C | null {
-  if (access.filter.length === 0 || change.op === 'reset') return change;
+  if ((access.filter.length === 0 && access.where === undefined) || change.op === 'reset') return change;
   const now = rowVisible(access, change.row);
   const before = rowVisible(access, change.previous);
   if (now && before) return change;

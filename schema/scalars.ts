@@ -2,14 +2,15 @@
  * GraphQL scalars for exact values. Numbers that JSON cannot carry exactly (int8, numeric) travel
  * as strings, as PostGraphile does; timestamps as ISO 8601 text with their full precision.
  */
-import { GraphQLBoolean, GraphQLFloat, GraphQLInt, GraphQLScalarType, GraphQLString, Kind, type GraphQLOutputType } from 'graphql';
+import { GraphQLBoolean, GraphQLError, GraphQLFloat, GraphQLInt, GraphQLScalarType, GraphQLString, Kind, type GraphQLOutputType } from 'graphql';
 import type { ColumnType } from '../core/values.ts';
 
 function stringScalar(name: string, description: string, pattern: RegExp, example: string): GraphQLScalarType {
   const check = (value: unknown): string => {
     const text = typeof value === 'number' || typeof value === 'bigint' ? String(value) : value;
     if (typeof text !== 'string' || !pattern.test(text)) {
-      throw new TypeError(`${name} expected text like '${example}', but found ${JSON.stringify(String(value))}`);
+      // A GraphQLError: a client's bad value (in variables too) reaches the client, not masked as internal.
+      throw new GraphQLError(`${name} expected text like '${example}', but found ${JSON.stringify(String(value))}`, { extensions: { code: 'BAD_USER_INPUT' } });
     }
     return text;
   };
@@ -20,7 +21,7 @@ function stringScalar(name: string, description: string, pattern: RegExp, exampl
     parseValue: check,
     parseLiteral(ast) {
       if (ast.kind !== Kind.STRING && ast.kind !== Kind.INT && ast.kind !== Kind.FLOAT) {
-        throw new TypeError(`${name} expected a string literal like "${example}"`);
+        throw new GraphQLError(`${name} expected a string literal like "${example}"`, { extensions: { code: 'BAD_USER_INPUT' } });
       }
       return check(ast.value);
     },

@@ -125,7 +125,7 @@ export function validateApiLimits(api: ApiOptions, issues: Issue[]): void {
   }
 }
 
-const LIMITS: readonly string[] = ['maxDepth', 'maxAliases', 'maxCost', 'maxTokens', 'maxDirectives', 'maxBodyBytes', 'maxConnectionsPerIp', 'maxSubscriptionsPerConnection', 'idleTimeoutMs', 'batching'] satisfies (keyof ApiLimits)[];
+const LIMITS: readonly string[] = ['maxDepth', 'maxAliases', 'maxCost', 'maxTokens', 'maxDirectives', 'maxBodyBytes', 'maxConnectionsPerIp', 'maxSubscriptionsPerConnection', 'idleTimeoutMs', 'batching', 'sortInMemoryRows'] satisfies (keyof ApiLimits)[];
 
 /** What a browser sends as Origin: scheme, host and port only, e.g. 'https://app.example.com'. */
 function isAbsoluteOrigin(origin: string): boolean {

@@ -124,6 +124,11 @@ export interface ApiLimits {
   readonly idleTimeoutMs?: number;
   /** Batched requests (an array of operations in one POST), off by default; the number allowed when on. */
   readonly batching?: number;
+  /**
+   * The largest view a list is sorted per request for, in an order the view does not declare with
+   * `.indexBy(…)` (rows; default 1000). Larger views refuse such an order, naming the indexBy to add.
+   */
+  readonly sortInMemoryRows?: number;
 }
 
 export interface MetricsOptions {

@@ -45,6 +45,7 @@ import { castProblem, commonType, likePatternProblem, TRUNC_UNITS } from './func
 import type { Accumulator, CompiledAggregate } from './operators/aggregates.ts';
 import type { PlanNode } from './plan/graph.ts';
 import { exprToSql, viewToSql } from './sql.ts';
+import { compileOrderings, type Ordering } from './orderings.ts';
 
 export type { Accumulator, CompiledAggregate } from './operators/aggregates.ts';
 
@@ -81,6 +82,8 @@ export interface CompiledView {
   /** Declared views it reads. */
   readonly dependsOn: readonly string[];
   readonly sql: string;
+  /** Orderings its list serves from an index (`.indexBy`). */
+  readonly orderings: readonly Ordering[];
   readonly fingerprint: string;
   /** Columns read of a table (for schema changes and row images). */
   columnsOf(table: string): readonly string[];
@@ -378,6 +381,8 @@ function compileView(
   const keySet = new Set(keyNames);
   const outputFields = fields.map((f) => (keySet.has(f.name) ? { ...f, key: true } : f));
   const keyFields = keyNames.map((k) => outputFields.find((f) => f.name === k)!);
+  const orderings = compileOrderings(def.indexes ?? [], outputFields, name, path, issues);
+  if (issues.length > before) return null;
 
   // --- the graph
   const plan = buildPlan(name, def, sources, nullableSide, keyFields, aggregateNodes, issues, path);
@@ -401,6 +406,8 @@ function compileView(
         layout: STATE_LAYOUT_VERSION,
         sql,
         keys: keyNames,
+        // An index added or changed is built with the view.
+        ...(orderings.length > 0 ? { orderings: orderings.map((o) => o.signature) } : {}),
         tables: reads.map((r) => [r.table.name, r.table.columns]),
         producers: dependsOn.map((d) => compileDeclared(d)?.fingerprint),
       }),
@@ -418,6 +425,7 @@ function compileView(
     reads,
     dependsOn,
     sql,
+    orderings,
     fingerprint,
     columnsOf: (table) => reads.find((r) => r.table.name === table)?.columns ?? [],
   };

@@ -566,7 +566,7 @@ describe('api.cors, api.limits and api.metrics in the config', () => {
     expect(issues[9]!.message).toBe("Expected a port other than the API's own (api.port), but found 4000 for both");
     expect(issuesOf({ metrics: { port: 70_000 } })).toEqual([{ path: 'api.metrics.port', message: 'Expected a port number from 0 to 65535, but found 70000' }]);
     expect(issuesOf({ limits: { maxDepht: 5 } as never, metrics: { host: '0.0.0.0' } }).map((i) => i.message)).toEqual([
-      "Expected one of maxDepth, maxAliases, maxCost, maxTokens, maxDirectives, maxBodyBytes, maxConnectionsPerIp, maxSubscriptionsPerConnection, idleTimeoutMs, batching, but found 'maxDepht'",
+      "Expected one of maxDepth, maxAliases, maxCost, maxTokens, maxDirectives, maxBodyBytes, maxConnectionsPerIp, maxSubscriptionsPerConnection, idleTimeoutMs, batching, sortInMemoryRows, but found 'maxDepht'",
       'Expected api.metrics.port with api.metrics.host (/metrics is otherwise served on the API port), but found no port',
     ]);
   });

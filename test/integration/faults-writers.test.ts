@@ -26,7 +26,11 @@ describe('one writer at a time', () => {
       await new Promise((r) => setTimeout(r, 1000));
       expect(second.engine.health().state).toBe('waiting-for-lease');
       // The waiting instance serves the same views from Redis.
-      const read = await graphql<{ ordersByStatusList: { nodes: unknown[] } }>(second.url, '{ ordersByStatusList(first: 5) { nodes { status orders } } }');
+      // (The workload's own TRUNCATE orders can empty the view for a moment: read until it holds rows.)
+      let read = { ordersByStatusList: { nodes: [] as unknown[] } };
+      for (const deadline = Date.now() + 5000; read.ordersByStatusList.nodes.length === 0 && Date.now() < deadline; await new Promise((r) => setTimeout(r, 50))) {
+        read = await graphql<{ ordersByStatusList: { nodes: unknown[] } }>(second.url, '{ ordersByStatusList(first: 5) { nodes { status orders } } }');
+      }
       expect(read.ordersByStatusList.nodes.length).toBeGreaterThan(0);
       const started = Date.now();
       await rig.service.stop();

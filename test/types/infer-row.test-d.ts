@@ -1,5 +1,5 @@
 import { expectTypeOf, test } from 'vitest';
-import type { InferRow } from 'cdc-views';
+import { desc, type InferRow } from 'cdc-views';
 import config from '../../examples/shop/views.config.ts';
 
 test('InferRow of a grouped view: group keys and exact aggregates', () => {
@@ -64,4 +64,11 @@ test('InferRow of a top-N over a view: the view’s own row type', () => {
     units: string | null;
     revenue: string | null;
   }>();
+});
+
+test('indexBy takes only the view’s own fields, and keeps the row type', () => {
+  const indexed = config.views.topCustomers.indexBy((r) => [desc(r.revenue)], (r) => [r.orders, desc(r.customerId)]);
+  expectTypeOf<InferRow<typeof indexed>>().toEqualTypeOf<InferRow<typeof config.views.topCustomers>>();
+  // @ts-expect-error: not a field of topCustomers
+  config.views.topCustomers.indexBy((r) => [r.amount]);
 });

@@ -4,6 +4,7 @@
  *   input   deltas of the view's rows (any key); re-keyed by the view key (its key fields)
  *   state   <view>:rows   HASH view key → row (JSON, fields in declared order)
  *           <view>:idx    ZSET view keys (key order, for pages)
+ *           <view>:ord:<signature>  ZSET per declared ordering: <sort terms>\x00\x00<view key>
  *           <view>:log    STREAM one entry per row whose shown content changed in the step:
  *                         o (i|u|d|reset) k r p n (entry number, without gaps) e (last of the step)
  *   output  −old +new per changed view key: what views over this view consume
@@ -13,7 +14,8 @@
  * entry per view (`e`) tells a subscriber where it may apply what it got.
  */
 import type { ColumnType, Value } from '../../core/values.ts';
-import { encodeRowKey } from '../../core/encoding.ts';
+import { encodeRowKey, orderingMember } from '../../core/encoding.ts';
+import type { OrderingTerm } from '../orderings.ts';
 import type { Read, StateStore } from '../store/state-store.ts';
 import { sameRow } from './reduce.ts';
 import { netChanges, type Delta, type DeltaBatch, type KeyChange, type Operator, type Row } from './types.ts';
@@ -24,6 +26,8 @@ export interface OutputSpec {
   readonly fields: readonly string[];
   readonly keyFields: readonly string[];
   readonly keyTypes: readonly ColumnType[];
+  /** Declared orderings, each kept as a sorted set (key: OutputKeys.orderings, same index). */
+  readonly orderings?: readonly (readonly OrderingTerm[])[];
 }
 
 export interface OutputKeys {
@@ -34,6 +38,8 @@ export interface OutputKeys {
   readonly seq: string;
   /** The deployment's meta hash (floor:<view>: where the view's history starts). */
   readonly meta: string;
+  /** One sorted set per declared ordering (OutputSpec.orderings). */
+  readonly orderings?: readonly string[];
 }
 
 export class Output implements Operator {
@@ -92,6 +98,7 @@ export class Output implements Operator {
     if (input.clear) {
       store.del(this.keys.rows);
       store.del(this.keys.index);
+      for (const k of this.keys.orderings ?? []) store.del(k);
       if (!this.quiet) entries.push(['o', 'reset', 'why', 'a source table was truncated']);
     }
     for (const [key, change] of changes) {
@@ -106,10 +113,12 @@ export class Output implements Operator {
         const json = JSON.stringify(after);
         store.hset(this.keys.rows, key, json);
         if (before === null) store.zadd(this.keys.index, key);
+        this.reorder(store, key, before, after);
         if (!this.quiet) entries.push(['o', before === null ? 'i' : 'u', 'k', key, 'r', json, 'p', before === null ? '' : JSON.stringify(before)]);
       } else {
         store.hdel(this.keys.rows, key);
         store.zrem(this.keys.index, key);
+        this.reorder(store, key, before, null);
         if (!this.quiet) entries.push(['o', 'd', 'k', key, 'r', '', 'p', JSON.stringify(before)]);
       }
       if (before !== null) out.push({ key, row: before, weight: -1 });
@@ -117,6 +126,19 @@ export class Output implements Operator {
     }
     this.log(store, entries);
     return { clear: input.clear, deltas: out };
+  }
+
+  /** Move a row in each ordering index (only where its sort values changed). */
+  private reorder(store: StateStore, key: string, before: Row | null, after: Row | null): void {
+    const orderings = this.spec.orderings ?? [];
+    for (let i = 0; i < orderings.length; i++) {
+      const k = this.keys.orderings![i]!;
+      const old = before === null ? null : orderingMember(orderings[i]!, before, key);
+      const now = after === null ? null : orderingMember(orderings[i]!, after, key);
+      if (old === now) continue;
+      if (old !== null) store.zrem(k, old);
+      if (now !== null) store.zadd(k, now);
+    }
   }
 
   /** Start the view's history over (built, or a transaction too large to log row by row). */

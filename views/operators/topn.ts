@@ -8,7 +8,7 @@
  *                                  one is already there)
  *   output  −row / +row as rows enter and leave the first `limit`
  *
- * Sort keys are byte-ordered encodings of the order values (views/encoding.ts orderKey): ascending
+ * Sort keys are byte-ordered encodings of the order values (core/encoding.ts sortComponent): ascending
  * terms as they are, NULLs last; descending terms hex-encoded with every digit complemented, NULLs
  * first — PostgreSQL's defaults for ASC and DESC.
  *
@@ -16,7 +16,7 @@
  * from it: the new first `limit` are among them and the rows the batch adds.
  */
 import { operatorStateBase } from '../store/keys.ts';
-import { encodeRowKey, orderKey } from '../../core/encoding.ts';
+import { encodeRowKey, sortComponent } from '../../core/encoding.ts';
 import { PlanError } from '../errors.ts';
 import type { ExprNode } from '../expr.ts';
 import { evaluate } from '../plan/evaluate.ts';
@@ -141,18 +141,4 @@ function mergeSorted(a: readonly string[], b: readonly string[], limit: number):
 function deltaOf(member: string, weight: 1 | -1): Delta {
   const [, key, json] = member.split(PART);
   return { key: key!, row: JSON.parse(json!) as Row, weight };
-}
-
-/**
- * One order term's bytes: ascending '\x01' + order key (NULL '\x02': last); descending NULL
- * '\x01' (first), else '\x02' + the order key's UTF-8 bytes in hex, each digit complemented, then
- * '~' (above every hex digit, so a longer value sorts before its prefix).
- */
-export function sortComponent(type: ColumnType, value: Value, desc: boolean): string {
-  if (!desc) return value === null ? '\x02' : `\x01${orderKey(type, value)}`;
-  if (value === null) return '\x01';
-  const hex = Buffer.from(orderKey(type, value), 'utf8').toString('hex');
-  let inverted = '';
-  for (let i = 0; i < hex.length; i++) inverted += (15 - parseInt(hex[i]!, 16)).toString(16);
-  return `\x02${inverted}~`;
 }

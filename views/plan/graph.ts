@@ -23,7 +23,8 @@ import { Project } from '../operators/project.ts';
 import { Reduce } from '../operators/reduce.ts';
 import { Scan } from '../operators/scan.ts';
 import type { Operator } from '../operators/types.ts';
-import { changelogKey, indexKey, metaKey, rowsKey, seqKey } from '../store/keys.ts';
+import { changelogKey, indexKey, metaKey, orderingKey, rowsKey, seqKey } from '../store/keys.ts';
+import type { Ordering } from '../orderings.ts';
 
 export type PlanNode =
   | { readonly kind: 'scan'; readonly id: string; readonly table: TableDef; readonly alias: string; readonly columns: readonly string[] }
@@ -71,6 +72,8 @@ export interface ViewNode {
   readonly plan: PlanNode;
   readonly fields: readonly { readonly name: string }[];
   readonly keyFields: readonly { readonly name: string; readonly type: ColumnType }[];
+  /** Orderings kept as sorted sets beside the rows, written in the same step. */
+  readonly orderings?: readonly Ordering[];
 }
 
 export interface Dataflow {
@@ -143,9 +146,17 @@ export function buildDataflow(views: readonly ViewNode[], prefix: string, option
         fields: view.fields.map((f) => f.name),
         keyFields: view.keyFields.map((f) => f.name),
         keyTypes: view.keyFields.map((f) => f.type),
+        orderings: (view.orderings ?? []).map((o) => o.terms),
       },
       root,
-      { rows: rowsKey(prefix, view.name), index: indexKey(prefix, view.name), log: changelogKey(prefix, view.name), seq: seqKey(prefix), meta: metaKey(prefix) },
+      {
+        rows: rowsKey(prefix, view.name),
+        index: indexKey(prefix, view.name),
+        log: changelogKey(prefix, view.name),
+        seq: seqKey(prefix),
+        meta: metaKey(prefix),
+        orderings: (view.orderings ?? []).map((o) => orderingKey(prefix, view.name, o.signature)),
+      },
       options.untrimmed?.has(view.name) ? 0 : options.changelogMaxLength,
     );
     order.push(output);

@@ -17,6 +17,9 @@
  *   cdcv:{<deployment>}:img:<table>         HASH   encoded key → "<order>\n<row>" (at-least-once sources only)
  *   cdcv:{<deployment>}:v:<view>:rows       HASH   encoded key → stored row (JSON)
  *   cdcv:{<deployment>}:v:<view>:idx        ZSET   encoded keys, score 0: key order for pagination
+ *   cdcv:{<deployment>}:v:<view>:ord:<sig>  ZSET   one per ordering declared with indexBy (sig:
+ *                                                  'revenue:desc,customerId:asc'), score 0, member
+ *                                                  <sort terms>\x00\x00<encoded key> (core/encoding.ts)
  *   cdcv:{<deployment>}:v:<view>:log        STREAM changelog, one entry per changed row: the version
  *   cdcv:{<deployment>}:s:<view>/<operator>:… the state of one operator of a view (join indexes, group
  *                                                  states, min/max candidates, top-N sets): the layout
@@ -49,6 +52,8 @@ export const imagesKey = (prefix: string, table: string): string => `${prefix}:i
 export const rowsKey = (prefix: string, view: string): string => `${prefix}:v:${view}:rows`;
 export const indexKey = (prefix: string, view: string): string => `${prefix}:v:${view}:idx`;
 export const changelogKey = (prefix: string, view: string): string => `${prefix}:v:${view}:log`;
+/** An ordering index of a view (its signature: views/orderings.ts). */
+export const orderingKey = (prefix: string, view: string, signature: string): string => `${prefix}:v:${view}:ord:${signature}`;
 /** Pattern matching every key of one view's rows, index and changelog (for status and reset). */
 export const viewKeyPattern = (prefix: string, view: string): string => `${prefix}:v:${view}:*`;
 /** The base of an operator's state keys (its id is `<view>/<operator>`). */
@@ -79,4 +84,5 @@ end
 local function rowsKey(v) return viewKeys(v).rows end
 local function indexKey(v) return viewKeys(v).idx end
 local function changelogKey(v) return viewKeys(v).log end
+local function orderingKey(v, sig) return P .. ':v:' .. v .. ':ord:' .. sig end
 `;

@@ -82,3 +82,43 @@ export const ROW_SCRIPT = `${READABLE}
 local last = redis.call('XREVRANGE', changelogKey(view), '+', '-', 'COUNT', 1)
 return {'ok', redis.call('HGET', rowsKey(view), ARGV[4]), last[1] and last[1][1] or '0-0'}
 `;
+
+/**
+ * Read a run of a view's list atomically with its version: members after `after` in key order
+ * (sig '') or in a declared ordering's index (sig: its signature), their rows, and the view's row
+ * count. ARGV: P view fingerprint sig after|'' count all →
+ * {'ok', version, members, rows, seq, rowCount}, or {'ok', 'large', rowCount} when `all` (the
+ * whole view, for a sort in memory) is asked of a view of more than `count` rows.
+ * An ordering member is `<sort terms>\0\0<view key>`; the key is what the rows hash is keyed by.
+ */
+export const LIST_SCRIPT = `${READABLE}
+local sig, after, count, all = ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7] == '1'
+local rowCount = redis.call('ZCARD', indexKey(view))
+local members, keys, rows = {}, {}, {}
+if all then
+  if rowCount > count then return {'ok', 'large', rowCount} end
+  members = redis.call('ZRANGEBYLEX', indexKey(view), '-', '+')
+elseif count > 0 then
+  local from = after == '' and '-' or ('(' .. after)
+  members = redis.call('ZRANGEBYLEX', sig == '' and indexKey(view) or orderingKey(view, sig), from, '+', 'LIMIT', 0, count)
+end
+if sig == '' or all then keys = members
+else
+  for j = 1, #members do
+    local at = string.find(members[j], '\\0\\0', 1, true)
+    keys[j] = string.sub(members[j], at + 2)
+  end
+end
+-- HMGET a thousand at a time (unpack has a stack limit).
+for from = 1, #keys, 1000 do
+  local got = redis.call('HMGET', rowsKey(view), unpack(keys, from, math.min(from + 999, #keys)))
+  for j = 1, #got do rows[#rows + 1] = got[j] end
+end
+local last = redis.call('XREVRANGE', changelogKey(view), '+', '-', 'COUNT', 1)
+local n = 0
+if last[1] then
+  local f = last[1][2]
+  for j = 1, #f, 2 do if f[j] == 'n' then n = tonumber(f[j + 1]) end end
+end
+return {'ok', last[1] and last[1][1] or '0-0', members, rows, n, rowCount}
+`;

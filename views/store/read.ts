@@ -30,7 +30,7 @@ export interface ReadOptions {
  * Run a read script; a view that is not servable throws ViewUnavailableError, and a view in the
  * middle of a transaction applied in parts is waited for (readers never see half of it).
  */
-async function readChecked<T>(script: LuaScript, redis: RedisClient, prefix: string, view: CompiledView, args: string[], options: ReadOptions): Promise<T[]> {
+export async function readChecked<T>(script: LuaScript, redis: RedisClient, prefix: string, view: CompiledView, args: string[], options: ReadOptions): Promise<T[]> {
   const deadline = Date.now() + (options.busyWaitMs ?? 15_000);
   for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
     const reply = await script.run<ReadReply<T>>(redis, [rowsKey(prefix, view.name)], [prefix, view.name, view.fingerprint, ...args]);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { source } from '../../../ingest/source-options.ts';
 import { ConfigError } from '../../../views/errors.ts';
-import { avg, count, eq, gt, max, min, sum, table, view, type ViewDef } from '../../../views/define.ts';
+import { avg, count, desc, eq, gt, max, min, sum, table, view, type ViewDef } from '../../../views/define.ts';
 import { defineConfig, type Config } from '../../../views/config.ts';
 import { createRegistry, tableRequirements } from '../../../views/registry.ts';
 import shop from '../../../examples/shop/views.config.ts';
@@ -128,5 +128,22 @@ describe('createRegistry', () => {
     const c = createRegistry(defineConfig({ source: source.postgres(), views: { v: view(orders).groupBy((o) => ({ c: o.customer })).select((o) => ({ n: count(), m: avg(o.amount) })) } }));
     expect(a.views[0]!.fingerprint).toBe(b.views[0]!.fingerprint);
     expect(a.views[0]!.fingerprint).not.toBe(c.views[0]!.fingerprint);
+  });
+
+  it('indexBy: orderings of the view’s own fields, each listed as a problem otherwise; they are part of the fingerprint', () => {
+    const rows = view(orders).select((o) => ({ id: o.id, amount: o.amount, note: o.note }));
+    const untyped = rows as unknown as { indexBy: (...o: ((r: Record<string, never>) => unknown[])[]) => ViewDef };
+    expect(issuesOf({ v: untyped.indexBy((r) => [r['colour']], (r) => [r['note']], (r) => [r['amount'], desc(r['amount'] as never)], () => []) })).toEqual([
+      "views.v.indexBy.0: Expected fields of v (id, amount, note), but found 'colour'",
+      'views.v.indexBy.1: Expected a field with an order, but note is json',
+      'views.v.indexBy.2: Expected each field once per ordering, but found amount twice',
+      'views.v.indexBy.3: Expected at least one field to order by',
+    ]);
+    expect(issuesOf({ v: rows.indexBy((r) => [desc(r.amount)], (r) => [desc(r.amount)]) })).toEqual(['views.v.indexBy.1: Expected each ordering once, but found amount:desc twice']);
+    const fingerprint = (v: ViewDef): string => createRegistry({ source: source.postgres(), views: { v } }).byName.get('v')!.fingerprint;
+    const indexed = createRegistry({ source: source.postgres(), views: { v: rows.indexBy((r) => [desc(r.amount), r.id]) } }).byName.get('v')!;
+    expect(indexed.orderings).toEqual([{ signature: 'amount:desc,id:asc', terms: [{ field: 'amount', type: 'numeric', desc: true }, { field: 'id', type: 'int4', desc: false }] }]);
+    expect(fingerprint(rows.indexBy((r) => [desc(r.amount)]))).not.toBe(fingerprint(rows));
+    expect(fingerprint(rows.indexBy((r) => [desc(r.amount)]))).not.toBe(fingerprint(rows.indexBy((r) => [r.amount])));
   });
 });
