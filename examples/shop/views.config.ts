@@ -73,7 +73,9 @@ export function shopViews({ customers, products, orders, orderItems }: ShopTable
       averageOrder: avg(o.amount),
       largestOrder: max(o.amount),
       smallestOrder: min(o.amount),
-    }));
+    }))
+    // Lists of customers by revenue, or by number of orders, are served from indexes kept in each step.
+    .indexBy((r) => [desc(r.revenue)], (r) => [desc(r.orders)]);
 
   /** Units and revenue per product, with its category (order lines joined to their product). */
   const productRevenue = view(orderItems)
@@ -105,7 +107,8 @@ export function shopViews({ customers, products, orders, orderItems }: ShopTable
         amount: o.amount,
         amountWithTax: mul(o.amount, '1.2'),
         createdAt: o.created_at,
-      })),
+      }))
+      .indexBy((o) => [desc(o.amount)], (o) => [desc(o.createdAt)]),
 
     /** Units and revenue per product, from order lines. */
     productSales: view(orderItems)
@@ -120,7 +123,8 @@ export function shopViews({ customers, products, orders, orderItems }: ShopTable
     /** Products whose stock fell below their reorder level (a filter comparing two columns). */
     lowStock: view(products)
       .where((p) => lt(p.stock, p.reorder_level))
-      .select((p) => ({ id: p.id, category: p.category, stock: p.stock, reorderLevel: p.reorder_level })),
+      .select((p) => ({ id: p.id, category: p.category, stock: p.stock, reorderLevel: p.reorder_level }))
+      .indexBy((p) => [p.stock]),
 
     /** Customers per country (NULL country is its own group, as in SQL). */
     customersByCountry: view(customers)
