@@ -90,6 +90,18 @@ describe('the fast lane', () => {
     }
   });
 
+  it('answers where, orderBy (indexed and not) and totalCount as yoga does', async () => {
+    for (const query of [
+      '{ revenueByCustomerList(first: 2, where: { orders: { gt: "0" } }, orderBy: [{ field: revenue, direction: DESC }]) { nodes { customerId revenue } pageInfo { hasNextPage endCursor } totalCount } }',
+      '{ largePaidOrdersList(first: 3, where: { or: [{ amount: { gte: "200" } }, { customerId: { in: [1] } }] }, orderBy: [{ field: customerId, direction: ASC }]) { nodes { id customerId amount } totalCount } }',
+    ]) {
+      const [first, second, fast] = await twice({ query });
+      expect(JSON.parse(first.text).errors, query).toBeUndefined();
+      expect(second).toEqual(first);
+      expect(fast).toBe(1);
+    }
+  });
+
   it('callers of one role share the compiled document, never the rows; a bad variable and a refused token get yoga’s answers', async () => {
     const query = 'query Mine { revenueByCustomerList(first: 10) { nodes { customerId revenue } } }';
     const ada = await sign({ role: 'customer', customerId: 1 });

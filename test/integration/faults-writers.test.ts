@@ -129,7 +129,7 @@ describe('one writer at a time', () => {
       const { createRegistry } = await import('../../views/registry.ts');
       const { expectViewsEqualSql } = await import('../support/shop.ts');
       await expectViewsEqualSql(next.url, rig.monitor.db, createRegistry(changed));
-      expect(seen.rebuilds).toEqual(['the view definitions changed']);
+      expect(seen.rebuilds).toEqual([`the view definitions changed: new paidOrdersPerCustomer; ${Object.keys(base.views).length} unchanged`]);
       record({
         fault: 'rolling deploy with a changed config (a view added)',
         outcome: 'new instance waited, served unchanged views, then took the lease and rebuilt; the old one wrote nothing after',
