@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { createLogger, startService } from '../api/service.ts';
 import { ServiceError } from '../core/errors.ts';
 import pg from 'pg';
-import { deadLetterKey, keyPrefix, leaseKey, rowsKey } from '../views/store/keys.ts';
+import { deadLetterKey, keyPrefix, leaseKey, rowsKey, viewStatePattern } from '../views/store/keys.ts';
 import { verifyViews } from './verify.ts';
 import { checkLiveSource } from './check-live.ts';
 import { describeCondition } from '../views/reactions.ts';
@@ -68,6 +68,18 @@ export async function loadConfig(file: string): Promise<Config> {
   const module = (await import(pathToFileURL(resolve(file)).href)) as { default?: Config };
   if (!module.default) throw new ServiceError('CONFIG_INVALID', `Expected ${file} to export a config as default (export default defineConfig({ … }))`);
   return module.default;
+}
+
+/** Redis bytes of a view's operator state (join sides, groups, top-N members: `s:<view>/*`). */
+async function operatorStateBytes(redis: Awaited<ReturnType<typeof connectRedis>>, prefix: string, view: string): Promise<number> {
+  let total = 0;
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.sendCommand<[string, string[]]>(['SCAN', cursor, 'MATCH', viewStatePattern(prefix, view), 'COUNT', '1000']);
+    cursor = next;
+    for (const key of keys) total += (await redis.sendCommand<number | null>(['MEMORY', 'USAGE', key])) ?? 0;
+  } while (cursor !== '0');
+  return total;
 }
 
 /** Per reaction: its condition, pending, not yet delivered, dead letters, last error; a warning when one is far behind. */
@@ -189,7 +201,13 @@ async function main(argv: string[]): Promise<number> {
         const bytes = (await redis.sendCommand<number | null>(['MEMORY', 'USAGE', rowsKey(prefix, v.name)])) ?? 0;
         const status = stored.views.get(v.name);
         const state = `${status?.state ?? 'missing'}${stored.busy.has(v.name) ? ' (applying a large transaction)' : ''}`;
-        process.stdout.write(`  ${v.name.padEnd(24)} ${state.padEnd(9)} rows ${String(rows).padStart(8)}  ~${String(bytes).padStart(10)} B  version ${await currentVersion(redis, prefix, v)}\n`);
+        const version = await currentVersion(redis, prefix, v);
+        const stateBytes = await operatorStateBytes(redis, prefix, v.name);
+        const changed = Number(version.split('-')[0]);
+        const ago = changed > 0 ? `${Math.max(0, Math.round((Date.now() - changed) / 1000))} s ago` : '—';
+        process.stdout.write(
+          `  ${v.name.padEnd(24)} ${state.padEnd(9)} rows ${String(rows).padStart(8)}  ~${String(bytes).padStart(10)} B  operator state ~${String(stateBytes).padStart(10)} B  last change ${ago.padStart(9)}  version ${version}\n`,
+        );
         if (status?.reason && status.state !== 'live') process.stdout.write(`    ${status.reason}\n`);
       }
       for (const line of await reactionStatus(redis, prefix, config)) process.stdout.write(`${line}\n`);

@@ -256,6 +256,10 @@ describe('reactions shared by workers', () => {
       }
       expect(stdout).toMatch(/reaction bigSpender +on revenueByCustomer: pending 0 {2}not yet delivered 0 {2}dead letters 0 {2}consumers 2/);
       expect(stdout).toContain('handled 30  skipped 0  retried 0  dead-lettered 0  lost 0');
+      // Per view: rows and their bytes, the operator state's bytes (the groups of an aggregate), the last change.
+      const line = /revenueByCustomer +live +rows +30 +~ *(\d+) B +operator state ~ *(\d+) B +last change +\d+ s ago +version \d+-\d+/.exec(stdout);
+      expect(line, stdout).not.toBeNull();
+      expect(Number(line![2])).toBeGreaterThan(0);
     } finally {
       await db.query(`SELECT pg_drop_replication_slot('${name}')`).catch(() => undefined);
       await db.end();
