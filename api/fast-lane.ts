@@ -4,7 +4,8 @@
  * which costs several times the work of the read itself; here a query whose (role, document,
  * operation) parsed and validated cleanly before — through the same envelop parse and validate as
  * yoga's, so every limit (depth, aliases, cost, tokens, directives) applied — is compiled once into
- * JavaScript by graphql-jit (same resolvers, same scalars), executed, and written to the socket.
+ * JavaScript by graphql-jit (same resolvers, same scalars; graphql-js for documents with input-object
+ * variables), executed, and written to the socket.
  *
  * Anything else takes yoga's path, so behaviour stays yoga's: GET, SSE, CORS (an Origin header),
  * a body without Content-Length or past the limit, batches, subscriptions, an unknown document (it
@@ -12,7 +13,7 @@
  * reads: running one again through yoga, for its error masking and status codes, is harmless).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { getOperationAST, type ExecutionResult } from 'graphql';
+import { execute, getNamedType, getOperationAST, isInputObjectType, typeFromAST, type ExecutionResult, type GraphQLSchema, type OperationDefinitionNode } from 'graphql';
 import { compileQuery, isCompiledQuery } from 'graphql-jit';
 import type { YogaServerInstance } from 'graphql-yoga';
 import type { SchemaContext, ViewDataSource } from '../schema/build-schema.ts';
@@ -110,8 +111,15 @@ export class FastLane {
       const errors = enveloped.validate(enveloped.schema, document);
       const operation = getOperationAST(document, operationName);
       if (errors.length === 0 && operation?.operation === 'query') {
-        const jit = compileQuery(enveloped.schema, document, operationName);
-        if (isCompiledQuery(jit)) entry = { run: (context, variables) => jit.query(undefined, context, variables) };
+        const schema = enveloped.schema;
+        if (takesInputObjects(schema, operation)) {
+          // graphql-jit compiles a parser for each variable's type and does not end on recursive input
+          // types (a where's and/or): such documents run on graphql-js, still without yoga around them.
+          entry = { run: (context, variables) => execute({ schema, document, operationName, variableValues: variables, contextValue: context }) as Promise<ExecutionResult> | ExecutionResult };
+        } else {
+          const jit = compileQuery(schema, document, operationName);
+          if (isCompiledQuery(jit)) entry = { run: (context, variables) => jit.query(undefined, context, variables) };
+        }
       }
     } catch {
       entry = null;
@@ -136,6 +144,14 @@ export class FastLane {
     this.options.onServed?.('yoga');
     return response.status === 200 && !text.includes('"errors"');
   }
+}
+
+/** Whether a variable of the operation is (a list of) an input object. */
+function takesInputObjects(schema: GraphQLSchema, operation: OperationDefinitionNode): boolean {
+  return (operation.variableDefinitions ?? []).some((v) => {
+    const type = typeFromAST(schema, v.type as Parameters<typeof typeFromAST>[1]);
+    return type !== undefined && isInputObjectType(getNamedType(type));
+  });
 }
 
 function documentKey(caller: Caller, query: string, operationName: string | undefined): string {

@@ -100,6 +100,15 @@ describe('the fast lane', () => {
       expect(second).toEqual(first);
       expect(fast).toBe(1);
     }
+    // With the where as a variable (a recursive input type: and/or), as apps send it.
+    const body = {
+      query: 'query Filtered($where: RevenueByCustomerWhere, $first: Int) { revenueByCustomerList(first: $first, where: $where) { nodes { customerId revenue } totalCount } }',
+      variables: { first: 5, where: { or: [{ revenue: { gte: "200" } }, { and: [{ customerId: { in: [1] } }, { orders: { gt: "0" } }] }] } },
+    };
+    const [first, second, fast] = await twice(body);
+    expect(JSON.parse(first.text).errors).toBeUndefined();
+    expect(second).toEqual(first);
+    expect(fast).toBe(1);
   });
 
   it('callers of one role share the compiled document, never the rows; a bad variable and a refused token get yoga’s answers', async () => {
