@@ -157,7 +157,7 @@ export async function startService(options: ServiceOptions): Promise<Service | A
     limits: apiConfig?.limits,
     cors: apiConfig?.cors,
     metricsEndpoint: apiConfig?.metrics,
-    statusPage: (apiConfig?.statusPage ?? development) ? statusPage({ registry, redis, prefix, role, history }) : null,
+    statusPage: (apiConfig?.statusPage ?? development) ? statusPage({ config: options.config, registry, redis, prefix, role, history }) : null,
   });
   if (views) log.info({ url: api.url, views: registry.views.map((v) => v.name), role }, 'cdc-views is serving GraphQL');
   else log.info({ url: api.url.replace(/\/graphql$/, '/ready'), role }, 'cdc-views keeps the views (ingest only: no GraphQL here)');

@@ -11,6 +11,9 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { reactionBacklogs } from '../reactions/groups.ts';
+import type { Config } from '../views/config.ts';
+import { describeCondition } from '../views/reactions.ts';
 import type { Registry } from '../views/registry.ts';
 import { deadLetterKey, leaseKey, rowsKey } from '../views/store/keys.ts';
 import { currentVersion } from '../views/store/read.ts';
@@ -84,6 +87,7 @@ export class StatusHistory {
 }
 
 export interface StatusPageOptions {
+  readonly config: Config;
   readonly registry: Registry;
   readonly redis: RedisClient;
   readonly prefix: string;
@@ -140,6 +144,11 @@ async function snapshot(options: StatusPageOptions): Promise<unknown> {
         return { at: Number(id.split('-')[0]), reason: f['reason'] ?? '', change: (f['change'] ?? '').slice(0, 300) };
       }),
     },
+    reactions: (await reactionBacklogs(redis, prefix, options.config)).map((b) => ({
+      ...b,
+      when: options.config.reactions![b.reaction]!.conditions.map(describeCondition).join(' and ') || 'every change',
+      warnBacklog: options.config.reactions![b.reaction]!.warnBacklog,
+    })),
     history: options.history ? { t: options.history.t, applied: options.history.applied, lag: options.history.lag } : null,
   };
 }

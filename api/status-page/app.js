@@ -172,6 +172,21 @@ function App() {
             <${Chart} title="lag (s): commit → applied" unit="s" t=${status.history.t} values=${status.history.lag} />
           </div>`
       : html`<p>(Charts come from the process writing the views; this one only serves them.)</p>`}
+    ${status.reactions.length > 0 &&
+    html`<h2>Reactions</h2>
+      <table data-reactions>
+        <thead><tr><th>reaction</th><th>on</th><th>when</th><th>pending</th><th>undelivered</th><th>handled</th><th>retried</th><th>dead letters</th><th>workers</th><th>last error</th></tr></thead>
+        <tbody>
+          ${status.reactions.map(
+            (r) => html`<tr data-reaction=${r.reaction} class=${r.behind ? 'stopped' : ''} title=${r.behind ? `more than ${r.warnBacklog} changes wait` : ''}>
+              <td>${r.reaction}</td><td>${r.view}</td><td><code>${r.when}</code></td>
+              <td class="n">${r.joined ? r.pending : '—'}</td><td class="n" data-undelivered>${r.joined ? (r.undelivered ?? '?') : 'not joined'}</td>
+              <td class="n" data-handled>${r.counts.handled ?? 0}</td><td class="n">${r.counts.retried ?? 0}</td><td class="n">${r.deadLetters}</td>
+              <td class="n">${r.consumers}</td><td>${r.lastError ? `${ago(r.lastError.at)}: ${r.lastError.error}` : ''}</td>
+            </tr>`,
+          )}
+        </tbody>
+      </table>`}
     <h2>Dead letters: ${status.deadLetters.count}</h2>
     <ul data-dead-letters>
       ${status.deadLetters.recent.map((d) => html`<li>${new Date(d.at).toISOString()} — ${d.reason} <code>${d.change}</code></li>`)}

@@ -10,6 +10,7 @@ import { chromium, type BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { shopTestConfig, startFixture, type ServiceFixture } from '../support/shop.ts';
 import type { Config } from '../../views/config.ts';
+import { crossedAbove, reaction } from '../../views/reactions.ts';
 import { fixFor, locate } from '../../scripts/provision.ts';
 
 /** Debian's chromium (`npm test` provides it: scripts/provision.ts), or $CHROMIUM. */
@@ -26,6 +27,10 @@ describe('the status page', () => {
   beforeAll(async () => {
     shop = await startFixture('status', {
       seed: `INSERT INTO orders SELECT i, 1 + i % 5, 'paid', i * 10.5, now() FROM generate_series(1, 20) i;`,
+      config: (db, redis, name) => {
+        const base = shopTestConfig(db, redis, name);
+        return { ...base, reactions: { bigOrder: reaction(base.views['revenueByCustomer']!, { when: crossedAbove((r) => r['revenue']!, 1000), handler: async () => undefined }) } } as Config;
+      },
     });
     // A fresh user-data dir each run (playwright passes it as --user-data-dir).
     browser = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'cdc-views-chromium-')), {
@@ -63,6 +68,10 @@ describe('the status page', () => {
     await shop.db.query(`INSERT INTO orders VALUES (101, 42, 'paid', 1.00, now()); DELETE FROM orders WHERE customer_id = 5`);
     await expect.poll(() => page.locator('table[data-live="revenueByCustomer"] tr[data-key="[42]"]').count(), { timeout: 15_000 }).toBe(1);
     await expect.poll(() => page.locator('table[data-live="revenueByCustomer"] tr[data-key="[5]"]').count()).toBe(0);
+    // The reaction: its condition, and the change that crossed (customer 3 went above 1,000) handled.
+    const reactionRow = page.locator('tr[data-reaction="bigOrder"]');
+    await expect.poll(() => reactionRow.locator('td:nth-child(3)').textContent()).toBe('"revenue" crossed above 1000');
+    await expect.poll(() => reactionRow.locator('td[data-handled]').textContent(), { timeout: 15_000 }).not.toBe('0');
     // The charts have the changes applied by now.
     await expect.poll(() => page.locator('[data-lag]').count(), { timeout: 10_000 }).toBe(1);
 
