@@ -49,8 +49,11 @@ export interface ViewDataSource {
   reach(view: CompiledView, target: ReadTarget): Promise<boolean>;
   /** Rows after a member in key order or an ordering, only those `keep` accepts (views/store/list.ts). */
   list(view: CompiledView, request: ListRequest): Promise<ListPage>;
-  /** Rows `keep` accepts (all: O(1)); null when counting would examine more than the scan budget. */
-  count(view: CompiledView, keep: ((row: ViewRow) => boolean) | null): Promise<{ count: number | null; rowCount: number }>;
+  /**
+   * Rows that `keep` keeps. `as`: the filter's identity (the access route) and the version of the
+   * page it goes with — a count taken at that version may be served again while the view holds it.
+   */
+  count(view: CompiledView, keep: ((row: ViewRow) => boolean) | null, as?: { readonly filter: string; readonly version: string }): Promise<{ count: number | null; rowCount: number }>;
   /** Changes after `since` (or from now); with `snapshot`, the current rows first (op SNAPSHOT). */
   changes(view: CompiledView, options: ChangeStreamOptions): AsyncIterable<SubscriptionEvent>;
 }
@@ -354,7 +357,7 @@ export function buildSchema(registry: Registry, shape: RoleShape | null = null, 
         const more = page.rows.length > first || page.scannedTo !== null;
         const endCursor = page.rows.length <= first && page.scannedTo !== null ? encodeCursor(view, ordering, page.scannedTo) : (edges.at(-1)?.cursor ?? null);
         const totalCount = async (): Promise<number> => {
-          const { count, rowCount } = keep === null ? { count: page.rowCount, rowCount: page.rowCount } : await servable(ctx.views.count(view, keep));
+          const { count, rowCount } = keep === null ? { count: page.rowCount, rowCount: page.rowCount } : await servable(ctx.views.count(view, keep, { filter: access.route, version: page.version }));
           if (count === null) {
             throw new PublicError(`Expected a view of at most ${FILTER_SCAN_BUDGET} rows to count with a where or a row filter, but ${view.name} holds ${rowCount}: page through it instead`, 'BAD_USER_INPUT');
           }

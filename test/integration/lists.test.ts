@@ -311,6 +311,17 @@ describe('lists: where, orderBy, totalCount', () => {
     expect(hidden.errors?.[0]?.message).toMatch(/"name" is not defined by type "OrderLinesWhere"/);
     const hiddenOrder = await listQuery(url, lines, { orderBy: [{ field: 'name', direction: 'ASC' }] }, { token, fields });
     expect(hiddenOrder.errors?.[0]?.message).toMatch(/Value "name" does not exist in "OrderLinesField" enum/);
+
+    // A filtered count asked again is kept while the view holds its version, never past a change;
+    // another tenant with the same where has its own.
+    const count = async (t: string): Promise<number | null | undefined> => (await walkList(url, lines, where, orderBy, 1000, { token: t, fields })).totalCount;
+    expect(await count(token)).toBe(expected.length);
+    expect(await count(token)).toBe(expected.length);
+    await shop.db.query(`INSERT INTO orders (id, customer_id, status, amount, created_at) VALUES (2241, 501, 'paid', 50, now())`);
+    await shop.sync();
+    expect(await count(token)).toBe(expected.length + 1);
+    const other = await sign({ role: 'tenant', customerId: 502 });
+    expect(await count(other)).toBe((await expectedRows(shop.db, lines, where, orderBy, 'v."customerId" = 502')).length);
   });
 });
 
