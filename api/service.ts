@@ -19,8 +19,8 @@ import { connectRedis, type RedisClient } from '../views/store/redis.ts';
 import type { Config } from '../views/config.ts';
 import { Engine, ENGINE_EVENTS, type BatchAppliedEvent } from '../views/engine.ts';
 import { checkpointTokens, currentVersion, readRowAt } from '../views/store/read.ts';
-import { countList, readList } from '../views/store/list.ts';
-import { FilteredCounts } from './filtered-counts.ts';
+import { countList, listVersion, readList } from '../views/store/list.ts';
+import { ReadCache } from './read-cache.ts';
 import { lsnToken } from '../ingest/pg/postgres-source.ts';
 import { PublicError } from '../schema/errors.ts';
 import { compareVersions } from './changelog-hub.ts';
@@ -124,12 +124,16 @@ export async function startService(options: ServiceOptions): Promise<Service | A
     : null;
   reactionGroups?.start();
 
-  const counts = new FilteredCounts((view, keep) => countList(redis, prefix, view, keep));
+  const cache = new ReadCache({
+    list: (view, request) => readList(redis, prefix, view, request),
+    version: (view) => listVersion(redis, prefix, view),
+    count: (view, keep) => countList(redis, prefix, view, keep),
+  });
   const views: ViewDataSource | null = hub && {
     row: (view, key) => readRowAt(redis, prefix, view, key),
     reach: (view, target) => reach(redis, prefix, view, target, options.config.source.kind === 'postgres'),
-    list: (view, request) => readList(redis, prefix, view, request),
-    count: (view, keep, as) => counts.count(view, keep, as),
+    list: (view, request) => cache.list(view, request),
+    count: (view, keep, as) => cache.count(view, keep, as),
     changes: (view, opts) => hub.changes(view, opts),
   };
   const development = options.config.api?.graphiql ?? process.env['NODE_ENV'] !== 'production';

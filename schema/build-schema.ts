@@ -344,7 +344,7 @@ export function buildSchema(registry: Registry, shape: RoleShape | null = null, 
         const afterMember = after ? decodeCursor(view, ordering, after) : null;
         const keep = keeper(access);
         const isIndexed = ordering === null || view.orderings.includes(ordering);
-        const page = await servable(ctx.views.list(view, { ordering, indexed: isIndexed, after: afterMember, limit: first + 1, keep, sortInMemoryRows }));
+        const page = await servable(ctx.views.list(view, { ordering, indexed: isIndexed, after: afterMember, limit: first + 1, keep, keepKey: access.route, sortInMemoryRows }));
         if (page.tooLarge) {
           throw new PublicError(
             `Expected an indexed orderBy for ${view.name}List (${indexed || 'none declared'}): it holds more than ${sortInMemoryRows} rows (api.limits.sortInMemoryRows) to sort per request. Declare ${indexByHint(ordering!)} on view ${view.name}`,

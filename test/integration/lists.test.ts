@@ -312,14 +312,18 @@ describe('lists: where, orderBy, totalCount', () => {
     const hiddenOrder = await listQuery(url, lines, { orderBy: [{ field: 'name', direction: 'ASC' }] }, { token, fields });
     expect(hiddenOrder.errors?.[0]?.message).toMatch(/Value "name" does not exist in "OrderLinesField" enum/);
 
-    // A filtered count asked again is kept while the view holds its version, never past a change;
-    // another tenant with the same where has its own.
+    // A page and a filtered count asked again are kept while the view holds their version, never
+    // past a change; another tenant with the same where has its own.
     const count = async (t: string): Promise<number | null | undefined> => (await walkList(url, lines, where, orderBy, 1000, { token: t, fields })).totalCount;
+    const firstPage = async (): Promise<Record<string, Value>[]> => (await walkList(url, lines, where, orderBy, 1000, { token, fields })).rows;
     expect(await count(token)).toBe(expected.length);
     expect(await count(token)).toBe(expected.length);
+    expect(await firstPage()).toEqual(expected);
+    expect(await firstPage()).toEqual(expected);
     await shop.db.query(`INSERT INTO orders (id, customer_id, status, amount, created_at) VALUES (2241, 501, 'paid', 50, now())`);
     await shop.sync();
     expect(await count(token)).toBe(expected.length + 1);
+    expect(await firstPage()).toEqual(pick(await expectedRows(shop.db, lines, where, orderBy, 'v."customerId" = 501')));
     const other = await sign({ role: 'tenant', customerId: 502 });
     expect(await count(other)).toBe((await expectedRows(shop.db, lines, where, orderBy, 'v."customerId" = 502')).length);
   });

@@ -35,6 +35,8 @@ export interface ListRequest {
   readonly budget?: number;
   /** The largest view sorted in memory. */
   readonly sortInMemoryRows: number;
+  /** What `keep` keeps, as a string equal for equal predicates (the access route): lets a page be kept and served again. */
+  readonly keepKey?: string;
 }
 
 export interface ListPage {
@@ -105,6 +107,11 @@ async function sortedInMemory(redis: RedisClient, prefix: string, view: Compiled
   });
   all.sort((a, b) => compareBytes(a.member, b.member));
   return { version: run.version, rows: all.slice(0, request.limit), scannedTo: null, rowCount: run.rowCount, tooLarge: false };
+}
+
+/** The view's version now (after the read checks: live, its definition, not busy), reading no row. */
+export async function listVersion(redis: RedisClient, prefix: string, view: CompiledView, options: ReadOptions = {}): Promise<string> {
+  return ((await readRun(redis, prefix, view, '', null, 0, false, options)) as Run).version;
 }
 
 /**
