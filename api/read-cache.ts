@@ -20,8 +20,8 @@ import type { ViewRow } from '../views/store/read.ts';
 
 type Count = { count: number | null; rowCount: number };
 
-/** Entries kept per process, pages and counts each (oldest dropped first). */
-const MAX_ENTRIES = 2_000;
+/** What is kept per process, pages and counts each, oldest dropped first: rows of pages (a page of 1,000 rows weighs 1,000), or counts. */
+const MAX_WEIGHT = 200_000;
 
 export interface ReadCacheSource {
   readonly list: (view: CompiledView, request: ListRequest) => Promise<ListPage>;
@@ -30,23 +30,38 @@ export interface ReadCacheSource {
 }
 
 class Kept<T> {
-  private readonly entries = new Map<string, { readonly version: string; readonly value: T }>();
+  private readonly entries = new Map<string, { readonly version: string; readonly value: T; readonly weight: number }>();
+  private weight = 0;
+  private readonly weigh: (value: T) => number;
+
+  constructor(weigh: (value: T) => number) {
+    this.weigh = weigh;
+  }
 
   get(key: string): { readonly version: string; readonly value: T } | undefined {
     return this.entries.get(key);
   }
 
   set(key: string, version: string, value: T): void {
+    this.drop(key);
+    const weight = this.weigh(value);
+    while (this.weight + weight > MAX_WEIGHT && this.entries.size > 0) this.drop(this.entries.keys().next().value!);
+    this.entries.set(key, { version, value, weight });
+    this.weight += weight;
+  }
+
+  private drop(key: string): void {
+    const entry = this.entries.get(key);
+    if (!entry) return;
     this.entries.delete(key);
-    if (this.entries.size >= MAX_ENTRIES) this.entries.delete(this.entries.keys().next().value!);
-    this.entries.set(key, { version, value });
+    this.weight -= entry.weight;
   }
 }
 
 export class ReadCache {
   private readonly source: ReadCacheSource;
-  private readonly pages = new Kept<ListPage>();
-  private readonly counts = new Kept<Count>();
+  private readonly pages = new Kept<ListPage>((page) => page.rows.length + 1);
+  private readonly counts = new Kept<Count>(() => 1);
 
   constructor(source: ReadCacheSource) {
     this.source = source;
