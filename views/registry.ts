@@ -291,6 +291,9 @@ function compileView(
     if (!GRAPHQL_NAME.test(f.name) || f.name.startsWith('__')) {
       issues.push({ path: `${path}.${at}.${f.name}`, message: `Expected a field name usable in GraphQL, but found '${f.name}'` });
     }
+    if (f.name === 'and' || f.name === 'or') {
+      issues.push({ path: `${path}.${at}.${f.name}`, message: `Expected a field name other than 'and' and 'or' (a list's where combines conditions with them), but found '${f.name}': name it otherwise in groupBy or select` });
+    }
     if (seen.has(f.name)) issues.push({ path: `${path}.${at}.${f.name}`, message: `Field '${f.name}' is defined twice` });
     seen.add(f.name);
     if (f.node) fields.push({ name: f.name, type: f.node.type, nullable: f.node.nullable, key: false });

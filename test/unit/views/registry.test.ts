@@ -58,6 +58,7 @@ describe('createRegistry', () => {
         duplicate: view(orders).groupBy((o) => ({ customer: o.customer })).select(() => ({ customer: count() })),
         comparesTextToNumber: view(orders).where((o) => gt(o.status, o.amount as never)).select((o) => ({ id: o.id })),
         forgotSelect: view(orders).groupBy((o) => ({ customer: o.customer })),
+        combinatorNames: view(orders).groupBy((o) => ({ or: o.status })).select(() => ({ and: count() })),
       }),
     ).toEqual([
       "views.not-a-name: Expected a view name usable in GraphQL ([_A-Za-z][_0-9A-Za-z]*), but found 'not-a-name'",
@@ -70,6 +71,8 @@ describe('createRegistry', () => {
       "views.duplicate.select.customer: Field 'customer' is defined twice",
       'views.comparesTextToNumber.where: Expected comparable types in gt(), but found text and numeric',
       'views.forgotSelect: Expected a view built with view(table)….select(…), but found object (did you forget .select(…)?)',
+      "views.combinatorNames.groupBy.or: Expected a field name other than 'and' and 'or' (a list's where combines conditions with them), but found 'or': name it otherwise in groupBy or select",
+      "views.combinatorNames.select.and: Expected a field name other than 'and' and 'or' (a list's where combines conditions with them), but found 'and': name it otherwise in groupBy or select",
     ]);
   });
 
