@@ -270,9 +270,18 @@ async function main(argv: string[]): Promise<number> {
           process.stderr.write(`Replication slot '${slot}' is in use (by backend ${row.active_pid}): a service is streaming from it. Stop it first, or pass --force to end that connection and drop the slot anyway.\n`);
           return 1;
         }
-        if (row.active) await db.query('SELECT pg_terminate_backend($1)', [row.active_pid]);
         const mib = (Number(row.retained ?? 0) / 1024 ** 2).toFixed(1);
-        await db.query('SELECT pg_drop_replication_slot($1)', [slot]);
+        // Forced: end the connection streaming from it, and again if its service reconnects first.
+        for (let attempt = 1; ; attempt++) {
+          await db.query('SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active', [slot]);
+          try {
+            await db.query('SELECT pg_drop_replication_slot($1)', [slot]);
+            break;
+          } catch (error) {
+            if (!(error instanceof Error && /is active for PID/.test(error.message)) || attempt === 50) throw error;
+            await new Promise((r) => setTimeout(r, 20));
+          }
+        }
         process.stdout.write(
           `Dropped replication slot '${slot}': ${mib} MiB of WAL it retained on the primary can be recycled. The next start of deployment '${createRegistry(config).name}' finds no slot and rebuilds every view from a fresh snapshot (its views are unavailable until they are live again).\n`,
         );
