@@ -18,7 +18,7 @@ import type { Registry } from '../views/registry.ts';
 import { deadLetterKey, leaseKey, rowsKey } from '../views/store/keys.ts';
 import { currentVersion } from '../views/store/read.ts';
 import type { RedisClient } from '../views/store/redis.ts';
-import { readStoredState } from '../views/store/state.ts';
+import { readStoredState, toRecord } from '../views/store/state.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -139,8 +139,7 @@ async function snapshot(options: StatusPageOptions): Promise<unknown> {
     deadLetters: {
       count: deadLetterCount,
       recent: recent.map(([id, fields]) => {
-        const f: Record<string, string> = {};
-        for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
+        const f = toRecord(fields);
         return { at: Number(id.split('-')[0]), reason: f['reason'] ?? '', change: (f['change'] ?? '').slice(0, 300) };
       }),
     },

@@ -19,6 +19,7 @@ import { lsnToken } from '../ingest/pg/postgres-source.ts';
 import type { CompiledView, Registry } from '../views/registry.ts';
 import { changelogKey, checkpointKey, rowsKey } from '../views/store/keys.ts';
 import { currentVersion } from '../views/store/read.ts';
+import { toRecord } from '../views/store/state.ts';
 import type { RedisClient } from '../views/store/redis.ts';
 
 export interface ViewVerdict {
@@ -125,8 +126,7 @@ async function heldSince(options: VerifyOptions, view: CompiledView, v0: string,
   for (;;) {
     const entries = await options.redis.sendCommand<[string, string[]][]>(['XRANGE', changelogKey(options.prefix, view.name), from, '+', 'COUNT', '1000']);
     for (const [id, fields] of entries) {
-      const f: Record<string, string> = {};
-      for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
+      const f = toRecord(fields);
       if (f['o'] === 'reset') return new Map();
       const key = byField.get(f['k'] ?? '');
       if (key !== undefined) held.set(key, [...(held.get(key) ?? []), f['r'] ? (JSON.parse(f['r']) as Row) : null]);

@@ -16,6 +16,7 @@ import type { Config } from '../views/config.ts';
 import { reactionViewName, type ReactionDef } from '../views/reactions.ts';
 import { changelogKey, metaKey, reactionCountsKey, reactionDeadLetterKey, reactionJoinedKey, reactionLastErrorKey } from '../views/store/keys.ts';
 import { LuaScript, type RedisClient } from '../views/store/redis.ts';
+import { toRecord } from '../views/store/state.ts';
 
 export function groupName(reaction: string): string {
   return `reaction:${reaction}`;
@@ -51,10 +52,6 @@ export interface ReactionBacklog {
 
 type GroupInfo = Record<string, unknown>;
 
-/** A flat HGETALL reply as a record. */
-function pairs(flat: string[]): Record<string, string> {
-  return Object.fromEntries(Array.from({ length: flat.length / 2 }, (_, i) => [flat[2 * i], flat[2 * i + 1]]));
-}
 
 async function groupInfo(redis: RedisClient, stream: string, group: string): Promise<GroupInfo | undefined> {
   const groups = await redis.sendCommand<unknown[][]>(['XINFO', 'GROUPS', stream]).catch(() => [] as unknown[][]);
@@ -68,8 +65,8 @@ export async function reactionBacklogs(redis: RedisClient, prefix: string, confi
       const [group, deadLetters, last, counts] = await Promise.all([
         groupInfo(redis, changelogKey(prefix, view), groupName(name)),
         redis.sendCommand<number>(['XLEN', reactionDeadLetterKey(prefix, name)]),
-        redis.sendCommand<string[]>(['HGETALL', reactionLastErrorKey(prefix, name)]).then(pairs),
-        redis.sendCommand<string[]>(['HGETALL', reactionCountsKey(prefix, name)]).then(pairs),
+        redis.sendCommand<string[]>(['HGETALL', reactionLastErrorKey(prefix, name)]).then(toRecord),
+        redis.sendCommand<string[]>(['HGETALL', reactionCountsKey(prefix, name)]).then(toRecord),
       ]);
       const lastError = Object.keys(last).length > 0 ? last : null;
       const pending = Number(group?.['pending'] ?? 0);

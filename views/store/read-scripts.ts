@@ -17,6 +17,15 @@ if status.state ~= 'live' then return {'unavailable', meta[1]} end
 if redis.call('HEXISTS', busyKey(), view) == 1 then return {'busy', redis.call('HGET', busyKey(), view)} end
 `;
 
+/** Shared by the page scripts: the view's version (`version`) and the number of its changelog entry (`n`). */
+const LAST_ENTRY = `
+local last = redis.call('XREVRANGE', changelogKey(view), '+', '-', 'COUNT', 1)
+local version, n = last[1] and last[1][1] or '0-0', 0
+if last[1] then
+  local f = last[1][2]
+  for j = 1, #f, 2 do if f[j] == 'n' then n = tonumber(f[j + 1]) end end
+end`;
+
 /**
  * Read one page of a view atomically: the rows after a key (in key order) and the view's version
  * at that instant. ARGV: P view fingerprint afterKey|'' limit budget needle… →
@@ -68,13 +77,8 @@ else
     if #ks < chunk then break end
   end
 end
-local last = redis.call('XREVRANGE', changelogKey(view), '+', '-', 'COUNT', 1)
-local n = 0
-if last[1] then
-  local f = last[1][2]
-  for j = 1, #f, 2 do if f[j] == 'n' then n = tonumber(f[j + 1]) end end
-end
-return {'ok', last[1] and last[1][1] or '0-0', keys, rows, n, scannedTo}
+${LAST_ENTRY}
+return {'ok', version, keys, rows, n, scannedTo}
 `;
 
 /** Read one row by key. ARGV: P view fingerprint key → {'ok', row|false}. */
@@ -114,11 +118,6 @@ for from = 1, #keys, 1000 do
   local got = redis.call('HMGET', rowsKey(view), unpack(keys, from, math.min(from + 999, #keys)))
   for j = 1, #got do rows[#rows + 1] = got[j] end
 end
-local last = redis.call('XREVRANGE', changelogKey(view), '+', '-', 'COUNT', 1)
-local n = 0
-if last[1] then
-  local f = last[1][2]
-  for j = 1, #f, 2 do if f[j] == 'n' then n = tonumber(f[j + 1]) end end
-end
-return {'ok', last[1] and last[1][1] or '0-0', members, rows, n, rowCount}
+${LAST_ENTRY}
+return {'ok', version, members, rows, n, rowCount}
 `;
