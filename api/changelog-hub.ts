@@ -123,6 +123,8 @@ interface Availability {
   readonly reason: string;
   /** The version the view's current history starts at. */
   readonly floor: string;
+  /** Being backfilled beside the live views (not a reason for the instance to stop taking traffic). */
+  readonly backfilling?: boolean;
 }
 
 const READ_COUNT = 1000;
@@ -274,7 +276,8 @@ export class ChangelogHub {
       else {
         const reason = a?.reason ?? `View ${view.name} has not been read from Redis yet`;
         views.set(view.name, { state: a?.state ?? 'building', reason });
-        problems.push(reason);
+        // A view backfilled beside the live ones answers with this reason; the others serve meanwhile.
+        if (!a?.backfilling) problems.push(reason);
       }
     }
     const staleMs = Date.now() - this.refreshedAt;
@@ -296,7 +299,7 @@ export class ChangelogHub {
       else if (parsed.state === 'building') reason = `View ${view.name} is being built${parsed.reason ? `: ${parsed.reason}` : ''}`;
       else if (parsed.state === 'stopped') reason = `View ${view.name} is stopped${parsed.reason ? `: ${parsed.reason}` : ''}`;
       const state = reason === '' ? 'live' : parsed?.state === 'stopped' ? 'stopped' : 'building';
-      const next: Availability = { servable: reason === '', state, reason, floor: floor ?? '0-0' };
+      const next: Availability = { servable: reason === '', state, reason, floor: floor ?? '0-0', backfilling: fp === view.fingerprint && parsed?.state === 'building' && parsed.backfill !== undefined };
       const before = this.availability.get(view.name);
       this.availability.set(view.name, next);
       if (before?.servable && !next.servable) this.broadcast(view.name, { op: 'reset', reason, version: before.floor, synthetic: true });

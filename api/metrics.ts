@@ -125,6 +125,22 @@ export function createMetrics(options: { views: Registry; redis: RedisClient; pr
     },
   });
   new client.Gauge({
+    name: 'cdc_views_backfill_rows',
+    help: 'A view being backfilled beside the live ones: rows read so far per table (kind=read), and PostgreSQL\'s estimate of the table (kind=estimated).',
+    labelNames: ['view', 'table', 'kind'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [view, status] of engine?.health().views ?? []) {
+        if (status.state !== 'building' || !status.backfill) continue;
+        for (const t of status.backfill.tables) {
+          this.set({ view, table: t.table, kind: 'read' }, t.rows);
+          this.set({ view, table: t.table, kind: 'estimated' }, t.estimatedRows);
+        }
+      }
+    },
+  });
+  new client.Gauge({
     name: 'cdc_views_pipeline_lag_seconds',
     help: 'Age of the oldest change received from the source and not yet applied.',
     registers: [registry],

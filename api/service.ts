@@ -292,7 +292,8 @@ function isLoopback(host: string): boolean {
 
 /**
  * /ready: 200 only when the pipeline is live, not lagging beyond `maxLagMs`, and every view is
- * live; otherwise 503 with what is wrong (a load balancer then sends readers elsewhere).
+ * live or being backfilled beside the live ones; otherwise 503 with what is wrong (a load
+ * balancer then sends readers elsewhere).
  */
 export function readiness(engine: Engine, maxLagMs: number): { ready: boolean; body: Record<string, unknown> } {
   const health = engine.health();
@@ -300,10 +301,20 @@ export function readiness(engine: Engine, maxLagMs: number): { ready: boolean; b
   const problems: string[] = [];
   if (health.state !== 'live') problems.push(health.reason ?? `the pipeline is ${health.state}`);
   if (health.lagMs > maxLagMs) problems.push(`the oldest change not yet applied arrived ${Math.round(health.lagMs)} ms ago (limit ${maxLagMs} ms)`);
-  for (const [name, s] of health.views) if (s.state !== 'live') problems.push(`view ${name} is ${s.state}${s.reason ? `: ${s.reason}` : ''}`);
+  // A view being backfilled answers with a clear error until it is live; the others serve meanwhile.
+  for (const [name, s] of health.views) if (s.state !== 'live' && !s.backfill) problems.push(`view ${name} is ${s.state}${s.reason ? `: ${s.reason}` : ''}`);
+  const backfilling = Object.fromEntries([...health.views].filter(([, s]) => s.state === 'building' && s.backfill).map(([name, s]) => [name, s.backfill!.tables]));
   const ready = problems.length === 0;
   return {
     ready,
-    body: { status: ready ? 'ready' : 'not ready', pipeline: health.state, lagMs: Math.round(health.lagMs), durability: health.durability?.mode, problems, views },
+    body: {
+      status: ready ? 'ready' : 'not ready',
+      pipeline: health.state,
+      lagMs: Math.round(health.lagMs),
+      durability: health.durability?.mode,
+      problems,
+      views,
+      ...(Object.keys(backfilling).length > 0 ? { backfilling } : {}),
+    },
   };
 }

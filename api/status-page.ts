@@ -13,6 +13,7 @@ import { createRequire } from 'node:module';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { reactionBacklogs } from '../reactions/groups.ts';
 import type { Config } from '../views/config.ts';
+import { describeBackfill } from '../views/backfill.ts';
 import { describeCondition } from '../views/reactions.ts';
 import type { Registry } from '../views/registry.ts';
 import { deadLetterKey, leaseKey, rowsKey } from '../views/store/keys.ts';
@@ -45,6 +46,7 @@ h1 { font-size: 1.3rem; } h2 { font-size: 1.05rem; margin-top: 1.5rem; }
 table { border-collapse: collapse; } td, th { padding: .2rem .7rem; border-bottom: 1px solid #ddd; text-align: left; }
 td.n { text-align: right; font-variant-numeric: tabular-nums; }
 .live { color: #0a7d32; } .building { color: #a66a00; } .stopped, .missing { color: #b3261e; }
+.progress { font-size: 0.85em; color: #555; }
 .charts { display: flex; gap: 1rem; flex-wrap: wrap; } .flash { background: #fff3c4; }
 button.view { all: unset; cursor: pointer; color: #0b57d0; }
 </style>
@@ -112,6 +114,8 @@ async function snapshot(options: StatusPageOptions): Promise<unknown> {
         name: v.name,
         state: stored.busy.has(v.name) ? 'busy' : (status?.state ?? 'missing'),
         reason: status?.reason ?? null,
+        // A view backfilled beside the live ones: each table's rows, rate and time left.
+        progress: status?.state === 'building' && status.backfill ? describeBackfill(status) : [],
         rows,
         bytes: bytes ?? 0,
         version,

@@ -8,13 +8,14 @@ import { parseArgs } from 'node:util';
 import { createLogger, startService } from '../api/service.ts';
 import { ServiceError } from '../core/errors.ts';
 import pg from 'pg';
-import { deadLetterKey, keyPrefix, leaseKey, rowsKey, viewStatePattern } from '../views/store/keys.ts';
+import { deadLetterKey, keyPrefix, leaseKey, requestsKey, rowsKey, viewStatePattern } from '../views/store/keys.ts';
 import { verifyViews } from './verify.ts';
 import { checkLiveSource } from './check-live.ts';
 import { describeCondition } from '../views/reactions.ts';
 import { replayDeadLetters } from '../reactions/runner.ts';
 import { reactionBacklogs } from '../reactions/groups.ts';
 import { readStoredState } from '../views/store/state.ts';
+import { describeBackfill, terminalProgress } from './progress.ts';
 import { connectRedis } from '../views/store/redis.ts';
 import type { Config } from '../views/config.ts';
 import { ConfigError } from '../views/errors.ts';
@@ -36,6 +37,8 @@ Usage:
   cdc-views sql    --config <file> [<view>]                        print each view as the SQL it maintains
   cdc-views schema --config <file>                                 print the GraphQL schema (SDL)
   cdc-views status --config <file>                                 writer, checkpoint; state, rows and version per view; reactions
+  cdc-views rebuild <view>… --config <file> [--wait]               build views again while the others stay live
+                                                                   (--wait: until they are live, showing progress)
   cdc-views slot drop --config <file> [--force]                    drop the replication slot (frees the WAL it holds;
                                                                    the next start rebuilds every view)
   cdc-views verify [<view>…] --config <file> [--database <url>]    compare live views with their SQL on the database
@@ -126,6 +129,7 @@ async function main(argv: string[]): Promise<number> {
       check: { type: 'boolean' },
       dir: { type: 'string' },
       force: { type: 'boolean' },
+      wait: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
     },
@@ -209,10 +213,57 @@ async function main(argv: string[]): Promise<number> {
           `  ${v.name.padEnd(24)} ${state.padEnd(9)} rows ${String(rows).padStart(8)}  ~${String(bytes).padStart(10)} B  operator state ~${String(stateBytes).padStart(10)} B  last change ${ago.padStart(9)}  version ${version}\n`,
         );
         if (status?.reason && status.state !== 'live') process.stdout.write(`    ${status.reason}\n`);
+        if (status?.state === 'building' && status.backfill) for (const line of describeBackfill(status)) process.stdout.write(`    ${line}\n`);
+        if (stored.requests.has(v.name)) process.stdout.write(`    rebuild requested: ${stored.requests.get(v.name)}\n`);
       }
       for (const line of await reactionStatus(redis, prefix, config)) process.stdout.write(`${line}\n`);
       await redis.quit();
       return 0;
+    }
+    case 'rebuild': {
+      const registry = createRegistry(config);
+      const unknown = rest.filter((v) => !registry.byName.has(v));
+      if (rest.length === 0 || unknown.length > 0) {
+        throw new ServiceError('CONFIG_INVALID', `Expected views of this config (${registry.views.map((v) => v.name).join(', ')}), but found ${rest.length === 0 ? 'none' : unknown.join(', ')}`);
+      }
+      const url = config.redis?.url ?? process.env['REDIS_URL'];
+      if (!url) throw new ServiceError('CONFIG_INVALID', 'Set REDIS_URL (or redis.url in the config)');
+      const redis = await connectRedis(url);
+      const prefix = keyPrefix(registry.name);
+      try {
+        const asked = `asked for by cdc-views rebuild at ${new Date().toISOString()}`;
+        await redis.sendCommand(['HSET', requestsKey(prefix), ...rest.flatMap((v) => [v, asked])]);
+        const writer = await redis.sendCommand<string | null>(['GET', leaseKey(prefix)]);
+        const how = config.source.kind === 'postgres' ? 'while the other views stay live' : 'this source (Kafka) rebuilds every view';
+        process.stdout.write(
+          `Asked to rebuild ${rest.join(', ')} (with the views reading them), ${how}: ${writer ? `the writer (${writer}) starts within a second` : 'no writer runs now; the next start does it'}.\n`,
+        );
+        if (!values.wait) return 0;
+        // Until the request was taken and every asked view is live again, showing each table's progress.
+        let shown = '';
+        for (;;) {
+          await new Promise((r) => setTimeout(r, 500));
+          const stored = await readStoredState(redis, prefix);
+          const pending = rest.filter((v) => stored.requests.has(v) || stored.views.get(v)?.state !== 'live');
+          const stopped = rest.filter((v) => stored.views.get(v)?.state === 'stopped');
+          if (stopped.length > 0) {
+            process.stderr.write(`Stopped: ${stopped.map((v) => `${v} (${stored.views.get(v)!.reason ?? 'no reason'})`).join('; ')}\n`);
+            return 1;
+          }
+          if (pending.length === 0) break;
+          const progress = pending.flatMap((v) => {
+            const status = stored.views.get(v);
+            return stored.requests.has(v) ? [`${v}: waiting for the writer`] : status?.backfill ? describeBackfill(status).map((l) => `${v}: ${l}`) : [`${v}: ${status?.state ?? 'missing'}`];
+          });
+          const text = progress.join('\n');
+          if (text !== shown) process.stdout.write(`${text}\n`);
+          shown = text;
+        }
+        process.stdout.write(`Rebuilt: ${rest.join(', ')} are live.\n`);
+        return 0;
+      } finally {
+        redis.destroy();
+      }
     }
     case 'verify': {
       if (config.source.kind !== 'postgres') throw new ServiceError('CONFIG_INVALID', 'Expected source.postgres: verify runs each view’s SQL on the source database (PostgreSQL)');
@@ -316,6 +367,8 @@ async function main(argv: string[]): Promise<number> {
         config,
         logger,
         role: values['api-only'] ? 'api' : values['ingest-only'] ? 'ingest' : values['reactions-only'] ? 'reactions' : 'all',
+        // On a terminal, a bar per table for snapshots and backfills (the log lines say it elsewhere).
+        ...(process.stderr.isTTY ? { onSnapshotProgress: terminalProgress(process.stderr) } : {}),
         ...(values.port ? { port: Number(values.port) } : {}),
         ...(values.host ? { host: values.host } : {}),
       });

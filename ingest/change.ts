@@ -201,6 +201,14 @@ export interface ChangeSource {
    * acknowledged steps), retention deleted the records, …
    */
   resumeProblem?(position: SourcePosition): Promise<string | null>;
+  /**
+   * A second, short-lived source for backfilling some views while the others stay live: it reads
+   * `tables` at a consistent point (op 'r' batches, the last one `live` with that point as its
+   * position), then every transaction after that point, with positions comparable to this source's
+   * (PostgreSQL: a temporary slot's exported snapshot, then that slot's stream). Sources without it
+   * rebuild every view instead.
+   */
+  backfill?(tables: readonly string[], onProgress?: (progress: { table: string; rows: number; estimatedRows: number; done: boolean }) => void): ChangeSource;
   close(): Promise<void>;
 }
 

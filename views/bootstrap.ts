@@ -5,12 +5,16 @@
  *
  *   no checkpoint                    first start · the initial snapshot did not finish ·
  *                                    Redis lost the keyspace under a running writer
- *   other definitions                the config changed a view or added one, or the layout changed
- *                                    (views only removed: the others resume, the removed are deleted)
+ *   the layout changed               a new version of cdc-views
  *   a rebuild was asked for          a schema change rewrote a table outside the stream
- *   stopped views (at process start) a schema change stopped them; the config may be fixed now
  *   the source cannot resume there   the slot is gone · the source acknowledged more than Redis
  *                                    holds (Redis lost acknowledged steps) · retention deleted it
+ *
+ * Some views only — new or changed definitions, views that had stopped (at process start), views
+ * an operator asked to rebuild (`cdc-views rebuild`), views a backfill had not finished — are
+ * *backfilled* while every other view resumes and stays live (engine.ts, backfill.ts), with the
+ * views reading them; removed views are deleted. A source that cannot backfill (Kafka) rebuilds
+ * every view instead.
  *
  * Redis holding an *older* state than this writer wrote is logged loudly either way: when the
  * source can still resend from the older checkpoint (Kafka; PostgreSQL when only unacknowledged
@@ -27,6 +31,8 @@ export type StartDecision =
       readonly warning: string | null;
       /** Views the config no longer declares: their state is deleted, the others resume untouched. */
       readonly removed: readonly string[];
+      /** Views to build again while the others stay live, each with why. */
+      readonly backfill: ReadonlyMap<string, string>;
     }
   | { readonly action: 'rebuild'; readonly reason: string; readonly lost: boolean };
 
@@ -37,6 +43,10 @@ export interface StartContext {
   readonly lastStep: number | null;
   /** True on the first start of this process (stopped views are rebuilt then, not on a pipeline restart). */
   readonly processStart: boolean;
+  /** Whether the source can backfill some views beside the stream (else they rebuild every view). */
+  readonly canBackfill: boolean;
+  /** The views reading each view, transitively: they are built again with it. */
+  readonly dependents: ReadonlyMap<string, ReadonlySet<string>>;
 }
 
 export async function decideStart(stored: StoredState, context: StartContext, source: Pick<ChangeSource, 'resumeProblem'>): Promise<StartDecision> {
@@ -51,17 +61,23 @@ export async function decideStart(stored: StoredState, context: StartContext, so
     return { action: 'rebuild', reason: stored.layout === null ? 'first start' : 'the initial snapshot did not finish', lost: false };
   }
   if (stored.checkpoint === null) return { action: 'rebuild', reason: 'the initial snapshot did not finish', lost: false };
-  const diff = fingerprintDiff(stored.fingerprints, context.fingerprints);
   if (stored.layout !== context.layout) return { action: 'rebuild', reason: 'the state layout changed (a new version of cdc-views)', lost: false };
-  if (diff.added.length > 0 || diff.changed.length > 0) return { action: 'rebuild', reason: `the view definitions changed: ${describeDiff(diff)}`, lost: false };
   if (stored.rebuild !== null) return { action: 'rebuild', reason: stored.rebuild, lost: false };
-  const stopped = [...stored.views].filter(([, s]) => s.state === 'stopped');
-  if (context.processStart && stopped.length > 0) {
-    return {
-      action: 'rebuild',
-      reason: `view${stopped.length > 1 ? 's' : ''} ${stopped.map(([v]) => v).join(', ')} had stopped (${stopped[0]![1].reason ?? 'no reason recorded'}); the service starts again, so they are rebuilt`,
-      lost: false,
-    };
+  const diff = fingerprintDiff(stored.fingerprints, context.fingerprints);
+  const backfill = new Map<string, string>();
+  for (const view of diff.added) backfill.set(view, 'a new view');
+  for (const view of diff.changed) backfill.set(view, 'its definition changed');
+  for (const [view, reason] of stored.requests) if (!diff.removed.includes(view)) backfill.set(view, reason);
+  for (const [view, status] of stored.views) {
+    if (diff.removed.includes(view) || backfill.has(view)) continue;
+    if (status.state === 'building') backfill.set(view, `its backfill had not finished (${status.reason ?? 'no reason recorded'})`);
+    else if (status.state === 'stopped' && context.processStart) backfill.set(view, `it had stopped (${status.reason ?? 'no reason recorded'}); the service starts again`);
+  }
+  for (const view of [...backfill.keys()]) {
+    for (const dependent of context.dependents.get(view) ?? []) if (!backfill.has(dependent)) backfill.set(dependent, `it reads ${view}, which is built again`);
+  }
+  if (backfill.size > 0 && !context.canBackfill) {
+    return { action: 'rebuild', reason: `${[...backfill].map(([v, why]) => `${v}: ${why}`).join('; ')} (${describeDiff(diff)}); this source rebuilds every view`, lost: false };
   }
   const behind = context.lastStep !== null && stored.step < context.lastStep;
   const problem = source.resumeProblem ? await source.resumeProblem(stored.checkpoint) : null;
@@ -80,6 +96,7 @@ export async function decideStart(stored: StoredState, context: StartContext, so
       ? `Redis holds an older state than this writer wrote (step ${stored.step} < ${context.lastStep}: restored from an older dump, or failed over to a replica that missed writes); the source still has everything after its checkpoint, so it resends it and the views catch up exactly`
       : null,
     removed: diff.removed,
+    backfill,
   };
 }
 

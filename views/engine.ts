@@ -30,6 +30,8 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Change, ChangeBatch, ChangeSource, SchemaChange, SourcePosition } from '../ingest/change.ts';
 import { ServiceError } from '../core/errors.ts';
+import { compareTokens } from '../ingest/change.ts';
+import { Backfill, coveredBy } from './backfill.ts';
 import { decideStart } from './bootstrap.ts';
 import { StateLostError } from './errors.ts';
 import { buildDataflow, type Dataflow } from './plan/graph.ts';
@@ -40,10 +42,12 @@ import { schemaChangeEffects } from './schema-changes.ts';
 import { StateStore, type WriteOp } from './store/state-store.ts';
 import { writeStep, type DeadLetter, type StepControl } from './store/write-step.ts';
 import { AckGate, resolveDurability, type ResolvedDurability } from './store/durability.ts';
-import { imagesKey, keyPrefix } from './store/keys.ts';
+import { imagesKey, keyPrefix, requestsKey, rowsKey } from './store/keys.ts';
 import { WriterLease } from './store/lease.ts';
 import type { RedisClient } from './store/redis.ts';
-import { dropViews, FencedError, readStoredState, wipeForRebuild, writeMeta, type ViewStatus } from './store/state.ts';
+import { dropViews, FencedError, prepareBackfill, readStoredState, wipeForRebuild, writeMeta, type ViewStatus } from './store/state.ts';
+import { ViewInput } from './operators/view-input.ts';
+import type { DeltaBatch, Operator } from './operators/types.ts';
 
 export interface EngineOptions {
   readonly registry: Registry;
@@ -141,6 +145,14 @@ export class Engine extends EventEmitter {
   private readonly store: StateStore;
   /** Views touched by the parts of a transaction applied in parts so far. */
   private readonly busy = new Set<string>();
+  /** Views to backfill when the pipeline starts (decided by prepare), and the backfill running. */
+  private toBackfill = new Map<string, string>();
+  private backfill: Backfill | null = null;
+  /** Views a backfill handed over, whose scans skip main transactions up to `threshold` (it applied them). */
+  private joining: { readonly views: ReadonlySet<string>; readonly threshold: string } | null = null;
+  /** Position of the last whole main transaction applied, and whether a part of the next one is. */
+  private mainToken: string | null = null;
+  private mainMidTransaction = false;
 
   constructor(options: EngineOptions) {
     super();
@@ -273,6 +285,9 @@ export class Engine extends EventEmitter {
     const checkpoint = await this.prepare(source);
     if (this.abort) return;
     if (checkpoint !== null) this.setState('live', null);
+    this.mainToken = checkpoint?.length === 1 ? checkpoint[0]!.token : null;
+    this.mainMidTransaction = false;
+    this.joining = null;
     const queue: ChangeBatch[] = [];
     let queuedChanges = 0;
     // Wake-ups between the reader and the applier (held in an object: TS cannot see closure writes).
@@ -303,6 +318,18 @@ export class Engine extends EventEmitter {
       }
     })();
 
+    const backfill = (this.backfill = this.toBackfill.size > 0 ? this.startBackfill(source, maxChanges, signal) : null);
+    // `cdc-views rebuild` leaves a request: start the pipeline again, which takes it (bootstrap.ts).
+    const requests = setInterval(() => {
+      (this.options.control ?? this.options.redis)
+        .sendCommand<number>(['HLEN', requestsKey(this.prefix)])
+        .then((n) => {
+          if (n > 0) this.interrupt(new RebuildRequested('an operator asked to rebuild views'));
+        })
+        .catch(() => undefined);
+    }, 1000);
+    let backfillTurn = true;
+
     let inFlight: Promise<void> = Promise.resolve();
     // A step that fails for good must end the loop at once, not wait for the next batch to notice.
     let stepFailure: { error: unknown } | null = null;
@@ -316,12 +343,27 @@ export class Engine extends EventEmitter {
     try {
       while (!this.stopping && !this.abort) {
         if (stepFailure) throw (stepFailure as { error: unknown }).error;
+        // A backfill takes turns with the main stream (so it catches up, and the live views keep
+        // moving), and hands over as soon as it holds what the main stream applied.
+        if (this.backfill) {
+          if (this.backfill.failure) throw this.backfill.failure;
+          const handOver = this.backfill.canHandOver(this.mainToken, this.mainMidTransaction);
+          if (handOver || (this.backfill.hasQueued() && (backfillTurn || queue.length === 0))) {
+            await inFlight;
+            backfillTurn = false;
+            if (this.backfill.canHandOver(this.mainToken, this.mainMidTransaction)) await this.handOver(source, this.backfill);
+            else await this.applyBackfill(source, this.backfill, maxChanges);
+            continue;
+          }
+          backfillTurn = true;
+        }
         if (queue.length === 0) {
           if (finished) break;
           await new Promise<void>((r) => (waiting.wake = r));
           continue;
         }
-        const group = takeGroup(queue, maxChanges);
+        // While a hand-over's threshold is ahead, one batch at a time: each is judged against it.
+        const group = this.joining ? [queue.shift()!] : takeGroup(queue, maxChanges);
         queuedChanges -= group.reduce((n, b) => n + b.changes.length, 0);
         waiting.drained?.();
         waiting.drained = null;
@@ -345,7 +387,10 @@ export class Engine extends EventEmitter {
       }
       await inFlight;
     } finally {
+      clearInterval(requests);
       waiting.drained?.();
+      await backfill?.close();
+      this.backfill = null;
       await source.close().catch(() => undefined);
       await reader;
     }
@@ -359,11 +404,23 @@ export class Engine extends EventEmitter {
     if (token === null) throw new FencedError(null);
     const fingerprints = JSON.stringify(Object.fromEntries(registry.views.map((v) => [v.name, v.fingerprint])));
     const stored = await readStoredState(redis, this.prefix);
-    const decision = await decideStart(stored, { layout: String(STATE_LAYOUT_VERSION), fingerprints, lastStep: this.lastStep, processStart: this.processStart }, source);
+    const decision = await decideStart(
+      stored,
+      {
+        layout: String(STATE_LAYOUT_VERSION),
+        fingerprints,
+        lastStep: this.lastStep,
+        processStart: this.processStart,
+        canBackfill: typeof source.backfill === 'function',
+        dependents: this.flow.dependents,
+      },
+      source,
+    );
     this.processStart = false;
     this.statuses.clear();
     this.store.invalidate();
     this.busy.clear();
+    this.toBackfill = new Map();
     if (decision.action === 'resume') {
       for (const view of stored.busy) this.busy.add(view);
       if (decision.warning) {
@@ -376,6 +433,14 @@ export class Engine extends EventEmitter {
         this.log('info', 'views removed from the config: their state is deleted; the others resume untouched', { removed: decision.removed });
       }
       for (const [view, status] of stored.views) if (!decision.removed.includes(view)) this.statuses.set(view, status);
+      if (decision.backfill.size > 0) {
+        const building = await prepareBackfill(redis, this.prefix, token, decision.backfill, Object.fromEntries(registry.views.map((v) => [v.name, v.fingerprint])));
+        for (const [view, status] of building) this.statuses.set(view, status);
+        this.toBackfill = new Map(decision.backfill);
+        this.log('info', 'backfilling views while the others stay live', { views: Object.fromEntries(decision.backfill) });
+      }
+      // Taken (only now, once the views say they are building), or for views this config lacks.
+      if (stored.requests.size > 0) await redis.sendCommand(['HDEL', requestsKey(this.prefix), ...stored.requests.keys()]);
       this.step = this.lastStep = decision.step;
       return decision.checkpoint;
     }
@@ -415,11 +480,13 @@ export class Engine extends EventEmitter {
     const resets = new Map<string, string>();
     if (group.some((b) => b.live)) for (const v of building) resets.set(v, 'the view was built');
     if (part?.final) for (const v of this.busy) resets.set(v, 'a transaction too large to log row by row');
-    const skip = new Set([...this.stoppedViews(), ...stopping.keys()]);
+    const skip = new Set([...this.stoppedViews(), ...stopping.keys(), ...(this.backfill?.views.keys() ?? [])]);
+    const joined = this.joining && group.every((b) => coveredBy(b, this.joining!.threshold)) ? this.joining.views : undefined;
     const result = await runBatch(this.flow, resolved?.changes ?? received, this.store, {
       skip,
-      quiet: new Set(part ? allViews : building),
+      quiet: new Set(part ? allViews : building.filter((v) => !skip.has(v))),
       resets,
+      ...(joined ? { skipScans: joined } : {}),
     });
     if (part?.final) {
       const more = result.touched.filter((v) => !resets.has(v));
@@ -505,7 +572,7 @@ export class Engine extends EventEmitter {
       stepId,
       part: part ? { txn: part.txn, index: part.index, final: part.final } : null,
       busy: part && !part.final ? result.touched : [],
-      statuses: [...live, ...stops],
+      statuses: [...live, ...stops, ...(planned.statuses ?? [])],
     };
   }
 
@@ -529,6 +596,7 @@ export class Engine extends EventEmitter {
         }
         if (outcome.status === 'conflict') return 'conflict';
         if (outcome.status === 'applied' || (outcome.status === 'duplicate' && outcome.step !== undefined)) this.step = this.lastStep = outcome.step!;
+        if (!planned.backfill) this.trackMain(part, position);
         // A replay was planned on state that already held it: the cache took its writes as if they
         // landed a second time. Forget it (and re-plan what was planned on it meanwhile).
         if (outcome.status === 'duplicate' && planned.writes.length > 0) this.store.invalidate();
@@ -564,6 +632,115 @@ export class Engine extends EventEmitter {
     }
   }
 
+  /** Where the main stream is: the last whole transaction applied, and whether one is open in parts. */
+  private trackMain(part: ChangeBatch['part'], position: SourcePosition): void {
+    if (part) this.mainMidTransaction = !part.final;
+    if (part && !part.final) return;
+    const token = position.length === 1 ? position[0]!.token : null;
+    if (token !== null && (this.mainToken === null || compareTokens(token, this.mainToken) > 0)) this.mainToken = token;
+    if (this.joining && this.mainToken !== null && compareTokens(this.mainToken, this.joining.threshold) >= 0) this.joining = null;
+  }
+
+  /** Start backfilling the views prepare() marked (backfill.ts). */
+  private startBackfill(source: ChangeSource, maxChanges: number, wake: () => void): Backfill {
+    const views = this.toBackfill;
+    const tables = new Set<string>();
+    for (const [table, scans] of this.flow.scans) if (scans.some((scan) => views.has(this.flow.owner.get(scan)!))) tables.add(table);
+    const seeds = new Set<string>();
+    for (const op of this.flow.order) {
+      if (!(op instanceof ViewInput) || !views.has(this.flow.owner.get(op)!)) continue;
+      const producer = this.flow.owner.get(op.inputs[0]!)!;
+      if (!views.has(producer)) seeds.add(producer);
+    }
+    let backfill: Backfill;
+    const backfillSource = tables.size > 0 ? source.backfill!([...tables], (p) => backfill.onProgress(p)) : null;
+    backfill = new Backfill({ views, tables: [...tables], seeds: [...seeds], source: backfillSource, maxQueuedChanges: maxChanges * 4 });
+    backfill.start(wake);
+    return backfill;
+  }
+
+  /** The backfilled views, building, with each table's progress (written with a step now and then). */
+  private backfillStatuses(backfill: Backfill, force = false): { view: string; status: string }[] {
+    const tables = backfill.progressToWrite(force);
+    if (!tables) return [];
+    return [...backfill.views.keys()].map((view) => {
+      const before = this.statuses.get(view);
+      const status: ViewStatus = { state: 'building', reason: before?.reason ?? 'backfilling', since: before?.since ?? backfill.started, backfill: { tables } };
+      return { view, status: JSON.stringify(status) };
+    });
+  }
+
+  /** One backfill step: its next batches through the backfilled views only, quietly. */
+  private async applyBackfill(source: ChangeSource, backfill: Backfill, maxChanges: number): Promise<void> {
+    const taken = backfill.take(maxChanges);
+    if (taken) {
+      const views = new Set(backfill.views.keys());
+      const others = this.options.registry.views.map((v) => v.name).filter((v) => !views.has(v));
+      await this.applyQuietly(source, taken.batches, { skip: new Set([...others, ...this.stoppedViews()]), quiet: views }, this.backfillStatuses(backfill));
+    }
+    await backfill.ack();
+  }
+
+  /**
+   * The backfill holds what the main stream applied: feed the views it read that stayed live (their
+   * rows now), make the backfilled views live with a reset entry, and let the main stream feed them
+   * from here — their scans skipping what the backfill applied beyond the main stream's position.
+   */
+  private async handOver(source: ChangeSource, backfill: Backfill): Promise<void> {
+    const views = new Set(backfill.views.keys());
+    const others = this.options.registry.views.map((v) => v.name).filter((v) => !views.has(v));
+    const skip = new Set([...others, ...this.stoppedViews()]);
+    for (const seedView of backfill.seeds) {
+      const producer = this.flow.outputs.get(seedView)!;
+      let cursor = '0';
+      do {
+        const [next, flat] = await this.options.redis.sendCommand<[string, string[]]>(['HSCAN', rowsKey(this.prefix, seedView), cursor, 'COUNT', '2000']);
+        cursor = next;
+        const deltas = [];
+        for (let i = 0; i + 1 < flat.length; i += 2) deltas.push({ key: flat[i]!, row: JSON.parse(flat[i + 1]!) as Record<string, never>, weight: 1 as const });
+        if (deltas.length > 0) await this.applyQuietly(source, [], { skip, quiet: views, seed: new Map<Operator, DeltaBatch>([[producer, { clear: false, deltas }]]) });
+      } while (cursor !== '0');
+    }
+    const resets = new Map([...views].map((v) => [v, 'the view was built'] as const));
+    await this.applyQuietly(source, [], { skip, quiet: views, resets });
+    const threshold = backfill.position;
+    this.backfill = null;
+    this.joining = threshold !== null && this.mainToken !== null && compareTokens(threshold, this.mainToken) > 0 ? { views, threshold } : null;
+    await backfill.close();
+    this.log('info', 'backfill done: the views are live', { views: [...views], seconds: Math.round((Date.now() - backfill.started) / 100) / 10 });
+  }
+
+  /** A step that writes only the given views, without moving the main stream's position. */
+  private async applyQuietly(
+    source: ChangeSource,
+    batches: ChangeBatch[],
+    options: { skip: Set<string>; quiet: Set<string>; resets?: Map<string, string>; seed?: Map<Operator, DeltaBatch> },
+    statuses: { view: string; status: string }[] = [],
+  ): Promise<void> {
+    const generation = this.store.generation;
+    const changes = batches.flatMap((b) => b.changes);
+    const result = await runBatch(this.flow, changes, this.store, options);
+    const writes = this.store.takeWrites();
+    const stop = new Map<string, string>();
+    for (const r of result.rejected) if (!stop.has(r.view)) stop.set(r.view, `a change it could not apply was parked in the dead-letter stream: ${r.reason}`);
+    const group: ChangeBatch[] = batches.length > 0 ? batches : [{ kind: 'transaction', changes: [], position: [] }];
+    await this.apply(source, {
+      group,
+      changes,
+      result,
+      writes,
+      deadLetters: result.rejected.map((r) => ({ reason: r.reason, payload: JSON.stringify({ view: r.view, change: r.change }) })),
+      position: [],
+      images: null,
+      skipped: 0,
+      stop,
+      resets: options.resets ?? new Map(),
+      generation,
+      backfill: true,
+      statuses,
+    });
+  }
+
   /** Keep the in-process view statuses in step with what the write step stored. */
   private afterStep(control: StepControl, planned: PlannedGroup): void {
     for (const { view, status } of control.statuses) {
@@ -597,6 +774,10 @@ interface PlannedGroup {
   readonly resets: Map<string, string>;
   /** The state cache's generation it was planned under. */
   readonly generation: number;
+  /** A backfill's step (it does not move the main stream's position). */
+  readonly backfill?: boolean;
+  /** Statuses to store with the step (a backfill's progress). */
+  readonly statuses?: { view: string; status: string }[];
 }
 
 /** Positions of several batches: the latest token per stream. */

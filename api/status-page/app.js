@@ -158,7 +158,7 @@ function App() {
         ${status.views.map(
           (v) => html`<tr data-view=${v.name}>
             <td><button class="view" onClick=${() => setSelected(v.name)}>${v.name}</button></td>
-            <td class=${v.state} title=${v.reason ?? ''}>${v.state}</td>
+            <td class=${v.state} title=${v.reason ?? ''}>${v.state}${v.progress.map((line) => html`<div class="progress" data-progress>${line}</div>`)}</td>
             <td class="n" data-rows>${v.rows}</td><td class="n">${bytes(v.bytes)}</td>
             <td>${ago(v.lastChangeAt)}</td><td><code>${v.version}</code></td>
           </tr>`,

@@ -59,6 +59,11 @@ export interface PostgresSourceConfig {
   /** Changes per part of a transaction too large for one batch. */
   readonly partChanges?: number;
   readonly onProgress?: (progress: SnapshotProgress) => void;
+  /**
+   * A backfill's slot: created TEMPORARY (PostgreSQL drops it with the connection), never taken
+   * over or dropped by name, never acknowledged past what it streamed.
+   */
+  readonly temporary?: boolean;
   readonly log?: (level: 'info' | 'warn', message: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -139,17 +144,19 @@ export class PostgresSource implements ChangeSource {
     await replication.connect();
     this.replication = replication;
 
-    await this.takeSlotOver(control);
+    const temporary = this.config.temporary === true;
+    if (!temporary) await this.takeSlotOver(control);
     let startLsn: bigint;
     const resumeToken = resumeFrom?.find((p) => p.stream === this.stream)?.token;
     if (resumeToken === undefined) {
-      await this.dropSlotIfExists(control);
-      const created = await replication.query(`CREATE_REPLICATION_SLOT ${quoteIdent(this.config.slot)} LOGICAL pgoutput EXPORT_SNAPSHOT`);
+      if (!temporary) await this.dropSlotIfExists(control);
+      const created = await replication.query(`CREATE_REPLICATION_SLOT ${quoteIdent(this.config.slot)}${temporary ? ' TEMPORARY' : ''} LOGICAL pgoutput EXPORT_SNAPSHOT`);
       const row = created.rows[0] as { consistent_point: string; snapshot_name: string };
       startLsn = parseLsn(row.consistent_point);
-      this.config.log?.('info', 'created replication slot; taking the initial snapshot', {
+      this.config.log?.('info', temporary ? 'created a temporary replication slot; backfilling from its snapshot' : 'created replication slot; taking the initial snapshot', {
         slot: this.config.slot,
         consistentPoint: row.consistent_point,
+        ...(temporary ? { tables: this.config.tables.map((t) => t.name) } : {}),
       });
       yield* this.snapshot(row.snapshot_name, startLsn);
     } else {
@@ -158,6 +165,26 @@ export class PostgresSource implements ChangeSource {
     }
     this.handedOut = this.acknowledged = startLsn;
     yield* this.streamChanges(replication, startLsn, shapes);
+  }
+
+  /**
+   * Backfill `tables` beside the running stream: a temporary slot's exported snapshot, then that
+   * slot's stream. Its positions are LSNs of the same server, so the engine compares them with
+   * this source's. The slot is gone when the backfill source closes (or its process dies).
+   */
+  backfill(tables: readonly string[], onProgress?: (progress: SnapshotProgress) => void): PostgresSource {
+    const wanted = new Set(tables);
+    const own = this.config.onProgress;
+    return new PostgresSource({
+      ...this.config,
+      slot: `${this.config.slot}_backfill_${process.pid}_${Date.now().toString(36)}`.slice(0, 63),
+      tables: this.config.tables.filter((t) => wanted.has(t.name)),
+      temporary: true,
+      onProgress: (p) => {
+        own?.(p);
+        onProgress?.(p);
+      },
+    });
   }
 
   async ack(position: SourcePosition): Promise<void> {

@@ -1,7 +1,7 @@
 /**
  * Changing views.config.ts between starts: views removed from it are deleted while every other view
- * resumes untouched (same versions, no snapshot) and stays equal to its SQL; adding or changing a
- * view says which views are new, changed and unchanged (today it rebuilds them all).
+ * resumes untouched (same versions, no snapshot) and stays equal to its SQL; views added back are
+ * backfilled while the others keep their versions (test/integration/backfill.test.ts does it under load).
  */
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -44,6 +44,12 @@ describe('config changes between starts', () => {
     }
     return c;
   }
+  /** The child's log lines arrive through a pipe, possibly after /ready answers. */
+  async function logged(c: ChildService, text: string): Promise<void> {
+    const deadline = Date.now() + 10_000;
+    while (!c.output().includes(text) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(c.output()).toContain(text);
+  }
   async function stop(c: ChildService): Promise<void> {
     c.process.kill('SIGTERM');
     await c.exited;
@@ -59,7 +65,7 @@ describe('config changes between starts', () => {
     return count;
   };
 
-  it('removing views deletes them and resumes the others untouched; adding one names what changed', async () => {
+  it('removing views deletes them and resumes the others untouched; adding them back builds only them', async () => {
     const all = createRegistry(shopTestConfig(databaseUrl, inject('redisUrl'), name));
     const removed = ['productSales', 'lowStock'];
     const kept = all.views.map((v) => v.name).filter((v) => !removed.includes(v));
@@ -69,9 +75,8 @@ describe('config changes between starts', () => {
     const versions = await Promise.all(kept.map((v) => currentVersion(redis, keyPrefix(name), all.byName.get(v)!)));
 
     child = await start(kept);
-    const log = child.output();
-    expect(log).toContain('views removed from the config: their state is deleted; the others resume untouched');
-    expect(log).not.toContain('building views from a fresh snapshot');
+    await logged(child, 'views removed from the config: their state is deleted; the others resume untouched');
+    expect(child.output()).not.toContain('building views from a fresh snapshot');
     for (const view of removed) expect(await keysOf(view), view).toBe(0);
     expect(await redis.sendCommand<string[]>(['HKEYS', metaKey(keyPrefix(name))])).not.toContain('status:productSales');
     // The kept views were not rebuilt: the same versions, then they follow new changes exactly.
@@ -82,10 +87,14 @@ describe('config changes between starts', () => {
     await expectViewsEqualSql(child.url, db, keptRegistry);
     await stop(child);
 
-    // Adding them back: the start says what is new (and, today, rebuilds every view).
+    // Adding them back: only they are built (backfilled), the others resume with their versions.
+    const keptVersions = await Promise.all(kept.map((v) => currentVersion(redis, keyPrefix(name), all.byName.get(v)!)));
     child = await start();
-    expect(child.output()).toMatch(/"reason":"the view definitions changed: new productSales, lowStock; 14 unchanged","msg":"building views from a fresh snapshot"/);
+    await logged(child, 'backfilling views while the others stay live');
+    expect(child.output()).toMatch(/"views":\{"productSales":"a new view","lowStock":"a new view"\},"msg":"backfilling views while the others stay live"/);
+    expect(child.output()).not.toContain('building views from a fresh snapshot');
     await waitForSync(db, redis, name, name);
+    expect(await Promise.all(kept.map((v) => currentVersion(redis, keyPrefix(name), all.byName.get(v)!)))).toEqual(keptVersions);
     await expectViewsEqualSql(child.url, db, all);
   }, 180_000);
 });

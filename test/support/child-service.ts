@@ -26,10 +26,12 @@ function writeConfigFile(name: string, redisUrl: string, sourceExpression: strin
   const file = join(mkdtempSync(join(scratchDir(), 'config-')), 'views.config.mts');
   writeFileSync(
     file,
-    `import shop from ${JSON.stringify(join(REPO, 'examples/shop/views.config.ts'))};
-import { source } from ${JSON.stringify(join(REPO, 'index.ts'))};
+    `import shop, { customers, products, orders, orderItems } from ${JSON.stringify(join(REPO, 'examples/shop/views.config.ts'))};
+import { source, view, count, sum, min, max, avg } from ${JSON.stringify(join(REPO, 'index.ts'))};
 const views = ${JSON.stringify(options.views ?? null)};
-export default { ...shop, reactions: {}, ...(views ? { views: Object.fromEntries(Object.entries(shop.views).filter(([v]) => views.includes(v))) } : {}), ...${JSON.stringify(options.api ? { api: options.api } : {})}, name: ${JSON.stringify(name)}, source: ${sourceExpression}, redis: { url: ${JSON.stringify(redisUrl)}, leaseTtlMs: 1500, durability: { mode: ${JSON.stringify(options.durability ?? 'none')} } } };
+const kept = views ? Object.fromEntries(Object.entries(shop.views).filter(([v]) => views.includes(v))) : shop.views;
+void [customers, products, orders, orderItems, view, count, sum, min, max, avg];
+export default { ...shop, reactions: {}, views: { ...kept, ...(${options.extraViews ?? '{}'}) }, ...${JSON.stringify(options.api ? { api: options.api } : {})}, name: ${JSON.stringify(name)}, source: ${sourceExpression}, redis: { url: ${JSON.stringify(redisUrl)}, leaseTtlMs: 1500, durability: { mode: ${JSON.stringify(options.durability ?? 'none')} } } };
 `,
   );
   return file;
@@ -40,6 +42,11 @@ export interface ConfigFileOptions {
   readonly durability?: 'auto' | 'none';
   /** Only these of the shop's views (default: all). */
   readonly views?: readonly string[];
+  /**
+   * Views added to (or replacing) the shop's: a TypeScript object expression that may use the shop's
+   * tables (customers, products, orders, orderItems) and view, count, sum, min, max, avg.
+   */
+  readonly extraViews?: string;
   /** The config's `api` section (JSON: limits, cors, auth with a secret…). */
   readonly api?: Record<string, unknown>;
 }

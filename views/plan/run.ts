@@ -23,6 +23,10 @@ export interface RunOptions {
   readonly quiet: ReadonlySet<string>;
   /** Views whose history starts over with this step (built, or after a transaction in parts). */
   readonly resets?: ReadonlyMap<string, string>;
+  /** Views whose scans take no changes this step (a backfill already holds them); their other operators run. */
+  readonly skipScans?: ReadonlySet<string>;
+  /** Outputs given instead of computed (a backfill seeds a view from the rows of a live view it reads). */
+  readonly seed?: ReadonlyMap<Operator, DeltaBatch>;
 }
 
 export interface RunResult {
@@ -45,11 +49,11 @@ export async function runBatch(flow: Dataflow, changes: readonly Change[], store
     for (const dependent of flow.dependents.get(view) ?? []) skip.add(dependent);
   };
 
-  const outputs = new Map<Operator, DeltaBatch>();
+  const outputs = new Map<Operator, DeltaBatch>(options.seed ?? []);
   for (const [, scans] of flow.scans) {
     for (const scan of scans) {
       const view = flow.owner.get(scan)!;
-      if (skip.has(view)) continue;
+      if (skip.has(view) || options.skipScans?.has(view)) continue;
       try {
         outputs.set(scan, scan.fromChanges(changes));
       } catch (error) {

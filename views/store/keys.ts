@@ -9,6 +9,8 @@
  *   cdcv:{<deployment>}:meta                HASH   layout, fingerprints; per view: status:<view> (JSON
  *                                                  ViewStatus), fp:<view> (fingerprint), floor:<view>
  *                                                  (the version its current history starts at)
+ *   cdcv:{<deployment>}:requests            HASH   view → why an operator asked to rebuild it (`cdc-views
+ *                                                  rebuild`); the writer takes it at its next start
  *   cdcv:{<deployment>}:busy                HASH   view → transaction being applied to it in parts
  *   cdcv:{<deployment>}:parts               HASH   <txn>:<part> → 1, the parts of that transaction written
  *                                                  so far (a replay skips them); gone with its last part
@@ -36,6 +38,7 @@ export function keyPrefix(deployment: string): string {
 export const leaseKey = (prefix: string): string => `${prefix}:lease`;
 export const checkpointKey = (prefix: string): string => `${prefix}:checkpoint`;
 export const busyKey = (prefix: string): string => `${prefix}:busy`;
+export const requestsKey = (prefix: string): string => `${prefix}:requests`;
 export const partsKey = (prefix: string): string => `${prefix}:parts`;
 export const seqKey = (prefix: string): string => `${prefix}:seq`;
 export const metaKey = (prefix: string): string => `${prefix}:meta`;

@@ -5,11 +5,15 @@
  *
  *   view status   building ──(snapshot done: reset entry, floor)──▶ live ──(schema change)──▶ stopped
  *                     ▲                                               │
- *                     └──────────── rebuild (wipe, new epoch) ◀───────┘
+ *                     └──── rebuild (wipe, new epoch) · backfill ◀────┘
+ *
+ * A view being backfilled (its definition changed, it had stopped, an operator asked) is building
+ * while the others stay live: its rows and operator state are deleted, its changelog kept (the
+ * reset entry that ends the backfill starts its new history).
  */
 import { randomBytes } from 'node:crypto';
 import type { SourcePosition } from '../../ingest/change.ts';
-import { busyKey, checkpointKey, leaseKey, metaKey, viewKeyPattern, viewStatePattern } from './keys.ts';
+import { busyKey, changelogKey, checkpointKey, leaseKey, metaKey, requestsKey, viewKeyPattern, viewStatePattern } from './keys.ts';
 import { LuaScript, type RedisClient } from './redis.ts';
 
 export type ViewState = 'building' | 'live' | 'stopped';
@@ -20,6 +24,15 @@ export interface ViewStatus {
   readonly reason?: string;
   /** When it entered this state (ms since epoch). */
   readonly since: number;
+  /** Built again while the other views stay live, with each table's progress. */
+  readonly backfill?: { readonly tables: readonly BackfillProgress[] };
+}
+
+export interface BackfillProgress {
+  readonly table: string;
+  readonly rows: number;
+  readonly estimatedRows: number;
+  readonly done: boolean;
 }
 
 export interface StoredState {
@@ -36,13 +49,16 @@ export interface StoredState {
   readonly views: ReadonlyMap<string, ViewStatus>;
   /** Views in the middle of a transaction applied in parts. */
   readonly busy: ReadonlySet<string>;
+  /** Views an operator asked to rebuild, with why. */
+  readonly requests: ReadonlyMap<string, string>;
 }
 
 export async function readStoredState(redis: RedisClient, prefix: string): Promise<StoredState> {
-  const [checkpointFlat, metaFlat, busy] = await Promise.all([
+  const [checkpointFlat, metaFlat, busy, requests] = await Promise.all([
     redis.sendCommand<string[]>(['HGETALL', checkpointKey(prefix)]),
     redis.sendCommand<string[]>(['HGETALL', metaKey(prefix)]),
     redis.sendCommand<string[]>(['HKEYS', busyKey(prefix)]),
+    redis.sendCommand<string[]>(['HGETALL', requestsKey(prefix)]),
   ]);
   const checkpoint = toRecord(checkpointFlat);
   const meta = toRecord(metaFlat);
@@ -63,6 +79,7 @@ export async function readStoredState(redis: RedisClient, prefix: string): Promi
     rebuild: meta['rebuild'] ?? null,
     views,
     busy: new Set(busy),
+    requests: new Map(Object.entries(toRecord(requests))),
   };
 }
 
@@ -139,22 +156,47 @@ return {'ok', ''}
  * busy fields — under the lease, and record the remaining views' fingerprints.
  */
 export async function dropViews(redis: RedisClient, prefix: string, token: string, views: readonly string[], fingerprints: string): Promise<void> {
-  const lease = leaseKey(prefix);
-  for (const view of views) {
-    for (const pattern of [viewKeyPattern(prefix, view), viewStatePattern(prefix, view)]) {
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis.sendCommand<[string, string[]]>(['SCAN', cursor, 'MATCH', pattern, 'COUNT', '1000']);
-        cursor = next;
-        if (keys.length > 0) {
-          const [status, holder] = await FENCED_UNLINK.run<[string, string]>(redis, [lease], [token, ...keys]);
-          if (status === 'fenced') throw new FencedError(holder || null);
-        }
-      } while (cursor !== '0');
-    }
-  }
+  for (const view of views) await unlinkViewKeys(redis, prefix, token, view, { keepChangelog: false });
   await writeMeta(redis, prefix, token, { fingerprints }, views.flatMap((v) => [`status:${v}`, `fp:${v}`, `floor:${v}`]));
   await redis.sendCommand(['HDEL', busyKey(prefix), ...views]);
+}
+
+/**
+ * Make views ready to be backfilled while the others stay live: delete their rows, indexes and
+ * operator state (their changelog stays: the backfill ends with a reset entry in it), mark them
+ * building with why, and record their fingerprints.
+ */
+export async function prepareBackfill(redis: RedisClient, prefix: string, token: string, views: ReadonlyMap<string, string>, fingerprints: Readonly<Record<string, string>>): Promise<Map<string, ViewStatus>> {
+  const statuses = new Map<string, ViewStatus>();
+  const fields: Record<string, string> = { fingerprints: JSON.stringify(fingerprints) };
+  for (const [view, reason] of views) {
+    await unlinkViewKeys(redis, prefix, token, view, { keepChangelog: true });
+    const status: ViewStatus = { state: 'building', reason: `backfilling: ${reason}`, since: Date.now(), backfill: { tables: [] } };
+    statuses.set(view, status);
+    fields[`status:${view}`] = JSON.stringify(status);
+    fields[`fp:${view}`] = fingerprints[view]!;
+  }
+  await writeMeta(redis, prefix, token, fields);
+  await redis.sendCommand(['HDEL', busyKey(prefix), ...views.keys()]);
+  return statuses;
+}
+
+/** UNLINK every key of one view (rows, indexes, operator state; its changelog unless kept), fenced. */
+async function unlinkViewKeys(redis: RedisClient, prefix: string, token: string, view: string, options: { keepChangelog: boolean }): Promise<void> {
+  const lease = leaseKey(prefix);
+  const log = changelogKey(prefix, view);
+  for (const pattern of [viewKeyPattern(prefix, view), viewStatePattern(prefix, view)]) {
+    let cursor = '0';
+    do {
+      const [next, found] = await redis.sendCommand<[string, string[]]>(['SCAN', cursor, 'MATCH', pattern, 'COUNT', '1000']);
+      cursor = next;
+      const keys = options.keepChangelog ? found.filter((k) => k !== log) : found;
+      if (keys.length > 0) {
+        const [status, holder] = await FENCED_UNLINK.run<[string, string]>(redis, [lease], [token, ...keys]);
+        if (status === 'fenced') throw new FencedError(holder || null);
+      }
+    } while (cursor !== '0');
+  }
 }
 
 /** Set fields of the meta hash under the lease (view statuses, a rebuild request). */

@@ -1,0 +1,195 @@
+/**
+ * How a writer starts on a deployment (bootstrap.ts) and how a backfill decides when its views may
+ * go live (backfill.ts): pure decisions, no servers.
+ */
+import { describe, expect, it } from 'vitest';
+import type { ChangeBatch } from '../../../ingest/change.ts';
+import { Backfill, coveredBy, describeBackfill } from '../../../views/backfill.ts';
+import { decideStart, type StartContext } from '../../../views/bootstrap.ts';
+import type { StoredState, ViewStatus } from '../../../views/store/state.ts';
+
+const live: ViewStatus = { state: 'live', since: 1 };
+const checkpoint = [{ stream: 'pg:s', token: '00000000000000000100' }];
+
+function stored(overrides: Partial<StoredState> = {}): StoredState {
+  return {
+    checkpoint,
+    step: 7,
+    epoch: 'e',
+    pending: null,
+    layout: '1',
+    fingerprints: JSON.stringify({ a: 'fa', b: 'fb', c: 'fc' }),
+    rebuild: null,
+    views: new Map([
+      ['a', live],
+      ['b', live],
+      ['c', live],
+    ]),
+    busy: new Set(),
+    requests: new Map(),
+    ...overrides,
+  };
+}
+
+function context(overrides: Partial<StartContext> = {}): StartContext {
+  return {
+    layout: '1',
+    fingerprints: JSON.stringify({ a: 'fa', b: 'fb', c: 'fc' }),
+    lastStep: null,
+    processStart: true,
+    canBackfill: true,
+    // c reads b.
+    dependents: new Map([
+      ['a', new Set<string>()],
+      ['b', new Set(['c'])],
+      ['c', new Set<string>()],
+    ]),
+    ...overrides,
+  };
+}
+
+const source = { resumeProblem: async () => null };
+
+describe('decideStart', () => {
+  it('resumes untouched when nothing changed', async () => {
+    const decision = await decideStart(stored(), context(), source);
+    expect(decision).toMatchObject({ action: 'resume', removed: [], checkpoint });
+    expect(decision.action === 'resume' && decision.backfill.size).toBe(0);
+  });
+
+  it('backfills new and changed views, and the views reading them; deletes removed ones', async () => {
+    const decision = await decideStart(
+      stored({ fingerprints: JSON.stringify({ a: 'fa', b: 'old', gone: 'fg' }) }),
+      context({ fingerprints: JSON.stringify({ a: 'fa', b: 'fb', c: 'fc' }) }),
+      source,
+    );
+    expect(decision.action).toBe('resume');
+    if (decision.action !== 'resume') return;
+    expect(decision.removed).toEqual(['gone']);
+    expect(Object.fromEntries(decision.backfill)).toEqual({ c: 'a new view', b: 'its definition changed' });
+  });
+
+  it('backfills what an operator asked for, views whose backfill did not finish, and stopped views at process start', async () => {
+    const decision = await decideStart(
+      stored({
+        requests: new Map([['b', 'asked']]),
+        views: new Map<string, ViewStatus>([
+          ['a', { state: 'stopped', reason: 'a column changed type', since: 1 }],
+          ['b', live],
+          ['c', live],
+        ]),
+      }),
+      context(),
+      source,
+    );
+    expect(decision.action === 'resume' && Object.fromEntries(decision.backfill)).toEqual({
+      b: 'asked',
+      a: 'it had stopped (a column changed type); the service starts again',
+      c: 'it reads b, which is built again',
+    });
+    const building = await decideStart(stored({ views: new Map<string, ViewStatus>([['a', { state: 'building', reason: 'backfilling: a new view', since: 1 }]]) }), context({ processStart: false }), source);
+    expect(building.action === 'resume' && Object.fromEntries(building.backfill)).toEqual({ a: 'its backfill had not finished (backfilling: a new view)' });
+  });
+
+  it('rebuilds every view when the source cannot backfill, the layout changed or a rebuild was asked for', async () => {
+    const kafka = await decideStart(stored({ fingerprints: JSON.stringify({ a: 'fa', b: 'fb' }) }), context({ canBackfill: false }), source);
+    expect(kafka).toMatchObject({ action: 'rebuild', lost: false });
+    expect(kafka.action === 'rebuild' && kafka.reason).toContain('c: a new view');
+    expect(kafka.action === 'rebuild' && kafka.reason).toContain('this source rebuilds every view');
+    expect(await decideStart(stored({ layout: '0' }), context(), source)).toMatchObject({ action: 'rebuild' });
+    expect(await decideStart(stored({ rebuild: 'a table was rewritten' }), context(), source)).toMatchObject({ action: 'rebuild', reason: 'a table was rewritten' });
+  });
+});
+
+const tx = (end: number, part?: { commit: number; final: boolean }): ChangeBatch => ({
+  kind: 'transaction',
+  changes: [{ table: 't', op: 'c', before: null, after: { id: end }, key: { id: end }, source: { connector: 'postgresql', name: 's', db: '', snapshot: false } }],
+  position: part && !part.final ? [] : [{ stream: 'pg:tmp', token: String(end).padStart(20, '0') }],
+  ...(part ? { part: { txn: String(part.commit).padStart(20, '0'), index: 0, final: part.final, probe: [] } } : {}),
+});
+const token = (n: number): string => String(n).padStart(20, '0');
+
+describe('Backfill', () => {
+  function fed(batches: ChangeBatch[]): Backfill {
+    let release: (() => void) | null = null;
+    const gate = new Promise<void>((r) => (release = r));
+    const backfill = new Backfill({
+      views: new Map([['v', 'a new view']]),
+      tables: ['t'],
+      seeds: [],
+      maxQueuedChanges: 1000,
+      source: {
+        delivery: 'exactly-ordered',
+        async *start() {
+          yield* batches;
+          await gate;
+        },
+        ack: async () => undefined,
+        close: async () => release?.(),
+      },
+    });
+    return backfill;
+  }
+  const started = async (b: Backfill): Promise<void> => {
+    b.start(() => undefined);
+    await new Promise((r) => setTimeout(r, 10));
+  };
+
+  it('hands over only once its snapshot is in and it holds what the main stream applied, neither inside a transaction', async () => {
+    const snapshot: ChangeBatch[] = [
+      { kind: 'snapshot', changes: tx(1).changes, position: [] },
+      { kind: 'snapshot', changes: [], position: [{ stream: 'pg:tmp', token: token(100) }], live: true },
+    ];
+    const backfill = fed([...snapshot, tx(120), tx(130, { commit: 125, final: false }), tx(130, { commit: 125, final: true }), tx(140)]);
+    await started(backfill);
+    expect(backfill.canHandOver(token(90), false)).toBe(false);
+    // Snapshot chunks and whole transactions go together; the position follows what was taken.
+    expect(backfill.take(100)!.batches.map((b) => b.kind)).toEqual(['snapshot', 'transaction']);
+    expect(backfill.position).toBe(token(120));
+    expect(backfill.canHandOver(token(90), false)).toBe(true);
+    expect(backfill.canHandOver(token(90), true)).toBe(false);
+    expect(backfill.canHandOver(token(125), false)).toBe(false);
+    // A part is taken alone, and inside a transaction there is no hand-over.
+    expect(backfill.take(100)!.batches).toHaveLength(1);
+    expect(backfill.midTransaction).toBe(true);
+    expect(backfill.canHandOver(token(120), false)).toBe(false);
+    backfill.take(100);
+    expect(backfill.midTransaction).toBe(false);
+    expect(backfill.position).toBe(token(130));
+    expect(backfill.canHandOver(token(130), false)).toBe(true);
+    // Taken batches carry no position and no part: they never move the main checkpoint.
+    expect(backfill.take(100)!.batches[0]).toEqual({ kind: 'transaction', changes: tx(140).changes, position: [] });
+    await backfill.close();
+  });
+
+  it('with only live views to read, has nothing to stream and hands over at once', () => {
+    const backfill = new Backfill({ views: new Map([['top', 'a new view']]), tables: [], seeds: ['agg'], source: null, maxQueuedChanges: 10 });
+    expect(backfill.canHandOver(token(5), false)).toBe(true);
+  });
+
+  it('judges main-stream transactions against the threshold by their end, and parts by their commit', () => {
+    expect(coveredBy(tx(100), token(100))).toBe(true);
+    expect(coveredBy(tx(101), token(100))).toBe(false);
+    expect(coveredBy(tx(0, { commit: 99, final: false }), token(100))).toBe(true);
+    expect(coveredBy(tx(0, { commit: 100, final: false }), token(100))).toBe(false);
+  });
+
+  it('describes each table\'s progress: rows of the estimate, rate, time left', () => {
+    const status: ViewStatus = {
+      state: 'building',
+      since: 0,
+      backfill: {
+        tables: [
+          { table: 'public.orders', rows: 20000, estimatedRows: 20000, done: true },
+          { table: 'public.order_items', rows: 10000, estimatedRows: 40000, done: false },
+          { table: 'public.products', rows: 10, estimatedRows: 0, done: false },
+        ],
+      },
+    };
+    expect(describeBackfill(status, 10_000)).toEqual([
+      'public.orders: 20000 rows read',
+      'public.order_items: 10000 of ~40000 rows (25 %), 1000 rows/s, ~30 s left',
+      'public.products: 10 rows, 1 rows/s',
+    ]);
+  });
+});
