@@ -234,9 +234,8 @@ async function main(argv: string[]): Promise<number> {
         const asked = `asked for by cdc-views rebuild at ${new Date().toISOString()}`;
         await redis.sendCommand(['HSET', requestsKey(prefix), ...rest.flatMap((v) => [v, asked])]);
         const writer = await redis.sendCommand<string | null>(['GET', leaseKey(prefix)]);
-        const how = config.source.kind === 'postgres' ? 'while the other views stay live' : 'this source (Kafka) rebuilds every view';
         process.stdout.write(
-          `Asked to rebuild ${rest.join(', ')} (with the views reading them), ${how}: ${writer ? `the writer (${writer}) starts within a second` : 'no writer runs now; the next start does it'}.\n`,
+          `Asked to rebuild ${rest.join(', ')} (with the views reading them) while the other views stay live: ${writer ? `the writer (${writer}) starts within a second` : 'no writer runs now; the next start does it'}.\n`,
         );
         if (!values.wait) return 0;
         // Until the request was taken and every asked view is live again, showing each table's progress.

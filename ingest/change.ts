@@ -203,12 +203,14 @@ export interface ChangeSource {
   resumeProblem?(position: SourcePosition): Promise<string | null>;
   /**
    * A second, short-lived source for backfilling some views while the others stay live: it reads
-   * `tables` at a consistent point (op 'r' batches, the last one `live` with that point as its
-   * position), then every transaction after that point, with positions comparable to this source's
-   * (PostgreSQL: a temporary slot's exported snapshot, then that slot's stream). Sources without it
-   * rebuild every view instead.
+   * `tables` up to a point (a batch `live` once there), then every change after it, with positions
+   * in this source's streams (PostgreSQL: a temporary slot's exported snapshot, then that slot's
+   * stream; Kafka: the tables' topics again from their beginning, under a group of its own).
+   * Sources without it rebuild every view instead.
    */
   backfill?(tables: readonly string[], onProgress?: (progress: { table: string; rows: number; estimatedRows: number; done: boolean }) => void): ChangeSource;
+  /** Whether this source reads a stream of a position (a backfill reads some of the main source's). */
+  readsStream?(stream: string): boolean;
   close(): Promise<void>;
 }
 

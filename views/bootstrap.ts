@@ -13,7 +13,7 @@
  * Some views only — new or changed definitions, views that had stopped (at process start), views
  * an operator asked to rebuild (`cdc-views rebuild`), views a backfill had not finished — are
  * *backfilled* while every other view resumes and stays live (engine.ts, backfill.ts), with the
- * views reading them; removed views are deleted. A source that cannot backfill (Kafka) rebuilds
+ * views reading them; removed views are deleted. A source that cannot backfill rebuilds
  * every view instead.
  *
  * Redis holding an *older* state than this writer wrote is logged loudly either way: when the
@@ -33,6 +33,8 @@ export type StartDecision =
       readonly removed: readonly string[];
       /** Views to build again while the others stay live, each with why. */
       readonly backfill: ReadonlyMap<string, string>;
+      /** Which views the config added, changed and removed, in words; null when none. */
+      readonly definitions: string | null;
     }
   | { readonly action: 'rebuild'; readonly reason: string; readonly lost: boolean };
 
@@ -97,6 +99,7 @@ export async function decideStart(stored: StoredState, context: StartContext, so
       : null,
     removed: diff.removed,
     backfill,
+    definitions: diff.added.length + diff.changed.length + diff.removed.length > 0 ? `the view definitions changed: ${describeDiff(diff)}` : null,
   };
 }
 

@@ -30,22 +30,21 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Change, ChangeBatch, ChangeSource, SchemaChange, SourcePosition } from '../ingest/change.ts';
 import { ServiceError } from '../core/errors.ts';
-import { compareTokens } from '../ingest/change.ts';
-import { Backfill, coveredBy } from './backfill.ts';
+import { advance, Backfill, changePositions, coveredBy, decodeWindow, encodeWindow, reached, type BackfillWindow, type Positions } from './backfill.ts';
 import { decideStart } from './bootstrap.ts';
 import { StateLostError } from './errors.ts';
 import { buildDataflow, type Dataflow } from './plan/graph.ts';
-import { imageKeysOf, resolveWithImages, type ImageWrites, type StoredImages } from './plan/row-images.ts';
+import { imageKeysOf, inNamespace, mergeImageWrites, resolveWithImages, type ImageWrites, type StoredImages } from './plan/row-images.ts';
 import { resetViews, runBatch, type RunResult } from './plan/run.ts';
 import { STATE_LAYOUT_VERSION, type Registry } from './registry.ts';
 import { schemaChangeEffects } from './schema-changes.ts';
 import { StateStore, type WriteOp } from './store/state-store.ts';
 import { writeStep, type DeadLetter, type StepControl } from './store/write-step.ts';
 import { AckGate, resolveDurability, type ResolvedDurability } from './store/durability.ts';
-import { imagesKey, keyPrefix, requestsKey, rowsKey } from './store/keys.ts';
+import { BACKFILL_WINDOW_FIELD, imagesKey, keyPrefix, metaKey, requestsKey, rowsKey } from './store/keys.ts';
 import { WriterLease } from './store/lease.ts';
 import type { RedisClient } from './store/redis.ts';
-import { dropViews, FencedError, prepareBackfill, readStoredState, wipeForRebuild, writeMeta, type ViewStatus } from './store/state.ts';
+import { dropBackfillImages, dropViews, FencedError, mergeImages, prepareBackfill, readStoredState, wipeForRebuild, writeMeta, type ViewStatus } from './store/state.ts';
 import { ViewInput } from './operators/view-input.ts';
 import type { DeltaBatch, Operator } from './operators/types.ts';
 
@@ -148,10 +147,13 @@ export class Engine extends EventEmitter {
   /** Views to backfill when the pipeline starts (decided by prepare), and the backfill running. */
   private toBackfill = new Map<string, string>();
   private backfill: Backfill | null = null;
-  /** Views a backfill handed over, whose scans skip main transactions up to `threshold` (it applied them). */
-  private joining: { readonly views: ReadonlySet<string>; readonly threshold: string } | null = null;
-  /** Position of the last whole main transaction applied, and whether a part of the next one is. */
-  private mainToken: string | null = null;
+  /** Views a backfill handed over, until the main stream passes what it applied (backfill.ts). */
+  private window: BackfillWindow | null = null;
+  private windowReached = false;
+  /** Per stream: the main stream's applied position, and the furthest change it applied. */
+  private mainPosition: Positions = new Map();
+  private mainApplied: Positions = new Map();
+  /** Whether a part of a main transaction is applied and its last part not yet. */
   private mainMidTransaction = false;
 
   constructor(options: EngineOptions) {
@@ -285,9 +287,10 @@ export class Engine extends EventEmitter {
     const checkpoint = await this.prepare(source);
     if (this.abort) return;
     if (checkpoint !== null) this.setState('live', null);
-    this.mainToken = checkpoint?.length === 1 ? checkpoint[0]!.token : null;
+    this.mainPosition = new Map((checkpoint ?? []).map((p) => [p.stream, p.token]));
+    this.mainApplied = new Map(this.mainPosition);
     this.mainMidTransaction = false;
-    this.joining = null;
+    this.windowReached = this.window !== null && reached(this.mainPosition, this.window.until);
     const queue: ChangeBatch[] = [];
     let queuedChanges = 0;
     // Wake-ups between the reader and the applier (held in an object: TS cannot see closure writes).
@@ -347,23 +350,29 @@ export class Engine extends EventEmitter {
         // moving), and hands over as soon as it holds what the main stream applied.
         if (this.backfill) {
           if (this.backfill.failure) throw this.backfill.failure;
-          const handOver = this.backfill.canHandOver(this.mainToken, this.mainMidTransaction);
+          const handOver = this.backfill.canHandOver(this.mainApplied, this.mainMidTransaction);
           if (handOver || (this.backfill.hasQueued() && (backfillTurn || queue.length === 0))) {
             await inFlight;
             backfillTurn = false;
-            if (this.backfill.canHandOver(this.mainToken, this.mainMidTransaction)) await this.handOver(source, this.backfill);
+            if (this.backfill.canHandOver(this.mainApplied, this.mainMidTransaction)) await this.handOver(source, this.backfill);
             else await this.applyBackfill(source, this.backfill, maxChanges);
             continue;
           }
           backfillTurn = true;
+        }
+        if (this.windowReached) {
+          await inFlight;
+          await this.closeWindow();
         }
         if (queue.length === 0) {
           if (finished) break;
           await new Promise<void>((r) => (waiting.wake = r));
           continue;
         }
-        // While a hand-over's threshold is ahead, one batch at a time: each is judged against it.
-        const group = this.joining ? [queue.shift()!] : takeGroup(queue, maxChanges);
+        // While a hand-over's window on scans is open, a group never mixes transactions the
+        // backfill applied with later ones (each group is judged as a whole).
+        const window = this.window;
+        const group = takeGroup(queue, maxChanges, window && !window.images ? (b) => coveredBy(b, window.until) : undefined);
         queuedChanges -= group.reduce((n, b) => n + b.changes.length, 0);
         waiting.drained?.();
         waiting.drained = null;
@@ -427,12 +436,23 @@ export class Engine extends EventEmitter {
         this.log('error', decision.warning, { checkpoint: decision.checkpoint });
         this.emit(ENGINE_EVENTS.STATE_LOST, { reason: decision.warning, resumed: true });
       } else this.log('info', 'resuming views from the stored checkpoint', { checkpoint: decision.checkpoint });
+      if (decision.definitions) this.log('info', decision.definitions);
       if (decision.removed.length > 0) {
         // Views dropped from the config: their keys go; the others resume where they were.
         await dropViews(redis, this.prefix, token, decision.removed, fingerprints);
         this.log('info', 'views removed from the config: their state is deleted; the others resume untouched', { removed: decision.removed });
       }
       for (const [view, status] of stored.views) if (!decision.removed.includes(view)) this.statuses.set(view, status);
+      // A hand-over's window goes on across restarts, unless its views are built again or gone.
+      this.window = stored.window ? decodeWindow(stored.window) : null;
+      if (this.window?.views.some((v) => decision.backfill.has(v) || decision.removed.includes(v))) {
+        await writeMeta(redis, this.prefix, token, {}, [BACKFILL_WINDOW_FIELD]);
+        this.window = null;
+      }
+      // Row images of a backfill that did not finish, or of a window dropped (at-least-once sources).
+      if (source.delivery === 'at-least-once' && (decision.backfill.size > 0 || (stored.window !== null && this.window === null))) {
+        await dropBackfillImages(redis, this.prefix, token, this.window?.images ?? null);
+      }
       if (decision.backfill.size > 0) {
         const building = await prepareBackfill(redis, this.prefix, token, decision.backfill, Object.fromEntries(registry.views.map((v) => [v.name, v.fingerprint])));
         for (const [view, status] of building) this.statuses.set(view, status);
@@ -457,6 +477,7 @@ export class Engine extends EventEmitter {
     const building: ViewStatus = { state: 'building', reason: decision.reason, since: Date.now() };
     for (const v of registry.views) this.statuses.set(v.name, building);
     this.step = this.lastStep = 0;
+    this.window = null;
     return null;
   }
 
@@ -469,7 +490,12 @@ export class Engine extends EventEmitter {
    * through the dataflow. `stopping`: views this step stops (schema changes), left out with their
    * reason.
    */
-  private async plan(group: ChangeBatch[], stored: StoredImages | null, stopping: ReadonlyMap<string, string> = new Map()): Promise<PlannedGroup> {
+  private async plan(
+    group: ChangeBatch[],
+    stored: StoredImages | null,
+    stopping: ReadonlyMap<string, string> = new Map(),
+    windowImages: StoredImages | null = null,
+  ): Promise<PlannedGroup> {
     const generation = this.store.generation;
     const received = group.flatMap((b) => b.changes);
     const resolved = stored ? resolveWithImages(this.options.registry, received, stored) : null;
@@ -481,13 +507,30 @@ export class Engine extends EventEmitter {
     if (group.some((b) => b.live)) for (const v of building) resets.set(v, 'the view was built');
     if (part?.final) for (const v of this.busy) resets.set(v, 'a transaction too large to log row by row');
     const skip = new Set([...this.stoppedViews(), ...stopping.keys(), ...(this.backfill?.views.keys() ?? [])]);
-    const joined = this.joining && group.every((b) => coveredBy(b, this.joining!.threshold)) ? this.joining.views : undefined;
+    const window = this.window;
+    // A window on row images: the handed-over views take their changes resolved against the
+    // backfill's images (which skip what it applied), in a second run beside the others'.
+    const separate = window?.images && windowImages ? new Set(window.views) : new Set<string>();
+    const covered = window && !window.images && group.every((b) => coveredBy(b, window.until)) ? new Set(window.views) : undefined;
+    const quiet = new Set(part ? allViews : building.filter((v) => !skip.has(v)));
     const result = await runBatch(this.flow, resolved?.changes ?? received, this.store, {
-      skip,
-      quiet: new Set(part ? allViews : building.filter((v) => !skip.has(v))),
+      skip: new Set([...skip, ...separate]),
+      quiet,
       resets,
-      ...(joined ? { skipScans: joined } : {}),
+      ...(covered ? { skipScans: covered } : {}),
     });
+    let windowWrites: ImageWrites | null = null;
+    if (separate.size > 0) {
+      const tables = new Set(window!.tables);
+      const own = resolveWithImages(this.options.registry, received.filter((c) => tables.has(c.table)), windowImages!);
+      const others = allViews.filter((v) => !separate.has(v));
+      // The live views they read feed them what the first run gave.
+      const seed = new Map([...result.outputs].filter(([op]) => this.flow.outputs.get(this.flow.owner.get(op)!) === op && !separate.has(this.flow.owner.get(op)!)));
+      const more = await runBatch(this.flow, own.changes, this.store, { skip: new Set([...skip, ...others]), quiet, resets, seed });
+      result.rejected.push(...more.rejected);
+      result.touched.push(...more.touched.filter((v) => !result.touched.includes(v)));
+      windowWrites = inNamespace(own.writes, window!.images!);
+    }
     if (part?.final) {
       const more = result.touched.filter((v) => !resets.has(v));
       await resetViews(this.flow, this.store, more, 'a transaction too large to log row by row');
@@ -510,7 +553,8 @@ export class Engine extends EventEmitter {
     for (const [view, reason] of [...stop]) {
       for (const dependent of this.flow.dependents.get(view) ?? []) if (!stop.has(dependent)) stop.set(dependent, `it reads view ${view}, which stopped: ${reason}`);
     }
-    return { group, changes: received, result, writes, deadLetters, position, images: resolved?.writes ?? null, skipped: resolved?.skipped ?? 0, stop, resets, generation };
+    const images = windowWrites ? mergeImageWrites(resolved?.writes ?? null, windowWrites) : (resolved?.writes ?? null);
+    return { group, changes: received, result, writes, deadLetters, position, images, skipped: resolved?.skipped ?? 0, stop, resets, generation };
   }
 
   /**
@@ -521,8 +565,11 @@ export class Engine extends EventEmitter {
     const schemaChanges = group.flatMap((b) => b.schemaChanges ?? []);
     const extraStops = schemaChanges.length > 0 ? await this.onSchemaChanges(schemaChanges, source.rebuildsFrom ?? 'snapshot') : new Map<string, string>();
     for (let attempt = 0; ; attempt++) {
-      const stored = source.delivery === 'at-least-once' ? await this.readImages(group) : null;
-      const planned = await this.plan(group, stored, extraStops);
+      const changes = group.flatMap((b) => b.changes);
+      const stored = source.delivery === 'at-least-once' ? await this.readImages(changes) : null;
+      const window = this.window;
+      const windowImages = stored && window?.images ? await this.readImages(changes.filter((c) => window.tables.includes(c.table)), window.images) : null;
+      const planned = await this.plan(group, stored, extraStops, windowImages);
       const result = await this.apply(source, planned);
       if (result !== 'conflict') return;
       this.store.invalidate();
@@ -545,13 +592,14 @@ export class Engine extends EventEmitter {
     return new Map(effects.stop.map((s) => [s.view, s.reason]));
   }
 
-  private async readImages(group: ChangeBatch[]): Promise<StoredImages> {
-    const keys = imageKeysOf(this.options.registry, group.flatMap((b) => b.changes));
+  /** The row images of these changes' rows, per table (`namespace`: a backfill's own images). */
+  private async readImages(changes: readonly Change[], namespace = ''): Promise<StoredImages> {
+    const keys = imageKeysOf(this.options.registry, changes);
     const stored = new Map<string, Map<string, string | null>>();
     await Promise.all(
       [...keys].map(async ([table, set]) => {
         const list = [...set];
-        const values = await this.options.redis.sendCommand<(string | null)[]>(['HMGET', imagesKey(this.prefix, table), ...list]);
+        const values = await this.options.redis.sendCommand<(string | null)[]>(['HMGET', imagesKey(this.prefix, namespace + table), ...list]);
         stored.set(table, new Map(list.map((k, i) => [k, values[i] ?? null])));
       }),
     );
@@ -596,7 +644,7 @@ export class Engine extends EventEmitter {
         }
         if (outcome.status === 'conflict') return 'conflict';
         if (outcome.status === 'applied' || (outcome.status === 'duplicate' && outcome.step !== undefined)) this.step = this.lastStep = outcome.step!;
-        if (!planned.backfill) this.trackMain(part, position);
+        if (!planned.backfill) this.trackMain(part, position, changes);
         // A replay was planned on state that already held it: the cache took its writes as if they
         // landed a second time. Forget it (and re-plan what was planned on it meanwhile).
         if (outcome.status === 'duplicate' && planned.writes.length > 0) this.store.invalidate();
@@ -632,13 +680,38 @@ export class Engine extends EventEmitter {
     }
   }
 
-  /** Where the main stream is: the last whole transaction applied, and whether one is open in parts. */
-  private trackMain(part: ChangeBatch['part'], position: SourcePosition): void {
+  /**
+   * Where the main stream is: its position, the furthest change it applied (a Kafka record's offset
+   * may be past its partition's position), whether a transaction is open in parts, and whether an
+   * open window is passed.
+   */
+  private trackMain(part: ChangeBatch['part'], position: SourcePosition, changes: readonly Change[]): void {
     if (part) this.mainMidTransaction = !part.final;
-    if (part && !part.final) return;
-    const token = position.length === 1 ? position[0]!.token : null;
-    if (token !== null && (this.mainToken === null || compareTokens(token, this.mainToken) > 0)) this.mainToken = token;
-    if (this.joining && this.mainToken !== null && compareTokens(this.mainToken, this.joining.threshold) >= 0) this.joining = null;
+    if (!(part && !part.final)) {
+      for (const { stream, token } of position) {
+        advance(this.mainPosition, stream, token);
+        advance(this.mainApplied, stream, token);
+      }
+    }
+    for (const [stream, token] of changePositions(changes)) advance(this.mainApplied, stream, token);
+    if (this.window && !this.mainMidTransaction && reached(this.mainPosition, this.window.until)) this.windowReached = true;
+  }
+
+  /**
+   * The main stream passed what a backfill applied beyond it: the handed-over views take its changes
+   * like the others. A window on row images first merges the backfill's images into the main ones
+   * (they hold the columns the new views read), then deletes them; the record goes last, so a crash
+   * in between merges again.
+   */
+  private async closeWindow(): Promise<void> {
+    const window = this.window!;
+    const token = this.lease.token;
+    if (token === null) throw new FencedError(null);
+    if (window.images) await mergeImages(this.options.redis, this.prefix, token, window.images, window.tables);
+    await writeMeta(this.options.redis, this.prefix, token, {}, [BACKFILL_WINDOW_FIELD]);
+    this.window = null;
+    this.windowReached = false;
+    this.log('info', 'the backfilled views follow the main stream alone now', { views: window.views });
   }
 
   /** Start backfilling the views prepare() marked (backfill.ts). */
@@ -654,7 +727,14 @@ export class Engine extends EventEmitter {
     }
     let backfill: Backfill;
     const backfillSource = tables.size > 0 ? source.backfill!([...tables], (p) => backfill.onProgress(p)) : null;
-    backfill = new Backfill({ views, tables: [...tables], seeds: [...seeds], source: backfillSource, maxQueuedChanges: maxChanges * 4 });
+    backfill = new Backfill({
+      views,
+      tables: [...tables],
+      seeds: [...seeds],
+      source: backfillSource,
+      maxQueuedChanges: maxChanges * 4,
+      images: source.delivery === 'at-least-once' ? `backfill~${randomBytes(3).toString('hex')}~` : null,
+    });
     backfill.start(wake);
     return backfill;
   }
@@ -676,7 +756,17 @@ export class Engine extends EventEmitter {
     if (taken) {
       const views = new Set(backfill.views.keys());
       const others = this.options.registry.views.map((v) => v.name).filter((v) => !views.has(v));
-      await this.applyQuietly(source, taken.batches, { skip: new Set([...others, ...this.stoppedViews()]), quiet: views }, this.backfillStatuses(backfill));
+      const statuses = this.backfillStatuses(backfill);
+      // A shape change the backfill reads (say, a numeric scale the records in Kafka cannot show)
+      // stops the backfilled views it concerns, as it stopped them when the main stream read it.
+      const effects = taken.schemaChanges.length > 0 ? schemaChangeEffects(this.options.registry, taken.schemaChanges, { rebuildsFrom: source.rebuildsFrom ?? 'snapshot' }) : null;
+      const stopping = new Map((effects?.stop ?? []).filter((s) => views.has(s.view)).map((s) => [s.view, s.reason]));
+      for (let attempt = 0; ; attempt++) {
+        const outcome = await this.applyQuietly(source, taken.batches, { skip: new Set([...others, ...this.stoppedViews()]), quiet: views }, statuses, [], backfill.images, stopping);
+        if (outcome === 'applied') break;
+        this.store.invalidate();
+        await new Promise((r) => setTimeout(r, Math.min(10 * 2 ** attempt, 1000)));
+      }
     }
     await backfill.ack();
   }
@@ -702,12 +792,22 @@ export class Engine extends EventEmitter {
       } while (cursor !== '0');
     }
     const resets = new Map([...views].map((v) => [v, 'the view was built'] as const));
-    await this.applyQuietly(source, [], { skip, quiet: views, resets });
-    const threshold = backfill.position;
+    // What the backfill applied beyond the main stream must not reach the views twice: a window,
+    // stored with the step that makes them live (a restart inside it goes on with it).
+    const images = source.delivery === 'at-least-once' ? backfill.images : null;
+    const until = images ? backfill.applied : backfill.position;
+    const window: BackfillWindow | null = images !== null || !reached(this.mainPosition, until) ? { views: [...views], until, images, tables: [...backfill.tables] } : null;
+    await this.applyQuietly(source, [], { skip, quiet: views, resets }, [], window ? [{ op: 'hset', key: metaKey(this.prefix), field: BACKFILL_WINDOW_FIELD, value: encodeWindow(window) }] : []);
     this.backfill = null;
-    this.joining = threshold !== null && this.mainToken !== null && compareTokens(threshold, this.mainToken) > 0 ? { views, threshold } : null;
+    this.window = window;
+    this.windowReached = window !== null && reached(this.mainPosition, window.until);
     await backfill.close();
-    this.log('info', 'backfill done: the views are live', { views: [...views], seconds: Math.round((Date.now() - backfill.started) / 100) / 10 });
+    this.log('info', 'backfill done: the views are live', {
+      views: [...views],
+      seconds: Math.round((Date.now() - backfill.started) / 100) / 10,
+      main: Object.fromEntries(this.mainApplied),
+      ...(window ? { windowUntil: Object.fromEntries(window.until) } : {}),
+    });
   }
 
   /** A step that writes only the given views, without moving the main stream's position. */
@@ -716,23 +816,32 @@ export class Engine extends EventEmitter {
     batches: ChangeBatch[],
     options: { skip: Set<string>; quiet: Set<string>; resets?: Map<string, string>; seed?: Map<Operator, DeltaBatch> },
     statuses: { view: string; status: string }[] = [],
-  ): Promise<void> {
+    extraWrites: WriteOp[] = [],
+    imagesNamespace: string | null = null,
+    stopping: ReadonlyMap<string, string> = new Map(),
+  ): Promise<'applied' | 'conflict'> {
     const generation = this.store.generation;
-    const changes = batches.flatMap((b) => b.changes);
-    const result = await runBatch(this.flow, changes, this.store, options);
-    const writes = this.store.takeWrites();
-    const stop = new Map<string, string>();
+    const received = batches.flatMap((b) => b.changes);
+    // At-least-once sources: a backfill's changes resolved against its own row images.
+    const resolved = imagesNamespace !== null ? resolveWithImages(this.options.registry, received, await this.readImages(received, imagesNamespace)) : null;
+    const changes = resolved?.changes ?? received;
+    const result = await runBatch(this.flow, changes, this.store, { ...options, skip: new Set([...options.skip, ...stopping.keys()]) });
+    const writes = [...this.store.takeWrites(), ...extraWrites];
+    const stop = new Map<string, string>(stopping);
+    for (const [view, reason] of [...stop]) {
+      for (const dependent of this.flow.dependents.get(view) ?? []) if (!stop.has(dependent)) stop.set(dependent, `it reads view ${view}, which stopped: ${reason}`);
+    }
     for (const r of result.rejected) if (!stop.has(r.view)) stop.set(r.view, `a change it could not apply was parked in the dead-letter stream: ${r.reason}`);
     const group: ChangeBatch[] = batches.length > 0 ? batches : [{ kind: 'transaction', changes: [], position: [] }];
-    await this.apply(source, {
+    return this.apply(source, {
       group,
       changes,
       result,
       writes,
       deadLetters: result.rejected.map((r) => ({ reason: r.reason, payload: JSON.stringify({ view: r.view, change: r.change }) })),
       position: [],
-      images: null,
-      skipped: 0,
+      images: resolved && imagesNamespace !== null ? inNamespace(resolved.writes, imagesNamespace) : null,
+      skipped: resolved?.skipped ?? 0,
       stop,
       resets: options.resets ?? new Map(),
       generation,
@@ -789,14 +898,16 @@ function mergePositions(a: SourcePosition, b: SourcePosition): SourcePosition {
 
 /**
  * Everything waiting, up to maxChanges (at least one batch). A part of a large transaction is a
- * step of its own, and so is a batch carrying schema changes.
+ * step of its own, and so is a batch carrying schema changes; with `sideOf`, a group holds batches
+ * of one side only.
  */
-function takeGroup(queue: ChangeBatch[], maxChanges: number): ChangeBatch[] {
+function takeGroup(queue: ChangeBatch[], maxChanges: number, sideOf?: (batch: ChangeBatch) => boolean): ChangeBatch[] {
   const alone = (b: ChangeBatch): boolean => b.part !== undefined || (b.schemaChanges?.length ?? 0) > 0;
   const group: ChangeBatch[] = [queue.shift()!];
   if (alone(group[0]!)) return group;
   let n = group[0]!.changes.length;
-  while (queue.length > 0 && !alone(queue[0]!) && n + queue[0]!.changes.length <= maxChanges) {
+  const side = sideOf?.(group[0]!);
+  while (queue.length > 0 && !alone(queue[0]!) && n + queue[0]!.changes.length <= maxChanges && sideOf?.(queue[0]!) === side) {
     const next = queue.shift()!;
     n += next.changes.length;
     group.push(next);

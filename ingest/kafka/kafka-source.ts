@@ -41,6 +41,10 @@ export interface KafkaSourceConfig {
   readonly tables: readonly TableRequirement[];
   /** Events of a table per part of a transaction too large to hold (default 2,000). */
   readonly partChanges?: number;
+  /** A backfill's own group: deleted when it closes. */
+  readonly ephemeralGroup?: boolean;
+  /** Records read per table of those the topics held when reading began (a backfill shows it). */
+  readonly onProgress?: (progress: { table: string; rows: number; estimatedRows: number; done: boolean }) => void;
   readonly log?: (level: 'info' | 'warn', message: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -162,6 +166,7 @@ export class KafkaSource implements ChangeSource {
         this.config.log?.('warn', 'released a transaction without all the events its END announced: a later transaction overtook them', { txKey }),
     });
     const consumed = new Map<string, bigint>();
+    const progress = this.progressReporter(target, lows, consumed);
     let live = target.size === 0;
     if (live) queue.push({ kind: 'transaction', changes: [], position: [], live: true });
 
@@ -227,6 +232,7 @@ export class KafkaSource implements ChangeSource {
           live = true;
           queue.push({ kind: 'transaction', changes: [], position: [], live: true });
         }
+        progress?.(batch.topic, live);
         await heartbeat();
         await queue.waitForSpace();
       },
@@ -237,6 +243,26 @@ export class KafkaSource implements ChangeSource {
     } finally {
       await this.stopConsumer();
     }
+  }
+
+  /**
+   * Backfill `tables` beside the running stream: their topics (and the transaction topic) read again
+   * from the beginning under a group of its own, which is deleted when the backfill closes.
+   */
+  backfill(tables: readonly string[], onProgress?: (progress: { table: string; rows: number; estimatedRows: number; done: boolean }) => void): KafkaSource {
+    const wanted = new Set(tables);
+    return new KafkaSource({
+      ...this.config,
+      tables: this.config.tables.filter((t) => wanted.has(t.name)),
+      groupId: `${this.config.groupId}-backfill-${Date.now().toString(36)}`,
+      ephemeralGroup: true,
+      ...(onProgress ? { onProgress } : {}),
+    });
+  }
+
+  readsStream(stream: string): boolean {
+    const topic = /^kafka:(.+):\d+$/.exec(stream)?.[1];
+    return topic !== undefined && this.topics.includes(topic);
   }
 
   async ack(position: SourcePosition): Promise<void> {
@@ -252,6 +278,29 @@ export class KafkaSource implements ChangeSource {
     if (commits.length > 0) await this.consumer?.commitOffsets(commits).catch(() => undefined);
   }
 
+  /** Per table: records read of those its topic held when reading began (for a backfill's progress). */
+  private progressReporter(target: ReadonlyMap<string, bigint>, lows: ReadonlyMap<string, string>, consumed: ReadonlyMap<string, bigint>): ((topic: string, live: boolean) => void) | null {
+    const report = this.config.onProgress;
+    if (!report) return null;
+    const tableOf = new Map(this.config.tables.map((t) => [topicOf(this.config.topicPrefix, t.name), t.name]));
+    return (topic, live) => {
+      const table = tableOf.get(topic);
+      if (table === undefined) return;
+      let rows = 0n;
+      let estimated = 0n;
+      let done = true;
+      for (const [stream, high] of target) {
+        if (!stream.startsWith(`kafka:${topic}:`)) continue;
+        const low = BigInt(lows.get(stream) ?? '0');
+        const at = consumed.get(stream);
+        estimated += high - low + 1n;
+        if (at !== undefined) rows += (at < high ? at : high) - low + 1n;
+        if (at === undefined || at < high) done = false;
+      }
+      report({ table, rows: Number(rows), estimatedRows: Number(estimated), done: done || live });
+    };
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     // End start(): a pending next() returns null, and a fetch loop waiting for space is let go
@@ -259,6 +308,7 @@ export class KafkaSource implements ChangeSource {
     this.queue?.close();
     this.queue?.fail(new ServiceError('KAFKA', 'the Kafka source was closed', { retriable: true }));
     await this.stopConsumer();
+    if (this.config.ephemeralGroup) await this.admin?.deleteGroups([this.config.groupId]).catch(() => undefined);
     await this.admin?.disconnect().catch(() => undefined);
     this.admin = null;
   }

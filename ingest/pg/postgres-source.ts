@@ -64,6 +64,8 @@ export interface PostgresSourceConfig {
    * over or dropped by name, never acknowledged past what it streamed.
    */
   readonly temporary?: boolean;
+  /** The stream its positions name (a backfill's are the main slot's: the engine compares them). */
+  readonly stream?: string;
   readonly log?: (level: 'info' | 'warn', message: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -109,7 +111,7 @@ export class PostgresSource implements ChangeSource {
   constructor(config: PostgresSourceConfig) {
     this.config = config;
     this.partChanges = config.partChanges ?? 2000;
-    this.stream = `pg:${config.slot}`;
+    this.stream = config.stream ?? `pg:${config.slot}`;
   }
 
   /**
@@ -180,11 +182,16 @@ export class PostgresSource implements ChangeSource {
       slot: `${this.config.slot}_backfill_${process.pid}_${Date.now().toString(36)}`.slice(0, 63),
       tables: this.config.tables.filter((t) => wanted.has(t.name)),
       temporary: true,
+      stream: this.stream,
       onProgress: (p) => {
         own?.(p);
         onProgress?.(p);
       },
     });
+  }
+
+  readsStream(stream: string): boolean {
+    return stream === this.stream;
   }
 
   async ack(position: SourcePosition): Promise<void> {

@@ -164,6 +164,7 @@ describe('views added, changed and rebuilt while the others stay live', () => {
     while (!ingest.output().includes('backfilling views while the others stay live') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     expect(ingest.output()).toContain('"productSales":"a new view"');
     expect(ingest.output()).toContain('"ordersByStatus":"its definition changed"');
+    expect(ingest.output()).toContain(`the view definitions changed: new productSales, ordersWithCustomer, topCustomers; changed ordersByStatus; removed ${REMOVED}; 11 unchanged`);
     await new Promise((r) => setTimeout(r, 300));
     ingest.process.kill('SIGKILL');
     await ingest.exited;

@@ -46,7 +46,7 @@ describe('config changes between starts', () => {
   }
   /** The child's log lines arrive through a pipe, possibly after /ready answers. */
   async function logged(c: ChildService, text: string): Promise<void> {
-    const deadline = Date.now() + 10_000;
+    const deadline = Date.now() + 60_000;
     while (!c.output().includes(text) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     expect(c.output()).toContain(text);
   }
@@ -91,6 +91,8 @@ describe('config changes between starts', () => {
     const keptVersions = await Promise.all(kept.map((v) => currentVersion(redis, keyPrefix(name), all.byName.get(v)!)));
     child = await start();
     await logged(child, 'backfilling views while the others stay live');
+    // /ready answers while views are backfilled beside the live ones: wait for them.
+    await logged(child, 'backfill done: the views are live');
     expect(child.output()).toMatch(/"views":\{"productSales":"a new view","lowStock":"a new view"\},"msg":"backfilling views while the others stay live"/);
     expect(child.output()).not.toContain('building views from a fresh snapshot');
     await waitForSync(db, redis, name, name);

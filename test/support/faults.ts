@@ -227,8 +227,9 @@ export async function startRig(prefix: string, options: RigOptions = {}): Promis
     async untilReady(s = rig.service, timeoutMs = 90_000) {
       const started = Date.now();
       for (;;) {
+        // Ready, and no view still backfilled beside the live ones.
         const ok = await fetch(s.url.replace('/graphql', '/ready')).then(
-          (r) => r.status === 200,
+          async (r) => r.status === 200 && !('backfilling' in ((await r.json()) as object)),
           () => false,
         );
         if (ok) return Date.now() - started;

@@ -168,3 +168,14 @@ function project(row: ChangeRow, columns: readonly string[]): Row {
   }
   return out;
 }
+
+/** The same writes on images kept under a namespace (a backfill's own: `img:<namespace><table>`). */
+export function inNamespace(writes: ImageWrites, namespace: string): ImageWrites {
+  return { clear: new Set([...writes.clear].map((t) => namespace + t)), set: new Map([...writes.set].map(([t, entries]) => [namespace + t, entries])) };
+}
+
+/** Two sets of image writes on different tables (or namespaces) in one step. */
+export function mergeImageWrites(a: ImageWrites | null, b: ImageWrites): ImageWrites {
+  if (!a) return b;
+  return { clear: new Set([...a.clear, ...b.clear]), set: new Map([...a.set, ...b.set]) };
+}

@@ -35,6 +35,8 @@ export interface RunResult {
   /** Views whose rows changed. */
   readonly touched: string[];
   readonly changelogEntries: number;
+  /** Each operator's output this step (a second run over other views may read a view's output). */
+  readonly outputs: ReadonlyMap<Operator, DeltaBatch>;
 }
 
 const MAX_READ_ROUNDS = 16;
@@ -96,7 +98,7 @@ export async function runBatch(flow: Dataflow, changes: readonly Change[], store
       stop(view, error.message, null);
     }
   }
-  return { rejected, touched, changelogEntries };
+  return { rejected, touched, changelogEntries, outputs };
 }
 
 /** Start the history of these views over (a reset entry each), outside a run. */

@@ -8,7 +8,8 @@
  *                                                  transaction applied in parts, while it is)
  *   cdcv:{<deployment>}:meta                HASH   layout, fingerprints; per view: status:<view> (JSON
  *                                                  ViewStatus), fp:<view> (fingerprint), floor:<view>
- *                                                  (the version its current history starts at)
+ *                                                  (the version its current history starts at);
+ *                                                  backfill-window (views/backfill.ts), while one is open
  *   cdcv:{<deployment>}:requests            HASH   view → why an operator asked to rebuild it (`cdc-views
  *                                                  rebuild`); the writer takes it at its next start
  *   cdcv:{<deployment>}:busy                HASH   view → transaction being applied to it in parts
@@ -16,7 +17,8 @@
  *                                                  so far (a replay skips them); gone with its last part
  *   cdcv:{<deployment>}:seq                 HASH   view → number of its last changelog entry (entries are numbered without gaps)
  *   cdcv:{<deployment>}:dlq                 STREAM dead letters (changes that could not be applied)
- *   cdcv:{<deployment>}:img:<table>         HASH   encoded key → "<order>\n<row>" (at-least-once sources only)
+ *   cdcv:{<deployment>}:img:<table>         HASH   encoded key → "<order>\n<row>" (at-least-once sources only);
+ *                                                  img:backfill~<id>~<table>: a backfill's own, until merged
  *   cdcv:{<deployment>}:v:<view>:rows       HASH   encoded key → stored row (JSON)
  *   cdcv:{<deployment>}:v:<view>:idx        ZSET   encoded keys, score 0: key order for pagination
  *   cdcv:{<deployment>}:v:<view>:ord:<sig>  ZSET   one per ordering declared with indexBy (sig:
@@ -39,6 +41,10 @@ export const leaseKey = (prefix: string): string => `${prefix}:lease`;
 export const checkpointKey = (prefix: string): string => `${prefix}:checkpoint`;
 export const busyKey = (prefix: string): string => `${prefix}:busy`;
 export const requestsKey = (prefix: string): string => `${prefix}:requests`;
+/** The meta field holding an open backfill window (views/backfill.ts). */
+export const BACKFILL_WINDOW_FIELD = 'backfill-window';
+/** Pattern of every backfill's own row images. */
+export const backfillImagesPattern = (prefix: string): string => `${prefix}:img:backfill~*`;
 export const partsKey = (prefix: string): string => `${prefix}:parts`;
 export const seqKey = (prefix: string): string => `${prefix}:seq`;
 export const metaKey = (prefix: string): string => `${prefix}:meta`;

@@ -13,7 +13,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { SourcePosition } from '../../ingest/change.ts';
-import { busyKey, changelogKey, checkpointKey, leaseKey, metaKey, requestsKey, viewKeyPattern, viewStatePattern } from './keys.ts';
+import { BACKFILL_WINDOW_FIELD, backfillImagesPattern, busyKey, changelogKey, checkpointKey, imagesKey, leaseKey, metaKey, requestsKey, viewKeyPattern, viewStatePattern } from './keys.ts';
 import { LuaScript, type RedisClient } from './redis.ts';
 
 export type ViewState = 'building' | 'live' | 'stopped';
@@ -51,6 +51,8 @@ export interface StoredState {
   readonly busy: ReadonlySet<string>;
   /** Views an operator asked to rebuild, with why. */
   readonly requests: ReadonlyMap<string, string>;
+  /** An open backfill window (JSON, views/backfill.ts). */
+  readonly window: string | null;
 }
 
 export async function readStoredState(redis: RedisClient, prefix: string): Promise<StoredState> {
@@ -80,6 +82,7 @@ export async function readStoredState(redis: RedisClient, prefix: string): Promi
     views,
     busy: new Set(busy),
     requests: new Map(Object.entries(toRecord(requests))),
+    window: meta[BACKFILL_WINDOW_FIELD] ?? null,
   };
 }
 
@@ -156,7 +159,7 @@ return {'ok', ''}
  * busy fields — under the lease, and record the remaining views' fingerprints.
  */
 export async function dropViews(redis: RedisClient, prefix: string, token: string, views: readonly string[], fingerprints: string): Promise<void> {
-  for (const view of views) await unlinkViewKeys(redis, prefix, token, view, { keepChangelog: false });
+  await unlinkViewKeys(redis, prefix, token, views, { keepChangelog: false });
   await writeMeta(redis, prefix, token, { fingerprints }, views.flatMap((v) => [`status:${v}`, `fp:${v}`, `floor:${v}`]));
   await redis.sendCommand(['HDEL', busyKey(prefix), ...views]);
 }
@@ -169,8 +172,8 @@ export async function dropViews(redis: RedisClient, prefix: string, token: strin
 export async function prepareBackfill(redis: RedisClient, prefix: string, token: string, views: ReadonlyMap<string, string>, fingerprints: Readonly<Record<string, string>>): Promise<Map<string, ViewStatus>> {
   const statuses = new Map<string, ViewStatus>();
   const fields: Record<string, string> = { fingerprints: JSON.stringify(fingerprints) };
+  await unlinkViewKeys(redis, prefix, token, [...views.keys()], { keepChangelog: true });
   for (const [view, reason] of views) {
-    await unlinkViewKeys(redis, prefix, token, view, { keepChangelog: true });
     const status: ViewStatus = { state: 'building', reason: `backfilling: ${reason}`, since: Date.now(), backfill: { tables: [] } };
     statuses.set(view, status);
     fields[`status:${view}`] = JSON.stringify(status);
@@ -181,22 +184,56 @@ export async function prepareBackfill(redis: RedisClient, prefix: string, token:
   return statuses;
 }
 
-/** UNLINK every key of one view (rows, indexes, operator state; its changelog unless kept), fenced. */
-async function unlinkViewKeys(redis: RedisClient, prefix: string, token: string, view: string, options: { keepChangelog: boolean }): Promise<void> {
-  const lease = leaseKey(prefix);
-  const log = changelogKey(prefix, view);
-  for (const pattern of [viewKeyPattern(prefix, view), viewStatePattern(prefix, view)]) {
+/** Delete the row images of backfills other than `keep` (a backfill that did not finish left them). */
+export async function dropBackfillImages(redis: RedisClient, prefix: string, token: string, keep: string | null): Promise<void> {
+  await unlinkMatching(redis, prefix, token, backfillImagesPattern(prefix), (key) => keep === null || !key.startsWith(imagesKey(prefix, keep)));
+}
+
+/**
+ * Merge a backfill's row images into the main ones (entry by entry: it read the same records, with
+ * the columns the new views read too), then delete them. Each batch is written under the lease;
+ * merging again after a crash gives the same images.
+ */
+export async function mergeImages(redis: RedisClient, prefix: string, token: string, namespace: string, tables: readonly string[]): Promise<void> {
+  for (const table of tables) {
+    const from = imagesKey(prefix, namespace + table);
     let cursor = '0';
     do {
-      const [next, found] = await redis.sendCommand<[string, string[]]>(['SCAN', cursor, 'MATCH', pattern, 'COUNT', '1000']);
+      const [next, flat] = await redis.sendCommand<[string, string[]]>(['HSCAN', from, cursor, 'COUNT', '1000']);
       cursor = next;
-      const keys = options.keepChangelog ? found.filter((k) => k !== log) : found;
-      if (keys.length > 0) {
-        const [status, holder] = await FENCED_UNLINK.run<[string, string]>(redis, [lease], [token, ...keys]);
-        if (status === 'fenced') throw new FencedError(holder || null);
-      }
+      if (flat.length === 0) continue;
+      const [status, holder] = await FENCED_HSET.run<[string, string]>(redis, [leaseKey(prefix), imagesKey(prefix, table)], [token, ...flat]);
+      if (status === 'fenced') throw new FencedError(holder || null);
     } while (cursor !== '0');
   }
+  await unlinkMatching(redis, prefix, token, backfillImagesPattern(prefix), (key) => key.startsWith(imagesKey(prefix, namespace)));
+}
+
+const FENCED_HSET = new LuaScript(`${FENCE}
+redis.call('HSET', KEYS[2], unpack(ARGV, 2))
+return {'ok', ''}
+`);
+
+async function unlinkMatching(redis: RedisClient, prefix: string, token: string, pattern: string, wanted: (key: string) => boolean): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, found] = await redis.sendCommand<[string, string[]]>(['SCAN', cursor, 'MATCH', pattern, 'COUNT', '1000']);
+    cursor = next;
+    const keys = found.filter(wanted);
+    if (keys.length > 0) {
+      const [status, holder] = await FENCED_UNLINK.run<[string, string]>(redis, [leaseKey(prefix)], [token, ...keys]);
+      if (status === 'fenced') throw new FencedError(holder || null);
+    }
+  } while (cursor !== '0');
+}
+
+/** UNLINK every key of these views (rows, indexes, operator state; their changelogs unless kept), fenced. */
+async function unlinkViewKeys(redis: RedisClient, prefix: string, token: string, views: readonly string[], options: { keepChangelog: boolean }): Promise<void> {
+  if (views.length === 0) return;
+  // One pass over the keyspace for all of them (a SCAN visits every key, whatever it matches).
+  const starts = views.flatMap((view) => [viewKeyPattern(prefix, view).slice(0, -1), viewStatePattern(prefix, view).slice(0, -1)]);
+  const logs = new Set(views.map((view) => changelogKey(prefix, view)));
+  await unlinkMatching(redis, prefix, token, `${prefix}:[vs]:*`, (key) => starts.some((start) => key.startsWith(start)) && !(options.keepChangelog && logs.has(key)));
 }
 
 /** Set fields of the meta hash under the lease (view statuses, a rebuild request). */

@@ -4,7 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { ChangeBatch } from '../../../ingest/change.ts';
-import { Backfill, coveredBy, describeBackfill } from '../../../views/backfill.ts';
+import { Backfill, changePositions, coveredBy, decodeWindow, describeBackfill, encodeWindow, reached } from '../../../views/backfill.ts';
+import { inNamespace, mergeImageWrites } from '../../../views/plan/row-images.ts';
 import { decideStart, type StartContext } from '../../../views/bootstrap.ts';
 import type { StoredState, ViewStatus } from '../../../views/store/state.ts';
 
@@ -27,6 +28,7 @@ function stored(overrides: Partial<StoredState> = {}): StoredState {
     ]),
     busy: new Set(),
     requests: new Map(),
+    window: null,
     ...overrides,
   };
 }
@@ -67,6 +69,7 @@ describe('decideStart', () => {
     if (decision.action !== 'resume') return;
     expect(decision.removed).toEqual(['gone']);
     expect(Object.fromEntries(decision.backfill)).toEqual({ c: 'a new view', b: 'its definition changed' });
+    expect(decision.definitions).toBe('the view definitions changed: new c; changed b; removed gone; 1 unchanged');
   });
 
   it('backfills what an operator asked for, views whose backfill did not finish, and stopped views at process start', async () => {
@@ -105,9 +108,10 @@ const tx = (end: number, part?: { commit: number; final: boolean }): ChangeBatch
   kind: 'transaction',
   changes: [{ table: 't', op: 'c', before: null, after: { id: end }, key: { id: end }, source: { connector: 'postgresql', name: 's', db: '', snapshot: false } }],
   position: part && !part.final ? [] : [{ stream: 'pg:tmp', token: String(end).padStart(20, '0') }],
-  ...(part ? { part: { txn: String(part.commit).padStart(20, '0'), index: 0, final: part.final, probe: [] } } : {}),
+  ...(part ? { part: { txn: String(part.commit).padStart(20, '0'), index: 0, final: part.final, probe: [{ stream: 'pg:tmp', token: String(part.commit).padStart(20, '0') }] } } : {}),
 });
 const token = (n: number): string => String(n).padStart(20, '0');
+const at = (n: number): Map<string, string> => new Map([['pg:tmp', token(n)]]);
 
 describe('Backfill', () => {
   function fed(batches: ChangeBatch[]): Backfill {
@@ -142,21 +146,21 @@ describe('Backfill', () => {
     ];
     const backfill = fed([...snapshot, tx(120), tx(130, { commit: 125, final: false }), tx(130, { commit: 125, final: true }), tx(140)]);
     await started(backfill);
-    expect(backfill.canHandOver(token(90), false)).toBe(false);
+    expect(backfill.canHandOver(at(90), false)).toBe(false);
     // Snapshot chunks and whole transactions go together; the position follows what was taken.
     expect(backfill.take(100)!.batches.map((b) => b.kind)).toEqual(['snapshot', 'transaction']);
-    expect(backfill.position).toBe(token(120));
-    expect(backfill.canHandOver(token(90), false)).toBe(true);
-    expect(backfill.canHandOver(token(90), true)).toBe(false);
-    expect(backfill.canHandOver(token(125), false)).toBe(false);
+    expect(backfill.position.get('pg:tmp')).toBe(token(120));
+    expect(backfill.canHandOver(at(90), false)).toBe(true);
+    expect(backfill.canHandOver(at(90), true)).toBe(false);
+    expect(backfill.canHandOver(at(125), false)).toBe(false);
     // A part is taken alone, and inside a transaction there is no hand-over.
     expect(backfill.take(100)!.batches).toHaveLength(1);
     expect(backfill.midTransaction).toBe(true);
-    expect(backfill.canHandOver(token(120), false)).toBe(false);
+    expect(backfill.canHandOver(at(120), false)).toBe(false);
     backfill.take(100);
     expect(backfill.midTransaction).toBe(false);
-    expect(backfill.position).toBe(token(130));
-    expect(backfill.canHandOver(token(130), false)).toBe(true);
+    expect(backfill.position.get('pg:tmp')).toBe(token(130));
+    expect(backfill.canHandOver(at(130), false)).toBe(true);
     // Taken batches carry no position and no part: they never move the main checkpoint.
     expect(backfill.take(100)!.batches[0]).toEqual({ kind: 'transaction', changes: tx(140).changes, position: [] });
     await backfill.close();
@@ -164,14 +168,14 @@ describe('Backfill', () => {
 
   it('with only live views to read, has nothing to stream and hands over at once', () => {
     const backfill = new Backfill({ views: new Map([['top', 'a new view']]), tables: [], seeds: ['agg'], source: null, maxQueuedChanges: 10 });
-    expect(backfill.canHandOver(token(5), false)).toBe(true);
+    expect(backfill.canHandOver(at(5), false)).toBe(true);
   });
 
   it('judges main-stream transactions against the threshold by their end, and parts by their commit', () => {
-    expect(coveredBy(tx(100), token(100))).toBe(true);
-    expect(coveredBy(tx(101), token(100))).toBe(false);
-    expect(coveredBy(tx(0, { commit: 99, final: false }), token(100))).toBe(true);
-    expect(coveredBy(tx(0, { commit: 100, final: false }), token(100))).toBe(false);
+    expect(coveredBy(tx(100), at(100))).toBe(true);
+    expect(coveredBy(tx(101), at(100))).toBe(false);
+    expect(coveredBy(tx(0, { commit: 99, final: false }), at(100))).toBe(true);
+    expect(coveredBy(tx(0, { commit: 100, final: false }), at(100))).toBe(false);
   });
 
   it('describes each table\'s progress: rows of the estimate, rate, time left', () => {
@@ -191,5 +195,19 @@ describe('Backfill', () => {
       'public.order_items: 10000 of ~40000 rows (25 %), 1000 rows/s, ~30 s left',
       'public.products: 10 rows, 1 rows/s',
     ]);
+  });
+
+  it('a window: stored and read back, reached per stream, Kafka records placed by their offsets, images under a namespace', () => {
+    const window = { views: ['v'], until: new Map([['kafka:t:0', token(7)]]), images: 'backfill~ab~', tables: ['public.t'] };
+    expect(decodeWindow(encodeWindow(window))).toEqual(window);
+    expect(reached(new Map([['kafka:t:0', token(6)]]), window.until)).toBe(false);
+    expect(reached(new Map([['kafka:t:0', token(7)], ['kafka:u:0', token(1)]]), window.until)).toBe(true);
+    expect(reached(new Map(), window.until)).toBe(false);
+    const kafka = (offset: string) => ({ ...tx(1).changes[0]!, source: { connector: 'postgresql' as const, name: 's', db: '', snapshot: false as const, kafka: { topic: 't', partition: 0, offset } } });
+    expect(changePositions([kafka('12'), kafka('9'), tx(3).changes[0]!])).toEqual(new Map([['kafka:t:0', token(12)]]));
+    const writes = { clear: new Set(['public.t']), set: new Map([['public.t', new Map([['k', { expected: null, value: 'x' }]])]]) };
+    const moved = inNamespace(writes, 'backfill~ab~');
+    expect([...moved.clear]).toEqual(['backfill~ab~public.t']);
+    expect([...mergeImageWrites(writes, moved).set.keys()]).toEqual(['public.t', 'backfill~ab~public.t']);
   });
 });
