@@ -152,6 +152,106 @@ function wsClient(url: string): Client {
   return createClient({ url: url.replace('http', 'ws'), webSocketImpl: WebSocket, retryAttempts: 0, lazy: false, onNonLazyError: () => undefined });
 }
 
+/** Where the fan-out runs: the API process, the database the workload writes, and the next free order id. */
+export interface FanoutTarget {
+  readonly apiUrl: string;
+  readonly apiPid: number;
+  readonly db: pg.Client;
+  nextOrder: number;
+}
+
+export interface Fanout {
+  readonly figures: FanoutFigures;
+  readonly subscribers: Subscriber[];
+  readonly clients: Client[];
+  close(): void;
+}
+
+/**
+ * `subscriptions` subscriptions (100 per WebSocket, or one SSE stream each), each to one of 100
+ * customers, under 8 s of single-order transactions: pushes/s, commit → push, memory per subscription.
+ */
+export async function measureFanout(target: FanoutTarget, transport: 'websocket' | 'sse', subscriptions: number, say: (line: string) => void): Promise<Fanout> {
+  const { apiUrl, apiPid, db } = target;
+  const rssBefore = rssKiB(apiPid);
+  const subscribers: Subscriber[] = Array.from({ length: subscriptions }, (_, i) => ({ customer: 1 + (i % KEYS), last: null, firstEventAt: null }));
+  const latencies: number[] = [];
+  let pushes = 0;
+  let sent = new Map<number, number>();
+  const onEvent = (s: Subscriber): void => {
+    pushes++;
+    const at = sent.get(s.customer);
+    if (at !== undefined) latencies.push(performance.now() - at);
+  };
+  const opened = performance.now();
+  const clients: Client[] = [];
+  const aborts: AbortController[] = [];
+  if (transport === 'websocket') {
+    for (let c = 0; c < subscriptions / 100; c++) {
+      const client = wsClient(apiUrl);
+      clients.push(client);
+      for (const s of subscribers.slice(c * 100, c * 100 + 100)) subscribeWs(client, s, onEvent);
+    }
+  } else {
+    for (const s of subscribers) {
+      const abort = new AbortController();
+      aborts.push(abort);
+      void fetch(apiUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+        body: JSON.stringify({ query: `subscription { revenueByCustomerChanges(customerId: ${s.customer}) { ${CHANGE} } }` }),
+        signal: abort.signal,
+      })
+        .then(async (response) => {
+          const decoder = new TextDecoder();
+          for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+            const text = decoder.decode(chunk, { stream: true });
+            for (let i = text.indexOf('data: {"data"'); i >= 0; i = text.indexOf('data: {"data"', i + 1)) onEvent(s);
+          }
+        })
+        .catch(() => undefined);
+    }
+  }
+  // Attached once the API holds them all (its gauge).
+  const deadline = Date.now() + 120_000;
+  while ((await activeSubscriptions(apiUrl)) < subscriptions && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  const openSeconds = (performance.now() - opened) / 1000;
+  await new Promise((r) => setTimeout(r, 1000));
+  const rssOpen = rssKiB(apiPid);
+  const workload = liveWorkload(db, target.nextOrder);
+  sent = workload.sent;
+  const started = performance.now();
+  const startPushes = pushes;
+  latencies.length = 0;
+  await new Promise((r) => setTimeout(r, 8000));
+  const commits = await workload.stop();
+  target.nextOrder += commits;
+  await new Promise((r) => setTimeout(r, 500));
+  const elapsed = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  const figures: FanoutFigures = {
+    transport,
+    subscriptions,
+    connections: transport === 'websocket' ? subscriptions / 100 : subscriptions,
+    openSeconds,
+    pushesPerSecond: (pushes - startPushes) / elapsed,
+    commitToPushMs: { p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99), n: latencies.length },
+    memoryPerSubscriptionKiB: (rssOpen - rssBefore) / subscriptions,
+  };
+  say(
+    `fan-out ${subscriptions} ${transport}: opened in ${openSeconds.toFixed(1)} s, ${figures.pushesPerSecond.toFixed(0)} pushes/s, commit→push p50 ${figures.commitToPushMs.p50.toFixed(1)} p99 ${figures.commitToPushMs.p99.toFixed(1)} ms, ${figures.memoryPerSubscriptionKiB.toFixed(1)} KiB per subscription`,
+  );
+  return {
+    figures,
+    subscribers,
+    clients,
+    close: () => {
+      for (const c of clients) void c.dispose();
+      for (const a of aborts) a.abort();
+    },
+  };
+}
+
 export async function benchApi(apiUrl: string, apiPid: number, db: pg.Client, firstOrderId: number, say: (line: string) => void): Promise<ApiBenchResult> {
   const concurrency = 16;
   // --- reads beside bare node:http
@@ -186,86 +286,8 @@ export async function benchApi(apiUrl: string, apiPid: number, db: pg.Client, fi
 
   // --- fan-out
   const fanout: FanoutFigures[] = [];
-  let nextOrder = firstOrderId;
-  const measure = async (transport: 'websocket' | 'sse', subscriptions: number): Promise<{ figures: FanoutFigures; close: () => void; subscribers: Subscriber[]; clients: Client[] }> => {
-    const rssBefore = rssKiB(apiPid);
-    const subscribers: Subscriber[] = Array.from({ length: subscriptions }, (_, i) => ({ customer: 1 + (i % KEYS), last: null, firstEventAt: null }));
-    const latencies: number[] = [];
-    let pushes = 0;
-    let sent = new Map<number, number>();
-    const onEvent = (s: Subscriber): void => {
-      pushes++;
-      const at = sent.get(s.customer);
-      if (at !== undefined) latencies.push(performance.now() - at);
-    };
-    const opened = performance.now();
-    const clients: Client[] = [];
-    const aborts: AbortController[] = [];
-    if (transport === 'websocket') {
-      for (let c = 0; c < subscriptions / 100; c++) {
-        const client = wsClient(apiUrl);
-        clients.push(client);
-        for (const s of subscribers.slice(c * 100, c * 100 + 100)) subscribeWs(client, s, onEvent);
-      }
-    } else {
-      for (const s of subscribers) {
-        const abort = new AbortController();
-        aborts.push(abort);
-        void fetch(apiUrl, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
-          body: JSON.stringify({ query: `subscription { revenueByCustomerChanges(customerId: ${s.customer}) { ${CHANGE} } }` }),
-          signal: abort.signal,
-        })
-          .then(async (response) => {
-            const decoder = new TextDecoder();
-            for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-              const text = decoder.decode(chunk, { stream: true });
-              for (let i = text.indexOf('data: {"data"'); i >= 0; i = text.indexOf('data: {"data"', i + 1)) onEvent(s);
-            }
-          })
-          .catch(() => undefined);
-      }
-    }
-    // Attached once the API holds them all (its gauge).
-    const deadline = Date.now() + 120_000;
-    while ((await activeSubscriptions(apiUrl)) < subscriptions && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    const openSeconds = (performance.now() - opened) / 1000;
-    await new Promise((r) => setTimeout(r, 1000));
-    const rssOpen = rssKiB(apiPid);
-    const workload = liveWorkload(db, nextOrder);
-    sent = workload.sent;
-    const started = performance.now();
-    const startPushes = pushes;
-    latencies.length = 0;
-    await new Promise((r) => setTimeout(r, 8000));
-    const commits = await workload.stop();
-    nextOrder += commits;
-    await new Promise((r) => setTimeout(r, 500));
-    const elapsed = (performance.now() - started) / 1000;
-    latencies.sort((a, b) => a - b);
-    const figures: FanoutFigures = {
-      transport,
-      subscriptions,
-      connections: transport === 'websocket' ? subscriptions / 100 : subscriptions,
-      openSeconds,
-      pushesPerSecond: (pushes - startPushes) / elapsed,
-      commitToPushMs: { p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99), n: latencies.length },
-      memoryPerSubscriptionKiB: (rssOpen - rssBefore) / subscriptions,
-    };
-    say(
-      `fan-out ${subscriptions} ${transport}: opened in ${openSeconds.toFixed(1)} s, ${figures.pushesPerSecond.toFixed(0)} pushes/s, commit→push p50 ${figures.commitToPushMs.p50.toFixed(1)} p99 ${figures.commitToPushMs.p99.toFixed(1)} ms, ${figures.memoryPerSubscriptionKiB.toFixed(1)} KiB per subscription`,
-    );
-    return {
-      figures,
-      subscribers,
-      clients,
-      close: () => {
-        for (const c of clients) void c.dispose();
-        for (const a of aborts) a.abort();
-      },
-    };
-  };
+  const target: FanoutTarget = { apiUrl, apiPid, db, nextOrder: firstOrderId };
+  const measure = (transport: 'websocket' | 'sse', subscriptions: number): Promise<Fanout> => measureFanout(target, transport, subscriptions, say);
   const settle = async (): Promise<void> => {
     const deadline = Date.now() + 30_000;
     while ((await activeSubscriptions(apiUrl)) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
@@ -284,8 +306,8 @@ export async function benchApi(apiUrl: string, apiPid: number, db: pg.Client, fi
   // --- reconnect storm: every socket dropped at once; all resubscribe with since. One transaction
   // touches every customer meanwhile, so each resumed subscription has a change to catch up on.
   for (const c of large.clients) await c.terminate();
-  await db.query(`INSERT INTO orders SELECT ${nextOrder} + g, g, 'paid', 1.00, now() FROM generate_series(1, ${KEYS}) g`);
-  nextOrder += KEYS + 1;
+  await db.query(`INSERT INTO orders SELECT ${target.nextOrder} + g, g, 'paid', 1.00, now() FROM generate_series(1, ${KEYS}) g`);
+  target.nextOrder += KEYS + 1;
   const dropped = performance.now();
   for (const s of large.subscribers) s.firstEventAt = null;
   const firsts: number[] = [];
