@@ -33,15 +33,79 @@ type HubEvent =
   | { readonly op: 'end'; readonly version: string };
 type Listener = (event: HubEvent) => void;
 
-/** Subscribers of one view that see the same rows. */
-interface Route {
-  readonly access: ViewAccess;
-  readonly listeners: Set<Listener>;
-}
-
 /** Word that a transaction ended with a change a subscriber does not see. */
 function endOf(change: ViewChange): HubEvent {
   return { op: 'end', version: change.version };
+}
+
+/**
+ * Subscribers of one view that see the same rows: a change is judged once for all of them, and
+ * reaches those of every row and those of its row only (a subscriber of one row costs nothing for
+ * the changes of other rows). Word of a transaction's end goes only to subscribers holding a change
+ * of it that the end did not reach: without that, a subscriber of one row lagging behind would
+ * queue an end for every transaction of the view.
+ */
+class Route {
+  readonly access: ViewAccess;
+  /** Subscribers of every row. */
+  private readonly all = new Set<Listener>();
+  /** Subscribers of one row, by its key. */
+  private readonly byKey = new Map<string, Set<Listener>>();
+  /** Whether `all` were given a change of a transaction that has not ended yet. */
+  private allOpen = false;
+  /** Subscribers of one row given a change of a transaction that has not ended yet. */
+  private readonly keyedOpen = new Set<Listener>();
+
+  constructor(access: ViewAccess) {
+    this.access = access;
+  }
+
+  get empty(): boolean {
+    return this.all.size === 0 && this.byKey.size === 0;
+  }
+
+  add(listener: Listener, key: string | null): void {
+    if (key === null) return void this.all.add(listener);
+    let listeners = this.byKey.get(key);
+    if (!listeners) this.byKey.set(key, (listeners = new Set()));
+    listeners.add(listener);
+  }
+
+  delete(listener: Listener, key: string | null): void {
+    if (key === null) return void this.all.delete(listener);
+    const listeners = this.byKey.get(key);
+    listeners?.delete(listener);
+    if (listeners?.size === 0) this.byKey.delete(key);
+    this.keyedOpen.delete(listener);
+  }
+
+  /** A reset, or word from the hub: every subscriber hears it. */
+  broadcast(event: HubEvent): void {
+    this.allOpen = false;
+    this.keyedOpen.clear();
+    for (const listener of this.all) listener(event);
+    for (const listeners of this.byKey.values()) for (const listener of listeners) listener(event);
+  }
+
+  /** A change, as this route sees it; then the end of its transaction to whoever needs word of it. */
+  deliver(change: ViewChange): void {
+    const seen = visibleChange(this.access, change);
+    const keyed = seen ? this.byKey.get(seen.key) : undefined;
+    if (seen) {
+      for (const listener of this.all) listener(seen);
+      if (keyed) for (const listener of keyed) listener(seen);
+    }
+    if (!change.end) {
+      if (seen) this.allOpen ||= this.all.size > 0;
+      if (keyed) for (const listener of keyed) this.keyedOpen.add(listener);
+      return;
+    }
+    const end = endOf(change);
+    if (this.allOpen && !seen) for (const listener of this.all) listener(end);
+    for (const listener of this.keyedOpen) if (!keyed?.has(listener)) listener(end);
+    this.allOpen = false;
+    this.keyedOpen.clear();
+  }
 }
 
 /** The index of the first entry after `version` (binary search: entries are in version order). */
@@ -307,10 +371,10 @@ export class ChangelogHub {
     if (this.availabilityWaiters.size > 0) for (const wake of [...this.availabilityWaiters]) wake();
   }
 
-  private broadcast(view: string, event: HubEvent): void {
+  private broadcast(view: string, event: ViewChange | Extract<HubEvent, { synthetic: true }>): void {
     for (const route of this.routes.get(view)?.values() ?? []) {
-      const seen = event.op === 'end' || 'synthetic' in event ? event : (visibleChange(route.access, event) ?? (event.end ? endOf(event) : null));
-      if (seen) for (const listener of route.listeners) listener(seen);
+      if (event.op === 'reset') route.broadcast(event);
+      else route.deliver(event);
     }
   }
 
@@ -385,16 +449,17 @@ export class ChangelogHub {
     return null;
   }
 
-  private async listen(view: CompiledView, access: ViewAccess, listener: Listener): Promise<() => void> {
+  /** Listen to the changes of a view this access sees, of every row or (with `key`) of one. */
+  private async listen(view: CompiledView, access: ViewAccess, key: string | null, listener: Listener): Promise<() => void> {
     let routes = this.routes.get(view.name);
     if (!routes) this.routes.set(view.name, (routes = new Map()));
     let route = routes.get(access.route);
-    if (!route) routes.set(access.route, (route = { access, listeners: new Set() }));
-    route.listeners.add(listener);
+    if (!route) routes.set(access.route, (route = new Route(access)));
+    route.add(listener, key);
     this.active.set(view.name, (this.active.get(view.name) ?? 0) + 1);
     const unlisten = (): void => {
-      route.listeners.delete(listener);
-      if (route.listeners.size === 0) routes.delete(access.route);
+      route.delete(listener, key);
+      if (route.empty) routes.delete(access.route);
       this.active.set(view.name, (this.active.get(view.name) ?? 1) - 1);
       if (routes.size === 0) {
         this.tailed.delete(view.name);
@@ -448,12 +513,7 @@ export class ChangelogHub {
     let held: SubscriptionEvent | null = null;
     const unlisten = await whileStoreDown(
       () =>
-        this.listen(view, options.access, (received) => {
-          let event = received;
-          if (event.op !== 'reset' && event.op !== 'end' && options.key !== null && event.key !== options.key) {
-            if (!event.end) return;
-            event = endOf(event);
-          }
+        this.listen(view, options.access, options.key, (event) => {
           // An end matters only to a change held back or still buffered.
           if (event.op === 'end' && held === null && buffer.length === 0) return;
           if (buffer.length >= maxBuffered) overflow = true;

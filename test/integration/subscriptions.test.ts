@@ -7,6 +7,7 @@ import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChangelogHub } from '../../api/changelog-hub.ts';
+import { encodeRowKey } from '../../core/encoding.ts';
 import { FULL_ACCESS } from '../../schema/permissions.ts';
 import { keyPrefix } from '../../views/store/keys.ts';
 import { graphql, startShop, type ServiceFixture } from '../support/shop.ts';
@@ -200,6 +201,36 @@ describe('subscriptions', () => {
     } finally {
       controller.abort();
       await stream.return?.(undefined);
+      await hub.stop();
+    }
+  });
+
+  it('a subscriber of one row that is not read for a while holds only its own changes: other rows’ transactions never fill its buffer (they queued an end each, until it was cut off as too slow)', async () => {
+    const hub = new ChangelogHub({ registry: shop.registry, prefix: keyPrefix(shop.name), redis: shop.redis, maxBuffered: 5 });
+    await hub.start();
+    const controller = new AbortController();
+    const view = shop.registry.byName.get('revenueByCustomer')!;
+    const open = (key: string | null) => hub.changes(view, { since: null, snapshot: false, key, access: FULL_ACCESS, signal: controller.signal })[Symbol.asyncIterator]();
+    const one = open(encodeRowKey(view.keyTypes, [88]));
+    // The subscriber of the last row changed: once it has its change, `one` has been offered every change before it.
+    const last = open(encodeRowKey(view.keyTypes, [899]));
+    try {
+      const first = one.next();
+      const lastChange = last.next();
+      await new Promise((r) => setTimeout(r, 300)); // both attach
+      await shop.db.query(`INSERT INTO orders VALUES (880, 88, 'paid', 1.00, now())`);
+      expect((await first).value).toMatchObject({ op: 'insert', transactionEnd: true });
+      // Its next change waits unread while ten transactions change other rows (each applied on its own).
+      await shop.db.query(`UPDATE orders SET amount = 2.00 WHERE id = 880`);
+      for (let i = 0; i < 10; i++) {
+        await shop.db.query(`INSERT INTO orders VALUES (${890 + i}, ${890 + i}, 'paid', 1.00, now())`);
+        await shop.sync();
+      }
+      await lastChange;
+      expect((await one.next()).value).toMatchObject({ op: 'update', row: { revenue: '2.00' }, transactionEnd: true });
+    } finally {
+      controller.abort();
+      await Promise.all([one.return?.(undefined), last.return?.(undefined)]);
       await hub.stop();
     }
   });
