@@ -224,6 +224,11 @@ export class ChangelogHub {
    * with `since` reads it from here instead of each reading the changelog from Redis.
    */
   private readonly recent = new Map<string, Recent>();
+  /**
+   * Each change marked as the last of its transaction, one object per change: every subscriber it
+   * ends a transaction for gets the same event, so they share its payload (api/shared-subscriptions.ts).
+   */
+  private readonly endings = new WeakMap<SubscriptionEvent, SubscriptionEvent>();
   /** Views whose changelog is read: those with listeners (a view nobody subscribes to costs nothing). */
   private readonly tailed = new Set<string>();
   private wakeIdle: (() => void) | null = null;
@@ -476,6 +481,12 @@ export class ChangelogHub {
     return unlisten;
   }
 
+  private endingTransaction(event: SubscriptionEvent): SubscriptionEvent {
+    let ending = this.endings.get(event);
+    if (!ending) this.endings.set(event, (ending = { ...event, transactionEnd: true }));
+    return ending;
+  }
+
   /** Wait until a view is servable (or the subscription ends). */
   private async untilServable(view: string, signal: AbortSignal | undefined): Promise<boolean> {
     while (!this.servable(view).servable) {
@@ -534,7 +545,7 @@ export class ChangelogHub {
         held = event;
       }
       if (end && held) {
-        ready.push({ ...held, transactionEnd: true });
+        ready.push(this.endingTransaction(held));
         held = null;
       }
       return ready;

@@ -19,6 +19,8 @@ export interface Metrics {
   reactionOutcome(reaction: string, outcome: ReactionOutcome): void;
   /** A GraphQL request over HTTP, by the path it took (api/fast-lane.ts). */
   graphqlRequest(lane: 'fast' | 'yoga'): void;
+  /** A subscription payload made (executed and serialized): once per change and group of subscribers (api/shared-subscriptions.ts). */
+  subscriptionPayload(): void;
   /** Where each reaction stands (measured by the process writing the views). */
   reactionBacklogs(backlogs: readonly ReactionBacklog[]): void;
 }
@@ -206,9 +208,15 @@ export function createMetrics(options: { views: Registry; redis: RedisClient; pr
     labelNames: ['lane'] as const,
     registers: [registry],
   });
+  const subscriptionPayloads = new client.Counter({
+    name: 'cdc_views_subscription_payloads_total',
+    help: 'Subscription payloads executed and serialized: once per change and group of subscribers with the same role, document and variables, however many subscribers the group has.',
+    registers: [registry],
+  });
   return {
     registry,
     graphqlRequest: (lane) => graphqlRequests.inc({ lane }),
+    subscriptionPayload: () => subscriptionPayloads.inc(),
     snapshotProgress: (p) => snapshotRows.set({ table: p.table }, p.rows),
     reactionOutcome: (reaction, outcome) => reactions.inc({ reaction, outcome }),
     reactionBacklogs: (backlogs) => {

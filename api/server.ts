@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { NoSchemaIntrospectionCustomRule, type ExecutionArgs } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { createYoga, maskError, type Plugin } from 'graphql-yoga';
-import { WebSocketServer } from 'ws';
+import { WebSocketServer, type WebSocket } from 'ws';
 import type { SchemaContext, ViewDataSource } from '../schema/build-schema.ts';
 import type { AuthGate } from './auth.ts';
 import type { ApiLimits, CorsOptions, MetricsOptions } from '../views/config.ts';
@@ -15,6 +15,7 @@ import type { Registry } from '../views/registry.ts';
 import { armorPlugins, corsPolicy, explainBodyLimit, httpTimeouts, isOriginAllowed, limitConnectionsPerIp, limitSubscriptions, resolveLimits } from './limits.ts';
 import type { Metrics } from './metrics.ts';
 import { FastLane } from './fast-lane.ts';
+import { pushSharedResults, SharedSubscriptions } from './shared-subscriptions.ts';
 import { metricsHandler, startMetricsServer, type MetricsServer } from './metrics-endpoint.ts';
 
 export interface ApiOptions {
@@ -73,6 +74,7 @@ export async function startApi(options: ApiOptions): Promise<ApiServer> {
   // Each operation runs against the schema of its caller's role (the gate's plugin sets it).
   const gate = options.gate;
   const limits = resolveLimits(options.limits, options.registry);
+  const shared = new SharedSubscriptions({ onPayload: () => options.metrics.subscriptionPayload() });
   const yoga = createYoga<Record<string, unknown>, SchemaContext>({
     context: (initial) => gate.context(options.views!, initial),
     graphqlEndpoint: '/graphql',
@@ -91,7 +93,7 @@ export async function startApi(options: ApiOptions): Promise<ApiServer> {
     maxRequestBodySize: limits.maxBodyBytes,
     batching: limits.batching === null ? false : { limit: limits.batching },
     cors: corsPolicy(options.cors),
-    plugins: [gate.plugin(), readExtensions(), ...(options.development ? [] : [disableIntrospection()]), ...armorPlugins(limits, !options.development)],
+    plugins: [gate.plugin(), readExtensions(), shared.plugin(), ...(options.development ? [] : [disableIntrospection()]), ...armorPlugins(limits, !options.development)],
   });
 
   const fastLane = options.views && new FastLane({ gate, views: options.views, yoga, maxBodyBytes: limits.maxBodyBytes, onServed: (lane) => options.metrics.graphqlRequest(lane) });
@@ -142,7 +144,7 @@ export async function startApi(options: ApiOptions): Promise<ApiServer> {
       onConnect: (ctx) => gate.connect(ctx),
       execute: (args: ExecutionArgs) => (args.rootValue as Enveloped).execute(args),
       subscribe: (args: ExecutionArgs) => (args.rootValue as Enveloped).subscribe(args),
-      onSubscribe: limitSubscriptions(limits.maxSubscriptionsPerConnection, async (ctx, _id, params) => {
+      onSubscribe: limitSubscriptions(limits.maxSubscriptionsPerConnection, async (ctx, id, params) => {
         const enveloped = yoga.getEnveloped({ ...ctx, req: ctx.extra.request, socket: ctx.extra.socket, params, caller: gate.connectionCaller(ctx.extra) });
         const args = {
           schema: enveloped.schema,
@@ -150,7 +152,10 @@ export async function startApi(options: ApiOptions): Promise<ApiServer> {
           document: enveloped.parse(params.query),
           variableValues: params.variables,
           contextValue: await enveloped.contextFactory(),
-          rootValue: { execute: enveloped.execute, subscribe: enveloped.subscribe },
+          rootValue: {
+            execute: enveloped.execute,
+            subscribe: async (subscription: ExecutionArgs) => pushSharedResults(await enveloped.subscribe(subscription), id, (message) => sendTo(ctx.extra.socket, message)),
+          },
         };
         const errors = enveloped.validate(args.schema, args.document);
         return errors.length > 0 ? errors : args;
@@ -194,6 +199,14 @@ type OperationResult = ReturnType<NonNullable<Parameters<typeof useServer>[0]['e
 interface Enveloped {
   execute: (args: ExecutionArgs) => OperationResult;
   subscribe: (args: ExecutionArgs) => OperationResult;
+}
+
+/** As graphql-ws sends over `ws`: nothing to a socket that is closing; resolved once written. */
+function sendTo(socket: WebSocket, message: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (socket.readyState !== socket.OPEN) return resolve();
+    socket.send(message, (error) => (error ? reject(error) : resolve()));
+  });
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
