@@ -37,7 +37,13 @@ export interface ApiBenchResult {
   concurrency: number;
   reads: { point: LoadFigures; list: LoadFigures; barePoint: LoadFigures; bareList: LoadFigures; pointBytes: number; listBytes: number; filtered?: LoadFigures; bareFiltered?: LoadFigures; filteredBytes?: number };
   fanout: FanoutFigures[];
-  storm: { subscriptions: number; allLiveSeconds: number; firstEventP95Ms: number; firstEventP50Ms: number };
+  storm: StormFigures;
+}
+export interface StormFigures {
+  subscriptions: number;
+  allLiveSeconds: number;
+  firstEventP95Ms: number;
+  firstEventP50Ms: number;
 }
 
 const quantile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0;
@@ -252,6 +258,43 @@ export async function measureFanout(target: FanoutTarget, transport: 'websocket'
   };
 }
 
+/**
+ * Reconnect storm: every socket of a fan-out dropped at once; all resubscribe with since. One
+ * transaction touches every customer meanwhile, so each resumed subscription has a change to catch up on.
+ */
+export async function measureStorm(target: FanoutTarget, large: Fanout, say: (line: string) => void): Promise<StormFigures> {
+  for (const c of large.clients) await c.terminate();
+  await target.db.query(`INSERT INTO orders SELECT ${target.nextOrder} + g, g, 'paid', 1.00, now() FROM generate_series(1, ${KEYS}) g`);
+  target.nextOrder += KEYS + 1;
+  const dropped = performance.now();
+  for (const s of large.subscribers) s.firstEventAt = null;
+  const firsts: number[] = [];
+  const onFirst = (s: Subscriber): void => {
+    if (s.firstEventAt === null) {
+      s.firstEventAt = performance.now();
+      firsts.push(s.firstEventAt - dropped);
+    }
+  };
+  const resumed: Client[] = [];
+  for (let c = 0; c < large.subscribers.length / 100; c++) {
+    const client = wsClient(target.apiUrl);
+    resumed.push(client);
+    for (const s of large.subscribers.slice(c * 100, c * 100 + 100)) subscribeWs(client, s, onFirst);
+  }
+  const deadline = Date.now() + 120_000;
+  while (firsts.length < large.subscribers.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  firsts.sort((a, b) => a - b);
+  const storm: StormFigures = {
+    subscriptions: large.subscribers.length,
+    allLiveSeconds: firsts.length === large.subscribers.length ? (firsts.at(-1) ?? 0) / 1000 : Number.NaN,
+    firstEventP50Ms: quantile(firsts, 0.5),
+    firstEventP95Ms: quantile(firsts, 0.95),
+  };
+  say(`reconnect storm: ${storm.subscriptions} subscriptions live again in ${storm.allLiveSeconds.toFixed(2)} s, first event p50 ${storm.firstEventP50Ms.toFixed(0)} p95 ${storm.firstEventP95Ms.toFixed(0)} ms`);
+  for (const c of resumed) void c.dispose();
+  return storm;
+}
+
 export async function benchApi(apiUrl: string, apiPid: number, db: pg.Client, firstOrderId: number, say: (line: string) => void): Promise<ApiBenchResult> {
   const concurrency = 16;
   // --- reads beside bare node:http
@@ -303,37 +346,7 @@ export async function benchApi(apiUrl: string, apiPid: number, db: pg.Client, fi
   const large = await measure('websocket', 10_000);
   fanout.push(large.figures);
 
-  // --- reconnect storm: every socket dropped at once; all resubscribe with since. One transaction
-  // touches every customer meanwhile, so each resumed subscription has a change to catch up on.
-  for (const c of large.clients) await c.terminate();
-  await db.query(`INSERT INTO orders SELECT ${target.nextOrder} + g, g, 'paid', 1.00, now() FROM generate_series(1, ${KEYS}) g`);
-  target.nextOrder += KEYS + 1;
-  const dropped = performance.now();
-  for (const s of large.subscribers) s.firstEventAt = null;
-  const firsts: number[] = [];
-  const onFirst = (s: Subscriber): void => {
-    if (s.firstEventAt === null) {
-      s.firstEventAt = performance.now();
-      firsts.push(s.firstEventAt - dropped);
-    }
-  };
-  const resumed: Client[] = [];
-  for (let c = 0; c < large.subscribers.length / 100; c++) {
-    const client = wsClient(apiUrl);
-    resumed.push(client);
-    for (const s of large.subscribers.slice(c * 100, c * 100 + 100)) subscribeWs(client, s, onFirst);
-  }
-  const deadline = Date.now() + 120_000;
-  while (firsts.length < large.subscribers.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  firsts.sort((a, b) => a - b);
-  const storm = {
-    subscriptions: large.subscribers.length,
-    allLiveSeconds: firsts.length === large.subscribers.length ? (firsts.at(-1) ?? 0) / 1000 : Number.NaN,
-    firstEventP50Ms: quantile(firsts, 0.5),
-    firstEventP95Ms: quantile(firsts, 0.95),
-  };
-  say(`reconnect storm: ${storm.subscriptions} subscriptions live again in ${storm.allLiveSeconds.toFixed(2)} s, first event p50 ${storm.firstEventP50Ms.toFixed(0)} p95 ${storm.firstEventP95Ms.toFixed(0)} ms`);
-  for (const c of resumed) void c.dispose();
+  const storm = await measureStorm(target, large, say);
   return { concurrency, reads, fanout, storm };
 }
 
