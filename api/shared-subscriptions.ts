@@ -120,7 +120,7 @@ function withOwnStringify(result: ExecutionResult): ExecutionResult {
 }
 
 /** The JSON text a shared result made for itself, or undefined for any other result. */
-export function ownText(result: unknown): string | undefined {
+function ownText(result: unknown): string | undefined {
   const stringify = (result as { stringify?: unknown } | null)?.stringify;
   return typeof stringify === 'function' ? (stringify as () => string)() : undefined;
 }
@@ -128,8 +128,9 @@ export function ownText(result: unknown): string | undefined {
 /**
  * A subscription's results over graphql-ws: a shared result goes out as a `next` message built
  * around its JSON text (the bytes graphql-ws would write, without serializing it again); any other
- * result is left to graphql-ws. `push` resolves once the message is written, so a slow socket still
- * holds the subscription back (and its hub buffer cuts it off) as graphql-ws's own sending does.
+ * result is left to graphql-ws (its `onNext` hook, unused here, does not see the shared ones). `push`
+ * resolves once the message is written, so a slow socket still holds the subscription back (and its
+ * hub buffer cuts it off) as graphql-ws's own sending does.
  */
 export function pushSharedResults(result: SubscribeResult, id: string, push: (message: string) => Promise<void>): SubscribeResult {
   if (!isAsyncIterable(result)) return result;

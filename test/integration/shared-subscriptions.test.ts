@@ -115,10 +115,25 @@ describe('shared subscription payloads', () => {
     return payloads;
   }
 
+  /** Everything `check` waits for received, and a moment for anything more (which would fail the test). */
+  async function received(check: () => boolean, what: string): Promise<void> {
+    await until(check, what);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+
   async function until(check: () => boolean | Promise<boolean>, what: string): Promise<void> {
     for (const deadline = Date.now() + 15_000; !(await check()); await new Promise((r) => setTimeout(r, 25))) {
       if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     }
+  }
+
+  /** Customers 51 and 52 (role customer, one group) subscribe to `query` twice each, over WebSocket and SSE. */
+  async function tenantsSubscribing(query: string): Promise<[Payload[][], Payload[][]]> {
+    const [tenant51, tenant52] = [await sign({ role: 'customer', customerId: 51 }), await sign({ role: 'customer', customerId: 52 })];
+    return [
+      [overWebSocket(connection(tenant51), query), overSse(tenant51, query)],
+      [overWebSocket(connection(tenant52), query), overSse(tenant52, query)],
+    ];
   }
 
   /** Once the hub holds `attached` subscriptions, the transactions, one at a time. */
@@ -150,8 +165,7 @@ describe('shared subscription payloads', () => {
       `BEGIN; UPDATE orders SET amount = 15.00 WHERE id = 4101; INSERT INTO orders VALUES (4201, 42, 'paid', 7.25, now()); COMMIT`,
       `INSERT INTO orders VALUES (4301, 43, 'paid', 1.00, now())`,
     ]);
-    await until(() => [...identical, raw, previousOnly, aliased, withPrevious, withoutPrevious].every((p) => p.length >= 4) && of41.every((p) => p.length >= 2) && of42.length >= 1, 'the changes');
-    await new Promise((r) => setTimeout(r, 300));
+    await received(() => [...identical, raw, previousOnly, aliased, withPrevious, withoutPrevious].every((p) => p.length >= 4) && of41.every((p) => p.length >= 2) && of42.length >= 1, 'the changes');
 
     const change = (op: string, customerId: number, orders: string, revenue: string, transactionEnd: boolean) => ({
       revenueByCustomerChanges: { version: expect.stringMatching(/^\d+-\d+$/), op, key: { customerId }, row: { orders, revenue }, transactionEnd },
@@ -188,18 +202,15 @@ describe('shared subscription payloads', () => {
   });
 
   it('subscribers of one group who see other rows (tenants) get their own payloads; another role its own', async () => {
-    const [tenant51, tenant52] = [await sign({ role: 'customer', customerId: 51 }), await sign({ role: 'customer', customerId: 52 })];
     const same = 'subscription { revenueByCustomerChanges { op key { customerId } row { revenue } transactionEnd } }';
-    const of51 = [overWebSocket(connection(tenant51), same), overSse(tenant51, same)];
-    const of52 = [overWebSocket(connection(tenant52), same), overSse(tenant52, same)];
+    const [of51, of52] = await tenantsSubscribing(same);
     const everyone = overWebSocket(connection(await sign({ role: 'analyst' })), same);
     const before = await metric('cdc_views_subscription_payloads_total');
     await commit(5, [
       `INSERT INTO orders VALUES (5101, 51, 'paid', 10.00, now())`,
       `BEGIN; UPDATE orders SET amount = 12.50 WHERE id = 5101; INSERT INTO orders VALUES (5201, 52, 'paid', 3.00, now()); COMMIT`,
     ]);
-    await until(() => of51.every((p) => p.length >= 2) && of52.every((p) => p.length >= 1) && everyone.length >= 3, 'the changes');
-    await new Promise((r) => setTimeout(r, 300));
+    await received(() => of51.every((p) => p.length >= 2) && of52.every((p) => p.length >= 1) && everyone.length >= 3, 'the changes');
 
     const change = (op: string, customerId: number, revenue: string, transactionEnd: boolean) => ({ revenueByCustomerChanges: { op, key: { customerId }, row: { revenue }, transactionEnd } });
     // Tenant 51 sees its update end the transaction (52's row is not its to see); 52 sees only its insert.
@@ -211,14 +222,11 @@ describe('shared subscription payloads', () => {
   });
 
   it('a row moving between tenants of one group reaches each as its own change of the same version', async () => {
-    const [tenant51, tenant52] = [await sign({ role: 'customer', customerId: 51 }), await sign({ role: 'customer', customerId: 52 })];
     const same = 'subscription { largePaidOrdersChanges { version op row { id customerId } previous { id customerId } } }';
-    const of51 = [overWebSocket(connection(tenant51), same), overSse(tenant51, same)];
-    const of52 = [overWebSocket(connection(tenant52), same), overSse(tenant52, same)];
+    const [of51, of52] = await tenantsSubscribing(same);
     const before = await metric('cdc_views_subscription_payloads_total');
     await commit(4, [`INSERT INTO orders VALUES (5102, 51, 'paid', 500.00, now())`, `UPDATE orders SET customer_id = 52 WHERE id = 5102`]);
-    await until(() => of51.every((p) => p.length >= 2) && of52.every((p) => p.length >= 1), 'the changes');
-    await new Promise((r) => setTimeout(r, 300));
+    await received(() => of51.every((p) => p.length >= 2) && of52.every((p) => p.length >= 1), 'the changes');
 
     const changes = (payloads: Payload[]) => payloads.map((p) => p['largePaidOrdersChanges'] as { version: string; op: string });
     for (const payloads of of51) {
