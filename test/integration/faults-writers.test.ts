@@ -108,7 +108,8 @@ describe('one writer at a time', () => {
       expect(next.engine.health().state).toBe('waiting-for-lease');
       // While the old version writes, the new one serves the views both define alike, and says why not the new one.
       const same = await graphql<{ ordersByStatusList: { nodes: unknown[] } }>(next.url, '{ ordersByStatusList(first: 5) { nodes { status } } }');
-      expect(same.ordersByStatusList.nodes.length).toBeGreaterThan(0);
+      // Served (an error would have thrown); it may be empty right after the workload's TRUNCATE.
+      expect(Array.isArray(same.ordersByStatusList.nodes)).toBe(true);
       const response = await fetch(next.url, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
