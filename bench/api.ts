@@ -35,7 +35,20 @@ export interface FanoutFigures {
 }
 export interface ApiBenchResult {
   concurrency: number;
-  reads: { point: LoadFigures; list: LoadFigures; barePoint: LoadFigures; bareList: LoadFigures; pointBytes: number; listBytes: number; filtered?: LoadFigures; bareFiltered?: LoadFigures; filteredBytes?: number };
+  reads: {
+    point: LoadFigures;
+    list: LoadFigures;
+    barePoint: LoadFigures;
+    bareList: LoadFigures;
+    pointBytes: number;
+    listBytes: number;
+    filtered?: LoadFigures;
+    bareFiltered?: LoadFigures;
+    filteredBytes?: number;
+    /** One client, sequential. */
+    onePoint?: LoadFigures;
+    bareOnePoint?: LoadFigures;
+  };
   fanout: FanoutFigures[];
   storm: StormFigures;
 }
@@ -306,8 +319,11 @@ export async function benchApi(apiUrl: string, apiPid: number, db: pg.Client, fi
   const listBody = await answer(apiUrl, '{ revenueByCustomerList(first: 50) { nodes { customerId orders revenue } pageInfo { endCursor } version } }');
   const point = await load(apiUrl, pointQuery, concurrency, 5);
   const list = await load(apiUrl, listQuery, concurrency, 5);
+  // One client, one request at a time: the latency a single reader sees (after the load above warmed it).
+  const onePoint = await load(apiUrl, pointQuery, 1, 5);
   const barePointServer = await bareServer(pointBody);
   const barePoint = await load(barePointServer.url, pointQuery, concurrency, 5);
+  const bareOnePoint = await load(barePointServer.url, pointQuery, 1, 5);
   barePointServer.stop();
   const bareListServer = await bareServer(listBody);
   const bareList = await load(bareListServer.url, listQuery, concurrency, 5);
@@ -322,7 +338,7 @@ export async function benchApi(apiUrl: string, apiPid: number, db: pg.Client, fi
   const bareFilteredServer = await bareServer(filteredBody);
   const bareFiltered = await load(bareFilteredServer.url, filteredQuery, concurrency, 5);
   bareFilteredServer.stop();
-  const reads = { point, list, barePoint, bareList, pointBytes: Buffer.byteLength(pointBody), listBytes: Buffer.byteLength(listBody), filtered, bareFiltered, filteredBytes: Buffer.byteLength(filteredBody) };
+  const reads = { point, list, barePoint, bareList, pointBytes: Buffer.byteLength(pointBody), listBytes: Buffer.byteLength(listBody), filtered, bareFiltered, filteredBytes: Buffer.byteLength(filteredBody), onePoint, bareOnePoint };
   say(
     `reads (${concurrency} clients): point ${point.requestsPerSecond.toFixed(0)}/s p50 ${point.p50.toFixed(2)} p99 ${point.p99.toFixed(2)} ms (bare node:http ${barePoint.requestsPerSecond.toFixed(0)}/s); list ${list.requestsPerSecond.toFixed(0)}/s p50 ${list.p50.toFixed(2)} p99 ${list.p99.toFixed(2)} ms (bare ${bareList.requestsPerSecond.toFixed(0)}/s); where/orderBy/totalCount ${filtered.requestsPerSecond.toFixed(0)}/s p50 ${filtered.p50.toFixed(2)} p99 ${filtered.p99.toFixed(2)} ms`,
   );

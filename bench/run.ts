@@ -249,7 +249,8 @@ async function main(): Promise<void> {
       snapshot: { rows: sourceRows, views: registry.views.length, seconds: snapshotSeconds, rowsPerSecond: sourceRows / snapshotSeconds },
       throughput,
       latencyMs: { ours: summary(ours), baseline: summary(baseline) },
-      pointReadMs: summary(reads),
+      pointReadMs: summary(reads.service),
+      pointReadBareMs: summary(reads.bare),
       api,
       reactions,
       memory: { sourceBytes, views: memory },
@@ -408,30 +409,59 @@ async function benchKafka(databaseUrl: string, redisUrl: string, db: pg.Client, 
   }
 }
 
-/** Sequential GraphQL point reads over one keep-alive connection, after a warm-up. */
-async function pointReads(url: string, count: number): Promise<number[]> {
-  const { hostname, port } = new URL(url);
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  const post = (body: string): Promise<number> =>
-    new Promise((resolve, reject) => {
-      const sent = performance.now();
-      const request = http.request(
-        { host: hostname, port, path: '/graphql', method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
-        (response) => {
-          response.resume();
-          response.on('end', () => (response.statusCode === 200 ? resolve(performance.now() - sent) : reject(new Error(`HTTP ${response.statusCode}`))));
-        },
-      );
-      request.on('error', reject);
-      request.end(body);
+/**
+ * Sequential GraphQL point reads over one keep-alive connection, after a warm-up — one document
+ * with the key as a variable, as an app sends it — and bare node:http answering the same bytes the
+ * same way, in the same run.
+ */
+async function pointReads(url: string, count: number): Promise<{ service: number[]; bare: number[] }> {
+  const query = 'query CustomerRevenue($id: Int!) { revenueByCustomer(customerId: $id) { orders revenue averageOrder } }';
+  let answer = '';
+  const sequential = async (target: string): Promise<number[]> => {
+    const { hostname, port } = new URL(target);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const post = (body: string): Promise<number> =>
+      new Promise((resolve, reject) => {
+        const sent = performance.now();
+        const request = http.request(
+          { host: hostname, port, path: '/graphql', method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+          (response) => {
+            const chunks: Buffer[] = [];
+            response.on('data', (c: Buffer) => chunks.push(c));
+            response.on('end', () => {
+              answer = Buffer.concat(chunks).toString();
+              if (response.statusCode === 200) resolve(performance.now() - sent);
+              else reject(new Error(`HTTP ${response.statusCode}`));
+            });
+          },
+        );
+        request.on('error', reject);
+        request.end(body);
+      });
+    const latencies: number[] = [];
+    for (let i = 0; i < count + 500; i++) {
+      const ms = await post(JSON.stringify({ query, variables: { id: 1 + (i % 1000) } }));
+      if (i >= 500) latencies.push(ms);
+    }
+    agent.destroy();
+    return latencies;
+  };
+  const service = await sequential(url);
+  const body = answer;
+  const bare = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(body);
     });
-  const latencies: number[] = [];
-  for (let i = 0; i < count + 500; i++) {
-    const ms = await post(JSON.stringify({ query: `{ revenueByCustomer(customerId: ${1 + (i % 1000)}) { orders revenue averageOrder } }` }));
-    if (i >= 500) latencies.push(ms);
+  });
+  await new Promise<void>((r) => bare.listen(0, '127.0.0.1', () => r()));
+  const { port } = bare.address() as { port: number };
+  try {
+    return { service, bare: await sequential(`http://127.0.0.1:${port}/graphql`) };
+  } finally {
+    bare.close();
   }
-  agent.destroy();
-  return latencies;
 }
 
 /** Every view's full result, as text, for the naive baseline's diff. */
@@ -491,6 +521,7 @@ type BenchResult = {
   throughput: Record<'all' | 'singleTable', ThroughputResult>;
   latencyMs: { ours: ReturnType<typeof summary>; baseline: ReturnType<typeof summary> };
   pointReadMs: ReturnType<typeof summary>;
+  pointReadBareMs?: ReturnType<typeof summary>;
   memory: { sourceBytes: Record<string, number>; views: Record<string, ViewMemory> };
   durability: Awaited<ReturnType<typeof benchDurability>> | null;
   kafka: Awaited<ReturnType<typeof benchKafka>> | null;
@@ -522,7 +553,7 @@ function renderTable(r: BenchResult): string {
     tp(r.throughput.singleTable, 'the single-table views only'),
     `| transactions/s the baseline can follow | — | ${f(1000 / r.latencyMs.baseline.p50, 1)} (one full re-query of ${r.snapshot.views} views per transaction) |`,
     `| initial snapshot into ${r.snapshot.views} views | ${f(r.snapshot.rowsPerSecond, 0)} source rows/s (${r.snapshot.rows.toLocaleString()} rows, ${f(r.snapshot.seconds, 2)} s) | — |`,
-    `| GraphQL point read, p50 / p99 | ${f(r.pointReadMs.p50, 2)} / ${f(r.pointReadMs.p99, 2)} ms | — |`,
+    `| GraphQL point read, one client, p50 / p99 | ${f(r.pointReadMs.p50, 2)} / ${f(r.pointReadMs.p99, 2)} ms${r.pointReadBareMs ? ` (bare node:http, same bytes: ${f(r.pointReadBareMs.p50, 2)} / ${f(r.pointReadBareMs.p99, 2)} ms)` : ''} | — |`,
     ...(r.kafka
       ? [
           `| Kafka path: records/s into the views (Debezium snapshot in Kafka, ${r.kafka.records.toLocaleString()} records) | ${f(r.kafka.recordsPerSecond, 0)} (service CPU ${f(r.kafka.serviceCpuSeconds, 2)} s) | — |`,
@@ -565,9 +596,10 @@ function renderApi(a: ApiBenchResult, f: (n: number, d?: number) => string): str
     `| ${what} (${bytes} B answer) | ${f(ours.requestsPerSecond, 0)}/s, p50 ${f(ours.p50, 2)} / p99 ${f(ours.p99, 2)} ms | ${f(bare.requestsPerSecond, 0)}/s, p50 ${f(bare.p50, 2)} / p99 ${f(bare.p99, 2)} ms | ${f((100 * ours.requestsPerSecond) / bare.requestsPerSecond, 0)} % |`;
   return [
     '',
-    `| reads, ${a.concurrency} concurrent keep-alive clients, --api-only instance | cdc-views | bare node:http, same bytes | share |`,
+    `| reads, ${a.concurrency} concurrent keep-alive clients (or one), --api-only instance | cdc-views | bare node:http, same bytes | share |`,
     '| --- | --- | --- | --- |',
     load('point read by key', a.reads.point, a.reads.barePoint, a.reads.pointBytes),
+    ...(a.reads.onePoint && a.reads.bareOnePoint ? [load('point read by key, one client', a.reads.onePoint, a.reads.bareOnePoint, a.reads.pointBytes)] : []),
     load('list page of 50', a.reads.list, a.reads.bareList, a.reads.listBytes),
     ...(a.reads.filtered && a.reads.bareFiltered ? [load('page of 50 in an indexed order (revenue DESC) with where + totalCount', a.reads.filtered, a.reads.bareFiltered, a.reads.filteredBytes ?? 0)] : []),
     '',
