@@ -322,8 +322,10 @@ export class Engine extends EventEmitter {
     })();
 
     const backfill = (this.backfill = this.toBackfill.size > 0 ? this.startBackfill(source, maxChanges, signal) : null);
-    // `cdc-views rebuild` leaves a request: start the pipeline again, which takes it (bootstrap.ts).
+    // `cdc-views rebuild` leaves a request: start the pipeline again, which takes it (bootstrap.ts);
+    // not while the first build runs (it would start over), but once the views are live.
     const requests = setInterval(() => {
+      if (this.state !== 'live') return;
       (this.options.control ?? this.options.redis)
         .sendCommand<number>(['HLEN', requestsKey(this.prefix)])
         .then((n) => {
