@@ -43,7 +43,7 @@ export function createMetrics(options: { views: Registry; redis: RedisClient; pr
   });
   const skipped = new client.Counter({
     name: 'cdc_views_changes_skipped_total',
-    help: 'Changes skipped because their row already had them or a newer change (at-least-once sources: Debezium re-sends).',
+    help: 'Changes skipped because their row already had them or a newer change, or recognised as re-sent copies while their transaction was assembled (at-least-once sources: Debezium re-sends).',
     registers: [registry],
   });
   const deadLetters = new client.Counter({

@@ -127,6 +127,8 @@ export interface ChangeBatch {
   readonly deadLetters?: readonly SourceDeadLetter[];
   /** Set on the batch that completes the initial load: from here on the views are live. */
   readonly live?: boolean;
+  /** Records the source recognised as re-sent copies of ones this batch holds, and dropped. */
+  readonly skipped?: number;
   /**
    * Part of a transaction too large for one batch (its changes are cut into parts by a rule a
    * replay follows too, so a part has the same id and changes every time: PostgreSQL numbers

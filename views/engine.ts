@@ -92,7 +92,7 @@ export interface BatchAppliedEvent {
   readonly duplicate: boolean;
   readonly changelogEntries: number;
   readonly deadLetters: number;
-  /** Changes dropped as already applied to their row (at-least-once sources). */
+  /** Changes dropped as already applied to their row, or as re-sent copies the source recognised (at-least-once sources). */
   readonly skipped: number;
   readonly views: readonly string[];
   readonly position: SourcePosition;
@@ -661,7 +661,7 @@ export class Engine extends EventEmitter {
           duplicate: outcome.status === 'duplicate',
           changelogEntries: outcome.status === 'applied' ? planned.writes.filter((w) => w.op === 'xadd').length : 0,
           deadLetters: deadLetters.length,
-          skipped: planned.skipped,
+          skipped: planned.skipped + group.reduce((n, b) => n + (b.skipped ?? 0), 0),
           views: result.touched,
           position,
           commitTimeUs: last?.commitTimeUs,

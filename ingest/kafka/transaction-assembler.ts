@@ -71,6 +71,8 @@ interface Unit {
   readonly offsets: Map<string, bigint>;
   /** Distinct events held (by their position in the transaction) and per table. */
   readonly seen: Set<number>;
+  /** Re-sent copies of events it held, dropped (counted with the skipped changes). */
+  duplicates: number;
   readonly seenPerTable: Map<string, number>;
   /** Events per subscribed table the END announced; null until the END arrives. */
   expected: Map<string, number> | null;
@@ -213,6 +215,7 @@ export class TransactionAssembler {
         const tableOrder = record.transaction?.dataCollectionOrder;
         if ((position !== undefined && unit.seen.has(position)) || (tableOrder !== undefined && tableOrder <= (unit.emitted.get(change.table) ?? 0))) {
           this.place(unit, stream, offset); // a re-sent copy of an event it holds, or handed out in a part
+          unit.duplicates++;
           return;
         }
         if (position !== undefined) unit.seen.add(position);
@@ -493,6 +496,7 @@ function newUnit(txKey: string | null): Unit {
     schemaChanges: [],
     offsets: new Map(),
     seen: new Set(),
+    duplicates: 0,
     seenPerTable: new Map(),
     expected: null,
     end: null,
@@ -526,5 +530,6 @@ function toBatch(unit: Unit, watermarks: ReadonlyMap<string, bigint>): ChangeBat
     ...(commitTimeUs === undefined ? {} : { commitTimeUs }),
     ...(unit.deadLetters.length > 0 ? { deadLetters: unit.deadLetters } : {}),
     ...(unit.schemaChanges.length > 0 ? { schemaChanges: unit.schemaChanges } : {}),
+    ...(unit.duplicates > 0 ? { skipped: unit.duplicates } : {}),
   };
 }

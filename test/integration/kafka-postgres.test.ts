@@ -220,7 +220,7 @@ describe('Debezium (PostgreSQL connector) over Kafka', () => {
     });
     const resent = resentRecords(await readTopics(stack, tableTopics(p.names)));
     expect(resent, 'records Debezium re-sent after the SIGKILL (same row, op and LSN at two offsets)').toBeGreaterThan(0);
-    expect(p.seen.skipped, `changes the engine skipped as already applied (${resent} re-sent records in Kafka)`).toBeGreaterThan(0);
+    expect(p.seen.skipped, `changes skipped as already applied or as re-sent copies (${resent} re-sent records in Kafka)`).toBeGreaterThan(0);
   }, 240_000);
 
   it('cdc-views SIGKILLed in the middle of a workload resumes from its stored offsets; every view equals its SQL', async () => {

@@ -121,6 +121,8 @@ describe('TransactionAssembler', () => {
     const batches = a.drain();
     // tx1's copies (record, END) are units of their own (the row images skip them); tx2 lands whole.
     expect(batches.map((b) => b.changes.map((c) => c.key))).toEqual([[{ id: 1 }], [{ id: 3 }, { id: 2 }], []]);
+    // The copy of tx2's items record was dropped while tx2 was open: counted with the skipped changes.
+    expect(batches.map((b) => b.skipped ?? 0)).toEqual([0, 1, 0]);
     expect(a.size).toBe(0);
   });
 
