@@ -105,7 +105,8 @@ export async function load(url: string, body: () => string, concurrency: number,
 }
 
 /** A bare node:http server in a process of its own, answering every request with `body`. */
-async function bareServer(body: string): Promise<{ url: string; stop: () => void }> {
+/** Bare node:http answering `body` to every request, in a process of its own. */
+export async function bareServer(body: string): Promise<{ url: string; stop: () => void }> {
   const code = `const http = require('node:http');
 const body = Buffer.from(process.env.BODY, 'base64');
 const server = http.createServer((req, res) => { req.resume(); req.on('end', () => { res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length }); res.end(body); }); });

@@ -50,7 +50,7 @@ import { createRegistry, type CompiledView } from '../views/registry.ts';
 import { startChildService, writeKafkaShopConfig, writeShopConfig, type ChildService } from '../test/support/child-service.ts';
 import { connect, createDatabase, shopTestConfig, uniqueName, waitForSync } from '../test/support/shop.ts';
 import { provide, serverNeeds } from '../scripts/provision.ts';
-import { benchApi, type ApiBenchResult, type LoadFigures } from './api.ts';
+import { bareServer, benchApi, type ApiBenchResult, type LoadFigures } from './api.ts';
 import { benchReactions, type ReactionsBenchResult } from './reactions.ts';
 import { startPostgres, startRedis, type ThrowawayServer } from '../scripts/servers.ts';
 
@@ -447,20 +447,11 @@ async function pointReads(url: string, count: number): Promise<{ service: number
     return latencies;
   };
   const service = await sequential(url);
-  const body = answer;
-  const bare = http.createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(body);
-    });
-  });
-  await new Promise<void>((r) => bare.listen(0, '127.0.0.1', () => r()));
-  const { port } = bare.address() as { port: number };
+  const bare = await bareServer(answer);
   try {
-    return { service, bare: await sequential(`http://127.0.0.1:${port}/graphql`) };
+    return { service, bare: await sequential(bare.url) };
   } finally {
-    bare.close();
+    bare.stop();
   }
 }
 
