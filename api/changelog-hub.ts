@@ -18,7 +18,15 @@
  */
 import { changelogKey, metaKey } from '../views/store/keys.ts';
 import type { RedisClient } from '../views/store/redis.ts';
-import { currentVersion, decodeChangelogEntry, readChangelog, readChangelogEntry, readPage, trimmedUpTo, type ViewChange } from '../views/store/read.ts';
+import {
+  currentVersion,
+  decodeChangelogEntry,
+  readChangelog,
+  readChangelogEntry,
+  readPage,
+  trimmedUpTo,
+  type ViewChange,
+} from '../views/store/read.ts';
 import { toRecord, type ViewStatus } from '../views/store/state.ts';
 import type { CompiledView, Registry } from '../views/registry.ts';
 import type { ChangeStreamOptions, SubscriptionEvent } from '../schema/build-schema.ts';
@@ -134,21 +142,35 @@ export function compareVersions(a: string, b: string): number {
 }
 
 /** node-redis errors of a connection that is down for a moment (reconnecting). */
-const STORE_DOWN = new Set(['ClientOfflineError', 'ClientClosedError', 'SocketClosedUnexpectedlyError', 'ConnectionTimeoutError']);
+const STORE_DOWN = new Set([
+  'ClientOfflineError',
+  'ClientClosedError',
+  'SocketClosedUnexpectedlyError',
+  'ConnectionTimeoutError',
+]);
 
 /**
  * A read a subscription depends on, retried while Redis is unreachable (a restart, a network blip):
  * the subscriber waits instead of being cut off; after `patienceMs` it gets a clear error.
  */
-async function whileStoreDown<T>(read: () => Promise<T>, signal: AbortSignal | undefined, patienceMs = 30_000): Promise<T> {
+async function whileStoreDown<T>(
+  read: () => Promise<T>,
+  signal: AbortSignal | undefined,
+  patienceMs = 30_000,
+): Promise<T> {
   const deadline = Date.now() + patienceMs;
   for (let wait = 50; ; wait = Math.min(wait * 2, 1000)) {
     try {
       return await read();
     } catch (error) {
-      const down = error instanceof Error && (STORE_DOWN.has(error.constructor.name) || STORE_DOWN.has(error.name));
+      const down =
+        error instanceof Error && (STORE_DOWN.has(error.constructor.name) || STORE_DOWN.has(error.name));
       if (!down || signal?.aborted) throw error;
-      if (Date.now() > deadline) throw new PublicError('The store of the views (Redis) has been unreachable for too long; subscribe again later', 'STORE_UNAVAILABLE');
+      if (Date.now() > deadline)
+        throw new PublicError(
+          'The store of the views (Redis) has been unreachable for too long; subscribe again later',
+          'STORE_UNAVAILABLE',
+        );
       await new Promise((r) => setTimeout(r, wait));
     }
   }
@@ -162,7 +184,9 @@ function isGap(last: number, next: ViewChange): boolean {
 /** A version as a client may send it: a Redis stream id, bounded in length. */
 export function parseVersion(text: string, what = 'since'): string {
   if (text.length > 41 || !/^\d{1,20}-\d{1,20}$/.test(text)) {
-    throw new PublicError(`Expected ${what} to be a version like '1733000000000-0' (from a page or a change), but found '${text.slice(0, 41)}${text.length > 41 ? '…' : ''}'`);
+    throw new PublicError(
+      `Expected ${what} to be a version like '1733000000000-0' (from a page or a change), but found '${text.slice(0, 41)}${text.length > 41 ? '…' : ''}'`,
+    );
   }
   return text;
 }
@@ -259,14 +283,25 @@ export class ChangelogHub {
     // Followed again soon after its last subscriber left (all clients reconnecting): the tail goes on
     // from where it stopped, so the recent history stays whole and resuming subscribers read it.
     const kept = this.recent.get(view.name);
-    if (kept?.idleSince != null && Date.now() - kept.idleSince < RECENT_KEEP_MS && this.lastSeen.get(view.name) === (kept.entries.at(-1)?.version ?? kept.from)) {
+    if (
+      kept?.idleSince != null &&
+      Date.now() - kept.idleSince < RECENT_KEEP_MS &&
+      this.lastSeen.get(view.name) === (kept.entries.at(-1)?.version ?? kept.from)
+    ) {
       kept.idleSince = null;
       this.tailed.add(view.name);
       await this.interruptRead();
       return;
     }
     const { redis, prefix } = this.options;
-    const last = await redis.sendCommand<[string, string[]][]>(['XREVRANGE', changelogKey(prefix, view.name), '+', '-', 'COUNT', '1']);
+    const last = await redis.sendCommand<[string, string[]][]>([
+      'XREVRANGE',
+      changelogKey(prefix, view.name),
+      '+',
+      '-',
+      'COUNT',
+      '1',
+    ]);
     if (this.tailed.has(view.name) || !this.routes.get(view.name)?.size) return;
     this.lastSeen.set(view.name, last[0]?.[0] ?? '0-0');
     this.lastSeq.set(view.name, last[0] ? decodeChangelogEntry(view, last[0]).seq : 0);
@@ -301,7 +336,12 @@ export class ChangelogHub {
    * reaches back that far (ending at the last entry the hub read: later ones reach the subscriber
    * live), else from Redis.
    */
-  private async history(view: CompiledView, after: string, count: number, signal: AbortSignal | undefined): Promise<ViewChange[]> {
+  private async history(
+    view: CompiledView,
+    after: string,
+    count: number,
+    signal: AbortSignal | undefined,
+  ): Promise<ViewChange[]> {
     const recent = this.recent.get(view.name);
     if (recent && compareVersions(after, recent.from) >= 0) {
       const from = firstAfter(recent.entries, after);
@@ -328,7 +368,14 @@ export class ChangelogHub {
 
   /** Whether a view can be served now, as the last check saw it. */
   servable(view: string): Availability {
-    return this.availability.get(view) ?? { servable: false, state: 'building', reason: `View ${view} has no state in Redis yet`, floor: '0-0' };
+    return (
+      this.availability.get(view) ?? {
+        servable: false,
+        state: 'building',
+        reason: `View ${view} has no state in Redis yet`,
+        floor: '0-0',
+      }
+    );
   }
 
   /** Read every view's status, fingerprint and floor; tell subscribers of views that stopped being servable. */
@@ -336,7 +383,11 @@ export class ChangelogHub {
    * Whether the views can be served, as Redis says (an API-only instance has no engine to ask):
    * every view live and built by this definition, and Redis answering.
    */
-  health(): { ready: boolean; problems: string[]; views: Map<string, { state: 'live' | 'building' | 'stopped'; reason?: string }> } {
+  health(): {
+    ready: boolean;
+    problems: string[];
+    views: Map<string, { state: 'live' | 'building' | 'stopped'; reason?: string }>;
+  } {
     const problems: string[] = [];
     const views = new Map<string, { state: 'live' | 'building' | 'stopped'; reason?: string }>();
     for (const view of this.options.registry.views) {
@@ -350,7 +401,10 @@ export class ChangelogHub {
       }
     }
     const staleMs = Date.now() - this.refreshedAt;
-    if (staleMs > 5_000) problems.push(`the views' statuses were last read from Redis ${Math.round(staleMs / 1000)} s ago (is Redis reachable?)`);
+    if (staleMs > 5_000)
+      problems.push(
+        `the views' statuses were last read from Redis ${Math.round(staleMs / 1000)} s ago (is Redis reachable?)`,
+      );
     return { ready: problems.length === 0, problems, views };
   }
 
@@ -364,14 +418,24 @@ export class ChangelogHub {
       const parsed = status ? (JSON.parse(status) as ViewStatus) : null;
       let reason = '';
       if (!parsed) reason = `View ${view.name} has no state in Redis (being built, or Redis lost it)`;
-      else if (fp !== view.fingerprint) reason = `View ${view.name} in Redis was built from another definition (another version of the service writes it)`;
-      else if (parsed.state === 'building') reason = `View ${view.name} is being built${parsed.reason ? `: ${parsed.reason}` : ''}`;
-      else if (parsed.state === 'stopped') reason = `View ${view.name} is stopped${parsed.reason ? `: ${parsed.reason}` : ''}`;
+      else if (fp !== view.fingerprint)
+        reason = `View ${view.name} in Redis was built from another definition (another version of the service writes it)`;
+      else if (parsed.state === 'building')
+        reason = `View ${view.name} is being built${parsed.reason ? `: ${parsed.reason}` : ''}`;
+      else if (parsed.state === 'stopped')
+        reason = `View ${view.name} is stopped${parsed.reason ? `: ${parsed.reason}` : ''}`;
       const state = reason === '' ? 'live' : parsed?.state === 'stopped' ? 'stopped' : 'building';
-      const next: Availability = { servable: reason === '', state, reason, floor: floor ?? '0-0', backfilling: fp === view.fingerprint && parsed?.state === 'building' && parsed.backfill !== undefined };
+      const next: Availability = {
+        servable: reason === '',
+        state,
+        reason,
+        floor: floor ?? '0-0',
+        backfilling: fp === view.fingerprint && parsed?.state === 'building' && parsed.backfill !== undefined,
+      };
       const before = this.availability.get(view.name);
       this.availability.set(view.name, next);
-      if (before?.servable && !next.servable) this.broadcast(view.name, { op: 'reset', reason, version: before.floor, synthetic: true });
+      if (before?.servable && !next.servable)
+        this.broadcast(view.name, { op: 'reset', reason, version: before.floor, synthetic: true });
     });
     if (this.availabilityWaiters.size > 0) for (const wake of [...this.availabilityWaiters]) wake();
   }
@@ -430,7 +494,9 @@ export class ChangelogHub {
         }
         if (!reply || reset || Date.now() - lastCheck >= 250) {
           lastCheck = Date.now();
-          for (const [name, recent] of this.recent) if (recent.idleSince !== null && lastCheck - recent.idleSince > RECENT_KEEP_MS) this.recent.delete(name);
+          for (const [name, recent] of this.recent)
+            if (recent.idleSince !== null && lastCheck - recent.idleSince > RECENT_KEEP_MS)
+              this.recent.delete(name);
           await this.refreshAvailability();
         }
       } catch (error) {
@@ -455,7 +521,12 @@ export class ChangelogHub {
   }
 
   /** Listen to the changes of a view this access sees, of every row or (with `key`) of one. */
-  private async listen(view: CompiledView, access: ViewAccess, key: string | null, listener: Listener): Promise<() => void> {
+  private async listen(
+    view: CompiledView,
+    access: ViewAccess,
+    key: string | null,
+    listener: Listener,
+  ): Promise<() => void> {
     let routes = this.routes.get(view.name);
     if (!routes) this.routes.set(view.name, (routes = new Map()));
     let route = routes.get(access.route);
@@ -535,7 +606,16 @@ export class ChangelogHub {
       options.signal,
     );
     const matches = (change: { key: string }): boolean => options.key === null || change.key === options.key;
-    const reset = (reason: string, version: string): SubscriptionEvent => ({ view: view.name, version, op: 'reset', key: '', row: null, previous: null, reason, seq: 0 });
+    const reset = (reason: string, version: string): SubscriptionEvent => ({
+      view: view.name,
+      version,
+      op: 'reset',
+      key: '',
+      row: null,
+      previous: null,
+      reason,
+      seq: 0,
+    });
     // The last change seen is held back until the next one or the end of its transaction, so the
     // one that ends a transaction can say so (transactionEnd) whatever this subscriber filters out.
     const pass = (event: SubscriptionEvent | null, end: boolean): SubscriptionEvent[] => {
@@ -551,7 +631,10 @@ export class ChangelogHub {
       return ready;
     };
     const gap = (version: string): SubscriptionEvent =>
-      reset(`changes after version ${version} were trimmed from the changelog before this subscription read them; a fresh snapshot follows`, version);
+      reset(
+        `changes after version ${version} were trimmed from the changelog before this subscription read them; a fresh snapshot follows`,
+        version,
+      );
     try {
       let last = options.since === null ? null : parseVersion(options.since);
       /** Number of the last changelog entry this subscription has (0: unknown). */
@@ -562,7 +645,8 @@ export class ChangelogHub {
         last = await whileStoreDown(() => currentVersion(redis, prefix, view), options.signal);
       }
       // The statuses the tail refreshes every 250 ms will do; older ones are read again.
-      if (Date.now() - this.refreshedAt > 250) await whileStoreDown(() => this.refreshAvailability(), options.signal);
+      if (Date.now() - this.refreshedAt > 250)
+        await whileStoreDown(() => this.refreshAvailability(), options.signal);
       const availability = this.servable(view.name);
       const known = last === null ? undefined : this.recentEntry(view.name, last);
       if (!availability.servable) {
@@ -574,20 +658,35 @@ export class ChangelogHub {
       } else if (last !== null) {
         const newest = await whileStoreDown(() => currentVersion(redis, prefix, view), options.signal);
         if (compareVersions(last, newest) > 0) {
-          throw new PublicError(`Version ${last} of ${view.name} is ahead of its newest version ${newest}; resume from a version this service gave you`, 'VERSION_AHEAD');
+          throw new PublicError(
+            `Version ${last} of ${view.name} is ahead of its newest version ${newest}; resume from a version this service gave you`,
+            'VERSION_AHEAD',
+          );
         }
         const trimmed = await whileStoreDown(() => trimmedUpTo(redis, prefix, view), options.signal);
         if (compareVersions(last, availability.floor) < 0) {
-          yield reset(`version ${last} is older than the view's current history (it was rebuilt at ${availability.floor}); a fresh snapshot follows`, availability.floor);
+          yield reset(
+            `version ${last} is older than the view's current history (it was rebuilt at ${availability.floor}); a fresh snapshot follows`,
+            availability.floor,
+          );
           snapshot = true;
         } else if (compareVersions(last, trimmed) < 0) {
-          yield reset(`version ${last} is no longer in the changelog (trimmed up to ${trimmed}); a fresh snapshot follows`, trimmed);
+          yield reset(
+            `version ${last} is no longer in the changelog (trimmed up to ${trimmed}); a fresh snapshot follows`,
+            trimmed,
+          );
           snapshot = true;
         } else if (last !== '0-0') {
-          const entry = await whileStoreDown(() => readChangelogEntry(redis, prefix, view, last!), options.signal);
+          const entry = await whileStoreDown(
+            () => readChangelogEntry(redis, prefix, view, last!),
+            options.signal,
+          );
           if (entry) lastSeq = entry.seq;
           else {
-            yield reset(`version ${last} is not in the changelog of ${view.name}; a fresh snapshot follows`, availability.floor);
+            yield reset(
+              `version ${last} is not in the changelog of ${view.name}; a fresh snapshot follows`,
+              availability.floor,
+            );
             snapshot = true;
           }
         }
@@ -601,14 +700,22 @@ export class ChangelogHub {
           let version: string | null = null;
           try {
             for (;;) {
-              const page = await whileStoreDown(() => readPage(redis, prefix, view, after, 1000, { filter: options.access.filter }), options.signal);
+              const page = await whileStoreDown(
+                () => readPage(redis, prefix, view, after, 1000, { filter: options.access.filter }),
+                options.signal,
+              );
               if (version === null) {
                 version = page.version;
                 lastSeq = page.seq;
               }
               for (const { key, row } of page.rows) {
                 // The page applied the row filter; a subscription's where is judged here.
-                if (matches({ key }) && (options.access.where?.(row) ?? true)) for (const ready of pass({ view: view.name, version, op: 'snapshot', key, row, previous: null, seq: lastSeq }, false)) yield ready;
+                if (matches({ key }) && (options.access.where?.(row) ?? true))
+                  for (const ready of pass(
+                    { view: view.name, version, op: 'snapshot', key, row, previous: null, seq: lastSeq },
+                    false,
+                  ))
+                    yield ready;
               }
               if (page.rows.length < 1000 && page.scannedTo === null) break;
               after = page.rows.length < 1000 ? page.scannedTo : page.rows.at(-1)!.key;
@@ -653,7 +760,10 @@ export class ChangelogHub {
         }
         while (!snapshot) {
           if (overflow) {
-            throw new PublicError(`Subscription to ${view.name} fell more than ${maxBuffered} changes behind; resume with since: ${last ?? '0-0'}`, 'SUBSCRIBER_TOO_SLOW');
+            throw new PublicError(
+              `Subscription to ${view.name} fell more than ${maxBuffered} changes behind; resume with since: ${last ?? '0-0'}`,
+              'SUBSCRIBER_TOO_SLOW',
+            );
           }
           const event = buffer.shift();
           if (!event) {

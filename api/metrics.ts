@@ -26,7 +26,13 @@ export interface Metrics {
 }
 
 /** `engine` is null on an API-only instance, `hub` on an ingest-only one: their metrics are then absent. */
-export function createMetrics(options: { views: Registry; redis: RedisClient; prefix: string; engine: Engine | null; hub: ChangelogHub | null }): Metrics {
+export function createMetrics(options: {
+  views: Registry;
+  redis: RedisClient;
+  prefix: string;
+  engine: Engine | null;
+  hub: ChangelogHub | null;
+}): Metrics {
   const { engine, hub } = options;
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry, prefix: 'cdc_views_' });
@@ -90,7 +96,10 @@ export function createMetrics(options: { views: Registry; redis: RedisClient; pr
     registers: [registry],
     async collect() {
       for (const view of options.views.views) {
-        this.set({ view: view.name }, await options.redis.sendCommand<number>(['HLEN', rowsKey(options.prefix, view.name)]));
+        this.set(
+          { view: view.name },
+          await options.redis.sendCommand<number>(['HLEN', rowsKey(options.prefix, view.name)]),
+        );
       }
     },
   });
@@ -102,7 +111,14 @@ export function createMetrics(options: { views: Registry; redis: RedisClient; pr
       this.set(engine ? (engine.ready ? 1 : 0) : hub!.health().ready ? 1 : 0);
     },
   });
-  const PIPELINE_STATES = ['starting', 'waiting-for-lease', 'building', 'live', 'retrying', 'stopped'] as const;
+  const PIPELINE_STATES = [
+    'starting',
+    'waiting-for-lease',
+    'building',
+    'live',
+    'retrying',
+    'stopped',
+  ] as const;
   new client.Gauge({
     name: 'cdc_views_pipeline_state',
     help: '1 for the state the ingest pipeline is in (waiting-for-lease: another instance writes).',
@@ -122,13 +138,14 @@ export function createMetrics(options: { views: Registry; redis: RedisClient; pr
       const views = engine ? engine.health().views : hub!.health().views;
       for (const view of options.views.views) {
         const state = views.get(view.name)?.state;
-        for (const s of ['building', 'live', 'stopped'] as const) this.set({ view: view.name, state: s }, s === state ? 1 : 0);
+        for (const s of ['building', 'live', 'stopped'] as const)
+          this.set({ view: view.name, state: s }, s === state ? 1 : 0);
       }
     },
   });
   new client.Gauge({
     name: 'cdc_views_backfill_rows',
-    help: 'A view being backfilled beside the live ones: rows read so far per table (kind=read), and PostgreSQL\'s estimate of the table (kind=estimated).',
+    help: "A view being backfilled beside the live ones: rows read so far per table (kind=read), and PostgreSQL's estimate of the table (kind=estimated).",
     labelNames: ['view', 'table', 'kind'] as const,
     registers: [registry],
     collect() {
@@ -167,12 +184,17 @@ export function createMetrics(options: { views: Registry; redis: RedisClient; pr
     labelNames: ['view'] as const,
     registers: [registry],
   });
-  engine?.on(ENGINE_EVENTS.STATE_LOST, (e: { resumed?: boolean }) => stateLost.inc({ outcome: e.resumed ? 'resumed' : 'rebuilt' }));
+  engine?.on(ENGINE_EVENTS.STATE_LOST, (e: { resumed?: boolean }) =>
+    stateLost.inc({ outcome: e.resumed ? 'resumed' : 'rebuilt' }),
+  );
   engine?.on(ENGINE_EVENTS.REBUILD, () => rebuilds.inc());
   engine?.on(ENGINE_EVENTS.VIEW_STOPPED, (e: { view: string }) => viewsStopped.inc({ view: e.view }));
 
   let lastCommitUs: number | undefined;
-  setInterval(() => lastCommitUs !== undefined && lag.set(Math.max(0, Date.now() / 1000 - lastCommitUs / 1e6)), 1000).unref();
+  setInterval(
+    () => lastCommitUs !== undefined && lag.set(Math.max(0, Date.now() / 1000 - lastCommitUs / 1e6)),
+    1000,
+  ).unref();
   engine?.on(ENGINE_EVENTS.BATCH_APPLIED, (e: BatchAppliedEvent) => {
     if (e.duplicate) duplicates.inc();
     else eventsApplied.inc({ kind: e.snapshot ? 'snapshot' : 'stream' }, e.changes);
@@ -222,7 +244,8 @@ export function createMetrics(options: { views: Registry; redis: RedisClient; pr
     reactionBacklogs: (backlogs) => {
       for (const b of backlogs) {
         backlog.set({ reaction: b.reaction, state: 'pending' }, b.pending);
-        if (b.undelivered !== null) backlog.set({ reaction: b.reaction, state: 'undelivered' }, b.undelivered);
+        if (b.undelivered !== null)
+          backlog.set({ reaction: b.reaction, state: 'undelivered' }, b.undelivered);
         reactionDeadLetters.set({ reaction: b.reaction }, b.deadLetters);
       }
     },

@@ -26,11 +26,23 @@ const require = createRequire(import.meta.url);
 /** The page's modules: the app, and the libraries it imports (by the page's import map). */
 const ASSETS: Record<string, { file: string; type: string }> = {
   'app.js': { file: new URL('./status-page/app.js', import.meta.url).pathname, type: 'text/javascript' },
-  'preact.js': { file: require.resolve('preact').replace(/preact\.js$/, 'preact.module.js'), type: 'text/javascript' },
-  'hooks.js': { file: require.resolve('preact/hooks').replace(/hooks\.js$/, 'hooks.module.js'), type: 'text/javascript' },
+  'preact.js': {
+    file: require.resolve('preact').replace(/preact\.js$/, 'preact.module.js'),
+    type: 'text/javascript',
+  },
+  'hooks.js': {
+    file: require.resolve('preact/hooks').replace(/hooks\.js$/, 'hooks.module.js'),
+    type: 'text/javascript',
+  },
   'htm.js': { file: require.resolve('htm').replace(/htm\.js$/, 'htm.module.js'), type: 'text/javascript' },
-  'uplot.js': { file: require.resolve('uplot').replace(/uPlot\.cjs\.js$/, 'uPlot.esm.js'), type: 'text/javascript' },
-  'uplot.css': { file: require.resolve('uplot').replace(/uPlot\.cjs\.js$/, 'uPlot.min.css'), type: 'text/css' },
+  'uplot.js': {
+    file: require.resolve('uplot').replace(/uPlot\.cjs\.js$/, 'uPlot.esm.js'),
+    type: 'text/javascript',
+  },
+  'uplot.css': {
+    file: require.resolve('uplot').replace(/uPlot\.cjs\.js$/, 'uPlot.min.css'),
+    type: 'text/css',
+  },
 };
 
 const PAGE = `<!doctype html>
@@ -78,7 +90,9 @@ export class StatusHistory {
   private tick(): void {
     this.t.push(Math.floor(Date.now() / 1000));
     this.applied.push(this.pending);
-    this.lag.push(this.lastCommitUs === null ? null : Math.max(0, Date.now() / 1000 - this.lastCommitUs / 1e6));
+    this.lag.push(
+      this.lastCommitUs === null ? null : Math.max(0, Date.now() / 1000 - this.lastCommitUs / 1e6),
+    );
     this.pending = 0;
     for (const series of [this.t, this.applied, this.lag]) if (series.length > this.seconds) series.shift();
   }
@@ -144,21 +158,33 @@ async function snapshot(options: StatusPageOptions): Promise<unknown> {
       count: deadLetterCount,
       recent: recent.map(([id, fields]) => {
         const f = toRecord(fields);
-        return { at: Number(id.split('-')[0]), reason: f['reason'] ?? '', change: (f['change'] ?? '').slice(0, 300) };
+        return {
+          at: Number(id.split('-')[0]),
+          reason: f['reason'] ?? '',
+          change: (f['change'] ?? '').slice(0, 300),
+        };
       }),
     },
     reactions: (await reactionBacklogs(redis, prefix, options.config)).map((b) => ({
       ...b,
-      when: options.config.reactions![b.reaction]!.conditions.map(describeCondition).join(' and ') || 'every change',
+      when:
+        options.config.reactions![b.reaction]!.conditions.map(describeCondition).join(' and ') ||
+        'every change',
       warnBacklog: options.config.reactions![b.reaction]!.warnBacklog,
     })),
-    history: options.history ? { t: options.history.t, applied: options.history.applied, lag: options.history.lag } : null,
+    history: options.history
+      ? { t: options.history.t, applied: options.history.applied, lag: options.history.lag }
+      : null,
   };
 }
 
 /** Answers /status, /status/assets/* and /status.json; false for any other path. */
-export function statusPage(options: StatusPageOptions): (path: string, req: IncomingMessage, res: ServerResponse) => boolean {
-  const assets = new Map(Object.entries(ASSETS).map(([name, a]) => [name, { body: readFileSync(a.file), type: a.type }]));
+export function statusPage(
+  options: StatusPageOptions,
+): (path: string, req: IncomingMessage, res: ServerResponse) => boolean {
+  const assets = new Map(
+    Object.entries(ASSETS).map(([name, a]) => [name, { body: readFileSync(a.file), type: a.type }]),
+  );
   return (path, _req, res) => {
     if (path === '/status') {
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
@@ -180,7 +206,11 @@ export function statusPage(options: StatusPageOptions): (path: string, req: Inco
         },
         (error: unknown) => {
           res.writeHead(503, { 'content-type': 'application/json' });
-          res.end(JSON.stringify({ error: `the status could not be read: ${error instanceof Error ? error.message : String(error)}` }));
+          res.end(
+            JSON.stringify({
+              error: `the status could not be read: ${error instanceof Error ? error.message : String(error)}`,
+            }),
+          );
         },
       );
       return true;

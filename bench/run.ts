@@ -47,7 +47,12 @@ import WebSocket from 'ws';
 import { keyPrefix, rowsKey, viewKeyPattern, viewStatePattern } from '../views/store/keys.ts';
 import { connectRedis, type RedisClient } from '../views/store/redis.ts';
 import { createRegistry, type CompiledView } from '../views/registry.ts';
-import { startChildService, writeKafkaShopConfig, writeShopConfig, type ChildService } from '../test/support/child-service.ts';
+import {
+  startChildService,
+  writeKafkaShopConfig,
+  writeShopConfig,
+  type ChildService,
+} from '../test/support/child-service.ts';
 import { connect, createDatabase, shopTestConfig, uniqueName, waitForSync } from '../test/support/shop.ts';
 import { provide, serverNeeds } from '../scripts/provision.ts';
 import { bareServer, benchApi, type ApiBenchResult, type LoadFigures } from './api.ts';
@@ -64,7 +69,14 @@ const LATENCY_SAMPLES = Number(process.env['BENCH_SAMPLES'] ?? 300);
 /** The baseline re-runs every view's SQL per sample: at a million orders that is seconds each. */
 const BASELINE_SAMPLES = Number(process.env['BENCH_BASELINE_SAMPLES'] ?? Math.min(LATENCY_SAMPLES, 100));
 /** The first example's views, each over one table: measured apart to show what joins and top-N add. */
-const SINGLE_TABLE_VIEWS = ['revenueByCustomer', 'ordersByStatus', 'largePaidOrders', 'productSales', 'productsByCategory', 'customersByCountry'];
+const SINGLE_TABLE_VIEWS = [
+  'revenueByCustomer',
+  'ordersByStatus',
+  'largePaidOrders',
+  'productSales',
+  'productsByCategory',
+  'customersByCountry',
+];
 const say = (line: string): void => void process.stdout.write(`${line}\n`);
 
 function percentile(sorted: number[], p: number): number {
@@ -73,7 +85,12 @@ function percentile(sorted: number[], p: number): number {
 }
 function summary(samples: number[]): { p50: number; p99: number; max: number; n: number } {
   const sorted = [...samples].sort((a, b) => a - b);
-  return { p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: sorted.at(-1) ?? NaN, n: sorted.length };
+  return {
+    p50: percentile(sorted, 50),
+    p99: percentile(sorted, 99),
+    max: sorted.at(-1) ?? NaN,
+    n: sorted.length,
+  };
 }
 /** CPU seconds (user + system) of a process, from /proc. */
 function cpuSeconds(pid: number): number {
@@ -102,12 +119,18 @@ async function main(): Promise<void> {
     const db = await connect(databaseUrl);
     db.on('error', () => undefined); // the servers stop under it when the run fails
     say(`loading ${ORDERS} orders and ${2 * ORDERS} order lines…`);
-    await db.query(`INSERT INTO customers SELECT i, 'c' || i, (ARRAY['DE','FR','US',NULL])[1 + i % 4], now() FROM generate_series(1, 1000) i`);
-    await db.query(`INSERT INTO products SELECT i, 'p' || i, (ARRAY['a','b','c','d'])[1 + i % 4], 1 + i % 90 FROM generate_series(1, 500) i`);
+    await db.query(
+      `INSERT INTO customers SELECT i, 'c' || i, (ARRAY['DE','FR','US',NULL])[1 + i % 4], now() FROM generate_series(1, 1000) i`,
+    );
+    await db.query(
+      `INSERT INTO products SELECT i, 'p' || i, (ARRAY['a','b','c','d'])[1 + i % 4], 1 + i % 90 FROM generate_series(1, 500) i`,
+    );
     await db.query(
       `INSERT INTO orders SELECT i, 1 + (i::bigint * 7919) % 1000, (ARRAY['paid','paid','new','shipped'])[1 + i % 4], ((i::bigint * 7793) % 50000 + 99) / 100.0, now() FROM generate_series(1, ${ORDERS}) i`,
     );
-    await db.query(`INSERT INTO order_items SELECT o, l, 1 + (o + l) % 500, 1 + o % 5, 9.99 FROM generate_series(1, ${ORDERS}) o, generate_series(1, 2) l`);
+    await db.query(
+      `INSERT INTO order_items SELECT o, l, 1 + (o + l) % 500, 1 + o % 5, 9.99 FROM generate_series(1, ${ORDERS}) o, generate_series(1, 2) l`,
+    );
     await db.query('ANALYZE');
     const sourceRows = ORDERS * 3 + 1500;
     const config = shopTestConfig(databaseUrl, redisUrl, name);
@@ -119,7 +142,9 @@ async function main(): Promise<void> {
     let t = performance.now();
     await waitForSync(db, redis, name, name, 3_600_000);
     const snapshotSeconds = (performance.now() - t) / 1000;
-    say(`snapshot: ${sourceRows} rows into ${registry.views.length} views in ${snapshotSeconds.toFixed(2)} s`);
+    say(
+      `snapshot: ${sourceRows} rows into ${registry.views.length} views in ${snapshotSeconds.toFixed(2)} s`,
+    );
     child.process.kill('SIGTERM');
     await child.exited;
     // A second deployment with the single-table views only (the first example's six), on the same
@@ -138,10 +163,14 @@ async function main(): Promise<void> {
       const base = ORDERS + 1 + i * 50;
       const mod = i % 3;
       if (mod === 0) {
-        await db.query(`INSERT INTO orders SELECT g, 1 + (g::bigint * 31) % 1000, 'paid', (g % 1000) + 0.5, now() FROM generate_series(${base}, ${base + 49}) g`);
+        await db.query(
+          `INSERT INTO orders SELECT g, 1 + (g::bigint * 31) % 1000, 'paid', (g % 1000) + 0.5, now() FROM generate_series(${base}, ${base + 49}) g`,
+        );
       } else if (mod === 1) {
         // Moves 50 orders between customers and statuses: each is a retraction and an addition.
-        await db.query(`UPDATE orders SET customer_id = 1 + (customer_id + 7) % 1000, amount = amount + 1 WHERE id BETWEEN ${1 + i * 50} AND ${i * 50 + 50}`);
+        await db.query(
+          `UPDATE orders SET customer_id = 1 + (customer_id + 7) % 1000, amount = amount + 1 WHERE id BETWEEN ${1 + i * 50} AND ${i * 50 + 50}`,
+        );
       } else {
         await db.query(`DELETE FROM order_items WHERE order_id BETWEEN ${1 + i * 25} AND ${i * 25 + 25}`);
       }
@@ -179,7 +208,9 @@ async function main(): Promise<void> {
     const throughput = { all: all.result, singleTable: single.result };
 
     // --- latency: ours (push) and the baseline (re-run SQL + diff), same transactions
-    await db.query(`INSERT INTO orders VALUES (0, 1, 'paid', 1.00, now()) ON CONFLICT (id) DO UPDATE SET customer_id = 1, status = 'paid'`);
+    await db.query(
+      `INSERT INTO orders VALUES (0, 1, 'paid', 1.00, now()) ON CONFLICT (id) DO UPDATE SET customer_id = 1, status = 'paid'`,
+    );
     await waitForSync(db, redis, name, name);
     const ours = await pushLatency(child.url, db, LATENCY_SAMPLES);
     say(`push latency: p50 ${summary(ours).p50.toFixed(2)} ms, p99 ${summary(ours).p99.toFixed(2)} ms`);
@@ -207,7 +238,9 @@ async function main(): Promise<void> {
     // --- the API at scale: an --api-only instance beside the ingest process, limits raised for the fan-out
     let api: ApiBenchResult | null = null;
     if (API) {
-      const apiConfig = writeShopConfig(databaseUrl, redisUrl, name, { api: { limits: { maxConnectionsPerIp: 5000, maxSubscriptionsPerConnection: 200 } } });
+      const apiConfig = writeShopConfig(databaseUrl, redisUrl, name, {
+        api: { limits: { maxConnectionsPerIp: 5000, maxSubscriptionsPerConnection: 200 } },
+      });
       const apiChild = await startChildService(apiConfig, { LOG_LEVEL: 'warn' }, ['--api-only']);
       try {
         api = await benchApi(apiChild.url, apiChild.process.pid!, db, 50_000_000, say);
@@ -218,12 +251,16 @@ async function main(): Promise<void> {
     }
 
     // --- reactions: a --reactions-only worker beside the ingest process
-    const reactions = REACTIONS ? await benchReactions(name, databaseUrl, redisUrl, db, 60_000_000, say) : null;
+    const reactions = REACTIONS
+      ? await benchReactions(name, databaseUrl, redisUrl, db, 60_000_000, say)
+      : null;
 
     // --- memory
     const sourceBytes: Record<string, number> = {};
     for (const table of ['customers', 'products', 'orders', 'order_items']) {
-      sourceBytes[table] = Number((await db.query(`SELECT pg_total_relation_size($1) AS b`, [table])).rows[0].b);
+      sourceBytes[table] = Number(
+        (await db.query(`SELECT pg_total_relation_size($1) AS b`, [table])).rows[0].b,
+      );
     }
     const memory: Record<string, ViewMemory> = {};
     for (const view of registry.views) {
@@ -233,7 +270,11 @@ async function main(): Promise<void> {
         sources: sourceTablesOf(registry, view.name),
       };
     }
-    say(`memory: ${Object.entries(memory).map(([v, m]) => `${v} ${((m.rows + m.state) / 1e6).toFixed(1)} MB`).join(', ')}`);
+    say(
+      `memory: ${Object.entries(memory)
+        .map(([v, m]) => `${v} ${((m.rows + m.state) / 1e6).toFixed(1)} MB`)
+        .join(', ')}`,
+    );
     child.process.kill('SIGTERM');
     await child.exited;
     child = null;
@@ -244,9 +285,24 @@ async function main(): Promise<void> {
 
     const result = {
       date: new Date().toISOString(),
-      machine: { cpus: cpus().length, cpu: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
-      data: { orders: ORDERS, orderItems: 2 * ORDERS, workloadTransactions: WORKLOAD_TXNS, workloadEvents: events },
-      snapshot: { rows: sourceRows, views: registry.views.length, seconds: snapshotSeconds, rowsPerSecond: sourceRows / snapshotSeconds },
+      machine: {
+        cpus: cpus().length,
+        cpu: cpus()[0]?.model,
+        memoryGiB: Math.round(totalmem() / 2 ** 30),
+        node: process.version,
+      },
+      data: {
+        orders: ORDERS,
+        orderItems: 2 * ORDERS,
+        workloadTransactions: WORKLOAD_TXNS,
+        workloadEvents: events,
+      },
+      snapshot: {
+        rows: sourceRows,
+        views: registry.views.length,
+        seconds: snapshotSeconds,
+        rowsPerSecond: sourceRows / snapshotSeconds,
+      },
       throughput,
       latencyMs: { ours: summary(ours), baseline: summary(baseline) },
       pointReadMs: summary(reads.service),
@@ -259,7 +315,10 @@ async function main(): Promise<void> {
     };
     mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
     const stamp = result.date.replace(/[:.]/g, '-');
-    writeFileSync(new URL(`./results/${stamp}.json`, import.meta.url), `${JSON.stringify(result, null, 2)}\n`);
+    writeFileSync(
+      new URL(`./results/${stamp}.json`, import.meta.url),
+      `${JSON.stringify(result, null, 2)}\n`,
+    );
     const table = renderTable(result);
     writeFileSync(new URL(`./results/${stamp}.md`, import.meta.url), table);
     say('');
@@ -283,7 +342,11 @@ async function pushLatency(url: string, db: pg.Client, samples: number): Promise
   let onPush: (() => void) | null = null;
   ws.subscribe(
     { query: 'subscription { revenueByCustomerChanges(customerId: 1) { row { revenue } } }' },
-    { next: () => (pushes.push(performance.now()), onPush?.()), error: () => undefined, complete: () => undefined },
+    {
+      next: () => (pushes.push(performance.now()), onPush?.()),
+      error: () => undefined,
+      complete: () => undefined,
+    },
   );
   await new Promise((r) => setTimeout(r, 500));
   const latencies: number[] = [];
@@ -321,21 +384,32 @@ async function benchDurability(databaseUrl: string, db: pg.Client) {
       const configFile = writeShopConfig(databaseUrl, server.url, name, { durability: 'auto' });
       child = await startChildService(configFile, { LOG_LEVEL: 'warn' });
       await waitForSync(db, redis, name, name, 600_000);
-      const ready = (await (await fetch(child.url.replace('/graphql', '/ready'))).json()) as { durability?: string };
+      const ready = (await (await fetch(child.url.replace('/graphql', '/ready'))).json()) as {
+        durability?: string;
+      };
       child.process.kill('SIGTERM');
       await child.exited;
       const base = 10_000_000 + results.length * 1_000_000;
       const transactions = 300;
       for (let i = 0; i < transactions; i++) {
-        await db.query(`INSERT INTO orders SELECT g, 1 + g % 1000, 'paid', (g % 1000) + 0.5, now() FROM generate_series(${base + i * 50}, ${base + i * 50 + 49}) g`);
+        await db.query(
+          `INSERT INTO orders SELECT g, 1 + g % 1000, 'paid', (g % 1000) + 0.5, now() FROM generate_series(${base + i * 50}, ${base + i * 50 + 49}) g`,
+        );
       }
       child = await startChildService(configFile, { LOG_LEVEL: 'warn' });
       const t = performance.now();
       await waitForSync(db, redis, name, name, 600_000);
       const catchUpSeconds = (performance.now() - t) / 1000;
       const latency = summary(await pushLatency(child.url, db, 100));
-      results.push({ setting: setting.label, mode: ready.durability ?? '?', eventsPerSecond: (transactions * 50) / catchUpSeconds, pushMs: latency });
-      say(`durability: ${setting.label} (${ready.durability}): ${((transactions * 50) / catchUpSeconds).toFixed(0)} events/s, push p50/p99 ${latency.p50.toFixed(2)}/${latency.p99.toFixed(2)} ms`);
+      results.push({
+        setting: setting.label,
+        mode: ready.durability ?? '?',
+        eventsPerSecond: (transactions * 50) / catchUpSeconds,
+        pushMs: latency,
+      });
+      say(
+        `durability: ${setting.label} (${ready.durability}): ${((transactions * 50) / catchUpSeconds).toFixed(0)} events/s, push p50/p99 ${latency.p50.toFixed(2)}/${latency.p99.toFixed(2)} ms`,
+      );
     } finally {
       child?.process.kill('SIGKILL');
       await db.query(`SELECT pg_drop_replication_slot('${name}')`).catch(() => undefined);
@@ -348,8 +422,15 @@ async function benchDurability(databaseUrl: string, db: pg.Client) {
 }
 
 /** The Kafka path: Debezium → Kafka → a second deployment of the same views. */
-async function benchKafka(databaseUrl: string, redisUrl: string, db: pg.Client, redis: RedisClient, name: string) {
-  const { startKafka, startConnect, postgresConnectorConfig } = await import('../scripts/kafka-stack/index.ts');
+async function benchKafka(
+  databaseUrl: string,
+  redisUrl: string,
+  db: pg.Client,
+  redis: RedisClient,
+  name: string,
+) {
+  const { startKafka, startConnect, postgresConnectorConfig } =
+    await import('../scripts/kafka-stack/index.ts');
   say('kafka: starting Kafka and Kafka Connect with Debezium…');
   const kafka = await startKafka({ log: () => undefined });
   const connect = await startConnect({ brokers: kafka.brokers, log: () => undefined });
@@ -360,7 +441,14 @@ async function benchKafka(databaseUrl: string, redisUrl: string, db: pg.Client, 
     let t = performance.now();
     await connect.register(
       prefix,
-      postgresConnectorConfig({ databaseUrl, topicPrefix: prefix, tables, slotName: prefix, publicationName: prefix, extra: { 'poll.interval.ms': '5' } }),
+      postgresConnectorConfig({
+        databaseUrl,
+        topicPrefix: prefix,
+        tables,
+        slotName: prefix,
+        publicationName: prefix,
+        extra: { 'poll.interval.ms': '5' },
+      }),
     );
     await connect.waitForRunning(prefix);
     const topics = [...tables.map((table) => `${prefix}.${table}`), `${prefix}.transaction`];
@@ -369,7 +457,7 @@ async function benchKafka(databaseUrl: string, redisUrl: string, db: pg.Client, 
     await admin.connect();
     // Debezium's snapshot is in Kafka when the topics stop growing.
     let records = 0;
-    for (let stable = 0; stable < 3; ) {
+    for (let stable = 0; stable < 3;) {
       await new Promise((r) => setTimeout(r, 1000));
       let total = 0;
       for (const topic of topics) {
@@ -383,11 +471,16 @@ async function benchKafka(databaseUrl: string, redisUrl: string, db: pg.Client, 
     const debeziumSeconds = (performance.now() - t) / 1000;
     say(`kafka: Debezium wrote ${records} records in ${debeziumSeconds.toFixed(1)} s`);
 
-    const configFile = writeKafkaShopConfig({ brokers: kafka.brokers, topicPrefix: prefix }, redisUrl, prefix);
+    const configFile = writeKafkaShopConfig(
+      { brokers: kafka.brokers, topicPrefix: prefix },
+      redisUrl,
+      prefix,
+    );
     child = await startChildService(configFile, { LOG_LEVEL: 'warn' });
     t = performance.now();
     const cpuBefore = cpuSeconds(child.process.pid!);
-    while ((await fetch(child.url.replace('/graphql', '/ready'))).status !== 200) await new Promise((r) => setTimeout(r, 20));
+    while ((await fetch(child.url.replace('/graphql', '/ready'))).status !== 200)
+      await new Promise((r) => setTimeout(r, 20));
     const consumeSeconds = (performance.now() - t) / 1000;
     const consumeCpu = cpuSeconds(child.process.pid!) - cpuBefore;
     say(`kafka: ${records} records into the views in ${consumeSeconds.toFixed(2)} s`);
@@ -415,7 +508,8 @@ async function benchKafka(databaseUrl: string, redisUrl: string, db: pg.Client, 
  * same way, in the same run.
  */
 async function pointReads(url: string, count: number): Promise<{ service: number[]; bare: number[] }> {
-  const query = 'query CustomerRevenue($id: Int!) { revenueByCustomer(customerId: $id) { orders revenue averageOrder } }';
+  const query =
+    'query CustomerRevenue($id: Int!) { revenueByCustomer(customerId: $id) { orders revenue averageOrder } }';
   let answer = '';
   const sequential = async (target: string): Promise<number[]> => {
     const { hostname, port } = new URL(target);
@@ -424,7 +518,14 @@ async function pointReads(url: string, count: number): Promise<{ service: number
       new Promise((resolve, reject) => {
         const sent = performance.now();
         const request = http.request(
-          { host: hostname, port, path: '/graphql', method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+          {
+            host: hostname,
+            port,
+            path: '/graphql',
+            method: 'POST',
+            agent,
+            headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+          },
           (response) => {
             const chunks: Buffer[] = [];
             response.on('data', (c: Buffer) => chunks.push(c));
@@ -461,7 +562,13 @@ async function runAllViews(db: pg.Client, views: readonly CompiledView[]): Promi
   for (const view of views) {
     // Top-N views end in their own ORDER BY … LIMIT: every view is read as a subquery.
     const { rows } = await db.query(`SELECT * FROM (${view.sql}) AS v`);
-    out.set(view.name, rows.map((row) => JSON.stringify(row)).sort().join('\n'));
+    out.set(
+      view.name,
+      rows
+        .map((row) => JSON.stringify(row))
+        .sort()
+        .join('\n'),
+    );
   }
   return out;
 }
@@ -486,14 +593,27 @@ interface ViewMemory {
 }
 
 /** Redis bytes (MEMORY USAGE, Redis's own overhead included) of one view: rows, state, changelog. */
-async function viewBytes(redis: RedisClient, prefix: string, view: string): Promise<Pick<ViewMemory, 'rows' | 'state' | 'changelog'>> {
+async function viewBytes(
+  redis: RedisClient,
+  prefix: string,
+  view: string,
+): Promise<Pick<ViewMemory, 'rows' | 'state' | 'changelog'>> {
   const sum = async (pattern: string, split?: (key: string) => boolean): Promise<[number, number]> => {
     let cursor = '0';
     const totals: [number, number] = [0, 0];
     do {
-      const [next, keys] = await redis.sendCommand<[string, string[]]>(['SCAN', cursor, 'MATCH', pattern, 'COUNT', '1000']);
+      const [next, keys] = await redis.sendCommand<[string, string[]]>([
+        'SCAN',
+        cursor,
+        'MATCH',
+        pattern,
+        'COUNT',
+        '1000',
+      ]);
       cursor = next;
-      const sizes = await Promise.all(keys.map((key) => redis.sendCommand<number | null>(['MEMORY', 'USAGE', key, 'SAMPLES', '0'])));
+      const sizes = await Promise.all(
+        keys.map((key) => redis.sendCommand<number | null>(['MEMORY', 'USAGE', key, 'SAMPLES', '0'])),
+      );
       keys.forEach((key, i) => (totals[split?.(key) ? 1 : 0] += sizes[i] ?? 0));
     } while (cursor !== '0');
     return totals;
@@ -529,7 +649,8 @@ type ThroughputResult = {
 };
 
 function renderTable(r: BenchResult): string {
-  const f = (n: number, d = 1): string => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
+  const f = (n: number, d = 1): string =>
+    n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
   const mb = (bytes: number): string => `${f(bytes / 1e6, 2)} MB`;
   const tp = (t: ThroughputResult, what: string): string =>
     `| catch-up into ${t.views} views (${what}): events/s; events per CPU-second, service + Redis | ${f(t.eventsPerSecond, 0)}; ${f(t.eventsPerCpuSecond, 0)} (service ${f(t.serviceCpuSeconds, 2)} s + Redis ${f(t.redisCpuSeconds, 2)} s CPU for ${t.events.toLocaleString()} events) | — |`;
@@ -556,7 +677,10 @@ function renderTable(r: BenchResult): string {
           '',
           '| Redis persistence | acknowledged when (mode) | catch-up events/s | commit → push p50 / p99 |',
           '| --- | --- | --- | --- |',
-          ...r.durability.map((d) => `| ${d.setting} | ${d.mode} | ${f(d.eventsPerSecond, 0)} | ${f(d.pushMs.p50, 2)} / ${f(d.pushMs.p99, 2)} ms |`),
+          ...r.durability.map(
+            (d) =>
+              `| ${d.setting} | ${d.mode} | ${f(d.eventsPerSecond, 0)} | ${f(d.pushMs.p50, 2)} / ${f(d.pushMs.p99, 2)} ms |`,
+          ),
         ]
       : []),
     ...(r.api ? renderApi(r.api, f) : []),
@@ -590,9 +714,20 @@ function renderApi(a: ApiBenchResult, f: (n: number, d?: number) => string): str
     `| reads, ${a.concurrency} concurrent keep-alive clients (or one), --api-only instance | cdc-views | bare node:http, same bytes | share |`,
     '| --- | --- | --- | --- |',
     load('point read by key', a.reads.point, a.reads.barePoint, a.reads.pointBytes),
-    ...(a.reads.onePoint && a.reads.bareOnePoint ? [load('point read by key, one client', a.reads.onePoint, a.reads.bareOnePoint, a.reads.pointBytes)] : []),
+    ...(a.reads.onePoint && a.reads.bareOnePoint
+      ? [load('point read by key, one client', a.reads.onePoint, a.reads.bareOnePoint, a.reads.pointBytes)]
+      : []),
     load('list page of 50', a.reads.list, a.reads.bareList, a.reads.listBytes),
-    ...(a.reads.filtered && a.reads.bareFiltered ? [load('page of 50 in an indexed order (revenue DESC) with where + totalCount', a.reads.filtered, a.reads.bareFiltered, a.reads.filteredBytes ?? 0)] : []),
+    ...(a.reads.filtered && a.reads.bareFiltered
+      ? [
+          load(
+            'page of 50 in an indexed order (revenue DESC) with where + totalCount',
+            a.reads.filtered,
+            a.reads.bareFiltered,
+            a.reads.filteredBytes ?? 0,
+          ),
+        ]
+      : []),
     '',
     '| subscriptions under a live workload | opened in | pushes/s | commit → push p50 / p99 | service memory per subscription |',
     '| --- | --- | --- | --- | --- |',

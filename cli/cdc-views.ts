@@ -8,7 +8,14 @@ import { parseArgs } from 'node:util';
 import { createLogger, startService } from '../api/service.ts';
 import { ServiceError } from '../core/errors.ts';
 import pg from 'pg';
-import { deadLetterKey, keyPrefix, leaseKey, requestsKey, rowsKey, viewStatePattern } from '../views/store/keys.ts';
+import {
+  deadLetterKey,
+  keyPrefix,
+  leaseKey,
+  requestsKey,
+  rowsKey,
+  viewStatePattern,
+} from '../views/store/keys.ts';
 import { verifyViews } from './verify.ts';
 import { checkLiveSource } from './check-live.ts';
 import { describeCondition } from '../views/reactions.ts';
@@ -69,16 +76,31 @@ Environment:
 
 export async function loadConfig(file: string): Promise<Config> {
   const module = (await import(pathToFileURL(resolve(file)).href)) as { default?: Config };
-  if (!module.default) throw new ServiceError('CONFIG_INVALID', `Expected ${file} to export a config as default (export default defineConfig({ … }))`);
+  if (!module.default)
+    throw new ServiceError(
+      'CONFIG_INVALID',
+      `Expected ${file} to export a config as default (export default defineConfig({ … }))`,
+    );
   return module.default;
 }
 
 /** Redis bytes of a view's operator state (join sides, groups, top-N members: `s:<view>/*`). */
-async function operatorStateBytes(redis: Awaited<ReturnType<typeof connectRedis>>, prefix: string, view: string): Promise<number> {
+async function operatorStateBytes(
+  redis: Awaited<ReturnType<typeof connectRedis>>,
+  prefix: string,
+  view: string,
+): Promise<number> {
   let total = 0;
   let cursor = '0';
   do {
-    const [next, keys] = await redis.sendCommand<[string, string[]]>(['SCAN', cursor, 'MATCH', viewStatePattern(prefix, view), 'COUNT', '1000']);
+    const [next, keys] = await redis.sendCommand<[string, string[]]>([
+      'SCAN',
+      cursor,
+      'MATCH',
+      viewStatePattern(prefix, view),
+      'COUNT',
+      '1000',
+    ]);
     cursor = next;
     for (const key of keys) total += (await redis.sendCommand<number | null>(['MEMORY', 'USAGE', key])) ?? 0;
   } while (cursor !== '0');
@@ -86,22 +108,40 @@ async function operatorStateBytes(redis: Awaited<ReturnType<typeof connectRedis>
 }
 
 /** Per reaction: its condition, pending, not yet delivered, dead letters, last error; a warning when one is far behind. */
-async function reactionStatus(redis: Awaited<ReturnType<typeof connectRedis>>, prefix: string, config: Config): Promise<string[]> {
+async function reactionStatus(
+  redis: Awaited<ReturnType<typeof connectRedis>>,
+  prefix: string,
+  config: Config,
+): Promise<string[]> {
   const lines: string[] = [];
   for (const b of await reactionBacklogs(redis, prefix, config)) {
     const reaction = config.reactions![b.reaction]!;
-    const when = reaction.conditions.length > 0 ? ` when ${reaction.conditions.map(describeCondition).join(' and ')}` : '';
+    const when =
+      reaction.conditions.length > 0
+        ? ` when ${reaction.conditions.map(describeCondition).join(' and ')}`
+        : '';
     if (!b.joined) {
-      lines.push(`  reaction ${b.reaction.padEnd(20)} on ${b.view}: not joined yet (its group is created once the view is live, by the process writing the views)  dead letters ${b.deadLetters}`);
+      lines.push(
+        `  reaction ${b.reaction.padEnd(20)} on ${b.view}: not joined yet (its group is created once the view is live, by the process writing the views)  dead letters ${b.deadLetters}`,
+      );
     } else {
-      lines.push(`  reaction ${b.reaction.padEnd(20)} on ${b.view}: pending ${b.pending}  not yet delivered ${b.undelivered ?? '?'}  dead letters ${b.deadLetters}  consumers ${b.consumers}`);
+      lines.push(
+        `  reaction ${b.reaction.padEnd(20)} on ${b.view}: pending ${b.pending}  not yet delivered ${b.undelivered ?? '?'}  dead letters ${b.deadLetters}  consumers ${b.consumers}`,
+      );
     }
     if (when) lines.push(`    ${when.trim()}`);
-    const counts = ['handled', 'skipped', 'retried', 'dead-lettered', 'lost'].map((o) => `${o} ${b.counts[o] ?? 0}`).join('  ');
+    const counts = ['handled', 'skipped', 'retried', 'dead-lettered', 'lost']
+      .map((o) => `${o} ${b.counts[o] ?? 0}`)
+      .join('  ');
     lines.push(`    ${counts}`);
-    if (b.lastError) lines.push(`    last error ${new Date(b.lastError.at).toISOString()} (${b.lastError.idempotencyKey}): ${b.lastError.error}`);
+    if (b.lastError)
+      lines.push(
+        `    last error ${new Date(b.lastError.at).toISOString()} (${b.lastError.idempotencyKey}): ${b.lastError.error}`,
+      );
     if (b.behind) {
-      lines.push(`    ⚠ ${b.pending + (b.undelivered ?? 0)} changes wait (more than warnBacklog ${reaction.warnBacklog}): the changelog keeps them until the reaction handles them${b.consumers === 0 ? '; no worker has ever run it (start, or start --reactions-only)' : ''}`);
+      lines.push(
+        `    ⚠ ${b.pending + (b.undelivered ?? 0)} changes wait (more than warnBacklog ${reaction.warnBacklog}): the changelog keeps them until the reaction handles them${b.consumers === 0 ? '; no worker has ever run it (start, or start --reactions-only)' : ''}`,
+      );
     }
   }
   return lines;
@@ -136,7 +176,9 @@ async function main(argv: string[]): Promise<number> {
   });
   const [command, ...rest] = positionals;
   if (values.version) {
-    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+      version: string;
+    };
     process.stdout.write(`${pkg.version}\n`);
     return 0;
   }
@@ -154,24 +196,39 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'check': {
       const registry = createRegistry(config);
-      process.stdout.write(`✔ ${values.config}: ${registry.views.length} views over ${registry.tables.length} tables\n`);
-      for (const v of registry.views) process.stdout.write(`  ${v.name} (${v.kind}, key: ${v.keyFields.map((f) => f.name).join(', ')})\n`);
+      process.stdout.write(
+        `✔ ${values.config}: ${registry.views.length} views over ${registry.tables.length} tables\n`,
+      );
+      for (const v of registry.views)
+        process.stdout.write(`  ${v.name} (${v.kind}, key: ${v.keyFields.map((f) => f.name).join(', ')})\n`);
       if (values.offline || config.source.kind !== 'postgres') return 0;
       const databaseUrl = values.database ?? config.source.url ?? process.env['DATABASE_URL'];
       if (!databaseUrl) {
-        process.stdout.write('(no database URL — DATABASE_URL, source.postgres.url or --database: the live checks were skipped)\n');
+        process.stdout.write(
+          '(no database URL — DATABASE_URL, source.postgres.url or --database: the live checks were skipped)\n',
+        );
         return 0;
       }
       const db = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: 10_000 });
       try {
         await db.connect();
       } catch (error) {
-        process.stdout.write(`✖ the source database cannot be reached: ${error instanceof Error ? error.message : String(error)}\n`);
+        process.stdout.write(
+          `✖ the source database cannot be reached: ${error instanceof Error ? error.message : String(error)}\n`,
+        );
         return 1;
       }
       try {
-        const live = await checkLiveSource(db, tableRequirements(registry), config.source.slot ?? 'cdc_views', config.source.publication ?? 'cdc_views');
-        if (live.problems.length === 0) process.stdout.write('✔ the source database fits: tables, columns, keys, replica identity, wal_level, role, publication, slot\n');
+        const live = await checkLiveSource(
+          db,
+          tableRequirements(registry),
+          config.source.slot ?? 'cdc_views',
+          config.source.publication ?? 'cdc_views',
+        );
+        if (live.problems.length === 0)
+          process.stdout.write(
+            '✔ the source database fits: tables, columns, keys, replica identity, wal_level, role, publication, slot\n',
+          );
         for (const p of live.problems) process.stdout.write(`✖ ${p}\n`);
         for (const n of live.notes) process.stdout.write(`  ${n}\n`);
         return live.problems.length > 0 ? 1 : 0;
@@ -197,12 +254,16 @@ async function main(argv: string[]): Promise<number> {
       const stored = await readStoredState(redis, prefix);
       const lease = await redis.sendCommand<string | null>(['GET', leaseKey(prefix)]);
       const deadLetters = await redis.sendCommand<number>(['XLEN', deadLetterKey(prefix)]);
-      const checkpoint = stored.checkpoint?.map((p) => `${p.stream}=${p.token}`).join(' ') ?? '(none: snapshot pending)';
-      process.stdout.write(`deployment ${registry.name}  writer ${lease ?? '(none)'}  step ${stored.step ?? '-'}  checkpoint ${checkpoint}  dead letters ${deadLetters}\n`);
+      const checkpoint =
+        stored.checkpoint?.map((p) => `${p.stream}=${p.token}`).join(' ') ?? '(none: snapshot pending)';
+      process.stdout.write(
+        `deployment ${registry.name}  writer ${lease ?? '(none)'}  step ${stored.step ?? '-'}  checkpoint ${checkpoint}  dead letters ${deadLetters}\n`,
+      );
       if (stored.rebuild) process.stdout.write(`  rebuild requested: ${stored.rebuild}\n`);
       for (const v of registry.views) {
         const rows = await redis.sendCommand<number>(['HLEN', rowsKey(prefix, v.name)]);
-        const bytes = (await redis.sendCommand<number | null>(['MEMORY', 'USAGE', rowsKey(prefix, v.name)])) ?? 0;
+        const bytes =
+          (await redis.sendCommand<number | null>(['MEMORY', 'USAGE', rowsKey(prefix, v.name)])) ?? 0;
         const status = stored.views.get(v.name);
         const state = `${status?.state ?? 'missing'}${stored.busy.has(v.name) ? ' (applying a large transaction)' : ''}`;
         const version = await currentVersion(redis, prefix, v);
@@ -213,8 +274,10 @@ async function main(argv: string[]): Promise<number> {
           `  ${v.name.padEnd(24)} ${state.padEnd(9)} rows ${String(rows).padStart(8)}  ~${String(bytes).padStart(10)} B  operator state ~${String(stateBytes).padStart(10)} B  last change ${ago.padStart(9)}  version ${version}\n`,
         );
         if (status?.reason && status.state !== 'live') process.stdout.write(`    ${status.reason}\n`);
-        if (status?.state === 'building' && status.backfill) for (const line of describeBackfill(status)) process.stdout.write(`    ${line}\n`);
-        if (stored.requests.has(v.name)) process.stdout.write(`    rebuild requested: ${stored.requests.get(v.name)}\n`);
+        if (status?.state === 'building' && status.backfill)
+          for (const line of describeBackfill(status)) process.stdout.write(`    ${line}\n`);
+        if (stored.requests.has(v.name))
+          process.stdout.write(`    rebuild requested: ${stored.requests.get(v.name)}\n`);
       }
       for (const line of await reactionStatus(redis, prefix, config)) process.stdout.write(`${line}\n`);
       await redis.quit();
@@ -224,7 +287,10 @@ async function main(argv: string[]): Promise<number> {
       const registry = createRegistry(config);
       const unknown = rest.filter((v) => !registry.byName.has(v));
       if (rest.length === 0 || unknown.length > 0) {
-        throw new ServiceError('CONFIG_INVALID', `Expected views of this config (${registry.views.map((v) => v.name).join(', ')}), but found ${rest.length === 0 ? 'none' : unknown.join(', ')}`);
+        throw new ServiceError(
+          'CONFIG_INVALID',
+          `Expected views of this config (${registry.views.map((v) => v.name).join(', ')}), but found ${rest.length === 0 ? 'none' : unknown.join(', ')}`,
+        );
       }
       const url = config.redis?.url ?? process.env['REDIS_URL'];
       if (!url) throw new ServiceError('CONFIG_INVALID', 'Set REDIS_URL (or redis.url in the config)');
@@ -246,13 +312,19 @@ async function main(argv: string[]): Promise<number> {
           const pending = rest.filter((v) => stored.requests.has(v) || stored.views.get(v)?.state !== 'live');
           const stopped = rest.filter((v) => stored.views.get(v)?.state === 'stopped');
           if (stopped.length > 0) {
-            process.stderr.write(`Stopped: ${stopped.map((v) => `${v} (${stored.views.get(v)!.reason ?? 'no reason'})`).join('; ')}\n`);
+            process.stderr.write(
+              `Stopped: ${stopped.map((v) => `${v} (${stored.views.get(v)!.reason ?? 'no reason'})`).join('; ')}\n`,
+            );
             return 1;
           }
           if (pending.length === 0) break;
           const progress = pending.flatMap((v) => {
             const status = stored.views.get(v);
-            return stored.requests.has(v) ? [`${v}: waiting for the writer`] : status?.backfill ? describeBackfill(status).map((l) => `${v}: ${l}`) : [`${v}: ${status?.state ?? 'missing'}`];
+            return stored.requests.has(v)
+              ? [`${v}: waiting for the writer`]
+              : status?.backfill
+                ? describeBackfill(status).map((l) => `${v}: ${l}`)
+                : [`${v}: ${status?.state ?? 'missing'}`];
           });
           const text = progress.join('\n');
           if (text !== shown) process.stdout.write(`${text}\n`);
@@ -265,29 +337,59 @@ async function main(argv: string[]): Promise<number> {
       }
     }
     case 'verify': {
-      if (config.source.kind !== 'postgres') throw new ServiceError('CONFIG_INVALID', 'Expected source.postgres: verify runs each view’s SQL on the source database (PostgreSQL)');
+      if (config.source.kind !== 'postgres')
+        throw new ServiceError(
+          'CONFIG_INVALID',
+          'Expected source.postgres: verify runs each view’s SQL on the source database (PostgreSQL)',
+        );
       const databaseUrl = values.database ?? config.source.url ?? process.env['DATABASE_URL'];
-      if (!databaseUrl) throw new ServiceError('CONFIG_INVALID', 'No database to verify against: set DATABASE_URL, source.postgres.url or --database');
+      if (!databaseUrl)
+        throw new ServiceError(
+          'CONFIG_INVALID',
+          'No database to verify against: set DATABASE_URL, source.postgres.url or --database',
+        );
       const registry = createRegistry(config);
       const unknown = rest.filter((v) => !registry.byName.has(v));
-      if (unknown.length > 0) throw new ServiceError('CONFIG_INVALID', `Expected views of this config (${registry.views.map((v) => v.name).join(', ')}), but found ${unknown.join(', ')}`);
+      if (unknown.length > 0)
+        throw new ServiceError(
+          'CONFIG_INVALID',
+          `Expected views of this config (${registry.views.map((v) => v.name).join(', ')}), but found ${unknown.join(', ')}`,
+        );
       const url = config.redis?.url ?? process.env['REDIS_URL'];
       if (!url) throw new ServiceError('CONFIG_INVALID', 'Set REDIS_URL (or redis.url in the config)');
       const redis = await connectRedis(url);
       // Every value as PostgreSQL's text (a Date would lose microseconds), decoded like the oracle's.
-      const db = new pg.Client({ connectionString: databaseUrl, types: { getTypeParser: () => (text: string) => text } });
+      const db = new pg.Client({
+        connectionString: databaseUrl,
+        types: { getTypeParser: () => (text: string) => text },
+      });
       await db.connect();
       try {
         const say = (line: string): void => void process.stdout.write(`${line}\n`);
-        say(`verify ${registry.name}: ${rest.length || registry.views.length} views against their SQL on the source database`);
-        const verdicts = await verifyViews({ registry, redis, prefix: keyPrefix(registry.name), db, slot: config.source.slot ?? 'cdc_views', log: say }, rest);
+        say(
+          `verify ${registry.name}: ${rest.length || registry.views.length} views against their SQL on the source database`,
+        );
+        const verdicts = await verifyViews(
+          {
+            registry,
+            redis,
+            prefix: keyPrefix(registry.name),
+            db,
+            slot: config.source.slot ?? 'cdc_views',
+            log: say,
+          },
+          rest,
+        );
         for (const v of verdicts) {
           if (v.differing.length === 0) {
             say(`  ✔ ${v.view.padEnd(24)} ${v.rows} rows equal`);
             continue;
           }
           say(`  ✘ ${v.view.padEnd(24)} ${v.differing.length} keys differ`);
-          for (const d of v.differing.slice(0, 20)) say(`      key ${d.key}\n        view ${JSON.stringify(d.view)}\n        sql  ${JSON.stringify(d.sql)}`);
+          for (const d of v.differing.slice(0, 20))
+            say(
+              `      key ${d.key}\n        view ${JSON.stringify(d.view)}\n        sql  ${JSON.stringify(d.sql)}`,
+            );
           if (v.differing.length > 20) say(`      … and ${v.differing.length - 20} more`);
         }
         return verdicts.some((v) => v.differing.length > 0) ? 1 : 0;
@@ -298,10 +400,19 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'slot': {
       const [action] = rest;
-      if (action !== 'drop') throw new ServiceError('CONFIG_INVALID', `Expected 'slot drop', but found 'slot ${rest.join(' ')}'`);
-      if (config.source.kind !== 'postgres') throw new ServiceError('CONFIG_INVALID', 'Expected source.postgres: only a PostgreSQL source has a replication slot');
+      if (action !== 'drop')
+        throw new ServiceError('CONFIG_INVALID', `Expected 'slot drop', but found 'slot ${rest.join(' ')}'`);
+      if (config.source.kind !== 'postgres')
+        throw new ServiceError(
+          'CONFIG_INVALID',
+          'Expected source.postgres: only a PostgreSQL source has a replication slot',
+        );
       const databaseUrl = values.database ?? config.source.url ?? process.env['DATABASE_URL'];
-      if (!databaseUrl) throw new ServiceError('CONFIG_INVALID', 'No database: set DATABASE_URL, source.postgres.url or --database');
+      if (!databaseUrl)
+        throw new ServiceError(
+          'CONFIG_INVALID',
+          'No database: set DATABASE_URL, source.postgres.url or --database',
+        );
       const slot = config.source.slot ?? 'cdc_views';
       const db = new pg.Client({ connectionString: databaseUrl });
       await db.connect();
@@ -317,18 +428,24 @@ async function main(argv: string[]): Promise<number> {
           return 1;
         }
         if (row.active && !values.force) {
-          process.stderr.write(`Replication slot '${slot}' is in use (by backend ${row.active_pid}): a service is streaming from it. Stop it first, or pass --force to end that connection and drop the slot anyway.\n`);
+          process.stderr.write(
+            `Replication slot '${slot}' is in use (by backend ${row.active_pid}): a service is streaming from it. Stop it first, or pass --force to end that connection and drop the slot anyway.\n`,
+          );
           return 1;
         }
         const mib = (Number(row.retained ?? 0) / 1024 ** 2).toFixed(1);
         // Forced: end the connection streaming from it, and again if its service reconnects first.
         for (let attempt = 1; ; attempt++) {
-          await db.query('SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active', [slot]);
+          await db.query(
+            'SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active',
+            [slot],
+          );
           try {
             await db.query('SELECT pg_drop_replication_slot($1)', [slot]);
             break;
           } catch (error) {
-            if (!(error instanceof Error && /is active for PID/.test(error.message)) || attempt === 50) throw error;
+            if (!(error instanceof Error && /is active for PID/.test(error.message)) || attempt === 50)
+              throw error;
             await new Promise((r) => setTimeout(r, 20));
           }
         }
@@ -342,16 +459,32 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'reactions': {
       const [action, name] = rest;
-      if (action !== 'replay' || !name) throw new ServiceError('CONFIG_INVALID', `Expected 'reactions replay <name>', but found 'reactions ${rest.join(' ')}'`);
+      if (action !== 'replay' || !name)
+        throw new ServiceError(
+          'CONFIG_INVALID',
+          `Expected 'reactions replay <name>', but found 'reactions ${rest.join(' ')}'`,
+        );
       const reaction = config.reactions?.[name];
-      if (!reaction) throw new ServiceError('CONFIG_INVALID', `Expected the name of a reaction of this config (${Object.keys(config.reactions ?? {}).join(', ') || 'none'}), but found '${name}'`);
+      if (!reaction)
+        throw new ServiceError(
+          'CONFIG_INVALID',
+          `Expected the name of a reaction of this config (${Object.keys(config.reactions ?? {}).join(', ') || 'none'}), but found '${name}'`,
+        );
       const registry = createRegistry(config);
       const url = config.redis?.url ?? process.env['REDIS_URL'];
       if (!url) throw new ServiceError('CONFIG_INVALID', 'Set REDIS_URL (or redis.url in the config)');
       const redis = await connectRedis(url);
       try {
-        const { replayed, failed } = await replayDeadLetters(redis, keyPrefix(registry.name), name, reaction, (message) => process.stderr.write(`${message}\n`));
-        process.stdout.write(`${name}: ${replayed} replayed, ${failed} still failing (left in the dead letters)\n`);
+        const { replayed, failed } = await replayDeadLetters(
+          redis,
+          keyPrefix(registry.name),
+          name,
+          reaction,
+          (message) => process.stderr.write(`${message}\n`),
+        );
+        process.stdout.write(
+          `${name}: ${replayed} replayed, ${failed} still failing (left in the dead letters)\n`,
+        );
         return failed > 0 ? 1 : 0;
       } finally {
         await redis.quit();
@@ -359,13 +492,22 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'start': {
       if ([values['api-only'], values['ingest-only'], values['reactions-only']].filter(Boolean).length > 1) {
-        throw new ServiceError('CONFIG_INVALID', 'Expected at most one of --api-only, --ingest-only and --reactions-only');
+        throw new ServiceError(
+          'CONFIG_INVALID',
+          'Expected at most one of --api-only, --ingest-only and --reactions-only',
+        );
       }
       const logger = createLogger();
       const service = await startService({
         config,
         logger,
-        role: values['api-only'] ? 'api' : values['ingest-only'] ? 'ingest' : values['reactions-only'] ? 'reactions' : 'all',
+        role: values['api-only']
+          ? 'api'
+          : values['ingest-only']
+            ? 'ingest'
+            : values['reactions-only']
+              ? 'reactions'
+              : 'all',
         // On a terminal, a bar per table for snapshots and backfills (the log lines say it elsewhere).
         ...(process.stderr.isTTY ? { onSnapshotProgress: terminalProgress(process.stderr) } : {}),
         ...(values.port ? { port: Number(values.port) } : {}),
@@ -399,10 +541,15 @@ main(process.argv.slice(2)).then(
     }
     // parseArgs: an unknown option, a missing value.
     if ((error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`${(error as Error).message}\nRun cdc-views --help for the commands and options.\n`);
+      process.stderr.write(
+        `${(error as Error).message}\nRun cdc-views --help for the commands and options.\n`,
+      );
       process.exit(2);
     }
-    if (error instanceof ConfigError || (error instanceof ServiceError && (error.code === 'CONFIG_INVALID' || error.code === 'SOURCE_SCHEMA'))) {
+    if (
+      error instanceof ConfigError ||
+      (error instanceof ServiceError && (error.code === 'CONFIG_INVALID' || error.code === 'SOURCE_SCHEMA'))
+    ) {
       process.stderr.write(`${error.message}\n`);
       process.exit(2);
     }

@@ -26,7 +26,11 @@ export interface ViewVerdict {
   readonly view: string;
   readonly rows: number;
   /** Keys that still differed after catching up, with the row on each side (null: absent). */
-  readonly differing: readonly { readonly key: string; readonly view: Record<string, unknown> | null; readonly sql: Record<string, unknown> | null }[];
+  readonly differing: readonly {
+    readonly key: string;
+    readonly view: Record<string, unknown> | null;
+    readonly sql: Record<string, unknown> | null;
+  }[];
 }
 
 export interface VerifyOptions {
@@ -43,12 +47,18 @@ export interface VerifyOptions {
 
 type Row = Record<string, Value>;
 
-const keyOf = (view: CompiledView, row: Row): string => JSON.stringify(view.keyFields.map((f) => row[f.name] ?? null));
+const keyOf = (view: CompiledView, row: Row): string =>
+  JSON.stringify(view.keyFields.map((f) => row[f.name] ?? null));
 
 /** A row as the view stores it (JSON), compared field by field in a fixed order. */
-const canonical = (view: CompiledView, row: Row | null): string | null => (row === null ? null : JSON.stringify(view.fields.map((f) => row[f.name] ?? null)));
+const canonical = (view: CompiledView, row: Row | null): string | null =>
+  row === null ? null : JSON.stringify(view.fields.map((f) => row[f.name] ?? null));
 
-async function sqlRows(db: pg.Client, view: CompiledView, keys?: readonly string[]): Promise<Map<string, Row>> {
+async function sqlRows(
+  db: pg.Client,
+  view: CompiledView,
+  keys?: readonly string[],
+): Promise<Map<string, Row>> {
   let text = view.sql;
   const params: unknown[] = [];
   if (keys) {
@@ -73,7 +83,12 @@ async function sqlRows(db: pg.Client, view: CompiledView, keys?: readonly string
   return rows;
 }
 
-async function viewRows(redis: RedisClient, prefix: string, view: CompiledView, keys?: readonly string[]): Promise<Map<string, Row>> {
+async function viewRows(
+  redis: RedisClient,
+  prefix: string,
+  view: CompiledView,
+  keys?: readonly string[],
+): Promise<Map<string, Row>> {
   const rows = new Map<string, Row>();
   const add = (stored: string | null): void => {
     if (stored === null) return;
@@ -82,33 +97,60 @@ async function viewRows(redis: RedisClient, prefix: string, view: CompiledView, 
   };
   if (keys) {
     // The hash field of a row is the view's encoding of its key values (core/encoding.ts).
-    const fields = keys.map((k) => encodeRowKey(view.keyFields.map((f) => f.type), JSON.parse(k) as Value[]));
-    const stored = await redis.sendCommand<(string | null)[]>(['HMGET', rowsKey(prefix, view.name), ...fields]);
+    const fields = keys.map((k) =>
+      encodeRowKey(
+        view.keyFields.map((f) => f.type),
+        JSON.parse(k) as Value[],
+      ),
+    );
+    const stored = await redis.sendCommand<(string | null)[]>([
+      'HMGET',
+      rowsKey(prefix, view.name),
+      ...fields,
+    ]);
     for (const s of stored) add(s);
     return rows;
   }
   let cursor = '0';
   do {
-    const [next, flat] = await redis.sendCommand<[string, string[]]>(['HSCAN', rowsKey(prefix, view.name), cursor, 'COUNT', '1000']);
+    const [next, flat] = await redis.sendCommand<[string, string[]]>([
+      'HSCAN',
+      rowsKey(prefix, view.name),
+      cursor,
+      'COUNT',
+      '1000',
+    ]);
     for (let i = 1; i < flat.length; i += 2) add(flat[i]!);
     cursor = next;
   } while (cursor !== '0');
   return rows;
 }
 
-function differences(view: CompiledView, a: Map<string, Row>, b: Map<string, Row>, keys: Iterable<string>): string[] {
+function differences(
+  view: CompiledView,
+  a: Map<string, Row>,
+  b: Map<string, Row>,
+  keys: Iterable<string>,
+): string[] {
   const out: string[] = [];
-  for (const k of keys) if (canonical(view, a.get(k) ?? null) !== canonical(view, b.get(k) ?? null)) out.push(k);
+  for (const k of keys)
+    if (canonical(view, a.get(k) ?? null) !== canonical(view, b.get(k) ?? null)) out.push(k);
   return out;
 }
 
 /** Waits until the views include every change committed in the database so far (or the timeout passes). */
 async function catchUp(options: VerifyOptions, timeoutMs = 30_000): Promise<boolean> {
   const { db, redis, prefix, slot } = options;
-  const { rows } = await db.query<{ lsn: string }>(`SELECT pg_logical_emit_message(true, 'cdc-views-verify', 'barrier')::text AS lsn`);
+  const { rows } = await db.query<{ lsn: string }>(
+    `SELECT pg_logical_emit_message(true, 'cdc-views-verify', 'barrier')::text AS lsn`,
+  );
   const [hi, lo] = rows[0]!.lsn.split('/');
   const target = lsnToken((BigInt(`0x${hi}`) << 32n) | BigInt(`0x${lo}`));
-  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await new Promise((r) => setTimeout(r, 100))) {
+  for (
+    const deadline = Date.now() + timeoutMs;
+    Date.now() < deadline;
+    await new Promise((r) => setTimeout(r, 100))
+  ) {
     const stored = await redis.sendCommand<string | null>(['HGET', checkpointKey(prefix), `pg:${slot}`]);
     if (stored !== null && stored >= target) return true;
   }
@@ -119,17 +161,38 @@ async function catchUp(options: VerifyOptions, timeoutMs = 30_000): Promise<bool
  * The rows the changelog records for these keys after version v0 (null for a delete), oldest first;
  * every key maps to nothing extra when the window holds a reset (the next round reads afresh).
  */
-async function heldSince(options: VerifyOptions, view: CompiledView, v0: string, keys: readonly string[]): Promise<Map<string, (Row | null)[]>> {
-  const byField = new Map(keys.map((k) => [encodeRowKey(view.keyFields.map((f) => f.type), JSON.parse(k) as Value[]), k]));
+async function heldSince(
+  options: VerifyOptions,
+  view: CompiledView,
+  v0: string,
+  keys: readonly string[],
+): Promise<Map<string, (Row | null)[]>> {
+  const byField = new Map(
+    keys.map((k) => [
+      encodeRowKey(
+        view.keyFields.map((f) => f.type),
+        JSON.parse(k) as Value[],
+      ),
+      k,
+    ]),
+  );
   const held = new Map<string, (Row | null)[]>();
   let from = `(${v0}`;
   for (;;) {
-    const entries = await options.redis.sendCommand<[string, string[]][]>(['XRANGE', changelogKey(options.prefix, view.name), from, '+', 'COUNT', '1000']);
+    const entries = await options.redis.sendCommand<[string, string[]][]>([
+      'XRANGE',
+      changelogKey(options.prefix, view.name),
+      from,
+      '+',
+      'COUNT',
+      '1000',
+    ]);
     for (const [id, fields] of entries) {
       const f = toRecord(fields);
       if (f['o'] === 'reset') return new Map();
       const key = byField.get(f['k'] ?? '');
-      if (key !== undefined) held.set(key, [...(held.get(key) ?? []), f['r'] ? (JSON.parse(f['r']) as Row) : null]);
+      if (key !== undefined)
+        held.set(key, [...(held.get(key) ?? []), f['r'] ? (JSON.parse(f['r']) as Row) : null]);
       from = `(${id}`;
     }
     if (entries.length < 1000) return held;
@@ -138,14 +201,17 @@ async function heldSince(options: VerifyOptions, view: CompiledView, v0: string,
 
 export async function verifyViews(options: VerifyOptions, names?: readonly string[]): Promise<ViewVerdict[]> {
   const { registry, redis, prefix, db } = options;
-  const views = names && names.length > 0 ? registry.views.filter((v) => names.includes(v.name)) : registry.views;
+  const views =
+    names && names.length > 0 ? registry.views.filter((v) => names.includes(v.name)) : registry.views;
   const verdicts: ViewVerdict[] = [];
   for (const view of views) {
     const [ours, theirs] = await Promise.all([viewRows(redis, prefix, view), sqlRows(db, view)]);
     let differing = differences(view, ours, theirs, new Set([...ours.keys(), ...theirs.keys()]));
     let last = { ours, theirs };
     for (let round = 0; differing.length > 0 && round < (options.rounds ?? 4); round++) {
-      options.log?.(`  ${view.name}: ${differing.length} keys differ; checking them again in a window the database's rows fall in (round ${round + 1})`);
+      options.log?.(
+        `  ${view.name}: ${differing.length} keys differ; checking them again in a window the database's rows fall in (round ${round + 1})`,
+      );
       const v0 = await currentVersion(redis, prefix, view);
       const before = await viewRows(redis, prefix, view, differing);
       const sql = await sqlRows(db, view, differing);
@@ -154,13 +220,20 @@ export async function verifyViews(options: VerifyOptions, names?: readonly strin
       last = { ours: await viewRows(redis, prefix, view, differing), theirs: sql };
       differing = differing.filter((k) => {
         const want = canonical(view, sql.get(k) ?? null);
-        return canonical(view, before.get(k) ?? null) !== want && !(held.get(k) ?? []).some((row) => canonical(view, row) === want);
+        return (
+          canonical(view, before.get(k) ?? null) !== want &&
+          !(held.get(k) ?? []).some((row) => canonical(view, row) === want)
+        );
       });
     }
     verdicts.push({
       view: view.name,
       rows: theirs.size,
-      differing: differing.map((key) => ({ key, view: last.ours.get(key) ?? null, sql: last.theirs.get(key) ?? null })),
+      differing: differing.map((key) => ({
+        key,
+        view: last.ours.get(key) ?? null,
+        sql: last.theirs.get(key) ?? null,
+      })),
     });
   }
   return verdicts;

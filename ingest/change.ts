@@ -67,13 +67,7 @@ export interface SourceInfo {
 }
 
 export type SnapshotMarker =
-  | false
-  | 'true'
-  | 'first'
-  | 'first_in_data_collection'
-  | 'last_in_data_collection'
-  | 'last'
-  | 'incremental';
+  false | 'true' | 'first' | 'first_in_data_collection' | 'last_in_data_collection' | 'last' | 'incremental';
 
 export interface KafkaCoordinates {
   readonly topic: string;
@@ -136,7 +130,12 @@ export interface ChangeBatch {
    * position of its own; `probe` is a position the stored checkpoint passes only once the whole
    * transaction is applied (a part is a replay once it has).
    */
-  readonly part?: { readonly txn: string; readonly index: number | string; readonly final: boolean; readonly probe: SourcePosition };
+  readonly part?: {
+    readonly txn: string;
+    readonly index: number | string;
+    readonly final: boolean;
+    readonly probe: SourcePosition;
+  };
   /** Source tables whose shape changed, as seen in this batch before its changes. */
   readonly schemaChanges?: readonly SchemaChange[];
 }
@@ -210,7 +209,10 @@ export interface ChangeSource {
    * stream; Kafka: the tables' topics again from their beginning, under a group of its own).
    * Sources without it rebuild every view instead.
    */
-  backfill?(tables: readonly string[], onProgress?: (progress: { table: string; rows: number; estimatedRows: number; done: boolean }) => void): ChangeSource;
+  backfill?(
+    tables: readonly string[],
+    onProgress?: (progress: { table: string; rows: number; estimatedRows: number; done: boolean }) => void,
+  ): ChangeSource;
   /** Whether this source reads a stream of a position (a backfill reads some of the main source's). */
   readsStream?(stream: string): boolean;
   close(): Promise<void>;

@@ -30,11 +30,28 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Change, ChangeBatch, ChangeSource, SchemaChange, SourcePosition } from '../ingest/change.ts';
 import { ServiceError } from '../core/errors.ts';
-import { advance, Backfill, changePositions, coveredBy, decodeWindow, encodeWindow, reached, type BackfillWindow, type Positions } from './backfill.ts';
+import {
+  advance,
+  Backfill,
+  changePositions,
+  coveredBy,
+  decodeWindow,
+  encodeWindow,
+  reached,
+  type BackfillWindow,
+  type Positions,
+} from './backfill.ts';
 import { decideStart } from './bootstrap.ts';
 import { StateLostError } from './errors.ts';
 import { buildDataflow, type Dataflow } from './plan/graph.ts';
-import { imageKeysOf, inNamespace, mergeImageWrites, resolveWithImages, type ImageWrites, type StoredImages } from './plan/row-images.ts';
+import {
+  imageKeysOf,
+  inNamespace,
+  mergeImageWrites,
+  resolveWithImages,
+  type ImageWrites,
+  type StoredImages,
+} from './plan/row-images.ts';
 import { resetViews, runBatch, type RunResult } from './plan/run.ts';
 import { STATE_LAYOUT_VERSION, type Registry } from './registry.ts';
 import { schemaChangeEffects } from './schema-changes.ts';
@@ -44,7 +61,17 @@ import { AckGate, resolveDurability, type ResolvedDurability } from './store/dur
 import { BACKFILL_WINDOW_FIELD, imagesKey, keyPrefix, metaKey, requestsKey, rowsKey } from './store/keys.ts';
 import { WriterLease } from './store/lease.ts';
 import type { RedisClient } from './store/redis.ts';
-import { dropBackfillImages, dropViews, FencedError, mergeImages, prepareBackfill, readStoredState, wipeForRebuild, writeMeta, type ViewStatus } from './store/state.ts';
+import {
+  dropBackfillImages,
+  dropViews,
+  FencedError,
+  mergeImages,
+  prepareBackfill,
+  readStoredState,
+  wipeForRebuild,
+  writeMeta,
+  type ViewStatus,
+} from './store/state.ts';
 import { ViewInput } from './operators/view-input.ts';
 import type { DeltaBatch, Operator } from './operators/types.ts';
 
@@ -65,7 +92,11 @@ export interface EngineOptions {
   readonly durability?: ResolvedDurability;
   readonly ackGate?: AckGate;
   readonly leaseTtlMs?: number;
-  readonly log?: (level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
+  readonly log?: (
+    level: 'info' | 'warn' | 'error',
+    message: string,
+    fields?: Record<string, unknown>,
+  ) => void;
 }
 
 export const ENGINE_EVENTS = {
@@ -166,9 +197,20 @@ export class Engine extends EventEmitter {
       ...(options.leaseTtlMs === undefined ? {} : { ttlMs: options.leaseTtlMs }),
       log: (level, message, fields) => options.log?.(level, message, fields),
     });
-    this.flow = buildDataflow(options.registry.views, this.prefix, { changelogMaxLength: options.changelogMaxLength ?? 10_000, untrimmed: options.reactedViews ?? new Set() });
+    this.flow = buildDataflow(options.registry.views, this.prefix, {
+      changelogMaxLength: options.changelogMaxLength ?? 10_000,
+      untrimmed: options.reactedViews ?? new Set(),
+    });
     this.store = new StateStore(options.redis);
-    this.gate = options.ackGate ?? new AckGate(options.durability ?? resolveDurability({ version: '0', appendonly: false, appendfsync: null, connectedReplicas: 0 }, { mode: 'none' }));
+    this.gate =
+      options.ackGate ??
+      new AckGate(
+        options.durability ??
+          resolveDurability(
+            { version: '0', appendonly: false, appendfsync: null, connectedReplicas: 0 },
+            { mode: 'none' },
+          ),
+      );
   }
 
   /** True once views are live (snapshot done, or resumed) and the pipeline is healthy. */
@@ -232,10 +274,19 @@ export class Engine extends EventEmitter {
           (stored, atSend) => {
             // Redis went back in time under us (restart without persistence, older dump, failover).
             if (atSend !== null && (stored === '' || Number(stored) < atSend)) {
-              this.interrupt(new StateLostError(`Redis holds step ${stored || 'none'}, but this writer had written step ${atSend}`));
+              this.interrupt(
+                new StateLostError(
+                  `Redis holds step ${stored || 'none'}, but this writer had written step ${atSend}`,
+                ),
+              );
             }
           },
-          (why, empty) => this.interrupt(empty ? new StateLostError(`Redis holds neither the lease nor a checkpoint any more (${why})`) : new FencedError(why)),
+          (why, empty) =>
+            this.interrupt(
+              empty
+                ? new StateLostError(`Redis holds neither the lease nor a checkpoint any more (${why})`)
+                : new FencedError(why),
+            ),
           () => this.lastStep,
         );
       }
@@ -255,14 +306,18 @@ export class Engine extends EventEmitter {
         if (error instanceof FencedError) {
           this.lease.stopKeepAlive();
           this.lease.token = null;
-          this.log('warn', 'another writer holds this deployment now; stopped writing', { error: error.message });
+          this.log('warn', 'another writer holds this deployment now; stopped writing', {
+            error: error.message,
+          });
           continue;
         }
         if (error instanceof StateLostError) {
           // Take the lease again before looking at what Redis holds (it may have lost the lease too).
           this.lease.stopKeepAlive();
           this.lease.token = null;
-          this.log('error', 'Redis does not hold what this writer wrote; starting again from what it holds', { error: error.message });
+          this.log('error', 'Redis does not hold what this writer wrote; starting again from what it holds', {
+            error: error.message,
+          });
           this.emit(ENGINE_EVENTS.STATE_LOST, { reason: error.message });
           continue;
         }
@@ -270,7 +325,10 @@ export class Engine extends EventEmitter {
         failures++;
         const delay = Math.min(100 * 2 ** failures, 10_000);
         this.setState('retrying', `the pipeline failed (${String(error)}); retrying in ${delay} ms`);
-        this.log('error', 'pipeline failed; restarting from the stored checkpoint', { error: String(error), retryInMs: delay });
+        this.log('error', 'pipeline failed; restarting from the stored checkpoint', {
+          error: String(error),
+          retryInMs: delay,
+        });
         this.emit(ENGINE_EVENTS.RESTART, { error });
         await new Promise((r) => setTimeout(r, delay));
       } finally {
@@ -294,7 +352,10 @@ export class Engine extends EventEmitter {
     const queue: ChangeBatch[] = [];
     let queuedChanges = 0;
     // Wake-ups between the reader and the applier (held in an object: TS cannot see closure writes).
-    const waiting: { wake: (() => void) | null; drained: (() => void) | null } = { wake: null, drained: null };
+    const waiting: { wake: (() => void) | null; drained: (() => void) | null } = {
+      wake: null,
+      drained: null,
+    };
     let finished = false;
     let failure: unknown = null;
     const maxChanges = this.options.maxBatchChanges ?? 2000;
@@ -310,7 +371,8 @@ export class Engine extends EventEmitter {
           this.pendingSince.push(Date.now());
           queuedChanges += batch.changes.length;
           signal();
-          while (queuedChanges > maxChanges * 4 && !this.stopping && !this.abort) await new Promise<void>((r) => (waiting.drained = r));
+          while (queuedChanges > maxChanges * 4 && !this.stopping && !this.abort)
+            await new Promise<void>((r) => (waiting.drained = r));
           if (this.stopping || this.abort) break;
         }
       } catch (error) {
@@ -321,7 +383,8 @@ export class Engine extends EventEmitter {
       }
     })();
 
-    const backfill = (this.backfill = this.toBackfill.size > 0 ? this.startBackfill(source, maxChanges, signal) : null);
+    const backfill = (this.backfill =
+      this.toBackfill.size > 0 ? this.startBackfill(source, maxChanges, signal) : null);
     // `cdc-views rebuild` leaves a request: start the pipeline again, which takes it (bootstrap.ts);
     // not while the first build runs (it would start over), but once the views are live.
     const requests = setInterval(() => {
@@ -356,7 +419,8 @@ export class Engine extends EventEmitter {
           if (handOver || (this.backfill.hasQueued() && (backfillTurn || queue.length === 0))) {
             await inFlight;
             backfillTurn = false;
-            if (this.backfill.canHandOver(this.mainApplied, this.mainMidTransaction)) await this.handOver(source, this.backfill);
+            if (this.backfill.canHandOver(this.mainApplied, this.mainMidTransaction))
+              await this.handOver(source, this.backfill);
             else await this.applyBackfill(source, this.backfill, maxChanges);
             continue;
           }
@@ -374,7 +438,11 @@ export class Engine extends EventEmitter {
         // While a hand-over's window on scans is open, a group never mixes transactions the
         // backfill applied with later ones (each group is judged as a whole).
         const window = this.window;
-        const group = takeGroup(queue, maxChanges, window && !window.images ? (b) => coveredBy(b, window.until) : undefined);
+        const group = takeGroup(
+          queue,
+          maxChanges,
+          window && !window.images ? (b) => coveredBy(b, window.until) : undefined,
+        );
         queuedChanges -= group.reduce((n, b) => n + b.changes.length, 0);
         waiting.drained?.();
         waiting.drained = null;
@@ -413,7 +481,9 @@ export class Engine extends EventEmitter {
     const { redis, registry } = this.options;
     const token = this.lease.token;
     if (token === null) throw new FencedError(null);
-    const fingerprints = JSON.stringify(Object.fromEntries(registry.views.map((v) => [v.name, v.fingerprint])));
+    const fingerprints = JSON.stringify(
+      Object.fromEntries(registry.views.map((v) => [v.name, v.fingerprint])),
+    );
     const stored = await readStoredState(redis, this.prefix);
     const decision = await decideStart(
       stored,
@@ -437,14 +507,20 @@ export class Engine extends EventEmitter {
       if (decision.warning) {
         this.log('error', decision.warning, { checkpoint: decision.checkpoint });
         this.emit(ENGINE_EVENTS.STATE_LOST, { reason: decision.warning, resumed: true });
-      } else this.log('info', 'resuming views from the stored checkpoint', { checkpoint: decision.checkpoint });
+      } else
+        this.log('info', 'resuming views from the stored checkpoint', { checkpoint: decision.checkpoint });
       if (decision.definitions) this.log('info', decision.definitions);
       if (decision.removed.length > 0) {
         // Views dropped from the config: their keys go; the others resume where they were.
         await dropViews(redis, this.prefix, token, decision.removed, fingerprints);
-        this.log('info', 'views removed from the config: their state is deleted; the others resume untouched', { removed: decision.removed });
+        this.log(
+          'info',
+          'views removed from the config: their state is deleted; the others resume untouched',
+          { removed: decision.removed },
+        );
       }
-      for (const [view, status] of stored.views) if (!decision.removed.includes(view)) this.statuses.set(view, status);
+      for (const [view, status] of stored.views)
+        if (!decision.removed.includes(view)) this.statuses.set(view, status);
       // A hand-over's window goes on across restarts, unless its views are built again or gone.
       this.window = stored.window ? decodeWindow(stored.window) : null;
       if (this.window?.views.some((v) => decision.backfill.has(v) || decision.removed.includes(v))) {
@@ -452,21 +528,35 @@ export class Engine extends EventEmitter {
         this.window = null;
       }
       // Row images of a backfill that did not finish, or of a window dropped (at-least-once sources).
-      if (source.delivery === 'at-least-once' && (decision.backfill.size > 0 || (stored.window !== null && this.window === null))) {
+      if (
+        source.delivery === 'at-least-once' &&
+        (decision.backfill.size > 0 || (stored.window !== null && this.window === null))
+      ) {
         await dropBackfillImages(redis, this.prefix, token, this.window?.images ?? null);
       }
       if (decision.backfill.size > 0) {
-        const building = await prepareBackfill(redis, this.prefix, token, decision.backfill, Object.fromEntries(registry.views.map((v) => [v.name, v.fingerprint])));
+        const building = await prepareBackfill(
+          redis,
+          this.prefix,
+          token,
+          decision.backfill,
+          Object.fromEntries(registry.views.map((v) => [v.name, v.fingerprint])),
+        );
         for (const [view, status] of building) this.statuses.set(view, status);
         this.toBackfill = new Map(decision.backfill);
-        this.log('info', 'backfilling views while the others stay live', { views: Object.fromEntries(decision.backfill) });
+        this.log('info', 'backfilling views while the others stay live', {
+          views: Object.fromEntries(decision.backfill),
+        });
       }
       // Taken (only now, once the views say they are building), or for views this config lacks.
-      if (stored.requests.size > 0) await redis.sendCommand(['HDEL', requestsKey(this.prefix), ...stored.requests.keys()]);
+      if (stored.requests.size > 0)
+        await redis.sendCommand(['HDEL', requestsKey(this.prefix), ...stored.requests.keys()]);
       this.step = this.lastStep = decision.step;
       return decision.checkpoint;
     }
-    this.log(decision.lost ? 'error' : 'info', 'building views from a fresh snapshot', { reason: decision.reason });
+    this.log(decision.lost ? 'error' : 'info', 'building views from a fresh snapshot', {
+      reason: decision.reason,
+    });
     if (decision.lost) this.emit(ENGINE_EVENTS.STATE_LOST, { reason: decision.reason, resumed: false });
     this.emit(ENGINE_EVENTS.REBUILD, { reason: decision.reason, lost: decision.lost });
     this.setState('building', decision.reason);
@@ -508,12 +598,19 @@ export class Engine extends EventEmitter {
     const resets = new Map<string, string>();
     if (group.some((b) => b.live)) for (const v of building) resets.set(v, 'the view was built');
     if (part?.final) for (const v of this.busy) resets.set(v, 'a transaction too large to log row by row');
-    const skip = new Set([...this.stoppedViews(), ...stopping.keys(), ...(this.backfill?.views.keys() ?? [])]);
+    const skip = new Set([
+      ...this.stoppedViews(),
+      ...stopping.keys(),
+      ...(this.backfill?.views.keys() ?? []),
+    ]);
     const window = this.window;
     // A window on row images: the handed-over views take their changes resolved against the
     // backfill's images (which skip what it applied), in a second run beside the others'.
     const separate = window?.images && windowImages ? new Set(window.views) : new Set<string>();
-    const covered = window && !window.images && group.every((b) => coveredBy(b, window.until)) ? new Set(window.views) : undefined;
+    const covered =
+      window && !window.images && group.every((b) => coveredBy(b, window.until))
+        ? new Set(window.views)
+        : undefined;
     const quiet = new Set(part ? allViews : building.filter((v) => !skip.has(v)));
     const result = await runBatch(this.flow, resolved?.changes ?? received, this.store, {
       skip: new Set([...skip, ...separate]),
@@ -524,11 +621,25 @@ export class Engine extends EventEmitter {
     let windowWrites: ImageWrites | null = null;
     if (separate.size > 0) {
       const tables = new Set(window!.tables);
-      const own = resolveWithImages(this.options.registry, received.filter((c) => tables.has(c.table)), windowImages!);
+      const own = resolveWithImages(
+        this.options.registry,
+        received.filter((c) => tables.has(c.table)),
+        windowImages!,
+      );
       const others = allViews.filter((v) => !separate.has(v));
       // The live views they read feed them what the first run gave.
-      const seed = new Map([...result.outputs].filter(([op]) => this.flow.outputs.get(this.flow.owner.get(op)!) === op && !separate.has(this.flow.owner.get(op)!)));
-      const more = await runBatch(this.flow, own.changes, this.store, { skip: new Set([...skip, ...others]), quiet, resets, seed });
+      const seed = new Map(
+        [...result.outputs].filter(
+          ([op]) =>
+            this.flow.outputs.get(this.flow.owner.get(op)!) === op && !separate.has(this.flow.owner.get(op)!),
+        ),
+      );
+      const more = await runBatch(this.flow, own.changes, this.store, {
+        skip: new Set([...skip, ...others]),
+        quiet,
+        resets,
+        seed,
+      });
       result.rejected.push(...more.rejected);
       result.touched.push(...more.touched.filter((v) => !result.touched.includes(v)));
       windowWrites = inNamespace(own.writes, window!.images!);
@@ -544,19 +655,39 @@ export class Engine extends EventEmitter {
     const writes = this.store.takeWrites();
     const deadLetters: DeadLetter[] = [
       ...group.flatMap((b) => b.deadLetters ?? []),
-      ...result.rejected.map((r) => ({ reason: r.reason, payload: JSON.stringify({ view: r.view, change: r.change }) })),
+      ...result.rejected.map((r) => ({
+        reason: r.reason,
+        payload: JSON.stringify({ view: r.view, change: r.change }),
+      })),
     ];
     let position: SourcePosition = [];
     for (const b of group) if (b.position.length > 0) position = mergePositions(position, b.position);
     // A change a view could not apply leaves it wrong: stop it (the dead letter says what and why),
     // and every view that reads it.
     const stop = new Map(stopping);
-    for (const r of result.rejected) if (!stop.has(r.view)) stop.set(r.view, `a change it could not apply was parked in the dead-letter stream: ${r.reason}`);
+    for (const r of result.rejected)
+      if (!stop.has(r.view))
+        stop.set(r.view, `a change it could not apply was parked in the dead-letter stream: ${r.reason}`);
     for (const [view, reason] of [...stop]) {
-      for (const dependent of this.flow.dependents.get(view) ?? []) if (!stop.has(dependent)) stop.set(dependent, `it reads view ${view}, which stopped: ${reason}`);
+      for (const dependent of this.flow.dependents.get(view) ?? [])
+        if (!stop.has(dependent)) stop.set(dependent, `it reads view ${view}, which stopped: ${reason}`);
     }
-    const images = windowWrites ? mergeImageWrites(resolved?.writes ?? null, windowWrites) : (resolved?.writes ?? null);
-    return { group, changes: received, result, writes, deadLetters, position, images, skipped: resolved?.skipped ?? 0, stop, resets, generation };
+    const images = windowWrites
+      ? mergeImageWrites(resolved?.writes ?? null, windowWrites)
+      : (resolved?.writes ?? null);
+    return {
+      group,
+      changes: received,
+      result,
+      writes,
+      deadLetters,
+      position,
+      images,
+      skipped: resolved?.skipped ?? 0,
+      stop,
+      resets,
+      generation,
+    };
   }
 
   /**
@@ -565,23 +696,39 @@ export class Engine extends EventEmitter {
    */
   private async applyResolved(source: ChangeSource, group: ChangeBatch[]): Promise<void> {
     const schemaChanges = group.flatMap((b) => b.schemaChanges ?? []);
-    const extraStops = schemaChanges.length > 0 ? await this.onSchemaChanges(schemaChanges, source.rebuildsFrom ?? 'snapshot') : new Map<string, string>();
+    const extraStops =
+      schemaChanges.length > 0
+        ? await this.onSchemaChanges(schemaChanges, source.rebuildsFrom ?? 'snapshot')
+        : new Map<string, string>();
     for (let attempt = 0; ; attempt++) {
       const changes = group.flatMap((b) => b.changes);
       const stored = source.delivery === 'at-least-once' ? await this.readImages(changes) : null;
       const window = this.window;
-      const windowImages = stored && window?.images ? await this.readImages(changes.filter((c) => window.tables.includes(c.table)), window.images) : null;
+      const windowImages =
+        stored && window?.images
+          ? await this.readImages(
+              changes.filter((c) => window.tables.includes(c.table)),
+              window.images,
+            )
+          : null;
       const planned = await this.plan(group, stored, extraStops, windowImages);
       const result = await this.apply(source, planned);
       if (result !== 'conflict') return;
       this.store.invalidate();
-      this.log('warn', 'a row image changed while the batch was planned (another writer?); planning it again', { attempt });
+      this.log(
+        'warn',
+        'a row image changed while the batch was planned (another writer?); planning it again',
+        { attempt },
+      );
       await new Promise((r) => setTimeout(r, Math.min(10 * 2 ** attempt, 1000)));
     }
   }
 
   /** Decide what schema changes mean (schema-changes.ts): views to stop now, or a rebuild. */
-  private async onSchemaChanges(changes: readonly SchemaChange[], rebuildsFrom: 'snapshot' | 'log'): Promise<Map<string, string>> {
+  private async onSchemaChanges(
+    changes: readonly SchemaChange[],
+    rebuildsFrom: 'snapshot' | 'log',
+  ): Promise<Map<string, string>> {
     const effects = schemaChangeEffects(this.options.registry, changes, { rebuildsFrom });
     for (const note of effects.notes) this.log('warn', note);
     if (effects.rebuild !== null) {
@@ -601,7 +748,11 @@ export class Engine extends EventEmitter {
     await Promise.all(
       [...keys].map(async ([table, set]) => {
         const list = [...set];
-        const values = await this.options.redis.sendCommand<(string | null)[]>(['HMGET', imagesKey(this.prefix, namespace + table), ...list]);
+        const values = await this.options.redis.sendCommand<(string | null)[]>([
+          'HMGET',
+          imagesKey(this.prefix, namespace + table),
+          ...list,
+        ]);
         stored.set(table, new Map(list.map((k, i) => [k, values[i] ?? null])));
       }),
     );
@@ -615,7 +766,10 @@ export class Engine extends EventEmitter {
     const live = [...planned.resets.keys()]
       .filter((v) => this.statuses.get(v)?.state === 'building')
       .map((view) => ({ view, status: JSON.stringify({ state: 'live', since: now } satisfies ViewStatus) }));
-    const stops = [...planned.stop].map(([view, reason]) => ({ view, status: JSON.stringify({ state: 'stopped', reason, since: now } satisfies ViewStatus) }));
+    const stops = [...planned.stop].map(([view, reason]) => ({
+      view,
+      status: JSON.stringify({ state: 'stopped', reason, since: now } satisfies ViewStatus),
+    }));
     return {
       lease: token,
       step: this.step,
@@ -639,19 +793,31 @@ export class Engine extends EventEmitter {
       if (token === null || this.abort) throw this.abort ?? new FencedError(null);
       try {
         const control = this.control(planned, token, stepId);
-        const outcome = await writeStep(redis, this.prefix, control, position, planned.writes, deadLetters, images);
+        const outcome = await writeStep(
+          redis,
+          this.prefix,
+          control,
+          position,
+          planned.writes,
+          deadLetters,
+          images,
+        );
         if (outcome.status === 'fenced') throw new FencedError(outcome.holder || null);
         if (outcome.status === 'lost') {
-          throw new StateLostError(`the write step found step ${outcome.storedStep || 'none'} in Redis, but this writer last wrote step ${this.step}`);
+          throw new StateLostError(
+            `the write step found step ${outcome.storedStep || 'none'} in Redis, but this writer last wrote step ${this.step}`,
+          );
         }
         if (outcome.status === 'conflict') return 'conflict';
-        if (outcome.status === 'applied' || (outcome.status === 'duplicate' && outcome.step !== undefined)) this.step = this.lastStep = outcome.step!;
+        if (outcome.status === 'applied' || (outcome.status === 'duplicate' && outcome.step !== undefined))
+          this.step = this.lastStep = outcome.step!;
         if (!planned.backfill) this.trackMain(part, position, changes);
         // A replay was planned on state that already held it: the cache took its writes as if they
         // landed a second time. Forget it (and re-plan what was planned on it meanwhile).
         if (outcome.status === 'duplicate' && planned.writes.length > 0) this.store.invalidate();
         this.afterStep(control, planned);
-        if (position.length > 0 && !(part && !part.final)) await this.gate.afterStep(redis, () => source.ack(position));
+        if (position.length > 0 && !(part && !part.final))
+          await this.gate.afterStep(redis, () => source.ack(position));
         const snapshot = group.some((b) => b.kind === 'snapshot');
         const last = group.findLast((b) => b.commitTimeUs !== undefined);
         const event: BatchAppliedEvent = {
@@ -659,7 +825,8 @@ export class Engine extends EventEmitter {
           changes: changes.length,
           snapshot,
           duplicate: outcome.status === 'duplicate',
-          changelogEntries: outcome.status === 'applied' ? planned.writes.filter((w) => w.op === 'xadd').length : 0,
+          changelogEntries:
+            outcome.status === 'applied' ? planned.writes.filter((w) => w.op === 'xadd').length : 0,
           deadLetters: deadLetters.length,
           skipped: planned.skipped + group.reduce((n, b) => n + (b.skipped ?? 0), 0),
           views: result.touched,
@@ -671,12 +838,20 @@ export class Engine extends EventEmitter {
         this.emit(ENGINE_EVENTS.BATCH_APPLIED, event);
         return 'applied';
       } catch (error) {
-        if (this.stopping || !(error instanceof ServiceError && error.retriable) || error instanceof StateLostError) throw error;
+        if (
+          this.stopping ||
+          !(error instanceof ServiceError && error.retriable) ||
+          error instanceof StateLostError
+        )
+          throw error;
         // What was planned after this step assumed it landed: plan it again once it has.
         this.store.invalidate();
         const delay = Math.min(50 * 2 ** attempt, 5000);
         this.setState('retrying', `writing to Redis failed (${String(error)}); retrying`);
-        this.log('warn', 'Redis apply failed; retrying the same batch', { error: String(error), retryInMs: delay });
+        this.log('warn', 'Redis apply failed; retrying the same batch', {
+          error: String(error),
+          retryInMs: delay,
+        });
         await new Promise((r) => setTimeout(r, delay));
       }
     }
@@ -696,7 +871,8 @@ export class Engine extends EventEmitter {
       }
     }
     for (const [stream, token] of changePositions(changes)) advance(this.mainApplied, stream, token);
-    if (this.window && !this.mainMidTransaction && reached(this.mainPosition, this.window.until)) this.windowReached = true;
+    if (this.window && !this.mainMidTransaction && reached(this.mainPosition, this.window.until))
+      this.windowReached = true;
   }
 
   /**
@@ -709,7 +885,8 @@ export class Engine extends EventEmitter {
     const window = this.window!;
     const token = this.lease.token;
     if (token === null) throw new FencedError(null);
-    if (window.images) await mergeImages(this.options.redis, this.prefix, token, window.images, window.tables);
+    if (window.images)
+      await mergeImages(this.options.redis, this.prefix, token, window.images, window.tables);
     await writeMeta(this.options.redis, this.prefix, token, {}, [BACKFILL_WINDOW_FIELD]);
     this.window = null;
     this.windowReached = false;
@@ -720,7 +897,8 @@ export class Engine extends EventEmitter {
   private startBackfill(source: ChangeSource, maxChanges: number, wake: () => void): Backfill {
     const views = this.toBackfill;
     const tables = new Set<string>();
-    for (const [table, scans] of this.flow.scans) if (scans.some((scan) => views.has(this.flow.owner.get(scan)!))) tables.add(table);
+    for (const [table, scans] of this.flow.scans)
+      if (scans.some((scan) => views.has(this.flow.owner.get(scan)!))) tables.add(table);
     const seeds = new Set<string>();
     for (const op of this.flow.order) {
       if (!(op instanceof ViewInput) || !views.has(this.flow.owner.get(op)!)) continue;
@@ -728,7 +906,8 @@ export class Engine extends EventEmitter {
       if (!views.has(producer)) seeds.add(producer);
     }
     let backfill: Backfill;
-    const backfillSource = tables.size > 0 ? source.backfill!([...tables], (p) => backfill.onProgress(p)) : null;
+    const backfillSource =
+      tables.size > 0 ? source.backfill!([...tables], (p) => backfill.onProgress(p)) : null;
     backfill = new Backfill({
       views,
       tables: [...tables],
@@ -747,7 +926,12 @@ export class Engine extends EventEmitter {
     if (!tables) return [];
     return [...backfill.views.keys()].map((view) => {
       const before = this.statuses.get(view);
-      const status: ViewStatus = { state: 'building', reason: before?.reason ?? 'backfilling', since: before?.since ?? backfill.started, backfill: { tables } };
+      const status: ViewStatus = {
+        state: 'building',
+        reason: before?.reason ?? 'backfilling',
+        since: before?.since ?? backfill.started,
+        backfill: { tables },
+      };
       return { view, status: JSON.stringify(status) };
     });
   }
@@ -761,10 +945,25 @@ export class Engine extends EventEmitter {
       const statuses = this.backfillStatuses(backfill);
       // A shape change the backfill reads (say, a numeric scale the records in Kafka cannot show)
       // stops the backfilled views it concerns, as it stopped them when the main stream read it.
-      const effects = taken.schemaChanges.length > 0 ? schemaChangeEffects(this.options.registry, taken.schemaChanges, { rebuildsFrom: source.rebuildsFrom ?? 'snapshot' }) : null;
-      const stopping = new Map((effects?.stop ?? []).filter((s) => views.has(s.view)).map((s) => [s.view, s.reason]));
+      const effects =
+        taken.schemaChanges.length > 0
+          ? schemaChangeEffects(this.options.registry, taken.schemaChanges, {
+              rebuildsFrom: source.rebuildsFrom ?? 'snapshot',
+            })
+          : null;
+      const stopping = new Map(
+        (effects?.stop ?? []).filter((s) => views.has(s.view)).map((s) => [s.view, s.reason]),
+      );
       for (let attempt = 0; ; attempt++) {
-        const outcome = await this.applyQuietly(source, taken.batches, { skip: new Set([...others, ...this.stoppedViews()]), quiet: views }, statuses, [], backfill.images, stopping);
+        const outcome = await this.applyQuietly(
+          source,
+          taken.batches,
+          { skip: new Set([...others, ...this.stoppedViews()]), quiet: views },
+          statuses,
+          [],
+          backfill.images,
+          stopping,
+        );
         if (outcome === 'applied') break;
         this.store.invalidate();
         await new Promise((r) => setTimeout(r, Math.min(10 * 2 ** attempt, 1000)));
@@ -786,11 +985,27 @@ export class Engine extends EventEmitter {
       const producer = this.flow.outputs.get(seedView)!;
       let cursor = '0';
       do {
-        const [next, flat] = await this.options.redis.sendCommand<[string, string[]]>(['HSCAN', rowsKey(this.prefix, seedView), cursor, 'COUNT', '2000']);
+        const [next, flat] = await this.options.redis.sendCommand<[string, string[]]>([
+          'HSCAN',
+          rowsKey(this.prefix, seedView),
+          cursor,
+          'COUNT',
+          '2000',
+        ]);
         cursor = next;
         const deltas = [];
-        for (let i = 0; i + 1 < flat.length; i += 2) deltas.push({ key: flat[i]!, row: JSON.parse(flat[i + 1]!) as Record<string, never>, weight: 1 as const });
-        if (deltas.length > 0) await this.applyQuietly(source, [], { skip, quiet: views, seed: new Map<Operator, DeltaBatch>([[producer, { clear: false, deltas }]]) });
+        for (let i = 0; i + 1 < flat.length; i += 2)
+          deltas.push({
+            key: flat[i]!,
+            row: JSON.parse(flat[i + 1]!) as Record<string, never>,
+            weight: 1 as const,
+          });
+        if (deltas.length > 0)
+          await this.applyQuietly(source, [], {
+            skip,
+            quiet: views,
+            seed: new Map<Operator, DeltaBatch>([[producer, { clear: false, deltas }]]),
+          });
       } while (cursor !== '0');
     }
     const resets = new Map([...views].map((v) => [v, 'the view was built'] as const));
@@ -798,8 +1013,26 @@ export class Engine extends EventEmitter {
     // stored with the step that makes them live (a restart inside it goes on with it).
     const images = source.delivery === 'at-least-once' ? backfill.images : null;
     const until = images ? backfill.applied : backfill.position;
-    const window: BackfillWindow | null = images !== null || !reached(this.mainPosition, until) ? { views: [...views], until, images, tables: [...backfill.tables] } : null;
-    await this.applyQuietly(source, [], { skip, quiet: views, resets }, [], window ? [{ op: 'hset', key: metaKey(this.prefix), field: BACKFILL_WINDOW_FIELD, value: encodeWindow(window) }] : []);
+    const window: BackfillWindow | null =
+      images !== null || !reached(this.mainPosition, until)
+        ? { views: [...views], until, images, tables: [...backfill.tables] }
+        : null;
+    await this.applyQuietly(
+      source,
+      [],
+      { skip, quiet: views, resets },
+      [],
+      window
+        ? [
+            {
+              op: 'hset',
+              key: metaKey(this.prefix),
+              field: BACKFILL_WINDOW_FIELD,
+              value: encodeWindow(window),
+            },
+          ]
+        : [],
+    );
     this.backfill = null;
     this.window = window;
     this.windowReached = window !== null && reached(this.mainPosition, window.until);
@@ -816,7 +1049,12 @@ export class Engine extends EventEmitter {
   private async applyQuietly(
     source: ChangeSource,
     batches: ChangeBatch[],
-    options: { skip: Set<string>; quiet: Set<string>; resets?: Map<string, string>; seed?: Map<Operator, DeltaBatch> },
+    options: {
+      skip: Set<string>;
+      quiet: Set<string>;
+      resets?: Map<string, string>;
+      seed?: Map<Operator, DeltaBatch>;
+    },
     statuses: { view: string; status: string }[] = [],
     extraWrites: WriteOp[] = [],
     imagesNamespace: string | null = null,
@@ -825,22 +1063,35 @@ export class Engine extends EventEmitter {
     const generation = this.store.generation;
     const received = batches.flatMap((b) => b.changes);
     // At-least-once sources: a backfill's changes resolved against its own row images.
-    const resolved = imagesNamespace !== null ? resolveWithImages(this.options.registry, received, await this.readImages(received, imagesNamespace)) : null;
+    const resolved =
+      imagesNamespace !== null
+        ? resolveWithImages(this.options.registry, received, await this.readImages(received, imagesNamespace))
+        : null;
     const changes = resolved?.changes ?? received;
-    const result = await runBatch(this.flow, changes, this.store, { ...options, skip: new Set([...options.skip, ...stopping.keys()]) });
+    const result = await runBatch(this.flow, changes, this.store, {
+      ...options,
+      skip: new Set([...options.skip, ...stopping.keys()]),
+    });
     const writes = [...this.store.takeWrites(), ...extraWrites];
     const stop = new Map<string, string>(stopping);
     for (const [view, reason] of [...stop]) {
-      for (const dependent of this.flow.dependents.get(view) ?? []) if (!stop.has(dependent)) stop.set(dependent, `it reads view ${view}, which stopped: ${reason}`);
+      for (const dependent of this.flow.dependents.get(view) ?? [])
+        if (!stop.has(dependent)) stop.set(dependent, `it reads view ${view}, which stopped: ${reason}`);
     }
-    for (const r of result.rejected) if (!stop.has(r.view)) stop.set(r.view, `a change it could not apply was parked in the dead-letter stream: ${r.reason}`);
-    const group: ChangeBatch[] = batches.length > 0 ? batches : [{ kind: 'transaction', changes: [], position: [] }];
+    for (const r of result.rejected)
+      if (!stop.has(r.view))
+        stop.set(r.view, `a change it could not apply was parked in the dead-letter stream: ${r.reason}`);
+    const group: ChangeBatch[] =
+      batches.length > 0 ? batches : [{ kind: 'transaction', changes: [], position: [] }];
     return this.apply(source, {
       group,
       changes,
       result,
       writes,
-      deadLetters: result.rejected.map((r) => ({ reason: r.reason, payload: JSON.stringify({ view: r.view, change: r.change }) })),
+      deadLetters: result.rejected.map((r) => ({
+        reason: r.reason,
+        payload: JSON.stringify({ view: r.view, change: r.change }),
+      })),
       position: [],
       images: resolved && imagesNamespace !== null ? inNamespace(resolved.writes, imagesNamespace) : null,
       skipped: resolved?.skipped ?? 0,
@@ -866,7 +1117,8 @@ export class Engine extends EventEmitter {
       this.log('info', 'views are live (initial load done)');
       this.emit(ENGINE_EVENTS.SNAPSHOT_DONE, {});
     }
-    if (this.state === 'retrying' || (this.state === 'building' && planned.group.some((b) => b.live))) this.setState('live', null);
+    if (this.state === 'retrying' || (this.state === 'building' && planned.group.some((b) => b.live)))
+      this.setState('live', null);
   }
 }
 
@@ -903,13 +1155,22 @@ function mergePositions(a: SourcePosition, b: SourcePosition): SourcePosition {
  * step of its own, and so is a batch carrying schema changes; with `sideOf`, a group holds batches
  * of one side only.
  */
-function takeGroup(queue: ChangeBatch[], maxChanges: number, sideOf?: (batch: ChangeBatch) => boolean): ChangeBatch[] {
+function takeGroup(
+  queue: ChangeBatch[],
+  maxChanges: number,
+  sideOf?: (batch: ChangeBatch) => boolean,
+): ChangeBatch[] {
   const alone = (b: ChangeBatch): boolean => b.part !== undefined || (b.schemaChanges?.length ?? 0) > 0;
   const group: ChangeBatch[] = [queue.shift()!];
   if (alone(group[0]!)) return group;
   let n = group[0]!.changes.length;
   const side = sideOf?.(group[0]!);
-  while (queue.length > 0 && !alone(queue[0]!) && n + queue[0]!.changes.length <= maxChanges && sideOf?.(queue[0]!) === side) {
+  while (
+    queue.length > 0 &&
+    !alone(queue[0]!) &&
+    n + queue[0]!.changes.length <= maxChanges &&
+    sideOf?.(queue[0]!) === side
+  ) {
     const next = queue.shift()!;
     n += next.changes.length;
     group.push(next);

@@ -111,7 +111,10 @@ export function createRegistry(config: Config): Registry {
 
   const name = config?.name ?? 'default';
   if (!DEPLOYMENT_NAME.test(name)) {
-    issues.push({ path: 'name', message: `Expected a name of letters, digits, '_' or '-', but found '${name}'` });
+    issues.push({
+      path: 'name',
+      message: `Expected a name of letters, digits, '_' or '-', but found '${name}'`,
+    });
   }
   validateSource(config, issues);
 
@@ -128,7 +131,10 @@ export function createRegistry(config: Config): Registry {
       const done = compiled.get(viewName);
       if (done) return done;
       if (visiting.has(viewName)) {
-        issues.push({ path: `views.${viewName}`, message: `Expected views that do not read each other in a cycle, but ${viewName} reads itself through other views` });
+        issues.push({
+          path: `views.${viewName}`,
+          message: `Expected views that do not read each other in a cycle, but ${viewName} reads itself through other views`,
+        });
         return null;
       }
       visiting.add(viewName);
@@ -145,14 +151,24 @@ export function createRegistry(config: Config): Registry {
 
   const views = [...compiled.values()];
   const byTable = new Map<string, CompiledView[]>();
-  for (const v of views) for (const r of v.reads) byTable.set(r.table.name, [...(byTable.get(r.table.name) ?? []), v]);
-  return Object.freeze({ name, views, byName: new Map(views.map((v) => [v.name, v])), byTable, tables: [...tables.values()] });
+  for (const v of views)
+    for (const r of v.reads) byTable.set(r.table.name, [...(byTable.get(r.table.name) ?? []), v]);
+  return Object.freeze({
+    name,
+    views,
+    byName: new Map(views.map((v) => [v.name, v])),
+    byTable,
+    tables: [...tables.values()],
+  });
 }
 
 function validateSource(config: Config, issues: Issue[]): void {
   const source = config?.source;
   if (!source || typeof source !== 'object') {
-    issues.push({ path: 'source', message: 'Expected a source, e.g. source.postgres({ url }), but found none' });
+    issues.push({
+      path: 'source',
+      message: 'Expected a source, e.g. source.postgres({ url }), but found none',
+    });
     return;
   }
   if (source.kind === 'postgres') {
@@ -167,17 +183,30 @@ function validateSource(config: Config, issues: Issue[]): void {
     }
   } else if (source.kind === 'kafka') {
     if (!source.topicPrefix) {
-      issues.push({ path: 'source.topicPrefix', message: "Expected Debezium's topic.prefix, but found none" });
+      issues.push({
+        path: 'source.topicPrefix',
+        message: "Expected Debezium's topic.prefix, but found none",
+      });
     }
   } else {
-    issues.push({ path: 'source.kind', message: `Expected 'postgres' or 'kafka', but found '${String((source as { kind?: unknown }).kind)}'` });
+    issues.push({
+      path: 'source.kind',
+      message: `Expected 'postgres' or 'kafka', but found '${String((source as { kind?: unknown }).kind)}'`,
+    });
   }
 }
 
 function validateTable(t: TableDef, path: string, issues: Issue[], tables: Map<string, TableDef>): boolean {
   const before = issues.length;
-  if (typeof t?.name !== 'string' || !t.name.split('.').every((p) => SQL_IDENT.test(p)) || t.name.split('.').length !== 2) {
-    issues.push({ path, message: `Expected a schema-qualified table name like 'public.orders', but found '${t?.name}'` });
+  if (
+    typeof t?.name !== 'string' ||
+    !t.name.split('.').every((p) => SQL_IDENT.test(p)) ||
+    t.name.split('.').length !== 2
+  ) {
+    issues.push({
+      path,
+      message: `Expected a schema-qualified table name like 'public.orders', but found '${t?.name}'`,
+    });
   }
   for (const [column, info] of Object.entries(t?.columns ?? {})) {
     if (!isColumnType(info.type)) {
@@ -187,15 +216,31 @@ function validateTable(t: TableDef, path: string, issues: Issue[], tables: Map<s
       });
     }
   }
-  if (!t?.key?.length) issues.push({ path: `${path}.key`, message: 'Expected a primary key (options.key), but found none' });
+  if (!t?.key?.length)
+    issues.push({ path: `${path}.key`, message: 'Expected a primary key (options.key), but found none' });
   for (const k of t?.key ?? []) {
     const info = t.columns[k];
-    if (!info) issues.push({ path: `${path}.key`, message: `Expected key column '${k}' to be a declared column of ${t.name}` });
-    else if (info.nullable) issues.push({ path: `${path}.key`, message: `Expected key column '${k}' to be NOT NULL, but it is declared '${String(t.specs[k])}'` });
+    if (!info)
+      issues.push({
+        path: `${path}.key`,
+        message: `Expected key column '${k}' to be a declared column of ${t.name}`,
+      });
+    else if (info.nullable)
+      issues.push({
+        path: `${path}.key`,
+        message: `Expected key column '${k}' to be NOT NULL, but it is declared '${String(t.specs[k])}'`,
+      });
   }
   const known = tables.get(t?.name);
-  if (known && known !== t && JSON.stringify([known.columns, known.key]) !== JSON.stringify([t.columns, t.key])) {
-    issues.push({ path, message: `Table ${t.name} is declared twice with different columns or keys; declare it once and reuse it` });
+  if (
+    known &&
+    known !== t &&
+    JSON.stringify([known.columns, known.key]) !== JSON.stringify([t.columns, t.key])
+  ) {
+    issues.push({
+      path,
+      message: `Table ${t.name} is declared twice with different columns or keys; declare it once and reuse it`,
+    });
   }
   if (issues.length === before && !known) tables.set(t.name, t);
   return issues.length === before;
@@ -228,11 +273,20 @@ function compileView(
   const path = `views.${name}`;
   const before = issues.length;
   if (!GRAPHQL_NAME.test(name) || name.startsWith('__')) {
-    issues.push({ path, message: `Expected a view name usable in GraphQL ([_A-Za-z][_0-9A-Za-z]*), but found '${name}'` });
+    issues.push({
+      path,
+      message: `Expected a view name usable in GraphQL ([_A-Za-z][_0-9A-Za-z]*), but found '${name}'`,
+    });
   }
   if (def?.kind !== 'view') {
-    const hint = def && typeof (def as { select?: unknown }).select === 'function' ? ' (did you forget .select(…)?)' : '';
-    issues.push({ path, message: `Expected a view built with view(table)….select(…), but found ${typeof def}${hint}` });
+    const hint =
+      def && typeof (def as { select?: unknown }).select === 'function'
+        ? ' (did you forget .select(…)?)'
+        : '';
+    issues.push({
+      path,
+      message: `Expected a view built with view(table)….select(…), but found ${typeof def}${hint}`,
+    });
     return null;
   }
 
@@ -241,7 +295,10 @@ function compileView(
   [def.from, ...def.joins.map((j) => j.source)].forEach((ref, i) => {
     const at = i === 0 ? `${path}.from` : `${path}.joins.${i - 1}`;
     if (sources.has(ref.alias)) {
-      issues.push({ path: at, message: `Expected a distinct name for each source, but '${ref.alias}' is used twice; name a table joined with itself with .as('other')` });
+      issues.push({
+        path: at,
+        message: `Expected a distinct name for each source, but '${ref.alias}' is used twice; name a table joined with itself with .as('other')`,
+      });
       return;
     }
     if (ref.table) {
@@ -251,13 +308,23 @@ function compileView(
     } else if (ref.view) {
       const producerName = declared.get(ref.view);
       if (producerName === undefined) {
-        issues.push({ path: at, message: 'Expected a view declared in this config (declare it among the views, then read it with view(thatView)), but found one that is not' });
+        issues.push({
+          path: at,
+          message:
+            'Expected a view declared in this config (declare it among the views, then read it with view(thatView)), but found one that is not',
+        });
         return;
       }
       const producer = compileDeclared(producerName);
       if (!producer) return;
       const columns = new Map(producer.fields.map((f) => [f.name, { type: f.type, nullable: f.nullable }]));
-      sources.set(ref.alias, { ref, label: `view ${producerName}`, columns, key: producer.keyFields.map((f) => f.name), producer });
+      sources.set(ref.alias, {
+        ref,
+        label: `view ${producerName}`,
+        columns,
+        key: producer.keyFields.map((f) => f.name),
+        producer,
+      });
     } else issues.push({ path: at, message: 'Expected a table or a view to read, but found none' });
   });
   if (issues.length > before) return null;
@@ -267,7 +334,8 @@ function compileView(
     resolve(node) {
       const single = sources.size === 1 ? [...sources.values()][0]! : null;
       const source = node.source === undefined ? single : sources.get(node.source);
-      if (!source) return `Expected a column of one of the view's sources (${[...sources.keys()].join(', ')}), but found '${node.column}' of '${node.source}'`;
+      if (!source)
+        return `Expected a column of one of the view's sources (${[...sources.keys()].join(', ')}), but found '${node.column}' of '${node.source}'`;
       if ((node as { undeclared?: boolean }).undeclared || !source.columns.has(node.column)) {
         const hint = closest(node.column, [...source.columns.keys()]);
         return `Expected a column of ${source.label}, but found '${node.column}'${hint ? ` (did you mean '${hint}'?)` : ''}`;
@@ -275,12 +343,20 @@ function compileView(
       return null;
     },
   };
-  const check = (node: AnyNode | null | undefined, at: string, allowAggregate: boolean, scope = sourceScope): void =>
-    checkNode(node, scope, `${path}.${at}`, allowAggregate, issues);
+  const check = (
+    node: AnyNode | null | undefined,
+    at: string,
+    allowAggregate: boolean,
+    scope = sourceScope,
+  ): void => checkNode(node, scope, `${path}.${at}`, allowAggregate, issues);
 
   if (def.where) {
     check(def.where, 'where', false);
-    if (def.where.type !== 'bool') issues.push({ path: `${path}.where`, message: `Expected a boolean predicate, but found an expression of type ${def.where.type}` });
+    if (def.where.type !== 'bool')
+      issues.push({
+        path: `${path}.where`,
+        message: `Expected a boolean predicate, but found an expression of type ${def.where.type}`,
+      });
   }
   def.joins.forEach((j, i) => check(j.on, `joins.${i}.on`, false));
 
@@ -289,22 +365,33 @@ function compileView(
   const fields: OutputField[] = [];
   const addField = (f: SelectField, at: string): void => {
     if (!GRAPHQL_NAME.test(f.name) || f.name.startsWith('__')) {
-      issues.push({ path: `${path}.${at}.${f.name}`, message: `Expected a field name usable in GraphQL, but found '${f.name}'` });
+      issues.push({
+        path: `${path}.${at}.${f.name}`,
+        message: `Expected a field name usable in GraphQL, but found '${f.name}'`,
+      });
     }
     if (f.name === 'and' || f.name === 'or') {
-      issues.push({ path: `${path}.${at}.${f.name}`, message: `Expected a field name other than 'and' and 'or' (a list's where combines conditions with them), but found '${f.name}': name it otherwise in groupBy or select` });
+      issues.push({
+        path: `${path}.${at}.${f.name}`,
+        message: `Expected a field name other than 'and' and 'or' (a list's where combines conditions with them), but found '${f.name}': name it otherwise in groupBy or select`,
+      });
     }
-    if (seen.has(f.name)) issues.push({ path: `${path}.${at}.${f.name}`, message: `Field '${f.name}' is defined twice` });
+    if (seen.has(f.name))
+      issues.push({ path: `${path}.${at}.${f.name}`, message: `Field '${f.name}' is defined twice` });
     seen.add(f.name);
     if (f.node) fields.push({ name: f.name, type: f.node.type, nullable: f.node.nullable, key: false });
   };
   const aggregateNodes: { name: string; node: AggregateNode }[] = [];
   if (def.groupBy) {
-    if (def.groupBy.length === 0) issues.push({ path: `${path}.groupBy`, message: 'Expected at least one group field' });
+    if (def.groupBy.length === 0)
+      issues.push({ path: `${path}.groupBy`, message: 'Expected at least one group field' });
     for (const g of def.groupBy) {
       check(g.node, `groupBy.${g.name}`, false);
       if (g.node?.type === 'json' || g.node?.type === 'jsonb') {
-        issues.push({ path: `${path}.groupBy.${g.name}`, message: 'Expected a groupable type, but found json (group by a text or number expression)' });
+        issues.push({
+          path: `${path}.groupBy.${g.name}`,
+          message: 'Expected a groupable type, but found json (group by a text or number expression)',
+        });
       }
       addField(g, 'groupBy');
     }
@@ -324,20 +411,23 @@ function compileView(
       }
     }
   } else if (def.select) {
-    if (def.select.length === 0) issues.push({ path: `${path}.select`, message: 'Expected at least one selected field' });
+    if (def.select.length === 0)
+      issues.push({ path: `${path}.select`, message: 'Expected at least one selected field' });
     for (const s of def.select) {
       check(s.node, `select.${s.name}`, false);
       addField(s, 'select');
     }
   } else {
-    if (def.joins.length > 0) issues.push({ path: `${path}.select`, message: 'Expected a select(…) in a view that joins sources' });
+    if (def.joins.length > 0)
+      issues.push({ path: `${path}.select`, message: 'Expected a select(…) in a view that joins sources' });
     for (const f of viewFields(def)) addField(f, 'select');
   }
   if (issues.length > before) return null;
 
   const outputScope: Scope = {
     resolve(node) {
-      if (node.source !== '$') return `Expected a field of ${name}'s own rows here, but found a column of ${node.table}`;
+      if (node.source !== '$')
+        return `Expected a field of ${name}'s own rows here, but found a column of ${node.table}`;
       if ((node as { undeclared?: boolean }).undeclared || !seen.has(node.column)) {
         const hint = closest(node.column, [...seen]);
         return `Expected a field of ${name}, but found '${node.column}'${hint ? ` (did you mean '${hint}'?)` : ''}`;
@@ -346,14 +436,20 @@ function compileView(
     },
   };
   if (def.groupFilter) {
-    if (!def.groupBy) issues.push({ path: `${path}.having`, message: 'Expected having(…) after groupBy(…).select(…)' });
+    if (!def.groupBy)
+      issues.push({ path: `${path}.having`, message: 'Expected having(…) after groupBy(…).select(…)' });
     check(def.groupFilter, 'having', false, outputScope);
   }
   if (def.order) {
-    if (def.order.length === 0) issues.push({ path: `${path}.orderBy`, message: 'Expected at least one order term' });
+    if (def.order.length === 0)
+      issues.push({ path: `${path}.orderBy`, message: 'Expected at least one order term' });
     def.order.forEach((o, i) => check(o.node, `orderBy.${i}`, false, outputScope));
     def.per?.forEach((p, i) => check(p, `limit.per.${i}`, false, outputScope));
-    if (!Number.isInteger(def.limit) || (def.limit ?? 0) < 1) issues.push({ path: `${path}.limit`, message: `Expected a positive whole limit, but found ${def.limit}` });
+    if (!Number.isInteger(def.limit) || (def.limit ?? 0) < 1)
+      issues.push({
+        path: `${path}.limit`,
+        message: `Expected a positive whole limit, but found ${def.limit}`,
+      });
   }
   if (issues.length > before) return null;
 
@@ -367,9 +463,13 @@ function compileView(
       const join = def.joins.find((j) => j.source.alias === alias);
       if (join && joinedOnWholeKey(join.on, alias, source.key)) continue; // at most one row per row before it
       for (const column of source.key) {
-        const f = selected.find((s) => s.node?.kind === 'column' && s.node.column === column && (s.node.source ?? alias) === alias);
+        const f = selected.find(
+          (s) => s.node?.kind === 'column' && s.node.column === column && (s.node.source ?? alias) === alias,
+        );
         if (!f) {
-          const what = source.producer ? `key field '${column}' of ${source.label}` : `primary key column '${column}' of ${source.label}`;
+          const what = source.producer
+            ? `key field '${column}' of ${source.label}`
+            : `primary key column '${column}' of ${source.label}`;
           issues.push({
             path: `${path}.select`,
             message: `Expected the ${what}${sources.size > 1 ? ` (as ${alias})` : ''} among the selected fields (a view row needs its key), but found none; add e.g. { ${column}: row.${column} }`,
@@ -398,7 +498,8 @@ function compileView(
     const columns = columnsReadOf(def, alias);
     const existing = reads.findIndex((r) => r.table.name === source.ref.table!.name);
     const read: TableRead = { table: source.ref.table, columns, needsOldRow: stateful };
-    if (existing >= 0) reads[existing] = { ...read, columns: [...new Set([...reads[existing]!.columns, ...columns])] };
+    if (existing >= 0)
+      reads[existing] = { ...read, columns: [...new Set([...reads[existing]!.columns, ...columns])] };
     else reads.push(read);
   }
   const dependsOn = [...sources.values()].flatMap((s) => (s.producer ? [s.producer.name] : []));
@@ -444,7 +545,14 @@ function joinedOnWholeKey(on: ExprNode, alias: string, key: readonly string[]): 
       [a, b],
       [b, a],
     ] as const) {
-      if (mine?.kind === 'column' && mine.source === alias && other && !aliasesOf(other).has(alias) && aliasesOf(other).size > 0) pinned.add(mine.column);
+      if (
+        mine?.kind === 'column' &&
+        mine.source === alias &&
+        other &&
+        !aliasesOf(other).has(alias) &&
+        aliasesOf(other).size > 0
+      )
+        pinned.add(mine.column);
     }
   }
   return key.every((k) => pinned.has(k));
@@ -458,7 +566,9 @@ function conjuncts(node: ExprNode | null): ExprNode[] {
 }
 
 function andAll(nodes: readonly ExprNode[]): ExprNode {
-  return nodes.length === 1 ? nodes[0]! : { kind: 'call', fn: 'and', args: nodes, type: 'bool', nullable: nodes.some((n) => n.nullable) };
+  return nodes.length === 1
+    ? nodes[0]!
+    : { kind: 'call', fn: 'and', args: nodes, type: 'bool', nullable: nodes.some((n) => n.nullable) };
 }
 
 /** Every node of an expression tree, children included (any node kind: arguments, branches, …). */
@@ -501,7 +611,10 @@ function columnsReadOf(def: ViewDef, alias: string): string[] {
 
 /** A column of a source, as rows carry it in the graph: `<alias>.<column>`; an output field by its name. */
 function bind<N>(node: N, defaultAlias: string): N {
-  return mapColumns(node, (c) => ({ ...c, column: c.source === '$' ? c.column : `${c.source ?? defaultAlias}.${c.column}` }));
+  return mapColumns(node, (c) => ({
+    ...c,
+    column: c.source === '$' ? c.column : `${c.source ?? defaultAlias}.${c.column}`,
+  }));
 }
 
 function buildPlan(
@@ -525,8 +638,20 @@ function buildPlan(
   const base = (alias: string, extra: readonly ExprNode[]): PlanNode => {
     const source = sources.get(alias)!;
     const node: PlanNode = source.producer
-      ? { kind: 'view', id: `${name}/view:${alias}`, view: source.producer.name, alias, fields: source.producer.fields.map((f) => f.name) }
-      : { kind: 'scan', id: `${name}/scan:${alias}`, table: source.ref.table!, alias, columns: columnsReadOf(def, alias) };
+      ? {
+          kind: 'view',
+          id: `${name}/view:${alias}`,
+          view: source.producer.name,
+          alias,
+          fields: source.producer.fields.map((f) => f.name),
+        }
+      : {
+          kind: 'scan',
+          id: `${name}/scan:${alias}`,
+          table: source.ref.table!,
+          alias,
+          columns: columnsReadOf(def, alias),
+        };
     const own = nullableSide.has(alias) ? [] : where.filter((c) => sameSet(aliasesOf(c), [alias]));
     for (const c of own) pushed.add(c);
     return filtered(node, [...own, ...extra], `${name}/filter:${alias}`);
@@ -564,7 +689,10 @@ function buildPlan(
       }
     }
     if (pairs.length === 0) {
-      issues.push({ path: `${path}.joins.${i}.on`, message: `Expected at least one equality between ${alias} and an earlier source (an equi-join), but found ${exprToSql(join.on)}` });
+      issues.push({
+        path: `${path}.joins.${i}.on`,
+        message: `Expected at least one equality between ${alias} and an earlier source (an equi-join), but found ${exprToSql(join.on)}`,
+      });
       return null;
     }
     const right = base(alias, rightOnly);
@@ -576,16 +704,24 @@ function buildPlan(
       right,
       on: pairs.map((p) => ({ left: b(p.left), right: b(p.right) })),
       keyTypes: pairs.map((p) => joinKeyType(p.left.type, p.right.type)),
-      rightColumns: sources.get(alias)!.producer ? sources.get(alias)!.producer!.fields.map((f) => `${alias}.${f.name}`) : columnsReadOf(def, alias).map((c) => `${alias}.${c}`),
+      rightColumns: sources.get(alias)!.producer
+        ? sources.get(alias)!.producer!.fields.map((f) => `${alias}.${f.name}`)
+        : columnsReadOf(def, alias).map((c) => `${alias}.${c}`),
     };
     plan = filtered(plan, residual, `${name}/on:${alias}`);
     before.add(alias);
   }
-  plan = filtered(plan, where.filter((c) => !pushed.has(c)), `${name}/where`);
+  plan = filtered(
+    plan,
+    where.filter((c) => !pushed.has(c)),
+    `${name}/where`,
+  );
 
   const fields = viewFields(def);
   if (def.groupBy) {
-    const { aggregates, accumulators } = compileAccumulators(aggregateNodes.map((a) => ({ name: a.name, node: b(a.node) })));
+    const { aggregates, accumulators } = compileAccumulators(
+      aggregateNodes.map((a) => ({ name: a.name, node: b(a.node) })),
+    );
     plan = {
       kind: 'reduce',
       id: `${name}/reduce`,
@@ -595,9 +731,15 @@ function buildPlan(
       aggregates,
       accumulators,
     };
-    if (def.groupFilter) plan = { kind: 'filter', id: `${name}/having`, input: plan, predicate: b(def.groupFilter) };
+    if (def.groupFilter)
+      plan = { kind: 'filter', id: `${name}/having`, input: plan, predicate: b(def.groupFilter) };
   } else {
-    plan = { kind: 'project', id: `${name}/project`, input: plan, fields: fields.map((f) => ({ name: f.name, node: b(f.node as ExprNode) })) };
+    plan = {
+      kind: 'project',
+      id: `${name}/project`,
+      input: plan,
+      fields: fields.map((f) => ({ name: f.name, node: b(f.node as ExprNode) })),
+    };
   }
   if (def.order && def.limit !== null) {
     plan = {
@@ -628,16 +770,28 @@ function joinKeyType(a: ColumnType, b: ColumnType): ColumnType {
 function checkAggregate(node: AggregateNode, path: string, issues: Issue[]): void {
   const argType = node.arg?.type;
   if ((node.fn === 'sum' || node.fn === 'avg') && (!argType || !isNumericType(argType))) {
-    issues.push({ path, message: `Expected ${node.fn}() of a number, but found an expression of type ${argType}` });
+    issues.push({
+      path,
+      message: `Expected ${node.fn}() of a number, but found an expression of type ${argType}`,
+    });
   }
-  if ((node.fn === 'min' || node.fn === 'max') && (!argType || argType === 'json' || argType === 'jsonb' || argType === 'bytea')) {
+  if (
+    (node.fn === 'min' || node.fn === 'max') &&
+    (!argType || argType === 'json' || argType === 'jsonb' || argType === 'bytea')
+  ) {
     issues.push({ path, message: `Expected ${node.fn}() of an orderable type, but found ${argType}` });
   }
   if (node.fn === 'countDistinct' && (argType === 'json' || argType === 'jsonb')) {
-    issues.push({ path, message: `Expected countDistinct() of a comparable type, but found ${argType} (count a text or number expression)` });
+    issues.push({
+      path,
+      message: `Expected countDistinct() of a comparable type, but found ${argType} (count a text or number expression)`,
+    });
   }
   if ((node.fn === 'boolAnd' || node.fn === 'boolOr') && argType !== 'bool') {
-    issues.push({ path, message: `Expected ${node.fn}() of a boolean, but found an expression of type ${argType}` });
+    issues.push({
+      path,
+      message: `Expected ${node.fn}() of a boolean, but found an expression of type ${argType}`,
+    });
   }
 }
 
@@ -648,7 +802,9 @@ function compileAccumulators(nodes: readonly { name: string; node: AggregateNode
 } {
   const accumulators: Accumulator[] = [];
   const index = new Map<string, number>();
-  const summed = new Set(nodes.filter((n) => n.node.fn === 'sum' || n.node.fn === 'avg').map((n) => exprToSql(n.node.arg!)));
+  const summed = new Set(
+    nodes.filter((n) => n.node.fn === 'sum' || n.node.fn === 'avg').map((n) => exprToSql(n.node.arg!)),
+  );
   const find = (key: string, make: () => Accumulator): number => {
     let i = index.get(key);
     if (i === undefined) {
@@ -665,11 +821,18 @@ function compileAccumulators(nodes: readonly { name: string; node: AggregateNode
     const float = isFloatType(arg.type);
     switch (node.fn) {
       case 'count':
-        if (summed.has(sql)) return { ...base, accumulator: find(`sum ${sql}`, () => ({ kind: float ? 'floatSum' : 'sum', arg })) };
+        if (summed.has(sql))
+          return {
+            ...base,
+            accumulator: find(`sum ${sql}`, () => ({ kind: float ? 'floatSum' : 'sum', arg })),
+          };
         return { ...base, accumulator: find(`count ${sql}`, () => ({ kind: 'count', arg })) };
       case 'sum':
       case 'avg':
-        return { ...base, accumulator: find(`sum ${sql}`, () => ({ kind: float ? 'floatSum' : 'sum', arg })) };
+        return {
+          ...base,
+          accumulator: find(`sum ${sql}`, () => ({ kind: float ? 'floatSum' : 'sum', arg })),
+        };
       case 'min':
       case 'max': {
         const i = find(`candidates ${sql}`, () => ({ kind: 'candidates', arg, min: false, max: false }));
@@ -688,7 +851,13 @@ function compileAccumulators(nodes: readonly { name: string; node: AggregateNode
 }
 
 /** Check one expression tree: columns the scope knows, compatible types, aggregates only where allowed. */
-function checkNode(node: AnyNode | null | undefined, t: Scope, path: string, allowAggregate: boolean, issues: Issue[]): void {
+function checkNode(
+  node: AnyNode | null | undefined,
+  t: Scope,
+  path: string,
+  allowAggregate: boolean,
+  issues: Issue[],
+): void {
   if (!node) {
     issues.push({ path, message: 'Expected an expression, but found none' });
     return;
@@ -705,7 +874,11 @@ function checkNode(node: AnyNode | null | undefined, t: Scope, path: string, all
       return;
     }
     case 'aggregate':
-      if (!allowAggregate) issues.push({ path, message: `Expected a plain expression, but found ${node.fn}(); aggregates belong in the select of a grouped view` });
+      if (!allowAggregate)
+        issues.push({
+          path,
+          message: `Expected a plain expression, but found ${node.fn}(); aggregates belong in the select of a grouped view`,
+        });
       if (node.arg) checkNode(node.arg, t, path, false, issues);
       return;
     case 'call': {
@@ -715,18 +888,28 @@ function checkNode(node: AnyNode | null | undefined, t: Scope, path: string, all
       if (['eq', 'ne', 'lt', 'lte', 'gt', 'gte', 'in'].includes(node.fn) && a) {
         for (const other of types.slice(1)) {
           if (other && !comparable(a, other)) {
-            issues.push({ path, message: `Expected comparable types in ${node.fn}(), but found ${a} and ${other}` });
+            issues.push({
+              path,
+              message: `Expected comparable types in ${node.fn}(), but found ${a} and ${other}`,
+            });
           }
         }
         if ((a === 'json' || a === 'jsonb') && node.fn !== 'eq' && node.fn !== 'ne') {
           issues.push({ path, message: `Expected an orderable type in ${node.fn}(), but found ${a}` });
         }
       }
-      if (['add', 'sub', 'mul', 'div'].includes(node.fn) && a && b && !(isNumericType(a) && isNumericType(b))) {
+      if (
+        ['add', 'sub', 'mul', 'div'].includes(node.fn) &&
+        a &&
+        b &&
+        !(isNumericType(a) && isNumericType(b))
+      ) {
         issues.push({ path, message: `Expected numbers in ${node.fn}(), but found ${a} and ${b}` });
       }
       if (['and', 'or', 'not'].includes(node.fn)) {
-        for (const ty of types) if (ty && ty !== 'bool') issues.push({ path, message: `Expected boolean operands in ${node.fn}(), but found ${ty}` });
+        for (const ty of types)
+          if (ty && ty !== 'bool')
+            issues.push({ path, message: `Expected boolean operands in ${node.fn}(), but found ${ty}` });
       }
       checkFunctionArgs(node, path, issues);
       return;
@@ -740,7 +923,8 @@ function checkFunctionArgs(node: CallNode, path: string, issues: Issue[]): void 
   if (args.length !== node.args.length) return; // reported as a missing expression
   const [x, y] = args;
   const problem = (message: string): void => void issues.push({ path, message });
-  const isIntegerOrNumeric = (t: ColumnType): boolean => t === 'int2' || t === 'int4' || t === 'int8' || t === 'numeric';
+  const isIntegerOrNumeric = (t: ColumnType): boolean =>
+    t === 'int2' || t === 'int4' || t === 'int8' || t === 'numeric';
   switch (node.fn) {
     case 'mod':
       if (x && y && !(isIntegerOrNumeric(x.type) && isIntegerOrNumeric(y.type))) {
@@ -749,14 +933,17 @@ function checkFunctionArgs(node: CallNode, path: string, issues: Issue[]): void 
       return;
     case 'between':
       for (const bound of args.slice(1)) {
-        if (x && !comparable(x.type, bound.type)) problem(`Expected comparable types in between(), but found ${x.type} and ${bound.type}`);
+        if (x && !comparable(x.type, bound.type))
+          problem(`Expected comparable types in between(), but found ${x.type} and ${bound.type}`);
       }
-      if (x && (x.type === 'json' || x.type === 'jsonb' || x.type === 'bytea')) problem(`Expected an orderable type in between(), but found ${x.type}`);
+      if (x && (x.type === 'json' || x.type === 'jsonb' || x.type === 'bytea'))
+        problem(`Expected an orderable type in between(), but found ${x.type}`);
       return;
     case 'like':
     case 'notLike':
       if (x && !isTextType(x.type)) problem(`Expected text in ${node.fn}(), but found ${x.type}`);
-      if (y && y.type !== 'text' && y.type !== 'varchar') problem(`Expected a text pattern in ${node.fn}(), but found ${y.type}`);
+      if (y && y.type !== 'text' && y.type !== 'varchar')
+        problem(`Expected a text pattern in ${node.fn}(), but found ${y.type}`);
       if (y?.kind === 'literal' && typeof y.value === 'string') {
         const issue = likePatternProblem(y.value);
         if (issue) problem(issue);
@@ -765,14 +952,16 @@ function checkFunctionArgs(node: CallNode, path: string, issues: Issue[]): void 
     case 'case': {
       const hasElse = args.length % 2 === 1;
       const conditions = args.filter((_, i) => i % 2 === 0 && !(hasElse && i === args.length - 1));
-      for (const c of conditions) if (c.type !== 'bool') problem(`Expected a boolean condition in caseWhen(), but found ${c.type}`);
+      for (const c of conditions)
+        if (c.type !== 'bool') problem(`Expected a boolean condition in caseWhen(), but found ${c.type}`);
       // The branch types in PostgreSQL's order: the ELSE first.
       const values = args.filter((_, i) => i % 2 === 1);
       if (hasElse) values.unshift(args[args.length - 1]!);
       let type: ColumnType | null = null;
       for (const v of values) {
         const common: ColumnType | null = type === null ? v.type : commonType(type, v.type);
-        if (common === null) problem(`Expected branches of one type in caseWhen(), but found ${type} and ${v.type}`);
+        if (common === null)
+          problem(`Expected branches of one type in caseWhen(), but found ${type} and ${v.type}`);
         else type = common;
       }
       return;
@@ -786,10 +975,14 @@ function checkFunctionArgs(node: CallNode, path: string, issues: Issue[]): void 
     case 'round':
       if (x && !isNumericType(x.type)) problem(`Expected a number in round(), but found ${x.type}`);
       else if (x && y && isFloatType(x.type)) {
-        problem(`Expected a numeric or integer in round(x, digits), but found ${x.type} (PostgreSQL has no round(${x.type}, integer)); cast it to numeric first`);
+        problem(
+          `Expected a numeric or integer in round(x, digits), but found ${x.type} (PostgreSQL has no round(${x.type}, integer)); cast it to numeric first`,
+        );
       }
       if (y && !(y.kind === 'literal' && typeof y.value === 'number' && Number.isInteger(y.value))) {
-        problem(`Expected round()'s digits to be an integer literal, but found ${y.kind === 'literal' ? `'${String(y.value)}'` : `an expression of type ${y.type}`}`);
+        problem(
+          `Expected round()'s digits to be an integer literal, but found ${y.kind === 'literal' ? `'${String(y.value)}'` : `an expression of type ${y.type}`}`,
+        );
       }
       return;
     case 'cast': {
@@ -799,7 +992,9 @@ function checkFunctionArgs(node: CallNode, path: string, issues: Issue[]): void 
     }
     case 'dateTrunc':
       if (!(x?.kind === 'literal' && (TRUNC_UNITS as readonly unknown[]).includes(x.value))) {
-        problem(`Expected a unit of dateTrunc() (${TRUNC_UNITS.join(', ')}), but found '${x?.kind === 'literal' ? String(x.value) : x?.kind}'`);
+        problem(
+          `Expected a unit of dateTrunc() (${TRUNC_UNITS.join(', ')}), but found '${x?.kind === 'literal' ? String(x.value) : x?.kind}'`,
+        );
       }
       if (y && y.type !== 'date' && y.type !== 'timestamp' && y.type !== 'timestamptz') {
         problem(`Expected a date, timestamp or timestamptz in dateTrunc(), but found ${y.type}`);
@@ -850,6 +1045,8 @@ export function tableRequirements(registry: Registry): TableRequirement[] {
     name: t.name,
     columns: t.columns,
     key: t.key,
-    needsOldRowFor: (registry.byTable.get(t.name) ?? []).filter((v) => v.reads.some((r) => r.table.name === t.name && r.needsOldRow)).map((v) => v.name),
+    needsOldRowFor: (registry.byTable.get(t.name) ?? [])
+      .filter((v) => v.reads.some((r) => r.table.name === t.name && r.needsOldRow))
+      .map((v) => v.name),
   }));
 }

@@ -44,7 +44,12 @@ export interface KafkaSourceConfig {
   /** A backfill's own group: deleted when it closes. */
   readonly ephemeralGroup?: boolean;
   /** Records read per table of those the topics held when reading began (a backfill shows it). */
-  readonly onProgress?: (progress: { table: string; rows: number; estimatedRows: number; done: boolean }) => void;
+  readonly onProgress?: (progress: {
+    table: string;
+    rows: number;
+    estimatedRows: number;
+    done: boolean;
+  }) => void;
   readonly log?: (level: 'info' | 'warn', message: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -71,7 +76,9 @@ export function orderOf(change: Change): string | undefined {
       return `${kind}${pad(fileIndex, 10)}${pad(s.pos, 20)}${pad(s.row, 10)}`;
     }
     case 'sqlserver':
-      return s.commitLsn === undefined ? kind : `${kind}${s.commitLsn}${s.changeLsn ?? ''}${pad(s.eventSerialNo, 10)}`;
+      return s.commitLsn === undefined
+        ? kind
+        : `${kind}${s.commitLsn}${s.changeLsn ?? ''}${pad(s.eventSerialNo, 10)}`;
     default:
       return undefined;
   }
@@ -98,7 +105,8 @@ export class KafkaSource implements ChangeSource {
       brokers: [...config.brokers],
       logLevel: logLevel.WARN,
       logCreator: () => (entry) => {
-        if (entry.level <= logLevel.WARN) config.log?.('warn', `kafkajs: ${entry.log.message}`, { namespace: entry.namespace });
+        if (entry.level <= logLevel.WARN)
+          config.log?.('warn', `kafkajs: ${entry.log.message}`, { namespace: entry.namespace });
       },
       retry: { retries: 8 },
     });
@@ -125,7 +133,8 @@ export class KafkaSource implements ChangeSource {
       const offsets = await admin.fetchTopicOffsets(topic).catch(() => null);
       const low = offsets?.find((o) => o.partition === Number(partition))?.low;
       if (low === undefined) return `topic ${topic} partition ${partition} no longer exists`;
-      if (BigInt(token) + 1n < BigInt(low)) return `Kafka no longer has ${topic}[${partition}] after offset ${token} (retention deleted up to ${low})`;
+      if (BigInt(token) + 1n < BigInt(low))
+        return `Kafka no longer has ${topic}[${partition}] after offset ${token} (retention deleted up to ${low})`;
     }
     return null;
   }
@@ -134,7 +143,8 @@ export class KafkaSource implements ChangeSource {
     const admin = await this.connectAdmin();
     await this.ensureTopics(admin);
     this.applied.clear();
-    for (const { stream, token } of resumeFrom ?? []) if (stream.startsWith('kafka:')) this.applied.set(stream, BigInt(token));
+    for (const { stream, token } of resumeFrom ?? [])
+      if (stream.startsWith('kafka:')) this.applied.set(stream, BigInt(token));
 
     // What "caught up" means: every partition consumed up to its end as of now.
     const target = new Map<string, bigint>();
@@ -149,7 +159,12 @@ export class KafkaSource implements ChangeSource {
 
     const queue = (this.queue = new BatchQueue(undefined, undefined, 512));
     const tables = new Set(this.config.tables.map((t) => t.name));
-    const types = new Map(this.config.tables.map((t) => [t.name, Object.fromEntries(Object.entries(t.columns).map(([c, i]) => [c, i.type]))]));
+    const types = new Map(
+      this.config.tables.map((t) => [
+        t.name,
+        Object.fromEntries(Object.entries(t.columns).map(([c, i]) => [c, i.type])),
+      ]),
+    );
     const decoder: DebeziumDecoder = createDebeziumDecoder({
       topicPrefix: this.config.topicPrefix,
       columnTypes: (table) => types.get(table) as Record<string, ColumnType> | undefined,
@@ -163,7 +178,11 @@ export class KafkaSource implements ChangeSource {
       orderOf,
       partChanges: this.config.partChanges ?? 2000,
       onForcedRelease: (txKey) =>
-        this.config.log?.('warn', 'released a transaction without all the events its END announced: a later transaction overtook them', { txKey }),
+        this.config.log?.(
+          'warn',
+          'released a transaction without all the events its END announced: a later transaction overtook them',
+          { txKey },
+        ),
     });
     const consumed = new Map<string, bigint>();
     const progress = this.progressReporter(target, lows, consumed);
@@ -186,13 +205,20 @@ export class KafkaSource implements ChangeSource {
           const low = BigInt(lows.get(stream) ?? '0');
           // A table topic starts at the last record already applied, read again for its schema only
           // (the baseline the next records' schemas are compared with); the others right after it.
-          const from = stored === undefined ? low : tableTopics.has(topic) && stored >= low ? stored : stored + 1n;
+          const from =
+            stored === undefined ? low : tableTopics.has(topic) && stored >= low ? stored : stored + 1n;
           consumer.seek({ topic, partition, offset: String(from) });
         }
       }
     });
     consumer.on(consumer.events.CRASH, ({ payload }) => {
-      if (!payload.restart) queue.fail(new ServiceError('KAFKA', `Kafka consumer crashed: ${payload.error.message}`, { retriable: true, cause: payload.error }));
+      if (!payload.restart)
+        queue.fail(
+          new ServiceError('KAFKA', `Kafka consumer crashed: ${payload.error.message}`, {
+            retriable: true,
+            cause: payload.error,
+          }),
+        );
     });
     await consumer.connect();
     await consumer.subscribe({ topics: this.topics, fromBeginning: true });
@@ -206,7 +232,14 @@ export class KafkaSource implements ChangeSource {
           const offset = BigInt(message.offset);
           const stored = this.applied.get(stream);
           if (stored === undefined || offset > stored) {
-            const input = { topic: batch.topic, partition: batch.partition, offset: message.offset, key: message.key, value: message.value, headers: headersOf(message.headers) };
+            const input = {
+              topic: batch.topic,
+              partition: batch.partition,
+              offset: message.offset,
+              key: message.key,
+              value: message.value,
+              headers: headersOf(message.headers),
+            };
             let record;
             try {
               record = decoder.decode(input);
@@ -217,18 +250,34 @@ export class KafkaSource implements ChangeSource {
             let schemaChanges: readonly SchemaChange[] | undefined;
             if (record.kind === 'change' && record.rowSchema !== undefined) {
               schemaChanges = shapes.observe(record.change, record.rowSchema);
-              if (schemaChanges.length > 0) this.config.log?.('warn', 'a source table changed shape', { table: record.change.table, changes: schemaChanges });
+              if (schemaChanges.length > 0)
+                this.config.log?.('warn', 'a source table changed shape', {
+                  table: record.change.table,
+                  changes: schemaChanges,
+                });
             }
             assembler.add({ topic: batch.topic, partition: batch.partition, offset, record, schemaChanges });
             consumed.set(stream, offset);
           } else if (offset === stored && tableTopics.has(batch.topic)) {
-            const record = decodeQuietly(decoder, { topic: batch.topic, partition: batch.partition, offset: message.offset, key: message.key, value: message.value, headers: headersOf(message.headers) });
-            if (record?.kind === 'change' && record.rowSchema !== undefined) shapes.baseline(record.change, record.rowSchema);
+            const record = decodeQuietly(decoder, {
+              topic: batch.topic,
+              partition: batch.partition,
+              offset: message.offset,
+              key: message.key,
+              value: message.value,
+              headers: headersOf(message.headers),
+            });
+            if (record?.kind === 'change' && record.rowSchema !== undefined)
+              shapes.baseline(record.change, record.rowSchema);
           }
           resolveOffset(message.offset);
         }
         for (const released of assembler.drain()) queue.push(released);
-        if (!live && [...target].every(([s, high]) => (consumed.get(s) ?? this.applied.get(s) ?? -1n) >= high) && assembler.size === 0) {
+        if (
+          !live &&
+          [...target].every(([s, high]) => (consumed.get(s) ?? this.applied.get(s) ?? -1n) >= high) &&
+          assembler.size === 0
+        ) {
           live = true;
           queue.push({ kind: 'transaction', changes: [], position: [], live: true });
         }
@@ -249,7 +298,10 @@ export class KafkaSource implements ChangeSource {
    * Backfill `tables` beside the running stream: their topics (and the transaction topic) read again
    * from the beginning under a group of its own, which is deleted when the backfill closes.
    */
-  backfill(tables: readonly string[], onProgress?: (progress: { table: string; rows: number; estimatedRows: number; done: boolean }) => void): KafkaSource {
+  backfill(
+    tables: readonly string[],
+    onProgress?: (progress: { table: string; rows: number; estimatedRows: number; done: boolean }) => void,
+  ): KafkaSource {
     const wanted = new Set(tables);
     return new KafkaSource({
       ...this.config,
@@ -279,10 +331,16 @@ export class KafkaSource implements ChangeSource {
   }
 
   /** Per table: records read of those its topic held when reading began (for a backfill's progress). */
-  private progressReporter(target: ReadonlyMap<string, bigint>, lows: ReadonlyMap<string, string>, consumed: ReadonlyMap<string, bigint>): ((topic: string, live: boolean) => void) | null {
+  private progressReporter(
+    target: ReadonlyMap<string, bigint>,
+    lows: ReadonlyMap<string, string>,
+    consumed: ReadonlyMap<string, bigint>,
+  ): ((topic: string, live: boolean) => void) | null {
     const report = this.config.onProgress;
     if (!report) return null;
-    const tableOf = new Map(this.config.tables.map((t) => [topicOf(this.config.topicPrefix, t.name), t.name]));
+    const tableOf = new Map(
+      this.config.tables.map((t) => [topicOf(this.config.topicPrefix, t.name), t.name]),
+    );
     return (topic, live) => {
       const table = tableOf.get(topic);
       if (table === undefined) return;
@@ -308,7 +366,8 @@ export class KafkaSource implements ChangeSource {
     this.queue?.close();
     this.queue?.fail(new ServiceError('KAFKA', 'the Kafka source was closed', { retriable: true }));
     await this.stopConsumer();
-    if (this.config.ephemeralGroup) await this.admin?.deleteGroups([this.config.groupId]).catch(() => undefined);
+    if (this.config.ephemeralGroup)
+      await this.admin?.deleteGroups([this.config.groupId]).catch(() => undefined);
     await this.admin?.disconnect().catch(() => undefined);
     this.admin = null;
   }
@@ -334,14 +393,22 @@ export class KafkaSource implements ChangeSource {
     const missing = this.topics.filter((t) => !existing.has(t));
     if (missing.length === 0) return;
     this.config.log?.('info', 'creating Kafka topics Debezium has not created yet', { topics: missing });
-    await admin.createTopics({ topics: missing.map((topic) => ({ topic })), waitForLeaders: true }).catch((error: unknown) => {
-      throw new ServiceError('KAFKA', `Could not create topics ${missing.join(', ')}: ${String(error)}`, { retriable: true, cause: error });
-    });
+    await admin
+      .createTopics({ topics: missing.map((topic) => ({ topic })), waitForLeaders: true })
+      .catch((error: unknown) => {
+        throw new ServiceError('KAFKA', `Could not create topics ${missing.join(', ')}: ${String(error)}`, {
+          retriable: true,
+          cause: error,
+        });
+      });
   }
 }
 
 /** A record decoded for its schema only: undefined when it does not decode (it was dead-lettered when it was applied). */
-function decodeQuietly(decoder: DebeziumDecoder, input: Parameters<DebeziumDecoder['decode']>[0]): DecodedRecord | undefined {
+function decodeQuietly(
+  decoder: DebeziumDecoder,
+  input: Parameters<DebeziumDecoder['decode']>[0],
+): DecodedRecord | undefined {
   try {
     return decoder.decode(input);
   } catch (error) {
@@ -362,9 +429,12 @@ async function fetchOffsets(admin: Admin, topic: string): ReturnType<Admin['fetc
   }
 }
 
-function headersOf(headers: Record<string, Buffer | string | (Buffer | string)[] | undefined> | undefined): Record<string, Buffer | string | undefined> {
+function headersOf(
+  headers: Record<string, Buffer | string | (Buffer | string)[] | undefined> | undefined,
+): Record<string, Buffer | string | undefined> {
   const out: Record<string, Buffer | string | undefined> = {};
-  for (const [name, value] of Object.entries(headers ?? {})) out[name] = Array.isArray(value) ? value[0] : value;
+  for (const [name, value] of Object.entries(headers ?? {}))
+    out[name] = Array.isArray(value) ? value[0] : value;
   return out;
 }
 
@@ -375,6 +445,12 @@ function deadLetter(
   const text = (b: Buffer | null): string | null => (b === null ? null : b.toString('utf8').slice(0, 65_536));
   return {
     reason: error.message,
-    payload: JSON.stringify({ topic: input.topic, partition: input.partition, offset: input.offset, key: text(input.key), value: text(input.value) }),
+    payload: JSON.stringify({
+      topic: input.topic,
+      partition: input.partition,
+      offset: input.offset,
+      key: text(input.key),
+      value: text(input.value),
+    }),
   };
 }

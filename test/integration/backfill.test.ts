@@ -19,7 +19,15 @@ import { connectRedis, type RedisClient } from '../../views/store/redis.ts';
 import { createRegistry } from '../../views/registry.ts';
 import { loadConfig } from '../../cli/cdc-views.ts';
 import { CLI, startChildService, writeShopConfig, type ChildService } from '../support/child-service.ts';
-import { connect, createDatabase, expectViewsEqualSql, graphql, readViewOverSql, uniqueName, waitForSync } from '../support/shop.ts';
+import {
+  connect,
+  createDatabase,
+  expectViewsEqualSql,
+  graphql,
+  readViewOverSql,
+  uniqueName,
+  waitForSync,
+} from '../support/shop.ts';
 
 const ADDED = ['productSales', 'ordersWithCustomer', 'topCustomers'];
 const REMOVED = 'customersByCountry';
@@ -49,10 +57,18 @@ describe('views added, changed and rebuilt while the others stay live', () => {
     databaseUrl = await createDatabase(inject('databaseUrl'), name);
     db = await connect(databaseUrl);
     redis = await connectRedis(inject('redisUrl'));
-    await db.query(`INSERT INTO customers (id, name, country) SELECT i, 'c' || i, (ARRAY['DE','FR','US',NULL])[1 + i % 4] FROM generate_series(0, 199) i`);
-    await db.query(`INSERT INTO products SELECT i, 'p' || i, (ARRAY['books','games','tools'])[1 + i % 3], 1.5 + i % 7, 10 + i % 20, 12 FROM generate_series(1, 60) i`);
-    await db.query(`INSERT INTO orders SELECT i, i % 200, (ARRAY['paid','new','shipped'])[1 + i % 3], i % 300 + 0.25, now() FROM generate_series(1, 20000) i`);
-    await db.query(`INSERT INTO order_items SELECT 1 + i % 20000, i, 1 + i % 60, 1 + i % 4, 2.50 FROM generate_series(1, 40000) i`);
+    await db.query(
+      `INSERT INTO customers (id, name, country) SELECT i, 'c' || i, (ARRAY['DE','FR','US',NULL])[1 + i % 4] FROM generate_series(0, 199) i`,
+    );
+    await db.query(
+      `INSERT INTO products SELECT i, 'p' || i, (ARRAY['books','games','tools'])[1 + i % 3], 1.5 + i % 7, 10 + i % 20, 12 FROM generate_series(1, 60) i`,
+    );
+    await db.query(
+      `INSERT INTO orders SELECT i, i % 200, (ARRAY['paid','new','shipped'])[1 + i % 3], i % 300 + 0.25, now() FROM generate_series(1, 20000) i`,
+    );
+    await db.query(
+      `INSERT INTO order_items SELECT 1 + i % 20000, i, 1 + i % 60, 1 + i % 4, 2.50 FROM generate_series(1, 40000) i`,
+    );
   });
 
   afterAll(async () => {
@@ -66,15 +82,23 @@ describe('views added, changed and rebuilt while the others stay live', () => {
   async function waitFor(url: string, path: string, timeoutMs = 90_000): Promise<void> {
     const target = url.replace(/\/graphql$/, path);
     const deadline = Date.now() + timeoutMs;
-    while ((await fetch(target).then((r) => r.status, () => 0)) !== 200) {
-      if (Date.now() > deadline) throw new Error(`${target} never answered 200: ${await fetch(target).then((r) => r.text(), String)}`);
+    while (
+      (await fetch(target).then(
+        (r) => r.status,
+        () => 0,
+      )) !== 200
+    ) {
+      if (Date.now() > deadline)
+        throw new Error(`${target} never answered 200: ${await fetch(target).then((r) => r.text(), String)}`);
       await new Promise((r) => setTimeout(r, 50));
     }
   }
   async function statuses(): Promise<Record<string, { state: string; reason?: string; backfill?: unknown }>> {
     const flat = await redis.sendCommand<string[]>(['HGETALL', metaKey(keyPrefix(name))]);
     const out: Record<string, { state: string }> = {};
-    for (let i = 0; i < flat.length; i += 2) if (flat[i]!.startsWith('status:')) out[flat[i]!.slice(7)] = JSON.parse(flat[i + 1]!) as { state: string };
+    for (let i = 0; i < flat.length; i += 2)
+      if (flat[i]!.startsWith('status:'))
+        out[flat[i]!.slice(7)] = JSON.parse(flat[i + 1]!) as { state: string };
     return out;
   }
   async function waitLive(views: readonly string[], timeoutMs = 120_000): Promise<void> {
@@ -91,7 +115,10 @@ describe('views added, changed and rebuilt while the others stay live', () => {
     const allNames = (await loadConfig(writeShopConfig(databaseUrl, inject('redisUrl'), name))).views;
     const before = Object.keys(allNames).filter((v) => !ADDED.includes(v));
     const oldConfig = writeShopConfig(databaseUrl, inject('redisUrl'), name, { views: before });
-    const newConfig = writeShopConfig(databaseUrl, inject('redisUrl'), name, { views: Object.keys(allNames).filter((v) => v !== REMOVED), extraViews: CHANGED });
+    const newConfig = writeShopConfig(databaseUrl, inject('redisUrl'), name, {
+      views: Object.keys(allNames).filter((v) => v !== REMOVED),
+      extraViews: CHANGED,
+    });
 
     let ingest = await startChildService(oldConfig, {}, ['--ingest-only']);
     const api = await startChildService(oldConfig, {}, ['--api-only']);
@@ -102,10 +129,17 @@ describe('views added, changed and rebuilt while the others stay live', () => {
     // A subscriber on an unchanged view, from a snapshot: it must never see a reset.
     const held = new Map<number, Record<string, unknown>>();
     const ops: string[] = [];
-    const client = createClient({ url: api.url.replace('http', 'ws'), webSocketImpl: WebSocket, retryAttempts: 0 });
+    const client = createClient({
+      url: api.url.replace('http', 'ws'),
+      webSocketImpl: WebSocket,
+      retryAttempts: 0,
+    });
     let subscriptionError: unknown = null;
     client.subscribe(
-      { query: 'subscription { revenueByCustomerChanges(snapshot: true) { version op key { customerId } row { customerId orders revenue averageOrder largestOrder smallestOrder } transactionEnd } }' },
+      {
+        query:
+          'subscription { revenueByCustomerChanges(snapshot: true) { version op key { customerId } row { customerId orders revenue averageOrder largestOrder smallestOrder } transactionEnd } }',
+      },
       {
         next: ({ data }) => {
           const change = (data as { revenueByCustomerChanges: Change }).revenueByCustomerChanges;
@@ -128,8 +162,14 @@ describe('views added, changed and rebuilt while the others stay live', () => {
         const answer = await fetch(api.url, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ query: '{ revenueByCustomerList(first: 3) { nodes { customerId revenue } } productsByCategoryList(first: 3) { nodes { category } } }' }),
-        }).then(async (r) => [r.status, await r.text()] as const, (e: unknown) => [0, String(e)] as const);
+          body: JSON.stringify({
+            query:
+              '{ revenueByCustomerList(first: 3) { nodes { customerId revenue } } productsByCategoryList(first: 3) { nodes { category } } }',
+          }),
+        }).then(
+          async (r) => [r.status, await r.text()] as const,
+          (e: unknown) => [0, String(e)] as const,
+        );
         reads++;
         if (answer[0] !== 200 || answer[1].includes('"errors"')) failures.push(answer[1].slice(0, 300));
         await new Promise((r) => setTimeout(r, 10));
@@ -161,10 +201,13 @@ describe('views added, changed and rebuilt while the others stay live', () => {
     children.push(ingest);
     // Killed in the middle of the backfill, started again: it backfills again from scratch.
     const deadline = Date.now() + 60_000;
-    while (!ingest.output().includes('backfilling views while the others stay live') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    while (!ingest.output().includes('backfilling views while the others stay live') && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 20));
     expect(ingest.output()).toContain('"productSales":"a new view"');
     expect(ingest.output()).toContain('"ordersByStatus":"its definition changed"');
-    expect(ingest.output()).toContain(`the view definitions changed: new productSales, ordersWithCustomer, topCustomers; changed ordersByStatus; removed ${REMOVED}; 11 unchanged`);
+    expect(ingest.output()).toContain(
+      `the view definitions changed: new productSales, ordersWithCustomer, topCustomers; changed ordersByStatus; removed ${REMOVED}; 11 unchanged`,
+    );
     await new Promise((r) => setTimeout(r, 300));
     ingest.process.kill('SIGKILL');
     await ingest.exited;
@@ -174,7 +217,9 @@ describe('views added, changed and rebuilt while the others stay live', () => {
     await waitLive([...ADDED, 'ordersByStatus']);
     expect(ingest.output()).not.toContain('building views from a fresh snapshot');
     expect((await statuses())[REMOVED]).toBeUndefined();
-    expect(await redis.sendCommand<string[]>(['KEYS', `${keyPrefix(name)}:[vs]:${REMOVED}[:/]*`])).toEqual([]);
+    expect(await redis.sendCommand<string[]>(['KEYS', `${keyPrefix(name)}:[vs]:${REMOVED}[:/]*`])).toEqual(
+      [],
+    );
     expect(ingest.output()).toContain('backfill done: the views are live');
     await new Promise((r) => setTimeout(r, 1000));
     running = false;
@@ -187,13 +232,21 @@ describe('views added, changed and rebuilt while the others stay live', () => {
     expect(failures, `reads of unchanged views failed (of ${reads})`).toEqual([]);
     expect(reads).toBeGreaterThan(50);
     expect(subscriptionError).toBeNull();
-    expect(ops.filter((op) => op === 'RESET'), 'the subscriber of an unchanged view saw a reset').toEqual([]);
+    expect(
+      ops.filter((op) => op === 'RESET'),
+      'the subscriber of an unchanged view saw a reset',
+    ).toEqual([]);
     const registry = createRegistry(await loadConfig(newConfig));
     const revenue = registry.byName.get('revenueByCustomer')!;
-    const byCustomer = (a: Record<string, unknown>, b: Record<string, unknown>) => Number(a['customerId']) - Number(b['customerId']);
+    const byCustomer = (a: Record<string, unknown>, b: Record<string, unknown>) =>
+      Number(a['customerId']) - Number(b['customerId']);
     const expected = (await readViewOverSql(db, revenue)).sort(byCustomer);
     const until = Date.now() + 30_000;
-    while (JSON.stringify([...held.values()].sort(byCustomer)) !== JSON.stringify(expected) && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    while (
+      JSON.stringify([...held.values()].sort(byCustomer)) !== JSON.stringify(expected) &&
+      Date.now() < until
+    )
+      await new Promise((r) => setTimeout(r, 50));
     expect([...held.values()].sort(byCustomer)).toEqual(expected);
     await client.dispose();
 
@@ -202,11 +255,18 @@ describe('views added, changed and rebuilt while the others stay live', () => {
     children.push(newApi);
     await waitFor(newApi.url, '/ready');
     await expectViewsEqualSql(newApi.url, db, registry);
-    const changed = await graphql<{ ordersByStatusList: { nodes: { smallest: string | null }[] } }>(newApi.url, '{ ordersByStatusList { nodes { status smallest } } }');
+    const changed = await graphql<{ ordersByStatusList: { nodes: { smallest: string | null }[] } }>(
+      newApi.url,
+      '{ ordersByStatusList { nodes { status smallest } } }',
+    );
     expect(changed.ordersByStatusList.nodes.length).toBeGreaterThan(0);
 
     // `cdc-views rebuild`: two views built again while the others serve.
-    const rebuilt = spawn(process.execPath, [CLI, 'rebuild', 'salesByCategory', 'topCustomers', '--wait', '--config', newConfig], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const rebuilt = spawn(
+      process.execPath,
+      [CLI, 'rebuild', 'salesByCategory', 'topCustomers', '--wait', '--config', newConfig],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let said = '';
     rebuilt.stdout.on('data', (c: Buffer) => (said += c.toString()));
     rebuilt.stderr.on('data', (c: Buffer) => (said += c.toString()));

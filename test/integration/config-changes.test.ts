@@ -10,7 +10,14 @@ import { connectRedis, type RedisClient } from '../../views/store/redis.ts';
 import { currentVersion } from '../../views/store/read.ts';
 import { createRegistry } from '../../views/registry.ts';
 import { startChildService, writeShopConfig, type ChildService } from '../support/child-service.ts';
-import { connect, createDatabase, expectViewsEqualSql, shopTestConfig, uniqueName, waitForSync } from '../support/shop.ts';
+import {
+  connect,
+  createDatabase,
+  expectViewsEqualSql,
+  shopTestConfig,
+  uniqueName,
+  waitForSync,
+} from '../support/shop.ts';
 
 describe('config changes between starts', () => {
   const name = uniqueName('cfgchange');
@@ -23,8 +30,12 @@ describe('config changes between starts', () => {
     databaseUrl = await createDatabase(inject('databaseUrl'), name);
     db = await connect(databaseUrl);
     redis = await connectRedis(inject('redisUrl'));
-    await db.query(`INSERT INTO products SELECT i, 'p' || i, 'books', 2.50, i, 3 FROM generate_series(1, 5) i`);
-    await db.query(`INSERT INTO orders SELECT i, i % 7, 'paid', i + 0.5, now() FROM generate_series(1, 50) i`);
+    await db.query(
+      `INSERT INTO products SELECT i, 'p' || i, 'books', 2.50, i, 3 FROM generate_series(1, 5) i`,
+    );
+    await db.query(
+      `INSERT INTO orders SELECT i, i % 7, 'paid', i + 0.5, now() FROM generate_series(1, 50) i`,
+    );
     await db.query(`INSERT INTO order_items SELECT i, 1, 1 + i % 5, 2, 2.50 FROM generate_series(1, 50) i`);
   });
 
@@ -36,9 +47,16 @@ describe('config changes between starts', () => {
   });
 
   async function start(views?: string[]): Promise<ChildService> {
-    const c = await startChildService(writeShopConfig(databaseUrl, inject('redisUrl'), name, views ? { views } : {}));
+    const c = await startChildService(
+      writeShopConfig(databaseUrl, inject('redisUrl'), name, views ? { views } : {}),
+    );
     const deadline = Date.now() + 60_000;
-    while ((await fetch(c.url.replace('/graphql', '/ready')).then((r) => r.status, () => 0)) !== 200) {
+    while (
+      (await fetch(c.url.replace('/graphql', '/ready')).then(
+        (r) => r.status,
+        () => 0,
+      )) !== 200
+    ) {
       if (Date.now() > deadline) throw new Error(`not ready:\n${c.output()}`);
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -58,7 +76,14 @@ describe('config changes between starts', () => {
     let cursor = '0';
     let count = 0;
     do {
-      const [next, keys] = await redis.sendCommand<[string, string[]]>(['SCAN', cursor, 'MATCH', `${keyPrefix(name)}:[vs]:${view}[:/]*`, 'COUNT', '1000']);
+      const [next, keys] = await redis.sendCommand<[string, string[]]>([
+        'SCAN',
+        cursor,
+        'MATCH',
+        `${keyPrefix(name)}:[vs]:${view}[:/]*`,
+        'COUNT',
+        '1000',
+      ]);
       cursor = next;
       count += keys.length;
     } while (cursor !== '0');
@@ -72,31 +97,50 @@ describe('config changes between starts', () => {
     child = await start();
     expect(await keysOf('productSales')).toBeGreaterThan(0);
     await stop(child);
-    const versions = await Promise.all(kept.map((v) => currentVersion(redis, keyPrefix(name), all.byName.get(v)!)));
+    const versions = await Promise.all(
+      kept.map((v) => currentVersion(redis, keyPrefix(name), all.byName.get(v)!)),
+    );
 
     child = await start(kept);
     await logged(child, 'views removed from the config: their state is deleted; the others resume untouched');
     expect(child.output()).not.toContain('building views from a fresh snapshot');
     for (const view of removed) expect(await keysOf(view), view).toBe(0);
-    expect(await redis.sendCommand<string[]>(['HKEYS', metaKey(keyPrefix(name))])).not.toContain('status:productSales');
+    expect(await redis.sendCommand<string[]>(['HKEYS', metaKey(keyPrefix(name))])).not.toContain(
+      'status:productSales',
+    );
     // The kept views were not rebuilt: the same versions, then they follow new changes exactly.
-    expect(await Promise.all(kept.map((v) => currentVersion(redis, keyPrefix(name), all.byName.get(v)!)))).toEqual(versions);
-    await db.query(`INSERT INTO orders VALUES (100, 3, 'paid', 99.99, now()); UPDATE products SET stock = 0 WHERE id = 2; DELETE FROM order_items WHERE order_id = 7`);
+    expect(
+      await Promise.all(kept.map((v) => currentVersion(redis, keyPrefix(name), all.byName.get(v)!))),
+    ).toEqual(versions);
+    await db.query(
+      `INSERT INTO orders VALUES (100, 3, 'paid', 99.99, now()); UPDATE products SET stock = 0 WHERE id = 2; DELETE FROM order_items WHERE order_id = 7`,
+    );
     await waitForSync(db, redis, name, name);
-    const keptRegistry = createRegistry({ ...shopTestConfig(databaseUrl, inject('redisUrl'), name), views: Object.fromEntries(kept.map((v) => [v, shopTestConfig(databaseUrl, inject('redisUrl'), name).views[v]!])) });
+    const keptRegistry = createRegistry({
+      ...shopTestConfig(databaseUrl, inject('redisUrl'), name),
+      views: Object.fromEntries(
+        kept.map((v) => [v, shopTestConfig(databaseUrl, inject('redisUrl'), name).views[v]!]),
+      ),
+    });
     await expectViewsEqualSql(child.url, db, keptRegistry);
     await stop(child);
 
     // Adding them back: only they are built (backfilled), the others resume with their versions.
-    const keptVersions = await Promise.all(kept.map((v) => currentVersion(redis, keyPrefix(name), all.byName.get(v)!)));
+    const keptVersions = await Promise.all(
+      kept.map((v) => currentVersion(redis, keyPrefix(name), all.byName.get(v)!)),
+    );
     child = await start();
     await logged(child, 'backfilling views while the others stay live');
     // /ready answers while views are backfilled beside the live ones: wait for them.
     await logged(child, 'backfill done: the views are live');
-    expect(child.output()).toMatch(/"views":\{"productSales":"a new view","lowStock":"a new view"\},"msg":"backfilling views while the others stay live"/);
+    expect(child.output()).toMatch(
+      /"views":\{"productSales":"a new view","lowStock":"a new view"\},"msg":"backfilling views while the others stay live"/,
+    );
     expect(child.output()).not.toContain('building views from a fresh snapshot');
     await waitForSync(db, redis, name, name);
-    expect(await Promise.all(kept.map((v) => currentVersion(redis, keyPrefix(name), all.byName.get(v)!)))).toEqual(keptVersions);
+    expect(
+      await Promise.all(kept.map((v) => currentVersion(redis, keyPrefix(name), all.byName.get(v)!))),
+    ).toEqual(keptVersions);
     await expectViewsEqualSql(child.url, db, all);
   }, 180_000);
 });

@@ -25,7 +25,14 @@ import { createDebeziumDecoder } from '../../ingest/kafka/debezium/index.ts';
 import { source } from '../../ingest/source-options.ts';
 import { count, max, min, sum, view } from '../../views/define.ts';
 import { orders } from '../../examples/shop/views.config.ts';
-import { busyKey, checkpointKey, deadLetterKey, keyPrefix, partsKey, rowsKey } from '../../views/store/keys.ts';
+import {
+  busyKey,
+  checkpointKey,
+  deadLetterKey,
+  keyPrefix,
+  partsKey,
+  rowsKey,
+} from '../../views/store/keys.ts';
 import { connectRedis, deleteByPattern, type RedisClient } from '../../views/store/redis.ts';
 import type { Config } from '../../views/config.ts';
 import { ENGINE_EVENTS, type BatchAppliedEvent } from '../../views/engine.ts';
@@ -79,7 +86,10 @@ afterAll(async () => {
   await redis?.quit();
   await stack?.stop();
   if (admin) {
-    const { rows } = await admin.query<{ slot_name: string }>('SELECT slot_name FROM pg_replication_slots WHERE slot_name = ANY($1)', [slots]);
+    const { rows } = await admin.query<{ slot_name: string }>(
+      'SELECT slot_name FROM pg_replication_slots WHERE slot_name = ANY($1)',
+      [slots],
+    );
     await admin.end();
     expect(rows, 'the replication slots Debezium created were dropped').toEqual([]);
   }
@@ -95,7 +105,11 @@ interface Pipeline {
 }
 
 /** A database with the shop schema (orders at REPLICA IDENTITY DEFAULT) and its running connector. */
-async function startSource(prefix: string, seed = SEED, connectorSettings: Record<string, string> = {}): Promise<Pipeline> {
+async function startSource(
+  prefix: string,
+  seed = SEED,
+  connectorSettings: Record<string, string> = {},
+): Promise<Pipeline> {
   const names = kafkaTestNames(prefix);
   const databaseUrl = await createDatabase(inject('databaseUrl'), names.name);
   const db = await connect(databaseUrl);
@@ -105,19 +119,40 @@ async function startSource(prefix: string, seed = SEED, connectorSettings: Recor
     await deleteByPattern(redis, `${keyPrefix(names.name)}:*`);
   });
   await db.query(`ALTER TABLE orders REPLICA IDENTITY DEFAULT; ${seed}`);
-  const { rows } = await db.query<{ relreplident: string }>(`SELECT relreplident FROM pg_class WHERE oid = 'orders'::regclass`);
+  const { rows } = await db.query<{ relreplident: string }>(
+    `SELECT relreplident FROM pg_class WHERE oid = 'orders'::regclass`,
+  );
   expect(rows[0]?.relreplident, 'orders keeps REPLICA IDENTITY DEFAULT').toBe('d');
   slots.push(names.name);
-  const connector = await startPostgresConnector(stack.connect, admin, databaseUrl, names, undefined, connectorSettings);
+  const connector = await startPostgresConnector(
+    stack.connect,
+    admin,
+    databaseUrl,
+    names,
+    undefined,
+    connectorSettings,
+  );
   cleanups.push(() => connector.stop());
   const config = {
     ...shop,
     reactions: {},
     name: names.name,
-    source: source.kafka({ brokers: stack.brokers, topicPrefix: names.topicPrefix, groupId: names.groupId, transactions: true }),
+    source: source.kafka({
+      brokers: stack.brokers,
+      topicPrefix: names.topicPrefix,
+      groupId: names.groupId,
+      transactions: true,
+    }),
     redis: { url: inject('redisUrl') },
   } as Config;
-  return { names, databaseUrl, db, config, registry: createRegistry(config), readExpected: (view) => readViewOverSql(db, view) };
+  return {
+    names,
+    databaseUrl,
+    db,
+    config,
+    registry: createRegistry(config),
+    readExpected: (view) => readViewOverSql(db, view),
+  };
 }
 
 interface Running extends Pipeline {
@@ -127,7 +162,11 @@ interface Running extends Pipeline {
 }
 
 /** The source plus cdc-views in this process, reading Kafka. */
-async function startPipeline(prefix: string, seed = SEED, connectorSettings: Record<string, string> = {}): Promise<Running> {
+async function startPipeline(
+  prefix: string,
+  seed = SEED,
+  connectorSettings: Record<string, string> = {},
+): Promise<Running> {
   const pipeline = await startSource(prefix, seed, connectorSettings);
   const service = await startService({ config: pipeline.config, port: 0, logger: quietLogger() });
   cleanups.push(() => service.stop());
@@ -144,9 +183,14 @@ async function startPipeline(prefix: string, seed = SEED, connectorSettings: Rec
  * Random transactions from the shared generator, committed one after another until stopped (or
  * until the list runs out). The seed is printed on failure through the returned `describe()`.
  */
-function backgroundWorkload(db: pg.Client, count = 2000): { stop(): Promise<number>; committed(): number; describe(): string } {
+function backgroundWorkload(
+  db: pg.Client,
+  count = 2000,
+): { stop(): Promise<number>; committed(): number; describe(): string } {
   const seed = Date.now() ^ (Math.random() * 0x7fffffff);
-  const transactions: Transaction[] = fc.sample(transactionsOf(statement, { maxTransactions: 1, maxStatements: 6 }), { numRuns: count, seed }).flat();
+  const transactions: Transaction[] = fc
+    .sample(transactionsOf(statement, { maxTransactions: 1, maxStatements: 6 }), { numRuns: count, seed })
+    .flat();
   let running = true;
   let committed = 0;
   const done = (async () => {
@@ -182,7 +226,8 @@ function resentRecords(records: readonly TopicRecord[]): number {
   return resent;
 }
 
-const tableTopics = (names: KafkaTestNames): string[] => ['customers', 'products', 'orders', 'order_items'].map((t) => `${names.topicPrefix}.public.${t}`);
+const tableTopics = (names: KafkaTestNames): string[] =>
+  ['customers', 'products', 'orders', 'order_items'].map((t) => `${names.topicPrefix}.public.${t}`);
 
 describe('Debezium (PostgreSQL connector) over Kafka', () => {
   it('after random workloads (updates without old rows, key changes, truncates, rollbacks) every view equals its SQL', async () => {
@@ -214,18 +259,30 @@ describe('Debezium (PostgreSQL connector) over Kafka', () => {
     } finally {
       await workload.stop();
     }
-    await waitUntilViewsEqual(p.service.url, p.readExpected, p.registry, 90_000).catch(async (error: unknown) => {
-      console.error(`${workload.describe()}\n${await describeProgress(p.names)}`);
-      throw error;
-    });
+    await waitUntilViewsEqual(p.service.url, p.readExpected, p.registry, 90_000).catch(
+      async (error: unknown) => {
+        console.error(`${workload.describe()}\n${await describeProgress(p.names)}`);
+        throw error;
+      },
+    );
     const resent = resentRecords(await readTopics(stack, tableTopics(p.names)));
-    expect(resent, 'records Debezium re-sent after the SIGKILL (same row, op and LSN at two offsets)').toBeGreaterThan(0);
-    expect(p.seen.skipped, `changes skipped as already applied or as re-sent copies (${resent} re-sent records in Kafka)`).toBeGreaterThan(0);
+    expect(
+      resent,
+      'records Debezium re-sent after the SIGKILL (same row, op and LSN at two offsets)',
+    ).toBeGreaterThan(0);
+    expect(
+      p.seen.skipped,
+      `changes skipped as already applied or as re-sent copies (${resent} re-sent records in Kafka)`,
+    ).toBeGreaterThan(0);
   }, 240_000);
 
   it('cdc-views SIGKILLed in the middle of a workload resumes from its stored offsets; every view equals its SQL', async () => {
     const p = await startSource('kpg_kill');
-    const configFile = writeKafkaShopConfig({ brokers: stack.brokers, topicPrefix: p.names.topicPrefix, groupId: p.names.groupId }, inject('redisUrl'), p.names.name);
+    const configFile = writeKafkaShopConfig(
+      { brokers: stack.brokers, topicPrefix: p.names.topicPrefix, groupId: p.names.groupId },
+      inject('redisUrl'),
+      p.names.name,
+    );
     cleanups.push(async () => rmSync(dirname(configFile), { recursive: true, force: true }));
     let child: ChildService | null = await startChildService(configFile);
     cleanups.push(async () => {
@@ -242,14 +299,21 @@ describe('Debezium (PostgreSQL connector) over Kafka', () => {
       const atKill = workload.committed();
       child = await startChildService(configFile);
       await new Promise((r) => setTimeout(r, 2500));
-      expect(workload.committed(), 'the workload went on while cdc-views was down and restarting').toBeGreaterThan(atKill);
+      expect(
+        workload.committed(),
+        'the workload went on while cdc-views was down and restarting',
+      ).toBeGreaterThan(atKill);
     } finally {
       await workload.stop();
     }
-    await waitUntilViewsEqual(child.url, p.readExpected, p.registry, 120_000).catch(async (error: unknown) => {
-      console.error(`${workload.describe()}\n${await describeProgress(p.names)}\n${child?.output().slice(-4000)}`);
-      throw error;
-    });
+    await waitUntilViewsEqual(child.url, p.readExpected, p.registry, 120_000).catch(
+      async (error: unknown) => {
+        console.error(
+          `${workload.describe()}\n${await describeProgress(p.names)}\n${child?.output().slice(-4000)}`,
+        );
+        throw error;
+      },
+    );
     expect(child.output()).toContain('resuming views from the stored checkpoint');
   }, 240_000);
 
@@ -257,7 +321,12 @@ describe('Debezium (PostgreSQL connector) over Kafka', () => {
     const p = await startSource('kpg_parts');
     // Parts of 200 events per table: the transaction below arrives as some sixty parts.
     const configFile = writeKafkaShopConfig(
-      { brokers: stack.brokers, topicPrefix: p.names.topicPrefix, groupId: p.names.groupId, transactionPartChanges: 200 },
+      {
+        brokers: stack.brokers,
+        topicPrefix: p.names.topicPrefix,
+        groupId: p.names.groupId,
+        transactionPartChanges: 200,
+      },
       inject('redisUrl'),
       p.names.name,
     );
@@ -281,27 +350,40 @@ describe('Debezium (PostgreSQL connector) over Kafka', () => {
     await child.exited;
     const partsAtKill = await redis.sendCommand<number>(['HLEN', partsKey(prefix)]);
     expect(partsAtKill, 'parts applied before the kill').toBeGreaterThanOrEqual(3);
-    expect(await redis.sendCommand<string[]>(['HKEYS', busyKey(prefix)]), 'views inside the transaction, for readers to wait on').toContain('ordersByStatus');
+    expect(
+      await redis.sendCommand<string[]>(['HKEYS', busyKey(prefix)]),
+      'views inside the transaction, for readers to wait on',
+    ).toContain('ordersByStatus');
 
     child = await startChildService(configFile);
-    await waitUntilViewsEqual(child.url, p.readExpected, p.registry, 120_000).catch(async (error: unknown) => {
-      console.error(`${await describeProgress(p.names)}\n${child?.output().slice(-4000)}`);
-      throw error;
-    });
+    await waitUntilViewsEqual(child.url, p.readExpected, p.registry, 120_000).catch(
+      async (error: unknown) => {
+        console.error(`${await describeProgress(p.names)}\n${child?.output().slice(-4000)}`);
+        throw error;
+      },
+    );
     // The parts applied before the kill were recognised whole, by their ids (the row images alone
     // would also have kept the views exact here, row by row).
-    expect(await readMetric(child.url, 'cdc_views_batches_skipped_duplicate_total')).toBeGreaterThanOrEqual(partsAtKill);
+    expect(await readMetric(child.url, 'cdc_views_batches_skipped_duplicate_total')).toBeGreaterThanOrEqual(
+      partsAtKill,
+    );
     // The last part cleared the transaction's marks.
     expect(await redis.sendCommand<number>(['HLEN', partsKey(prefix)])).toBe(0);
     expect(await redis.sendCommand<number>(['EXISTS', busyKey(prefix)])).toBe(0);
-    const bulk = await graphql<{ ordersByStatus: { orders: string } | null }>(child.url, '{ ordersByStatus(status: "bulk") { orders } }');
+    const bulk = await graphql<{ ordersByStatus: { orders: string } | null }>(
+      child.url,
+      '{ ordersByStatus(status: "bulk") { orders } }',
+    );
     expect(bulk.ordersByStatus?.orders).toBe('6000');
   }, 240_000);
 
   it('views added and changed under a live workload are backfilled from the topics while the others stay live; every view equals its SQL', async () => {
     const p = await startSource('kpg_backfill');
     const added = ['productSales', 'ordersWithCustomer', 'topCustomers'];
-    const before = { ...p.config, views: Object.fromEntries(Object.entries(p.config.views).filter(([v]) => !added.includes(v))) } as Config;
+    const before = {
+      ...p.config,
+      views: Object.fromEntries(Object.entries(p.config.views).filter(([v]) => !added.includes(v))),
+    } as Config;
     let service = await startService({ config: before, port: 0, logger: quietLogger() });
     let stopped = false;
     cleanups.push(async () => {
@@ -315,7 +397,13 @@ describe('Debezium (PostgreSQL connector) over Kafka', () => {
         ...p.config.views,
         ordersByStatus: view(orders)
           .groupBy((o) => ({ status: o.status }))
-          .select((o) => ({ orders: count(), withAmount: count(o.amount), total: sum(o.amount), latest: max(o.created_at), smallest: min(o.amount) })),
+          .select((o) => ({
+            orders: count(),
+            withAmount: count(o.amount),
+            total: sum(o.amount),
+            latest: max(o.created_at),
+            smallest: min(o.amount),
+          })),
       },
     } as Config;
     const workload = backgroundWorkload(p.db, 600);
@@ -348,7 +436,9 @@ describe('Debezium (PostgreSQL connector) over Kafka', () => {
       await new Promise((r) => setTimeout(r, 200));
     }
     expect(logs.join('')).toContain('the backfilled views follow the main stream alone now');
-    expect(await redis.sendCommand<string[]>(['KEYS', `${keyPrefix(p.names.name)}:img:backfill~*`])).toEqual([]);
+    expect(await redis.sendCommand<string[]>(['KEYS', `${keyPrefix(p.names.name)}:img:backfill~*`])).toEqual(
+      [],
+    );
     await waitUntilViewsEqual(service.url, p.readExpected, registry, 60_000);
     stopped = true;
     await service.stop();
@@ -372,7 +462,8 @@ describe('Debezium (PostgreSQL connector) over Kafka', () => {
     const prefix = keyPrefix(p.names.name);
     const total = (view: CompiledView, flat: string[]): string => {
       let sum = '0';
-      for (let i = 1; i < flat.length; i += 2) sum = addDecimal(sum, String(finalizeRow(view, flat[i]!)['revenue'] ?? '0'));
+      for (let i = 1; i < flat.length; i += 2)
+        sum = addDecimal(sum, String(finalizeRow(view, flat[i]!)['revenue'] ?? '0'));
       return sum;
     };
     const invariant = addDecimal('4000.00', '3000.00'); // orders + lines (1×500 + 2×500 + 1×500 + 2×500)
@@ -392,11 +483,17 @@ describe('Debezium (PostgreSQL connector) over Kafka', () => {
         const a = total(revenue, orders);
         const b = total(sales, lines);
         observed.states.add(`${a}|${b}`);
-        if (addDecimal(a, b) !== addDecimal(invariant, '0') && observed.broken.length < 5) observed.broken.push(`revenueByCustomer ${a} + productSales ${b}`);
+        if (addDecimal(a, b) !== addDecimal(invariant, '0') && observed.broken.length < 5)
+          observed.broken.push(`revenueByCustomer ${a} + productSales ${b}`);
       }
     })();
     const moves = fc.sample(
-      fc.record({ order: fc.integer({ min: 1, max: 4 }), line: fc.integer({ min: 1, max: 4 }), cents: fc.integer({ min: 1, max: 2500 }), back: fc.boolean() }),
+      fc.record({
+        order: fc.integer({ min: 1, max: 4 }),
+        line: fc.integer({ min: 1, max: 4 }),
+        cents: fc.integer({ min: 1, max: 2500 }),
+        back: fc.boolean(),
+      }),
       150,
     );
     for (const { order, line, cents, back } of moves) {
@@ -426,11 +523,18 @@ describe('Debezium (PostgreSQL connector) over Kafka', () => {
     await waitUntilViewsEqual(p.service.url, p.readExpected, p.registry, 90_000);
     const topic = `${p.names.topicPrefix}.public.orders`;
     // A real record of the topic (the snapshot read of order 1) to spoil.
-    const real = (await readTopics(stack, [topic])).find((r) => r.value !== null && r.key?.includes('"id":1}'))!;
-    const envelope = JSON.parse(real.value!) as { payload: Record<string, unknown> & { after: Record<string, unknown> } };
+    const real = (await readTopics(stack, [topic])).find(
+      (r) => r.value !== null && r.key?.includes('"id":1}'),
+    )!;
+    const envelope = JSON.parse(real.value!) as {
+      payload: Record<string, unknown> & { after: Record<string, unknown> };
+    };
     const unknownOp = JSON.stringify({ ...envelope, payload: { ...envelope.payload, op: 'x' } });
     const truncated = '{"schema": {"type": "struct", "fields": [';
-    const wrongType = JSON.stringify({ ...envelope, payload: { ...envelope.payload, op: 'c', after: { ...envelope.payload.after, id: 'seven' } } });
+    const wrongType = JSON.stringify({
+      ...envelope,
+      payload: { ...envelope.payload, op: 'c', after: { ...envelope.payload.after, id: 'seven' } },
+    });
     const restartsBefore = p.seen.restarts;
     const producer = stack.client.producer();
     await producer.connect();
@@ -446,17 +550,51 @@ describe('Debezium (PostgreSQL connector) over Kafka', () => {
     // A real change committed after them still reaches the views.
     await p.db.query(`INSERT INTO orders VALUES (100, 9, 'paid', 999.99, now())`);
     await waitUntilViewsEqual(p.service.url, p.readExpected, p.registry, 90_000);
-    expect(await graphql(p.service.url, `{ largePaidOrders(id: 100) { amount } }`)).toEqual({ largePaidOrders: { amount: '999.99' } });
+    expect(
+      await graphql(
+        p.service.url,
+        `
+          {
+            largePaidOrders(id: 100) {
+              amount
+            }
+          }
+        `,
+      ),
+    ).toEqual({ largePaidOrders: { amount: '999.99' } });
 
-    const letters = await redis.sendCommand<[string, string[]][]>(['XRANGE', deadLetterKey(keyPrefix(p.names.name)), '-', '+']);
+    const letters = await redis.sendCommand<[string, string[]][]>([
+      'XRANGE',
+      deadLetterKey(keyPrefix(p.names.name)),
+      '-',
+      '+',
+    ]);
     const parked = letters.map(([, fields]) => {
       const f = Object.fromEntries(fields.flatMap((v, i) => (i % 2 === 0 ? [[v, fields[i + 1]]] : [])));
-      const payload = JSON.parse(f['change']!) as { topic: string; partition: number; offset: string; value: string };
-      return { reason: f['reason']!, topic: payload.topic, partition: payload.partition, offset: payload.offset, value: payload.value };
+      const payload = JSON.parse(f['change']!) as {
+        topic: string;
+        partition: number;
+        offset: string;
+        value: string;
+      };
+      return {
+        reason: f['reason']!,
+        topic: payload.topic,
+        partition: payload.partition,
+        offset: payload.offset,
+        value: payload.value,
+      };
     });
     // Each parked with where it was and what it was, in order.
-    expect(parked.map(({ topic, partition, offset, value }) => ({ topic, partition, offset, value }))).toEqual(
-      [truncated, unknownOp, wrongType].map((value, i) => ({ topic, partition: 0, offset: offsets[i], value })),
+    expect(
+      parked.map(({ topic, partition, offset, value }) => ({ topic, partition, offset, value })),
+    ).toEqual(
+      [truncated, unknownOp, wrongType].map((value, i) => ({
+        topic,
+        partition: 0,
+        offset: offsets[i],
+        value,
+      })),
     );
     const where = (offset: string): string => `(topic ${topic}, partition 0, offset ${offset})`;
     expect(parked.map((l) => l.reason)).toEqual([
@@ -475,14 +613,17 @@ describe('Debezium (PostgreSQL connector) over Kafka', () => {
 
 /** Resolves once Kafka Connect has committed a new source offset for the connector (it does so every offset.flush.interval.ms). */
 async function waitForOffsetFlush(connector: string, timeoutMs: number): Promise<void> {
-  const read = async (): Promise<string> => (await fetch(`${stack.connect.url}/connectors/${connector}/offsets`)).text();
+  const read = async (): Promise<string> =>
+    (await fetch(`${stack.connect.url}/connectors/${connector}/offsets`)).text();
   const first = await read();
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 50));
     if ((await read()) !== first) return;
   }
-  throw new Error(`Expected Kafka Connect to commit an offset for ${connector} within ${timeoutMs} ms; the last answer was ${first}`);
+  throw new Error(
+    `Expected Kafka Connect to commit an offset for ${connector} within ${timeoutMs} ms; the last answer was ${first}`,
+  );
 }
 
 /** Where the views stand against the end of each topic: tells a stalled pipeline from a wrong one. */
@@ -492,39 +633,63 @@ async function describeProgress(names: KafkaTestNames): Promise<string> {
   for (const topic of [...tableTopics(names), `${names.topicPrefix}.transaction`]) {
     const i = stored.indexOf(`kafka:${topic}:0`);
     const end = (await stack.admin.fetchTopicOffsets(topic))[0]?.high;
-    lines.push(`  ${topic}: views at offset ${i < 0 ? '-' : Number(stored[i + 1])}, topic ends at ${Number(end) - 1}`);
+    lines.push(
+      `  ${topic}: views at offset ${i < 0 ? '-' : Number(stored[i + 1])}, topic ends at ${Number(end) - 1}`,
+    );
   }
   return `stored positions vs topic ends:\n${lines.join('\n')}`;
 }
 
 describe('shape changes of the source tables, seen in the schemas Debezium sends', () => {
   /** The service in this process, with its log (info and up) kept. */
-  async function startLogged(config: Config): Promise<{ service: Service; log: () => string; rebuilds: () => number }> {
+  async function startLogged(
+    config: Config,
+  ): Promise<{ service: Service; log: () => string; rebuilds: () => number }> {
     const lines: string[] = [];
-    const logger = pino({ name: 'cdc-views-test', level: 'info' }, { write: (line: string) => void lines.push(line) });
+    const logger = pino(
+      { name: 'cdc-views-test', level: 'info' },
+      { write: (line: string) => void lines.push(line) },
+    );
     const service = await startService({ config, port: 0, logger });
     cleanups.push(() => service.stop());
     // Counted from the log, which has everything since the start (a listener might come too late).
-    const rebuilds = (): number => lines.filter((line) => line.includes('"msg":"building views from a fresh snapshot"')).length;
+    const rebuilds = (): number =>
+      lines.filter((line) => line.includes('"msg":"building views from a fresh snapshot"')).length;
     return { service, log: () => lines.join(''), rebuilds };
   }
 
   /** The registry without the views in `stopped`: the oracle for the views that carry on. */
-  const others = (registry: Registry, stopped: readonly string[]): Registry => ({ ...registry, views: registry.views.filter((v) => !stopped.includes(v.name)) });
+  const others = (registry: Registry, stopped: readonly string[]): Registry => ({
+    ...registry,
+    views: registry.views.filter((v) => !stopped.includes(v.name)),
+  });
 
   /** Waits until a view answers that it is stopped; returns the error the client sees. */
-  async function untilStopped(url: string, view: string, timeoutMs = 60_000): Promise<{ code: string; message: string }> {
+  async function untilStopped(
+    url: string,
+    view: string,
+    timeoutMs = 60_000,
+  ): Promise<{ code: string; message: string }> {
     const deadline = Date.now() + timeoutMs;
     let last: unknown = null;
     while (Date.now() < deadline) {
-      const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: `{ ${view}List(first: 1) { nodes { __typename } } }` }) });
-      const body = (await response.json()) as { errors?: { message: string; extensions: { code: string } }[] };
+      const response = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ query: `{ ${view}List(first: 1) { nodes { __typename } } }` }),
+      });
+      const body = (await response.json()) as {
+        errors?: { message: string; extensions: { code: string } }[];
+      };
       const error = body.errors?.[0];
       last = error ?? body;
-      if (error?.message.includes(' is stopped: ')) return { code: error.extensions.code, message: error.message };
+      if (error?.message.includes(' is stopped: '))
+        return { code: error.extensions.code, message: error.message };
       await new Promise((r) => setTimeout(r, 100));
     }
-    throw new Error(`Expected view ${view} to stop within ${timeoutMs} ms; it last answered ${JSON.stringify(last)}`);
+    throw new Error(
+      `Expected view ${view} to stop within ${timeoutMs} ms; it last answered ${JSON.stringify(last)}`,
+    );
   }
 
   it('a column type that no longer fits its declaration (int4 → int8): the view reading it stops; the others equal SQL', async () => {
@@ -540,7 +705,8 @@ describe('shape changes of the source tables, seen in the schemas Debezium sends
     });
     // The other views reading quantity stop too, and topProductsPerCategory, which reads productRevenue.
     const stopped = ['productSales', 'salesByCategory', 'productRevenue', 'topProductsPerCategory'];
-    for (const view of stopped) expect((await untilStopped(p.service.url, view)).code).toBe('VIEW_UNAVAILABLE');
+    for (const view of stopped)
+      expect((await untilStopped(p.service.url, view)).code).toBe('VIEW_UNAVAILABLE');
     await waitUntilViewsEqual(p.service.url, p.readExpected, others(p.registry, stopped), 60_000);
     expect(p.seen.restarts, 'pipeline restarts').toBe(0);
   }, 120_000);
@@ -551,7 +717,13 @@ describe('shape changes of the source tables, seen in the schemas Debezium sends
     await p.db.query(`ALTER TABLE orders DROP COLUMN amount`);
     await p.db.query(`INSERT INTO orders VALUES (10, 1, 'paid', now())`);
     await p.db.query(`UPDATE products SET price = 13.00 WHERE id = 1`);
-    const readers = ['revenueByCustomer', 'ordersByStatus', 'largePaidOrders', 'ordersWithCustomer', 'customerOrderCounts'];
+    const readers = [
+      'revenueByCustomer',
+      'ordersByStatus',
+      'largePaidOrders',
+      'ordersWithCustomer',
+      'customerOrderCounts',
+    ];
     for (const view of readers) {
       expect(await untilStopped(p.service.url, view)).toEqual({
         code: 'VIEW_UNAVAILABLE',
@@ -560,7 +732,9 @@ describe('shape changes of the source tables, seen in the schemas Debezium sends
       });
     }
     // A view over a stopped view stops with it.
-    expect((await untilStopped(p.service.url, 'topCustomers')).message).toContain('it reads view revenueByCustomer, which stopped: column public.orders.amount was dropped');
+    expect((await untilStopped(p.service.url, 'topCustomers')).message).toContain(
+      'it reads view revenueByCustomer, which stopped: column public.orders.amount was dropped',
+    );
     const stopped = [...readers, 'topCustomers'];
     await waitUntilViewsEqual(p.service.url, p.readExpected, others(p.registry, stopped), 60_000);
     expect(p.seen.restarts, 'pipeline restarts').toBe(0);
@@ -593,29 +767,53 @@ describe('shape changes of the source tables, seen in the schemas Debezium sends
     const categoriesStopped = await untilStopped(second.service.url, 'productsByCategory');
     expect(categoriesStopped.message).toMatch(scaleReason('productsByCategory', 'public.products.price'));
     // Also stopped: the other views reading unit_price, and the one over productRevenue.
-    const stopped = ['productSales', 'salesByCategory', 'productRevenue', 'topProductsPerCategory', 'productsByCategory'];
-    for (const view of stopped) expect((await untilStopped(second.service.url, view)).code).toBe('VIEW_UNAVAILABLE');
-    await waitUntilViewsEqual(second.service.url, source.readExpected, others(source.registry, stopped), 60_000);
+    const stopped = [
+      'productSales',
+      'salesByCategory',
+      'productRevenue',
+      'topProductsPerCategory',
+      'productsByCategory',
+    ];
+    for (const view of stopped)
+      expect((await untilStopped(second.service.url, view)).code).toBe('VIEW_UNAVAILABLE');
+    await waitUntilViewsEqual(
+      second.service.url,
+      source.readExpected,
+      others(source.registry, stopped),
+      60_000,
+    );
     expect(second.rebuilds(), 'rebuilds while consuming').toBe(0);
 
     // Why a rebuild (reading the topics again) cannot repair it: product 2 was not changed after the
     // ALTER, so its last record in Kafka still carries the old scale, while the table has the new one.
     const topic = `${source.names.topicPrefix}.public.products`;
     const decoder = createDebeziumDecoder({ topicPrefix: source.names.topicPrefix });
-    const product2 = (await readTopics(stack, [topic])).filter((r) => r.value !== null && r.key?.includes('"id":2}')).at(-1)!;
+    const product2 = (await readTopics(stack, [topic]))
+      .filter((r) => r.value !== null && r.key?.includes('"id":2}'))
+      .at(-1)!;
     const decoded = decoder.decode({ ...product2, key: product2.key, value: product2.value });
     expect(decoded.kind === 'change' && decoded.change.after?.['price']).toBe('40.00');
-    expect((await source.db.query<{ price: string }>(`SELECT price FROM products WHERE id = 2`)).rows[0]?.price).toBe('40.000');
+    expect(
+      (await source.db.query<{ price: string }>(`SELECT price FROM products WHERE id = 2`)).rows[0]?.price,
+    ).toBe('40.000');
 
     // 3. Restarted: the stopped views are backfilled, reading their topics from the beginning while
     //    the others stay live; the same changes are found at the same places, the same views stop
     //    again — once, no rebuild loop.
     await second.service.stop();
     const third = await startLogged(source.config);
-    for (const [view, column] of [['productSales', 'public.order_items.unit_price'], ['productsByCategory', 'public.products.price']] as const) {
+    for (const [view, column] of [
+      ['productSales', 'public.order_items.unit_price'],
+      ['productsByCategory', 'public.products.price'],
+    ] as const) {
       expect((await untilStopped(third.service.url, view)).message).toMatch(scaleReason(view, column));
     }
-    await waitUntilViewsEqual(third.service.url, source.readExpected, others(source.registry, stopped), 60_000);
+    await waitUntilViewsEqual(
+      third.service.url,
+      source.readExpected,
+      others(source.registry, stopped),
+      60_000,
+    );
     expect(third.log()).toContain('backfilling views while the others stay live');
     expect(third.rebuilds(), 'rebuilds after the restart').toBe(0);
   }, 180_000);

@@ -12,7 +12,14 @@ async function keysOf(shop: ServiceFixture, pattern: string): Promise<string[]> 
   let cursor = '0';
   const keys: string[] = [];
   do {
-    const [next, found] = await shop.redis.sendCommand<[string, string[]]>(['SCAN', cursor, 'MATCH', pattern, 'COUNT', '1000']);
+    const [next, found] = await shop.redis.sendCommand<[string, string[]]>([
+      'SCAN',
+      cursor,
+      'MATCH',
+      pattern,
+      'COUNT',
+      '1000',
+    ]);
     cursor = next;
     keys.push(...found);
   } while (cursor !== '0');
@@ -23,14 +30,18 @@ async function keysOf(shop: ServiceFixture, pattern: string): Promise<string[]> 
 async function bytesOf(shop: ServiceFixture, pattern: string): Promise<{ bytes: number; keys: number }> {
   let bytes = 0;
   const keys = await keysOf(shop, pattern);
-  for (const key of keys) bytes += (await shop.redis.sendCommand<number | null>(['MEMORY', 'USAGE', key, 'SAMPLES', '0'])) ?? 0;
+  for (const key of keys)
+    bytes += (await shop.redis.sendCommand<number | null>(['MEMORY', 'USAGE', key, 'SAMPLES', '0'])) ?? 0;
   return { bytes, keys: keys.length };
 }
 
 describe('state size', () => {
   let shop: ServiceFixture;
   beforeAll(async () => {
-    shop = await startShop('size', `INSERT INTO customers SELECT g, 'customer ' || g, 'DE', now() FROM generate_series(1, 20) g`);
+    shop = await startShop(
+      'size',
+      `INSERT INTO customers SELECT g, 'customer ' || g, 'DE', now() FROM generate_series(1, 20) g`,
+    );
   });
   afterAll(() => shop?.close());
 
@@ -52,18 +63,27 @@ describe('state size', () => {
     // (id, name, country), as JSON with their qualified names: about 90 bytes; Redis adds its own
     // per-field overhead. The table's other columns (created_at) are not kept.
     const perRow = join.bytes / rows;
-    console.log(`[state-size] ordersWithCustomer join state: ${join.bytes} B in ${join.keys} keys, ${perRow.toFixed(0)} B per indexed row`);
+    console.log(
+      `[state-size] ordersWithCustomer join state: ${join.bytes} B in ${join.keys} keys, ${perRow.toFixed(0)} B per indexed row`,
+    );
     expect(perRow).toBeLessThan(250);
     const leftKeys = await keysOf(shop, `${prefix}:s:ordersWithCustomer/join:customers:L:*`);
     const sample = await shop.redis.sendCommand<string[]>(['HGETALL', leftKeys[0]!]);
     const stored = JSON.parse(sample[1]!) as Record<string, unknown>;
-    expect(Object.keys(stored).sort()).toEqual(['orders.amount', 'orders.customer_id', 'orders.id', 'orders.status']);
+    expect(Object.keys(stored).sort()).toEqual([
+      'orders.amount',
+      'orders.customer_id',
+      'orders.id',
+      'orders.status',
+    ]);
   });
 
   it("an aggregate view's bytes do not grow with its source when its groups do not", async () => {
     const prefix = keyPrefix(shop.name);
     const measure = async (): Promise<number> =>
-      (await bytesOf(shop, `${prefix}:v:ordersByStatus:*`)).bytes - (await bytesOf(shop, `${prefix}:v:ordersByStatus:log`)).bytes + (await bytesOf(shop, `${prefix}:s:ordersByStatus/*`)).bytes;
+      (await bytesOf(shop, `${prefix}:v:ordersByStatus:*`)).bytes -
+      (await bytesOf(shop, `${prefix}:v:ordersByStatus:log`)).bytes +
+      (await bytesOf(shop, `${prefix}:s:ordersByStatus/*`)).bytes;
     const small = await measure();
     await addOrders(100_001, 20_000); // ten times the orders, the same four statuses
     const large = await measure();

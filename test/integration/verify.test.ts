@@ -35,22 +35,30 @@ describe('cdc-views verify', () => {
   const verify = (...args: string[]): Promise<{ code: number; stdout: string }> =>
     run(process.execPath, [CLI, 'verify', ...args, '--config', configFile]).then(
       (r) => ({ code: 0, stdout: r.stdout }),
-      (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout + e.stderr }),
+      (e: { code: number; stdout: string; stderr: string }) => ({
+        code: e.code,
+        stdout: e.stdout + e.stderr,
+      }),
     );
 
   it('every view equals its SQL after a workload, and while writes go on', async () => {
-    await shop.db.query(`UPDATE orders SET status = 'paid', amount = amount + 1 WHERE id % 7 = 0; DELETE FROM order_items WHERE order_id % 5 = 0; UPDATE products SET stock = 3 WHERE id = 4`);
+    await shop.db.query(
+      `UPDATE orders SET status = 'paid', amount = amount + 1 WHERE id % 7 = 0; DELETE FROM order_items WHERE order_id % 5 = 0; UPDATE products SET stock = 3 WHERE id = 4`,
+    );
     await shop.sync();
     const quiet = await verify();
     expect(quiet.code, quiet.stdout).toBe(0);
-    for (const view of shop.registry.views) expect(quiet.stdout).toMatch(new RegExp(`✔ ${view.name} +\\d+ rows equal`));
+    for (const view of shop.registry.views)
+      expect(quiet.stdout).toMatch(new RegExp(`✔ ${view.name} +\\d+ rows equal`));
 
     // Writes every few milliseconds while it reads: what differs in flight is read again, not reported.
     let id = 1000;
     let writing = true;
     const writes = (async () => {
       while (writing) {
-        await shop.db.query(`INSERT INTO orders VALUES (${id}, ${1 + (id % 20)}, 'paid', ${id % 97}.5, now())`);
+        await shop.db.query(
+          `INSERT INTO orders VALUES (${id}, ${1 + (id % 20)}, 'paid', ${id % 97}.5, now())`,
+        );
         id++;
         await new Promise((r) => setTimeout(r, 3));
       }
@@ -67,7 +75,10 @@ describe('cdc-views verify', () => {
     const view = shop.registry.byName.get('revenueByCustomer')!;
     const rows = rowsKey(keyPrefix(shop.name), view.name);
     const field = (customerId: number): string => encodeRowKey([view.keyFields[0]!.type], [customerId]);
-    const stored = JSON.parse((await shop.redis.sendCommand<string>(['HGET', rows, field(3)]))!) as Record<string, unknown>;
+    const stored = JSON.parse((await shop.redis.sendCommand<string>(['HGET', rows, field(3)]))!) as Record<
+      string,
+      unknown
+    >;
     await shop.redis.sendCommand(['HSET', rows, field(3), JSON.stringify({ ...stored, revenue: '1.00' })]);
     await shop.redis.sendCommand(['HDEL', rows, field(5)]);
     await shop.redis.sendCommand(['HSET', rows, field(999), JSON.stringify({ ...stored, customerId: 999 })]);
@@ -75,11 +86,13 @@ describe('cdc-views verify', () => {
     expect(found.code).toBe(1);
     expect(found.stdout).toContain('✘ revenueByCustomer');
     expect(found.stdout).toContain('3 keys differ');
-    expect(found.stdout).toMatch(/key \[3\]\n\s+view \{[^\n]*"revenue":"1.00"[^\n]*\}\n\s+sql  \{[^\n]*"customerId":3/);
+    expect(found.stdout).toMatch(
+      /key \[3\]\n\s+view \{[^\n]*"revenue":"1.00"[^\n]*\}\n\s+sql  \{[^\n]*"customerId":3/,
+    );
     expect(found.stdout).toMatch(/key \[5\]\n\s+view null\n\s+sql  \{/);
     expect(found.stdout).toMatch(/key \[999\]\n\s+view \{[^\n]*\}\n\s+sql  null/);
     const unknown = await verify('noSuchView');
     expect(unknown.code).not.toBe(0);
-    expect(unknown.stdout).toContain("but found noSuchView");
+    expect(unknown.stdout).toContain('but found noSuchView');
   }, 120_000);
 });

@@ -27,9 +27,20 @@ import { changelogKey, indexKey, metaKey, orderingKey, rowsKey, seqKey } from '.
 import type { Ordering } from '../orderings.ts';
 
 export type PlanNode =
-  | { readonly kind: 'scan'; readonly id: string; readonly table: TableDef; readonly alias: string; readonly columns: readonly string[] }
+  | {
+      readonly kind: 'scan';
+      readonly id: string;
+      readonly table: TableDef;
+      readonly alias: string;
+      readonly columns: readonly string[];
+    }
   | { readonly kind: 'filter'; readonly id: string; readonly input: PlanNode; readonly predicate: ExprNode }
-  | { readonly kind: 'project'; readonly id: string; readonly input: PlanNode; readonly fields: readonly { readonly name: string; readonly node: ExprNode }[] }
+  | {
+      readonly kind: 'project';
+      readonly id: string;
+      readonly input: PlanNode;
+      readonly fields: readonly { readonly name: string; readonly node: ExprNode }[];
+    }
   | {
       readonly kind: 'reduce';
       readonly id: string;
@@ -40,7 +51,13 @@ export type PlanNode =
       readonly accumulators: readonly Accumulator[];
     }
   /** The output of another declared view, its fields renamed `<alias>.<field>`. */
-  | { readonly kind: 'view'; readonly id: string; readonly view: string; readonly alias: string; readonly fields: readonly string[] }
+  | {
+      readonly kind: 'view';
+      readonly id: string;
+      readonly view: string;
+      readonly alias: string;
+      readonly fields: readonly string[];
+    }
   | {
       readonly kind: 'join';
       readonly id: string;
@@ -93,20 +110,31 @@ export interface Dataflow {
  * `untrimmed`: views whose changelog the write step must not trim (reactions read it: it is trimmed
  * behind the slowest of them instead, `reactions/trim.ts`).
  */
-export function buildDataflow(views: readonly ViewNode[], prefix: string, options: { changelogMaxLength: number; untrimmed?: ReadonlySet<string> }): Dataflow {
+export function buildDataflow(
+  views: readonly ViewNode[],
+  prefix: string,
+  options: { changelogMaxLength: number; untrimmed?: ReadonlySet<string> },
+): Dataflow {
   const scans = new Map<string, Scan[]>();
   const order: Operator[] = [];
   const outputs = new Map<string, Output>();
   const owner = new Map<Operator, string>();
   const dependents = new Map<string, Set<string>>(views.map((v) => [v.name, new Set()]));
-  const ancestors = (name: string): string[] => [...dependents].filter(([, ds]) => ds.has(name)).map(([v]) => v);
+  const ancestors = (name: string): string[] =>
+    [...dependents].filter(([, ds]) => ds.has(name)).map(([v]) => v);
 
   for (const view of views) {
     const build = (node: PlanNode): Operator => {
       let op: Operator;
       switch (node.kind) {
         case 'scan': {
-          const scan = new Scan({ id: node.id, table: node.table, alias: node.alias, columns: node.columns, view: view.name });
+          const scan = new Scan({
+            id: node.id,
+            table: node.table,
+            alias: node.alias,
+            columns: node.columns,
+            view: view.name,
+          });
           scans.set(node.table.name, [...(scans.get(node.table.name) ?? []), scan]);
           owner.set(scan, view.name);
           return scan;
@@ -128,7 +156,8 @@ export function buildDataflow(views: readonly ViewNode[], prefix: string, option
           break;
         case 'view': {
           const producer = outputs.get(node.view);
-          if (!producer) throw new Error(`view ${view.name} reads ${node.view}, which is not built before it`);
+          if (!producer)
+            throw new Error(`view ${view.name} reads ${node.view}, which is not built before it`);
           for (const d of [node.view, ...ancestors(node.view)]) dependents.get(d)?.add(view.name);
           op = new ViewInput(node.id, producer, node.alias, node.fields);
           break;

@@ -50,19 +50,24 @@ export const seqKey = (prefix: string): string => `${prefix}:seq`;
 export const metaKey = (prefix: string): string => `${prefix}:meta`;
 export const deadLetterKey = (prefix: string): string => `${prefix}:dlq`;
 /** Changes a reaction gave up on (a stream: the change, the error, the attempts). */
-export const reactionDeadLetterKey = (prefix: string, reaction: string): string => `${prefix}:r:${reaction}:dlq`;
+export const reactionDeadLetterKey = (prefix: string, reaction: string): string =>
+  `${prefix}:r:${reaction}:dlq`;
 /** Where a reaction's group joined its view's changelog (an entry id): kept across rebuilds, as all `:r:` keys. */
-export const reactionJoinedKey = (prefix: string, reaction: string): string => `${prefix}:r:${reaction}:joined`;
+export const reactionJoinedKey = (prefix: string, reaction: string): string =>
+  `${prefix}:r:${reaction}:joined`;
 /** A reaction's outcomes so far (a hash: handled, skipped, retried, dead-lettered, lost), for `status`. */
-export const reactionCountsKey = (prefix: string, reaction: string): string => `${prefix}:r:${reaction}:counts`;
+export const reactionCountsKey = (prefix: string, reaction: string): string =>
+  `${prefix}:r:${reaction}:counts`;
 /** A reaction's last failure: a hash of error, at (ms), idempotencyKey, attempt. */
-export const reactionLastErrorKey = (prefix: string, reaction: string): string => `${prefix}:r:${reaction}:last`;
+export const reactionLastErrorKey = (prefix: string, reaction: string): string =>
+  `${prefix}:r:${reaction}:last`;
 export const imagesKey = (prefix: string, table: string): string => `${prefix}:img:${table}`;
 export const rowsKey = (prefix: string, view: string): string => `${prefix}:v:${view}:rows`;
 export const indexKey = (prefix: string, view: string): string => `${prefix}:v:${view}:idx`;
 export const changelogKey = (prefix: string, view: string): string => `${prefix}:v:${view}:log`;
 /** An ordering index of a view (its signature: views/orderings.ts). */
-export const orderingKey = (prefix: string, view: string, signature: string): string => `${prefix}:v:${view}:ord:${signature}`;
+export const orderingKey = (prefix: string, view: string, signature: string): string =>
+  `${prefix}:v:${view}:ord:${signature}`;
 /** Pattern matching every key of one view's rows, index and changelog (for status and reset). */
 export const viewKeyPattern = (prefix: string, view: string): string => `${prefix}:v:${view}:*`;
 /** The base of an operator's state keys (its id is `<view>/<operator>`). */

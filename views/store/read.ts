@@ -30,10 +30,21 @@ export interface ReadOptions {
  * Run a read script; a view that is not servable throws ViewUnavailableError, and a view in the
  * middle of a transaction applied in parts is waited for (readers never see half of it).
  */
-export async function readChecked<T>(script: LuaScript, redis: RedisClient, prefix: string, view: CompiledView, args: string[], options: ReadOptions): Promise<T[]> {
+export async function readChecked<T>(
+  script: LuaScript,
+  redis: RedisClient,
+  prefix: string,
+  view: CompiledView,
+  args: string[],
+  options: ReadOptions,
+): Promise<T[]> {
   const deadline = Date.now() + (options.busyWaitMs ?? 15_000);
   for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
-    const reply = await script.run<ReadReply<T>>(redis, [rowsKey(prefix, view.name)], [prefix, view.name, view.fingerprint, ...args]);
+    const reply = await script.run<ReadReply<T>>(
+      redis,
+      [rowsKey(prefix, view.name)],
+      [prefix, view.name, view.fingerprint, ...args],
+    );
     if (reply[0] === 'ok') return reply.slice(1) as T[];
     if (reply[0] === 'busy' && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, wait));
@@ -45,10 +56,18 @@ export async function readChecked<T>(script: LuaScript, redis: RedisClient, pref
 
 function unavailable(view: string, kind: 'unavailable' | 'busy', detail: string): ViewUnavailableError {
   if (kind === 'busy') {
-    return new ViewUnavailableError(view, 'busy', `View ${view} is applying a transaction too large for one step; retry shortly`);
+    return new ViewUnavailableError(
+      view,
+      'busy',
+      `View ${view} is applying a transaction too large for one step; retry shortly`,
+    );
   }
   if (detail === '') {
-    return new ViewUnavailableError(view, 'missing', `View ${view} has no state in Redis yet: it is being built (first start, or after Redis lost its data)`);
+    return new ViewUnavailableError(
+      view,
+      'missing',
+      `View ${view} has no state in Redis yet: it is being built (first start, or after Redis lost its data)`,
+    );
   }
   if (detail === 'definition') {
     return new ViewUnavailableError(
@@ -61,11 +80,21 @@ function unavailable(view: string, kind: 'unavailable' | 'busy', detail: string)
   const reason = status.reason ? `: ${status.reason}` : '';
   return status.state === 'stopped'
     ? new ViewUnavailableError(view, 'stopped', `View ${view} is stopped${reason}`)
-    : new ViewUnavailableError(view, 'building', `View ${view} is being built${reason}; it is served once complete`);
+    : new ViewUnavailableError(
+        view,
+        'building',
+        `View ${view} is being built${reason}; it is served once complete`,
+      );
 }
 
 /** One row by its encoded key, or null. */
-export async function readRow(redis: RedisClient, prefix: string, view: CompiledView, key: string, options: ReadOptions = {}): Promise<ViewRow | null> {
+export async function readRow(
+  redis: RedisClient,
+  prefix: string,
+  view: CompiledView,
+  key: string,
+  options: ReadOptions = {},
+): Promise<ViewRow | null> {
   return (await readRowAt(redis, prefix, view, key, options)).row;
 }
 
@@ -85,7 +114,8 @@ export async function readRowAt(
 export async function checkpointTokens(redis: RedisClient, prefix: string): Promise<Map<string, string>> {
   const flat = await redis.sendCommand<string[]>(['HGETALL', checkpointKey(prefix)]);
   const tokens = new Map<string, string>();
-  for (let i = 0; i + 1 < flat.length; i += 2) if (!flat[i]!.startsWith('~')) tokens.set(flat[i]!, flat[i + 1]!);
+  for (let i = 0; i + 1 < flat.length; i += 2)
+    if (!flat[i]!.startsWith('~')) tokens.set(flat[i]!, flat[i + 1]!);
   return tokens;
 }
 
@@ -158,7 +188,17 @@ export function decodeChangelogEntry(view: CompiledView, [id, fields]: StreamEnt
   const f: Record<string, string> = {};
   for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
   const seq = Number(f['n'] ?? 0);
-  if (f['o'] === 'reset') return { view: view.name, version: id, op: 'reset', key: '', row: null, previous: null, reason: f['why'] ?? '', seq };
+  if (f['o'] === 'reset')
+    return {
+      view: view.name,
+      version: id,
+      op: 'reset',
+      key: '',
+      row: null,
+      previous: null,
+      reason: f['why'] ?? '',
+      seq,
+    };
   const op = f['o'] === 'i' ? 'insert' : f['o'] === 'u' ? 'update' : 'delete';
   return {
     view: view.name,
@@ -173,8 +213,18 @@ export function decodeChangelogEntry(view: CompiledView, [id, fields]: StreamEnt
 }
 
 /** The changelog entry at exactly `version`, or null (trimmed, or never there). */
-export async function readChangelogEntry(redis: RedisClient, prefix: string, view: CompiledView, version: string): Promise<ViewChange | null> {
-  const entries = await redis.sendCommand<StreamEntry[]>(['XRANGE', changelogKey(prefix, view.name), version, version]);
+export async function readChangelogEntry(
+  redis: RedisClient,
+  prefix: string,
+  view: CompiledView,
+  version: string,
+): Promise<ViewChange | null> {
+  const entries = await redis.sendCommand<StreamEntry[]>([
+    'XRANGE',
+    changelogKey(prefix, view.name),
+    version,
+    version,
+  ]);
   return entries[0] ? decodeChangelogEntry(view, entries[0]) : null;
 }
 
@@ -209,7 +259,18 @@ export async function trimmedUpTo(redis: RedisClient, prefix: string, view: Comp
 }
 
 /** The current version of a view ('0-0' before its first change). */
-export async function currentVersion(redis: RedisClient, prefix: string, view: CompiledView): Promise<string> {
-  const last = await redis.sendCommand<StreamEntry[]>(['XREVRANGE', changelogKey(prefix, view.name), '+', '-', 'COUNT', '1']);
+export async function currentVersion(
+  redis: RedisClient,
+  prefix: string,
+  view: CompiledView,
+): Promise<string> {
+  const last = await redis.sendCommand<StreamEntry[]>([
+    'XREVRANGE',
+    changelogKey(prefix, view.name),
+    '+',
+    '-',
+    'COUNT',
+    '1',
+  ]);
   return last[0]?.[0] ?? '0-0';
 }

@@ -13,7 +13,19 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { SourcePosition } from '../../ingest/change.ts';
-import { BACKFILL_WINDOW_FIELD, backfillImagesPattern, busyKey, changelogKey, checkpointKey, imagesKey, leaseKey, metaKey, requestsKey, viewKeyPattern, viewStatePattern } from './keys.ts';
+import {
+  BACKFILL_WINDOW_FIELD,
+  backfillImagesPattern,
+  busyKey,
+  changelogKey,
+  checkpointKey,
+  imagesKey,
+  leaseKey,
+  metaKey,
+  requestsKey,
+  viewKeyPattern,
+  viewStatePattern,
+} from './keys.ts';
 import { LuaScript, type RedisClient } from './redis.ts';
 
 export type ViewState = 'building' | 'live' | 'stopped';
@@ -66,7 +78,8 @@ export async function readStoredState(redis: RedisClient, prefix: string): Promi
   const meta = toRecord(metaFlat);
   const views = new Map<string, ViewStatus>();
   for (const [field, value] of Object.entries(meta)) {
-    if (field.startsWith('status:')) views.set(field.slice('status:'.length), JSON.parse(value) as ViewStatus);
+    if (field.startsWith('status:'))
+      views.set(field.slice('status:'.length), JSON.parse(value) as ViewStatus);
   }
   const positions = Object.entries(checkpoint)
     .filter(([stream]) => !stream.startsWith('~'))
@@ -96,7 +109,9 @@ export function toRecord(flat: readonly string[]): Record<string, string> {
 export class FencedError extends Error {
   readonly holder: string | null;
   constructor(holder: string | null) {
-    super(`This instance no longer holds the writer lease (${holder ? `held by ${holder}` : 'expired'}); it stops writing`);
+    super(
+      `This instance no longer holds the writer lease (${holder ? `held by ${holder}` : 'expired'}); it stops writing`,
+    );
     this.name = 'FencedError';
     this.holder = holder;
   }
@@ -122,12 +137,24 @@ export async function wipeForRebuild(
   redis: RedisClient,
   prefix: string,
   token: string,
-  init: { layout: string; fingerprints: string; views: readonly { name: string; fingerprint: string }[]; reason: string },
+  init: {
+    layout: string;
+    fingerprints: string;
+    views: readonly { name: string; fingerprint: string }[];
+    reason: string;
+  },
 ): Promise<{ epoch: string }> {
   let cursor = '0';
   const lease = leaseKey(prefix);
   do {
-    const [next, keys] = await redis.sendCommand<[string, string[]]>(['SCAN', cursor, 'MATCH', `${prefix}:*`, 'COUNT', '1000']);
+    const [next, keys] = await redis.sendCommand<[string, string[]]>([
+      'SCAN',
+      cursor,
+      'MATCH',
+      `${prefix}:*`,
+      'COUNT',
+      '1000',
+    ]);
     cursor = next;
     // Reactions' dead letters are the operator's, not the views': they outlive a rebuild.
     const doomed = keys.filter((k) => k !== lease && k !== `${lease}:n` && !k.startsWith(`${prefix}:r:`));
@@ -139,8 +166,13 @@ export async function wipeForRebuild(
   const epoch = randomBytes(6).toString('hex');
   const status: ViewStatus = { state: 'building', reason: init.reason, since: Date.now() };
   const meta = ['layout', init.layout, 'fingerprints', init.fingerprints];
-  for (const v of init.views) meta.push(`status:${v.name}`, JSON.stringify(status), `fp:${v.name}`, v.fingerprint);
-  const [result, holder] = await INIT.run<[string, string]>(redis, [lease, metaKey(prefix), checkpointKey(prefix)], [token, epoch, ...meta]);
+  for (const v of init.views)
+    meta.push(`status:${v.name}`, JSON.stringify(status), `fp:${v.name}`, v.fingerprint);
+  const [result, holder] = await INIT.run<[string, string]>(
+    redis,
+    [lease, metaKey(prefix), checkpointKey(prefix)],
+    [token, epoch, ...meta],
+  );
   if (result === 'fenced') throw new FencedError(holder || null);
   return { epoch };
 }
@@ -158,9 +190,21 @@ return {'ok', ''}
  * Delete views the config no longer declares — rows, index, changelog, operator state, meta and
  * busy fields — under the lease, and record the remaining views' fingerprints.
  */
-export async function dropViews(redis: RedisClient, prefix: string, token: string, views: readonly string[], fingerprints: string): Promise<void> {
+export async function dropViews(
+  redis: RedisClient,
+  prefix: string,
+  token: string,
+  views: readonly string[],
+  fingerprints: string,
+): Promise<void> {
   await unlinkViewKeys(redis, prefix, token, views, { keepChangelog: false });
-  await writeMeta(redis, prefix, token, { fingerprints }, views.flatMap((v) => [`status:${v}`, `fp:${v}`, `floor:${v}`]));
+  await writeMeta(
+    redis,
+    prefix,
+    token,
+    { fingerprints },
+    views.flatMap((v) => [`status:${v}`, `fp:${v}`, `floor:${v}`]),
+  );
   await redis.sendCommand(['HDEL', busyKey(prefix), ...views]);
 }
 
@@ -169,12 +213,23 @@ export async function dropViews(redis: RedisClient, prefix: string, token: strin
  * operator state (their changelog stays: the backfill ends with a reset entry in it), mark them
  * building with why, and record their fingerprints.
  */
-export async function prepareBackfill(redis: RedisClient, prefix: string, token: string, views: ReadonlyMap<string, string>, fingerprints: Readonly<Record<string, string>>): Promise<Map<string, ViewStatus>> {
+export async function prepareBackfill(
+  redis: RedisClient,
+  prefix: string,
+  token: string,
+  views: ReadonlyMap<string, string>,
+  fingerprints: Readonly<Record<string, string>>,
+): Promise<Map<string, ViewStatus>> {
   const statuses = new Map<string, ViewStatus>();
   const fields: Record<string, string> = { fingerprints: JSON.stringify(fingerprints) };
   await unlinkViewKeys(redis, prefix, token, [...views.keys()], { keepChangelog: true });
   for (const [view, reason] of views) {
-    const status: ViewStatus = { state: 'building', reason: `backfilling: ${reason}`, since: Date.now(), backfill: { tables: [] } };
+    const status: ViewStatus = {
+      state: 'building',
+      reason: `backfilling: ${reason}`,
+      since: Date.now(),
+      backfill: { tables: [] },
+    };
     statuses.set(view, status);
     fields[`status:${view}`] = JSON.stringify(status);
     fields[`fp:${view}`] = fingerprints[view]!;
@@ -185,8 +240,19 @@ export async function prepareBackfill(redis: RedisClient, prefix: string, token:
 }
 
 /** Delete the row images of backfills other than `keep` (a backfill that did not finish left them). */
-export async function dropBackfillImages(redis: RedisClient, prefix: string, token: string, keep: string | null): Promise<void> {
-  await unlinkMatching(redis, prefix, token, backfillImagesPattern(prefix), (key) => keep === null || !key.startsWith(imagesKey(prefix, keep)));
+export async function dropBackfillImages(
+  redis: RedisClient,
+  prefix: string,
+  token: string,
+  keep: string | null,
+): Promise<void> {
+  await unlinkMatching(
+    redis,
+    prefix,
+    token,
+    backfillImagesPattern(prefix),
+    (key) => keep === null || !key.startsWith(imagesKey(prefix, keep)),
+  );
 }
 
 /**
@@ -194,19 +260,37 @@ export async function dropBackfillImages(redis: RedisClient, prefix: string, tok
  * the columns the new views read too), then delete them. Each batch is written under the lease;
  * merging again after a crash gives the same images.
  */
-export async function mergeImages(redis: RedisClient, prefix: string, token: string, namespace: string, tables: readonly string[]): Promise<void> {
+export async function mergeImages(
+  redis: RedisClient,
+  prefix: string,
+  token: string,
+  namespace: string,
+  tables: readonly string[],
+): Promise<void> {
   for (const table of tables) {
     const from = imagesKey(prefix, namespace + table);
     let cursor = '0';
     do {
-      const [next, flat] = await redis.sendCommand<[string, string[]]>(['HSCAN', from, cursor, 'COUNT', '1000']);
+      const [next, flat] = await redis.sendCommand<[string, string[]]>([
+        'HSCAN',
+        from,
+        cursor,
+        'COUNT',
+        '1000',
+      ]);
       cursor = next;
       if (flat.length === 0) continue;
-      const [status, holder] = await FENCED_HSET.run<[string, string]>(redis, [leaseKey(prefix), imagesKey(prefix, table)], [token, ...flat]);
+      const [status, holder] = await FENCED_HSET.run<[string, string]>(
+        redis,
+        [leaseKey(prefix), imagesKey(prefix, table)],
+        [token, ...flat],
+      );
       if (status === 'fenced') throw new FencedError(holder || null);
     } while (cursor !== '0');
   }
-  await unlinkMatching(redis, prefix, token, backfillImagesPattern(prefix), (key) => key.startsWith(imagesKey(prefix, namespace)));
+  await unlinkMatching(redis, prefix, token, backfillImagesPattern(prefix), (key) =>
+    key.startsWith(imagesKey(prefix, namespace)),
+  );
 }
 
 const FENCED_HSET = new LuaScript(`${FENCE}
@@ -214,34 +298,76 @@ redis.call('HSET', KEYS[2], unpack(ARGV, 2))
 return {'ok', ''}
 `);
 
-async function unlinkMatching(redis: RedisClient, prefix: string, token: string, pattern: string, wanted: (key: string) => boolean): Promise<void> {
+async function unlinkMatching(
+  redis: RedisClient,
+  prefix: string,
+  token: string,
+  pattern: string,
+  wanted: (key: string) => boolean,
+): Promise<void> {
   let cursor = '0';
   do {
-    const [next, found] = await redis.sendCommand<[string, string[]]>(['SCAN', cursor, 'MATCH', pattern, 'COUNT', '1000']);
+    const [next, found] = await redis.sendCommand<[string, string[]]>([
+      'SCAN',
+      cursor,
+      'MATCH',
+      pattern,
+      'COUNT',
+      '1000',
+    ]);
     cursor = next;
     const keys = found.filter(wanted);
     if (keys.length > 0) {
-      const [status, holder] = await FENCED_UNLINK.run<[string, string]>(redis, [leaseKey(prefix)], [token, ...keys]);
+      const [status, holder] = await FENCED_UNLINK.run<[string, string]>(
+        redis,
+        [leaseKey(prefix)],
+        [token, ...keys],
+      );
       if (status === 'fenced') throw new FencedError(holder || null);
     }
   } while (cursor !== '0');
 }
 
 /** UNLINK every key of these views (rows, indexes, operator state; their changelogs unless kept), fenced. */
-async function unlinkViewKeys(redis: RedisClient, prefix: string, token: string, views: readonly string[], options: { keepChangelog: boolean }): Promise<void> {
+async function unlinkViewKeys(
+  redis: RedisClient,
+  prefix: string,
+  token: string,
+  views: readonly string[],
+  options: { keepChangelog: boolean },
+): Promise<void> {
   if (views.length === 0) return;
   // One pass over the keyspace for all of them (a SCAN visits every key, whatever it matches).
-  const starts = views.flatMap((view) => [viewKeyPattern(prefix, view).slice(0, -1), viewStatePattern(prefix, view).slice(0, -1)]);
+  const starts = views.flatMap((view) => [
+    viewKeyPattern(prefix, view).slice(0, -1),
+    viewStatePattern(prefix, view).slice(0, -1),
+  ]);
   const logs = new Set(views.map((view) => changelogKey(prefix, view)));
-  await unlinkMatching(redis, prefix, token, `${prefix}:[vs]:*`, (key) => starts.some((start) => key.startsWith(start)) && !(options.keepChangelog && logs.has(key)));
+  await unlinkMatching(
+    redis,
+    prefix,
+    token,
+    `${prefix}:[vs]:*`,
+    (key) => starts.some((start) => key.startsWith(start)) && !(options.keepChangelog && logs.has(key)),
+  );
 }
 
 /** Set fields of the meta hash under the lease (view statuses, a rebuild request). */
-export async function writeMeta(redis: RedisClient, prefix: string, token: string, fields: Record<string, string>, remove: readonly string[] = []): Promise<void> {
+export async function writeMeta(
+  redis: RedisClient,
+  prefix: string,
+  token: string,
+  fields: Record<string, string>,
+  remove: readonly string[] = [],
+): Promise<void> {
   const args = [token, String(Object.keys(fields).length)];
   for (const [k, v] of Object.entries(fields)) args.push(k, v);
   args.push(...remove);
-  const [result, holder] = await WRITE_META.run<[string, string]>(redis, [leaseKey(prefix), metaKey(prefix)], args);
+  const [result, holder] = await WRITE_META.run<[string, string]>(
+    redis,
+    [leaseKey(prefix), metaKey(prefix)],
+    args,
+  );
   if (result === 'fenced') throw new FencedError(holder || null);
 }
 

@@ -236,7 +236,14 @@ export function encodeStep(
   deadLetters: readonly DeadLetter[],
   images: ImageWrites | null,
 ): { keys: string[]; args: string[]; ops: string[] } {
-  const keys = [leaseKey(prefix), checkpointKey(prefix), metaKey(prefix), busyKey(prefix), deadLetterKey(prefix), partsKey(prefix)];
+  const keys = [
+    leaseKey(prefix),
+    checkpointKey(prefix),
+    metaKey(prefix),
+    busyKey(prefix),
+    deadLetterKey(prefix),
+    partsKey(prefix),
+  ];
   const index = new Map<string, number>(keys.map((k, i) => [k, i + 1]));
   const k = (key: string): string => {
     let i = index.get(key);
@@ -247,7 +254,13 @@ export function encodeStep(
     return String(i);
   };
   const { part } = control;
-  const args = [control.lease, String(control.step), control.stepId, part ? `${part.txn}:${part.index}` : '', part?.final ? '1' : '0'];
+  const args = [
+    control.lease,
+    String(control.step),
+    control.stepId,
+    part ? `${part.txn}:${part.index}` : '',
+    part?.final ? '1' : '0',
+  ];
   args.push(String(position.length));
   for (const { stream, token } of position) args.push(stream, token);
   args.push(String(control.busy.length), ...control.busy, String(control.statuses.length));
@@ -257,7 +270,8 @@ export function encodeStep(
   const imageArgs: string[] = [];
   for (const [table, entries] of images?.set ?? []) {
     const key = k(imagesKey(prefix, table));
-    for (const [field, { expected, value }] of entries) imageArgs.push(key, field, expected === null ? '-' : expected === '' ? '0' : `=${expected}`, value);
+    for (const [field, { expected, value }] of entries)
+      imageArgs.push(key, field, expected === null ? '-' : expected === '' ? '0' : `=${expected}`, value);
   }
   args.push(String(imageArgs.length / 4), ...imageArgs);
   const ops: string[] = [];
@@ -281,10 +295,28 @@ export function encodeStep(
       case 'xadd':
         if (isRowEntry(w)) {
           const f = w.fields;
-          ops.push('c', k(w.key), String(w.maxLength), f[1]!, f[3]!, f[5]!, f[7]!, f[9]!, f.length === 12 ? '1' : '0');
+          ops.push(
+            'c',
+            k(w.key),
+            String(w.maxLength),
+            f[1]!,
+            f[3]!,
+            f[5]!,
+            f[7]!,
+            f[9]!,
+            f.length === 12 ? '1' : '0',
+          );
           break;
         }
-        ops.push('x', k(w.key), String(w.maxLength), String(w.fields.length), ...w.fields, w.floor ? k(w.floor.key) : '0', w.floor?.field ?? '');
+        ops.push(
+          'x',
+          k(w.key),
+          String(w.maxLength),
+          String(w.fields.length),
+          ...w.fields,
+          w.floor ? k(w.floor.key) : '0',
+          w.floor?.field ?? '',
+        );
         break;
       case 'madd':
       case 'mrem':
@@ -352,13 +384,24 @@ export async function writeStep(
   const { keys, args, ops } = encodeStep(prefix, control, position, writes, deadLetters, images);
   let reply: [string, string | number, string?];
   try {
-    reply = await redis.sendCommand(['EVAL', WRITE_STEP_SCRIPT, String(keys.length), ...keys, ...args, packStrings(ops)]);
+    reply = await redis.sendCommand([
+      'EVAL',
+      WRITE_STEP_SCRIPT,
+      String(keys.length),
+      ...keys,
+      ...args,
+      packStrings(ops),
+    ]);
   } catch (error) {
-    throw new RedisApplyError(`The write step (${writes.length} writes) failed: ${String(error)}`, { cause: error });
+    throw new RedisApplyError(`The write step (${writes.length} writes) failed: ${String(error)}`, {
+      cause: error,
+    });
   }
   switch (reply[0]) {
     case 'dup':
-      return reply[1] === 'retried' ? { status: 'duplicate', step: Number(reply[2]) } : { status: 'duplicate' };
+      return reply[1] === 'retried'
+        ? { status: 'duplicate', step: Number(reply[2]) }
+        : { status: 'duplicate' };
     case 'conflict':
       return { status: 'conflict', table: String(reply[1]) };
     case 'fenced':

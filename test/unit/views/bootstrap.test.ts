@@ -4,7 +4,15 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { ChangeBatch } from '../../../ingest/change.ts';
-import { Backfill, changePositions, coveredBy, decodeWindow, describeBackfill, encodeWindow, reached } from '../../../views/backfill.ts';
+import {
+  Backfill,
+  changePositions,
+  coveredBy,
+  decodeWindow,
+  describeBackfill,
+  encodeWindow,
+  reached,
+} from '../../../views/backfill.ts';
 import { inNamespace, mergeImageWrites } from '../../../views/plan/row-images.ts';
 import { decideStart, type StartContext } from '../../../views/bootstrap.ts';
 import type { StoredState, ViewStatus } from '../../../views/store/state.ts';
@@ -69,7 +77,9 @@ describe('decideStart', () => {
     if (decision.action !== 'resume') return;
     expect(decision.removed).toEqual(['gone']);
     expect(Object.fromEntries(decision.backfill)).toEqual({ c: 'a new view', b: 'its definition changed' });
-    expect(decision.definitions).toBe('the view definitions changed: new c; changed b; removed gone; 1 unchanged');
+    expect(decision.definitions).toBe(
+      'the view definitions changed: new c; changed b; removed gone; 1 unchanged',
+    );
   });
 
   it('backfills what an operator asked for, views whose backfill did not finish, and stopped views at process start', async () => {
@@ -90,25 +100,62 @@ describe('decideStart', () => {
       a: 'it had stopped (a column changed type); the service starts again',
       c: 'it reads b, which is built again',
     });
-    const building = await decideStart(stored({ views: new Map<string, ViewStatus>([['a', { state: 'building', reason: 'backfilling: a new view', since: 1 }]]) }), context({ processStart: false }), source);
-    expect(building.action === 'resume' && Object.fromEntries(building.backfill)).toEqual({ a: 'its backfill had not finished (backfilling: a new view)' });
+    const building = await decideStart(
+      stored({
+        views: new Map<string, ViewStatus>([
+          ['a', { state: 'building', reason: 'backfilling: a new view', since: 1 }],
+        ]),
+      }),
+      context({ processStart: false }),
+      source,
+    );
+    expect(building.action === 'resume' && Object.fromEntries(building.backfill)).toEqual({
+      a: 'its backfill had not finished (backfilling: a new view)',
+    });
   });
 
   it('rebuilds every view when the source cannot backfill, the layout changed or a rebuild was asked for', async () => {
-    const kafka = await decideStart(stored({ fingerprints: JSON.stringify({ a: 'fa', b: 'fb' }) }), context({ canBackfill: false }), source);
+    const kafka = await decideStart(
+      stored({ fingerprints: JSON.stringify({ a: 'fa', b: 'fb' }) }),
+      context({ canBackfill: false }),
+      source,
+    );
     expect(kafka).toMatchObject({ action: 'rebuild', lost: false });
     expect(kafka.action === 'rebuild' && kafka.reason).toContain('c: a new view');
     expect(kafka.action === 'rebuild' && kafka.reason).toContain('this source rebuilds every view');
-    expect(await decideStart(stored({ layout: '0' }), context(), source)).toMatchObject({ action: 'rebuild' });
-    expect(await decideStart(stored({ rebuild: 'a table was rewritten' }), context(), source)).toMatchObject({ action: 'rebuild', reason: 'a table was rewritten' });
+    expect(await decideStart(stored({ layout: '0' }), context(), source)).toMatchObject({
+      action: 'rebuild',
+    });
+    expect(await decideStart(stored({ rebuild: 'a table was rewritten' }), context(), source)).toMatchObject({
+      action: 'rebuild',
+      reason: 'a table was rewritten',
+    });
   });
 });
 
 const tx = (end: number, part?: { commit: number; final: boolean }): ChangeBatch => ({
   kind: 'transaction',
-  changes: [{ table: 't', op: 'c', before: null, after: { id: end }, key: { id: end }, source: { connector: 'postgresql', name: 's', db: '', snapshot: false } }],
+  changes: [
+    {
+      table: 't',
+      op: 'c',
+      before: null,
+      after: { id: end },
+      key: { id: end },
+      source: { connector: 'postgresql', name: 's', db: '', snapshot: false },
+    },
+  ],
   position: part && !part.final ? [] : [{ stream: 'pg:tmp', token: String(end).padStart(20, '0') }],
-  ...(part ? { part: { txn: String(part.commit).padStart(20, '0'), index: 0, final: part.final, probe: [{ stream: 'pg:tmp', token: String(part.commit).padStart(20, '0') }] } } : {}),
+  ...(part
+    ? {
+        part: {
+          txn: String(part.commit).padStart(20, '0'),
+          index: 0,
+          final: part.final,
+          probe: [{ stream: 'pg:tmp', token: String(part.commit).padStart(20, '0') }],
+        },
+      }
+    : {}),
 });
 const token = (n: number): string => String(n).padStart(20, '0');
 const at = (n: number): Map<string, string> => new Map([['pg:tmp', token(n)]]);
@@ -144,7 +191,13 @@ describe('Backfill', () => {
       { kind: 'snapshot', changes: tx(1).changes, position: [] },
       { kind: 'snapshot', changes: [], position: [{ stream: 'pg:tmp', token: token(100) }], live: true },
     ];
-    const backfill = fed([...snapshot, tx(120), tx(130, { commit: 125, final: false }), tx(130, { commit: 125, final: true }), tx(140)]);
+    const backfill = fed([
+      ...snapshot,
+      tx(120),
+      tx(130, { commit: 125, final: false }),
+      tx(130, { commit: 125, final: true }),
+      tx(140),
+    ]);
     await started(backfill);
     expect(backfill.canHandOver(at(90), false)).toBe(false);
     // Snapshot chunks and whole transactions go together; the position follows what was taken.
@@ -162,12 +215,22 @@ describe('Backfill', () => {
     expect(backfill.position.get('pg:tmp')).toBe(token(130));
     expect(backfill.canHandOver(at(130), false)).toBe(true);
     // Taken batches carry no position and no part: they never move the main checkpoint.
-    expect(backfill.take(100)!.batches[0]).toEqual({ kind: 'transaction', changes: tx(140).changes, position: [] });
+    expect(backfill.take(100)!.batches[0]).toEqual({
+      kind: 'transaction',
+      changes: tx(140).changes,
+      position: [],
+    });
     await backfill.close();
   });
 
   it('with only live views to read, has nothing to stream and hands over at once', () => {
-    const backfill = new Backfill({ views: new Map([['top', 'a new view']]), tables: [], seeds: ['agg'], source: null, maxQueuedChanges: 10 });
+    const backfill = new Backfill({
+      views: new Map([['top', 'a new view']]),
+      tables: [],
+      seeds: ['agg'],
+      source: null,
+      maxQueuedChanges: 10,
+    });
     expect(backfill.canHandOver(at(5), false)).toBe(true);
   });
 
@@ -178,7 +241,7 @@ describe('Backfill', () => {
     expect(coveredBy(tx(0, { commit: 100, final: false }), at(100))).toBe(false);
   });
 
-  it('describes each table\'s progress: rows of the estimate, rate, time left', () => {
+  it("describes each table's progress: rows of the estimate, rate, time left", () => {
     const status: ViewStatus = {
       state: 'building',
       since: 0,
@@ -198,14 +261,41 @@ describe('Backfill', () => {
   });
 
   it('a window: stored and read back, reached per stream, Kafka records placed by their offsets, images under a namespace', () => {
-    const window = { views: ['v'], until: new Map([['kafka:t:0', token(7)]]), images: 'backfill~ab~', tables: ['public.t'] };
+    const window = {
+      views: ['v'],
+      until: new Map([['kafka:t:0', token(7)]]),
+      images: 'backfill~ab~',
+      tables: ['public.t'],
+    };
     expect(decodeWindow(encodeWindow(window))).toEqual(window);
     expect(reached(new Map([['kafka:t:0', token(6)]]), window.until)).toBe(false);
-    expect(reached(new Map([['kafka:t:0', token(7)], ['kafka:u:0', token(1)]]), window.until)).toBe(true);
+    expect(
+      reached(
+        new Map([
+          ['kafka:t:0', token(7)],
+          ['kafka:u:0', token(1)],
+        ]),
+        window.until,
+      ),
+    ).toBe(true);
     expect(reached(new Map(), window.until)).toBe(false);
-    const kafka = (offset: string) => ({ ...tx(1).changes[0]!, source: { connector: 'postgresql' as const, name: 's', db: '', snapshot: false as const, kafka: { topic: 't', partition: 0, offset } } });
-    expect(changePositions([kafka('12'), kafka('9'), tx(3).changes[0]!])).toEqual(new Map([['kafka:t:0', token(12)]]));
-    const writes = { clear: new Set(['public.t']), set: new Map([['public.t', new Map([['k', { expected: null, value: 'x' }]])]]) };
+    const kafka = (offset: string) => ({
+      ...tx(1).changes[0]!,
+      source: {
+        connector: 'postgresql' as const,
+        name: 's',
+        db: '',
+        snapshot: false as const,
+        kafka: { topic: 't', partition: 0, offset },
+      },
+    });
+    expect(changePositions([kafka('12'), kafka('9'), tx(3).changes[0]!])).toEqual(
+      new Map([['kafka:t:0', token(12)]]),
+    );
+    const writes = {
+      clear: new Set(['public.t']),
+      set: new Map([['public.t', new Map([['k', { expected: null, value: 'x' }]])]]),
+    };
     const moved = inNamespace(writes, 'backfill~ab~');
     expect([...moved.clear]).toEqual(['backfill~ab~public.t']);
     expect([...mergeImageWrites(writes, moved).set.keys()]).toEqual(['public.t', 'backfill~ab~public.t']);

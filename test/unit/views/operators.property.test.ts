@@ -20,7 +20,29 @@ import type { Change, SourceInfo } from '../../../ingest/change.ts';
 import { addDecimal, compareDecimal, divideDecimal, multiplyDecimal } from '../../../core/decimal.ts';
 import { source } from '../../../ingest/source-options.ts';
 import type { Value } from '../../../core/values.ts';
-import { and, asc, avg, boolAnd, boolOr, concat, count, countDistinct, desc, eq, gt, isNotNull, max, min, mul, ne, sum, table, view, type TableDef, type ViewDef } from '../../../views/define.ts';
+import {
+  and,
+  asc,
+  avg,
+  boolAnd,
+  boolOr,
+  concat,
+  count,
+  countDistinct,
+  desc,
+  eq,
+  gt,
+  isNotNull,
+  max,
+  min,
+  mul,
+  ne,
+  sum,
+  table,
+  view,
+  type TableDef,
+  type ViewDef,
+} from '../../../views/define.ts';
 import { defineConfig } from '../../../views/config.ts';
 import { encodeRowKey } from '../../../core/encoding.ts';
 import type { DeltaBatch } from '../../../views/operators/types.ts';
@@ -46,7 +68,13 @@ type Op =
   /** Insert row `id`, or update it to these values when it exists. */
   | { readonly kind: 'put'; readonly t: number; readonly id: number; readonly row: Row }
   /** Update one column of an existing row (the pick-th, by id). */
-  | { readonly kind: 'set'; readonly t: number; readonly pick: number; readonly column: string; readonly value: Value }
+  | {
+      readonly kind: 'set';
+      readonly t: number;
+      readonly pick: number;
+      readonly column: string;
+      readonly value: Value;
+    }
   | { readonly kind: 'del'; readonly t: number; readonly pick: number }
   /** An update that changes the primary key (skipped when the new id is taken). */
   | { readonly kind: 'rekey'; readonly t: number; readonly pick: number; readonly id: number }
@@ -140,11 +168,26 @@ function opArb(specs: readonly TableSpec[], ids: number, w: Weights): fc.Arbitra
   const t = fc.nat({ max: specs.length - 1 });
   const id = fc.integer({ min: 1, max: ids });
   const pick = fc.nat({ max: 50 });
-  const put = t.chain((ti) => fc.record({ kind: fc.constant('put' as const), t: fc.constant(ti), id, row: fc.record(specs[ti]!.columns) }));
+  const put = t.chain((ti) =>
+    fc.record({
+      kind: fc.constant('put' as const),
+      t: fc.constant(ti),
+      id,
+      row: fc.record(specs[ti]!.columns),
+    }),
+  );
   const set = t.chain((ti) =>
     fc
       .constantFrom(...Object.keys(specs[ti]!.columns))
-      .chain((column) => fc.record({ kind: fc.constant('set' as const), t: fc.constant(ti), pick, column: fc.constant(column), value: specs[ti]!.columns[column]! })),
+      .chain((column) =>
+        fc.record({
+          kind: fc.constant('set' as const),
+          t: fc.constant(ti),
+          pick,
+          column: fc.constant(column),
+          value: specs[ti]!.columns[column]!,
+        }),
+      ),
   );
   return fc.oneof(
     { weight: w.put, arbitrary: put },
@@ -162,7 +205,10 @@ function stepsArb(specs: readonly TableSpec[], ids: number, weights: Weights): f
     { weight: 2, arbitrary: fc.constant<CacheAction>('restart') },
     { weight: 1, arbitrary: fc.constant<CacheAction>('restartTiny') },
   );
-  return fc.array(fc.record({ ops: fc.array(opArb(specs, ids, weights), { minLength: 1, maxLength: 5 }), cache }), { minLength: 1, maxLength: 8 });
+  return fc.array(
+    fc.record({ ops: fc.array(opArb(specs, ids, weights), { minLength: 1, maxLength: 5 }), cache }),
+    { minLength: 1, maxLength: 8 },
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -218,12 +264,20 @@ class Harness {
       for (const [key, json] of stored) {
         const row = JSON.parse(json) as Row;
         expect(Object.keys(row), `${v.name}: stored fields`).toEqual(v.fields.map((f) => f.name));
-        expect(key, `${v.name}: key of ${json}`).toBe(encodeRowKey(v.keyTypes, v.keyFields.map((f) => row[f.name] ?? null)));
+        expect(key, `${v.name}: key of ${json}`).toBe(
+          encodeRowKey(
+            v.keyTypes,
+            v.keyFields.map((f) => row[f.name] ?? null),
+          ),
+        );
       }
-      expect(this.redis.zmembers(indexKey(PREFIX, v.name)), `${v.name}: key index`).toEqual([...stored.keys()].sort(compareUtf8));
+      expect(this.redis.zmembers(indexKey(PREFIX, v.name)), `${v.name}: key index`).toEqual(
+        [...stored.keys()].sort(compareUtf8),
+      );
       this.checkChangelog(v.name, stored);
     }
-    if (tablesEmpty) expect(this.redis.keys(`${PREFIX}:s:*`), 'operator state left after every table emptied').toEqual([]);
+    if (tablesEmpty)
+      expect(this.redis.keys(`${PREFIX}:s:*`), 'operator state left after every table emptied').toEqual([]);
   }
 
   private checkChangelog(name: string, stored: ReadonlyMap<string, string>): void {
@@ -235,7 +289,9 @@ class Harness {
       const at = `${name}: changelog entry ${JSON.stringify(Object.fromEntries(f))}`;
       expect(Number(f.get('n')), at).toBe(replica.n + 1);
       replica.n++;
-      expect(f.get('e'), `${at}: 'e' marks the last entry of the step`).toBe(i === entries.length - 1 ? '1' : undefined);
+      expect(f.get('e'), `${at}: 'e' marks the last entry of the step`).toBe(
+        i === entries.length - 1 ? '1' : undefined,
+      );
       const k = f.get('k')!;
       switch (f.get('o')) {
         case 'reset':
@@ -260,7 +316,8 @@ class Harness {
     });
     replica.read += entries.length;
     expect(replica.rows, `${name}: changelog replayed`).toEqual(new Map(stored));
-    if (replica.n > 0) expect(this.redis.hgetall(seqKey(PREFIX)).get(name), `${name}: seq`).toBe(String(replica.n));
+    if (replica.n > 0)
+      expect(this.redis.hgetall(seqKey(PREFIX)).get(name), `${name}: seq`).toBe(String(replica.n));
   }
 }
 
@@ -281,12 +338,22 @@ function checkOutputInput(v: CompiledView, batch: DeltaBatch, stored: ReadonlyMa
   if (!batch.clear) for (const [key, json] of stored) add(key, canonical(JSON.parse(json) as Row), 1);
   for (const d of batch.deltas) {
     expect(d.row, `${v.name}: a delta without its row`).not.toBeNull();
-    add(encodeRowKey(v.keyTypes, v.keyFields.map((f) => d.row![f.name] ?? null)), canonical(d.row!), d.weight);
+    add(
+      encodeRowKey(
+        v.keyTypes,
+        v.keyFields.map((f) => d.row![f.name] ?? null),
+      ),
+      canonical(d.row!),
+      d.weight,
+    );
   }
   for (const [key, rows] of weights) {
     const left = [...rows].filter(([, w]) => w !== 0);
     const ok = left.length === 0 || (left.length === 1 && left[0]![1] === 1);
-    expect(ok, `${v.name}: the stored row and the deltas of key ${JSON.stringify(key)} net to ${JSON.stringify(left)}`).toBe(true);
+    expect(
+      ok,
+      `${v.name}: the stored row and the deltas of key ${JSON.stringify(key)} net to ${JSON.stringify(left)}`,
+    ).toBe(true);
   }
 }
 
@@ -305,7 +372,9 @@ interface Scenario {
 }
 
 function compile(s: Scenario): Registry {
-  return createRegistry(defineConfig({ name: 'prop', source: source.postgres({ url: 'postgres://unused/db' }), views: s.views }));
+  return createRegistry(
+    defineConfig({ name: 'prop', source: source.postgres({ url: 'postgres://unused/db' }), views: s.views }),
+  );
 }
 
 /** Run steps through a fresh dataflow, comparing every view with its recompute after each batch. */
@@ -318,8 +387,11 @@ async function play(s: Scenario, registry: Registry, steps: readonly Step[]): Pr
     const expected = s.recompute(model.db());
     for (const v of registry.views) {
       const names = v.fields.map((f) => f.name);
-      const text = (rows: readonly Row[]): string[] => rows.map((r) => JSON.stringify(names.map((n) => [n, r[n] ?? null]))).sort();
-      expect(text(h.rows(v.name)), `view ${v.name} after batch ${i + 1}`).toEqual(text(expected[v.name] ?? []));
+      const text = (rows: readonly Row[]): string[] =>
+        rows.map((r) => JSON.stringify(names.map((n) => [n, r[n] ?? null]))).sort();
+      expect(text(h.rows(v.name)), `view ${v.name} after batch ${i + 1}`).toEqual(
+        text(expected[v.name] ?? []),
+      );
     }
     h.checkConsistency(model.empty());
     h.cache(step.cache);
@@ -345,7 +417,9 @@ async function property(s: Scenario, numRuns: number): Promise<void> {
     }),
     { numRuns: Math.round(numRuns * SCALE) },
   );
-  stats.push(`${Object.keys(s.views).join(', ')}: ${Math.round(numRuns * SCALE)} runs, ${batches} batches, ${Math.round(performance.now() - started)} ms`);
+  stats.push(
+    `${Object.keys(s.views).join(', ')}: ${Math.round(numRuns * SCALE)} runs, ${batches} batches, ${Math.round(performance.now() - started)} ms`,
+  );
 }
 
 // --- recompute helpers: SQL's rules, written plainly -----------------------------------------
@@ -445,24 +519,42 @@ function sqlSort(rows: readonly Row[], terms: readonly OrderTerm[], key: readonl
 }
 
 /** The first `limit` rows of each partition. */
-function topN(rows: readonly Row[], partition: readonly ((r: Row) => Value)[], terms: readonly OrderTerm[], key: readonly OrderTerm[], limit: number): Row[] {
+function topN(
+  rows: readonly Row[],
+  partition: readonly ((r: Row) => Value)[],
+  terms: readonly OrderTerm[],
+  key: readonly OrderTerm[],
+  limit: number,
+): Row[] {
   return groupBy(rows, partition).flatMap(([, members]) => sqlSort(members, terms, key).slice(0, limit));
 }
 
-const col = (name: string) => (r: Row): Value => r[name] ?? null;
-const term = (name: string, cmp: (a: Value, b: Value) => number, isDesc = false): OrderTerm => ({ get: col(name), cmp, desc: isDesc });
+const col =
+  (name: string) =>
+  (r: Row): Value =>
+    r[name] ?? null;
+const term = (name: string, cmp: (a: Value, b: Value) => number, isDesc = false): OrderTerm => ({
+  get: col(name),
+  cmp,
+  desc: isDesc,
+});
 
 /** SQL equality of two join-key values (NULL matches nothing). */
 function sqlEq(a: Value, b: Value): boolean {
   return a !== null && b !== null && a === b;
 }
 
-const maybe = <T extends Value>(arb: fc.Arbitrary<T>): fc.Arbitrary<T | null> => fc.option(arb, { nil: null, freq: 4 });
+const maybe = <T extends Value>(arb: fc.Arbitrary<T>): fc.Arbitrary<T | null> =>
+  fc.option(arb, { nil: null, freq: 4 });
 
 // ---------------------------------------------------------------------------------------------
 // filter / project
 
-const items = table('public.items', { id: 'int4', cat: 'text?', qty: 'int4?', price: 'numeric?' }, { key: 'id' });
+const items = table(
+  'public.items',
+  { id: 'int4', cat: 'text?', qty: 'int4?', price: 'numeric?' },
+  { key: 'id' },
+);
 const filterProject: Scenario = {
   ids: 5,
   tables: [
@@ -498,12 +590,26 @@ const filterProject: Scenario = {
 
 const facts = table(
   'public.facts',
-  { id: 'int4', g: 'text?', h: 'bool?', x: 'int4?', n: 'numeric?', s: 'text?', b: 'bool?', ts: 'timestamptz?' },
+  {
+    id: 'int4',
+    g: 'text?',
+    h: 'bool?',
+    x: 'int4?',
+    n: 'numeric?',
+    s: 'text?',
+    b: 'bool?',
+    ts: 'timestamptz?',
+  },
   { key: 'id' },
 );
 const TEXTS = ['', 'a', 'ab', 'b', 'Z', 'é', '\uFFFD', '𝄞', 'a𝄞', 'a\uFFFD', 'a\u0001'];
 const NUMERICS = ['0', '1', '1.0', '1.00', '1.50', '-2.25', '0.001', '10', '3.000', '-0.5'];
-const TIMESTAMPS = ['2024-01-01T00:00:00Z', '2024-01-01T00:00:00.5Z', '2024-01-01T00:00:00.25Z', '2023-12-31T23:59:59.999999Z'];
+const TIMESTAMPS = [
+  '2024-01-01T00:00:00Z',
+  '2024-01-01T00:00:00.5Z',
+  '2024-01-01T00:00:00.25Z',
+  '2023-12-31T23:59:59.999999Z',
+];
 
 const reduceScenario: Scenario = {
   ids: 8,
@@ -610,7 +716,13 @@ const k1 = maybe(fc.integer({ min: 1, max: 2 }));
 const k2 = maybe(fc.constantFrom('x', 'é'));
 
 /** Nested loops: every pair matching on, then (left) the unmatched left rows with NULLs. */
-function nestedLoops(left: readonly Row[], right: readonly Row[], on: (l: Row, r: Row) => boolean, type: 'inner' | 'left', nulls: Row): [Row, Row][] {
+function nestedLoops(
+  left: readonly Row[],
+  right: readonly Row[],
+  on: (l: Row, r: Row) => boolean,
+  type: 'inner' | 'left',
+  nulls: Row,
+): [Row, Row][] {
   const out: [Row, Row][] = [];
   for (const l of left) {
     const matches = right.filter((r) => on(l, r));
@@ -708,7 +820,11 @@ const selfScenario: Scenario = {
 // ---------------------------------------------------------------------------------------------
 // top-N: global and per partition, DESC and ASC, NULLs, ties
 
-const tp = table('public.p', { id: 'int4', part: 'text?', score: 'int4?', amt: 'numeric?', name: 'text?' }, { key: 'id' });
+const tp = table(
+  'public.p',
+  { id: 'int4', part: 'text?', score: 'int4?', amt: 'numeric?', name: 'text?' },
+  { key: 'id' },
+);
 const topScenario: Scenario = {
   ids: 10,
   // About seven rows at a time: more than the limits, so the operator reads only the head of a partition.
@@ -745,7 +861,11 @@ const topScenario: Scenario = {
 // ---------------------------------------------------------------------------------------------
 // a chain: join → reduce → top-N (one view), and a left join → reduce → top-N over that view
 
-const to = table('public.o', { id: 'int4', cust: 'int4?', amount: 'numeric?', status: 'text?' }, { key: 'id' });
+const to = table(
+  'public.o',
+  { id: 'int4', cust: 'int4?', amount: 'numeric?', status: 'text?' },
+  { key: 'id' },
+);
 const tc = table('public.c', { id: 'int4', country: 'text?', tier: 'int4?' }, { key: 'id' });
 const byCountry = view(to)
   .leftJoin(tc, (o, c) => eq(c.id, o.cust))
@@ -763,7 +883,10 @@ const chainScenario: Scenario = {
         status: maybe(fc.constantFrom('paid', 'void')),
       },
     },
-    { def: tc, columns: { country: maybe(fc.constantFrom('fr', 'ü')), tier: maybe(fc.integer({ min: 1, max: 2 })) } },
+    {
+      def: tc,
+      columns: { country: maybe(fc.constantFrom('fr', 'ü')), tier: maybe(fc.integer({ min: 1, max: 2 })) },
+    },
   ],
   views: {
     topTiers: view(to)
@@ -803,13 +926,32 @@ const chainScenario: Scenario = {
       ),
     }));
     const countries = groupBy(
-      nestedLoops(os, cs, (o, c) => sqlEq(o['cust']!, c['id']!), 'left', noC).map(([o, c]) => ({ ...o, country: c['country']! })),
+      nestedLoops(os, cs, (o, c) => sqlEq(o['cust']!, c['id']!), 'left', noC).map(([o, c]) => ({
+        ...o,
+        country: c['country']!,
+      })),
       [col('country')],
-    ).map(([[country], rs]) => ({ country: country!, orders: String(rs.length), revenue: sumNumeric(rs.map((r) => r['amount'] ?? null)) }));
+    ).map(([[country], rs]) => ({
+      country: country!,
+      orders: String(rs.length),
+      revenue: sumNumeric(rs.map((r) => r['amount'] ?? null)),
+    }));
     return {
-      topTiers: topN(tiers, [col('country')], [term('revenue', byNumeric, true)], [term('country', byText), term('tier', byInt)], 2),
+      topTiers: topN(
+        tiers,
+        [col('country')],
+        [term('revenue', byNumeric, true)],
+        [term('country', byText), term('tier', byInt)],
+        2,
+      ),
       byCountry: countries,
-      topCountries: topN(countries, [], [term('orders', byNumeric, true), term('revenue', byNumeric)], [term('country', byText)], 2),
+      topCountries: topN(
+        countries,
+        [],
+        [term('orders', byNumeric, true), term('revenue', byNumeric)],
+        [term('country', byText)],
+        2,
+      ),
     };
   },
 };
@@ -848,7 +990,12 @@ describe('operators against a full recompute (property)', () => {
 
 /** The minimal cases of what the properties found, kept as they failed. */
 describe('regressions found by the properties', () => {
-  const fact = (id: number, n: string): Op => ({ kind: 'put', t: 0, id, row: { g: null, h: null, x: null, n, s: null, b: null, ts: null } });
+  const fact = (id: number, n: string): Op => ({
+    kind: 'put',
+    t: 0,
+    id,
+    row: { g: null, h: null, x: null, n, s: null, b: null, ts: null },
+  });
 
   it('countDistinct of numeric counts 1.0 and 1.00 once (SQL equality, not the text)', async () => {
     const registry = compile(reduceScenario);
