@@ -410,14 +410,29 @@ export class ChangelogHub {
 
   private async refreshAvailability(): Promise<void> {
     const { registry, redis, prefix } = this.options;
-    const fields = registry.views.flatMap((v) => [`status:${v.name}`, `fp:${v.name}`, `floor:${v.name}`]);
+    const fields = registry.views.flatMap((v) => [
+      `status:${v.name}`,
+      `fp:${v.name}`,
+      `floor:${v.name}`,
+      `next:${v.name}`,
+    ]);
     const values = await redis.sendCommand<(string | null)[]>(['HMGET', metaKey(prefix), ...fields]);
     this.refreshedAt = Date.now();
     registry.views.forEach((view, i) => {
-      const [status, fp, floor] = [values[3 * i], values[3 * i + 1], values[3 * i + 2]];
+      const [status, fp, floor, nextStatus] = [
+        values[4 * i],
+        values[4 * i + 1],
+        values[4 * i + 2],
+        values[4 * i + 3],
+      ];
       const parsed = status ? (JSON.parse(status) as ViewStatus) : null;
+      // This instance's definition built beside the one served (a swap: engine.ts).
+      const beside = nextStatus ? (JSON.parse(nextStatus) as ViewStatus & { fingerprint?: string }) : null;
+      const swapping = fp !== view.fingerprint && beside?.fingerprint === view.fingerprint;
       let reason = '';
       if (!parsed) reason = `View ${view.name} has no state in Redis (being built, or Redis lost it)`;
+      else if (swapping)
+        reason = `View ${view.name} changed: its new definition is being built beside the old one (${beside.reason ?? 'backfilling'}), and is served once it takes over`;
       else if (fp !== view.fingerprint)
         reason = `View ${view.name} in Redis was built from another definition (another version of the service writes it)`;
       else if (parsed.state === 'building')
@@ -430,7 +445,9 @@ export class ChangelogHub {
         state,
         reason,
         floor: floor ?? '0-0',
-        backfilling: fp === view.fingerprint && parsed?.state === 'building' && parsed.backfill !== undefined,
+        backfilling:
+          swapping ||
+          (fp === view.fingerprint && parsed?.state === 'building' && parsed.backfill !== undefined),
       };
       const before = this.availability.get(view.name);
       this.availability.set(view.name, next);

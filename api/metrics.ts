@@ -98,7 +98,7 @@ export function createMetrics(options: {
       for (const view of options.views.views) {
         this.set(
           { view: view.name },
-          await options.redis.sendCommand<number>(['HLEN', rowsKey(options.prefix, view.name)]),
+          await options.redis.sendCommand<number>(['HLEN', rowsKey(options.prefix, view.storage)]),
         );
       }
     },

@@ -119,8 +119,8 @@ async function snapshot(options: StatusPageOptions): Promise<unknown> {
   const views = await Promise.all(
     registry.views.map(async (v) => {
       const [rows, bytes, version] = await Promise.all([
-        redis.sendCommand<number>(['HLEN', rowsKey(prefix, v.name)]),
-        redis.sendCommand<number | null>(['MEMORY', 'USAGE', rowsKey(prefix, v.name)]),
+        redis.sendCommand<number>(['HLEN', rowsKey(prefix, v.storage)]),
+        redis.sendCommand<number | null>(['MEMORY', 'USAGE', rowsKey(prefix, v.storage)]),
         currentVersion(redis, prefix, v),
       ]);
       const status = stored.views.get(v.name);

@@ -44,7 +44,7 @@ import http from 'node:http';
 import { createClient } from 'graphql-ws';
 import pg from 'pg';
 import WebSocket from 'ws';
-import { keyPrefix, rowsKey, viewKeyPattern, viewStatePattern } from '../views/store/keys.ts';
+import { changelogKey, keyPrefix, rowsKey, viewKeyPattern, viewStatePattern } from '../views/store/keys.ts';
 import { connectRedis, type RedisClient } from '../views/store/redis.ts';
 import { createRegistry, type CompiledView } from '../views/registry.ts';
 import {
@@ -265,8 +265,8 @@ async function main(): Promise<void> {
     const memory: Record<string, ViewMemory> = {};
     for (const view of registry.views) {
       memory[view.name] = {
-        ...(await viewBytes(redis, keyPrefix(name), view.name)),
-        rowCount: Number(await redis.sendCommand<number>(['HLEN', rowsKey(keyPrefix(name), view.name)])),
+        ...(await viewBytes(redis, keyPrefix(name), view)),
+        rowCount: Number(await redis.sendCommand<number>(['HLEN', rowsKey(keyPrefix(name), view.storage)])),
         sources: sourceTablesOf(registry, view.name),
       };
     }
@@ -596,11 +596,11 @@ interface ViewMemory {
 async function viewBytes(
   redis: RedisClient,
   prefix: string,
-  view: string,
+  view: { name: string; storage: string },
 ): Promise<Pick<ViewMemory, 'rows' | 'state' | 'changelog'>> {
-  const sum = async (pattern: string, split?: (key: string) => boolean): Promise<[number, number]> => {
+  const sum = async (pattern: string): Promise<number> => {
     let cursor = '0';
-    const totals: [number, number] = [0, 0];
+    let total = 0;
     do {
       const [next, keys] = await redis.sendCommand<[string, string[]]>([
         'SCAN',
@@ -614,12 +614,20 @@ async function viewBytes(
       const sizes = await Promise.all(
         keys.map((key) => redis.sendCommand<number | null>(['MEMORY', 'USAGE', key, 'SAMPLES', '0'])),
       );
-      keys.forEach((key, i) => (totals[split?.(key) ? 1 : 0] += sizes[i] ?? 0));
+      for (const size of sizes) total += size ?? 0;
     } while (cursor !== '0');
-    return totals;
+    return total;
   };
-  const [rows, changelog] = await sum(viewKeyPattern(prefix, view), (key) => key.endsWith(':log'));
-  const [state] = await sum(viewStatePattern(prefix, view));
+  const rows = await sum(viewKeyPattern(prefix, view.storage));
+  const state = await sum(viewStatePattern(prefix, view.storage));
+  const changelog =
+    (await redis.sendCommand<number | null>([
+      'MEMORY',
+      'USAGE',
+      changelogKey(prefix, view.name),
+      'SAMPLES',
+      '0',
+    ])) ?? 0;
   return { rows, state, changelog };
 }
 

@@ -84,11 +84,11 @@ export async function loadConfig(file: string): Promise<Config> {
   return module.default;
 }
 
-/** Redis bytes of a view's operator state (join sides, groups, top-N members: `s:<view>/*`). */
+/** Redis bytes of a view's operator state (join sides, groups, top-N members: `s:<storage>/*`). */
 async function operatorStateBytes(
   redis: Awaited<ReturnType<typeof connectRedis>>,
   prefix: string,
-  view: string,
+  storage: string,
 ): Promise<number> {
   let total = 0;
   let cursor = '0';
@@ -97,7 +97,7 @@ async function operatorStateBytes(
       'SCAN',
       cursor,
       'MATCH',
-      viewStatePattern(prefix, view),
+      viewStatePattern(prefix, storage),
       'COUNT',
       '1000',
     ]);
@@ -261,19 +261,24 @@ async function main(argv: string[]): Promise<number> {
       );
       if (stored.rebuild) process.stdout.write(`  rebuild requested: ${stored.rebuild}\n`);
       for (const v of registry.views) {
-        const rows = await redis.sendCommand<number>(['HLEN', rowsKey(prefix, v.name)]);
+        const rows = await redis.sendCommand<number>(['HLEN', rowsKey(prefix, v.storage)]);
         const bytes =
-          (await redis.sendCommand<number | null>(['MEMORY', 'USAGE', rowsKey(prefix, v.name)])) ?? 0;
-        const status = stored.views.get(v.name);
+          (await redis.sendCommand<number | null>(['MEMORY', 'USAGE', rowsKey(prefix, v.storage)])) ?? 0;
+        // This config's definition built beside the one served (a swap): show that one's progress.
+        const beside =
+          stored.next.get(v.name)?.fingerprint === v.fingerprint ? stored.next.get(v.name) : undefined;
+        const status = beside ?? stored.views.get(v.name);
         const state = `${status?.state ?? 'missing'}${stored.busy.has(v.name) ? ' (applying a large transaction)' : ''}`;
         const version = await currentVersion(redis, prefix, v);
-        const stateBytes = await operatorStateBytes(redis, prefix, v.name);
+        const stateBytes = await operatorStateBytes(redis, prefix, v.storage);
         const changed = Number(version.split('-')[0]);
         const ago = changed > 0 ? `${Math.max(0, Math.round((Date.now() - changed) / 1000))} s ago` : '—';
         process.stdout.write(
           `  ${v.name.padEnd(24)} ${state.padEnd(9)} rows ${String(rows).padStart(8)}  ~${String(bytes).padStart(10)} B  operator state ~${String(stateBytes).padStart(10)} B  last change ${ago.padStart(9)}  version ${version}\n`,
         );
         if (status?.reason && status.state !== 'live') process.stdout.write(`    ${status.reason}\n`);
+        if (beside)
+          process.stdout.write('    its old definition serves until this one is built and swapped in\n');
         if (status?.state === 'building' && status.backfill)
           for (const line of describeBackfill(status)) process.stdout.write(`    ${line}\n`);
         if (stored.requests.has(v.name))

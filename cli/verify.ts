@@ -105,7 +105,7 @@ async function viewRows(
     );
     const stored = await redis.sendCommand<(string | null)[]>([
       'HMGET',
-      rowsKey(prefix, view.name),
+      rowsKey(prefix, view.storage),
       ...fields,
     ]);
     for (const s of stored) add(s);
@@ -115,7 +115,7 @@ async function viewRows(
   do {
     const [next, flat] = await redis.sendCommand<[string, string[]]>([
       'HSCAN',
-      rowsKey(prefix, view.name),
+      rowsKey(prefix, view.storage),
       cursor,
       'COUNT',
       '1000',

@@ -9,6 +9,8 @@ export type ErrorCode =
   | 'CONFIG_INVALID'
   | 'DECODE_FAILED'
   | 'SOURCE_SCHEMA'
+  /** The source no longer holds what building views again needs (Kafka retention deleted records). */
+  | 'SOURCE_INCOMPLETE'
   | 'REPLICATION'
   | 'REDIS_APPLY'
   | 'STATE_LOST'

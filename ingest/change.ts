@@ -215,6 +215,11 @@ export interface ChangeSource {
   ): ChangeSource;
   /** Whether this source reads a stream of a position (a backfill reads some of the main source's). */
   readsStream?(stream: string): boolean;
+  /**
+   * Why these tables cannot be read again from their beginning exactly (a rebuild, a backfill), or
+   * null: Kafka retention deleted the first records of a topic. Sources that always can lack it.
+   */
+  rereadProblem?(tables: readonly string[]): Promise<string | null>;
   close(): Promise<void>;
 }
 

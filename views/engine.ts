@@ -53,16 +53,25 @@ import {
   type StoredImages,
 } from './plan/row-images.ts';
 import { resetViews, runBatch, type RunResult } from './plan/run.ts';
-import { STATE_LAYOUT_VERSION, type Registry } from './registry.ts';
+import { STATE_LAYOUT_VERSION, withViews, type CompiledView, type Registry } from './registry.ts';
 import { schemaChangeEffects } from './schema-changes.ts';
 import { StateStore, type WriteOp } from './store/state-store.ts';
 import { writeStep, type DeadLetter, type StepControl } from './store/write-step.ts';
 import { AckGate, resolveDurability, type ResolvedDurability } from './store/durability.ts';
-import { BACKFILL_WINDOW_FIELD, imagesKey, keyPrefix, metaKey, requestsKey, rowsKey } from './store/keys.ts';
+import {
+  BACKFILL_WINDOW_FIELD,
+  imagesKey,
+  keyPrefix,
+  metaKey,
+  requestsKey,
+  RETIRED_FIELD,
+  rowsKey,
+} from './store/keys.ts';
 import { WriterLease } from './store/lease.ts';
 import type { RedisClient } from './store/redis.ts';
 import {
   dropBackfillImages,
+  dropStorages,
   dropViews,
   FencedError,
   mergeImages,
@@ -70,8 +79,10 @@ import {
   readStoredState,
   wipeForRebuild,
   writeMeta,
+  type StoredState,
   type ViewStatus,
 } from './store/state.ts';
+import { encodeDefinitions, retiredViews } from './stored-definitions.ts';
 import { ViewInput } from './operators/view-input.ts';
 import type { DeltaBatch, Operator } from './operators/types.ts';
 
@@ -146,7 +157,7 @@ export interface EngineHealth {
   readonly durability: ResolvedDurability | null;
 }
 
-const FATAL_CODES = new Set(['CONFIG_INVALID', 'SOURCE_SCHEMA']);
+const FATAL_CODES = new Set(['CONFIG_INVALID', 'SOURCE_SCHEMA', 'SOURCE_INCOMPLETE']);
 
 /** Asked for by a schema change: restart the pipeline, which then rebuilds. */
 class RebuildRequested extends Error {}
@@ -170,8 +181,19 @@ export class Engine extends EventEmitter {
   private processStart = true;
   /** Receive times of batches not yet applied (for lag). */
   private readonly pendingSince: number[] = [];
+  /**
+   * The views the dataflow keeps: the config's and, while their views' new definitions are built
+   * beside them, the retired definitions still served (stored-definitions.ts).
+   */
+  private registry: Registry;
   /** Every view's operators, and the state they read (cached, kept in step by this writer). */
-  private readonly flow: Dataflow;
+  private flow: Dataflow;
+  /** Retired definitions in the dataflow (named by their storage) → the view each serves. */
+  private retired = new Map<string, string>();
+  /** Views whose new definition is built beside the served one → the served fingerprint. */
+  private swapping = new Map<string, string>();
+  /** The config's definitions as data (stored with each view's fingerprint). */
+  private readonly definitions: Map<string, string>;
   private readonly store: StateStore;
   /** Views touched by the parts of a transaction applied in parts so far. */
   private readonly busy = new Set<string>();
@@ -197,10 +219,9 @@ export class Engine extends EventEmitter {
       ...(options.leaseTtlMs === undefined ? {} : { ttlMs: options.leaseTtlMs }),
       log: (level, message, fields) => options.log?.(level, message, fields),
     });
-    this.flow = buildDataflow(options.registry.views, this.prefix, {
-      changelogMaxLength: options.changelogMaxLength ?? 10_000,
-      untrimmed: options.reactedViews ?? new Set(),
-    });
+    this.registry = options.registry;
+    this.flow = this.buildFlow();
+    this.definitions = encodeDefinitions(options.registry.views);
     this.store = new StateStore(options.redis);
     this.gate =
       options.ackGate ??
@@ -211,6 +232,21 @@ export class Engine extends EventEmitter {
             { mode: 'none' },
           ),
       );
+  }
+
+  private buildFlow(): Dataflow {
+    return buildDataflow(this.registry.views, this.prefix, {
+      changelogMaxLength: this.options.changelogMaxLength ?? 10_000,
+      untrimmed: this.options.reactedViews ?? new Set(),
+    });
+  }
+
+  /** Keep these retired definitions in the dataflow (none: the config's views only). */
+  private useRetired(views: readonly CompiledView[]): void {
+    if (views.length === 0 && this.retired.size === 0) return;
+    this.retired = new Map(views.map((v) => [v.name, v.serves!]));
+    this.registry = views.length === 0 ? this.options.registry : withViews(this.options.registry, views);
+    this.flow = this.buildFlow();
   }
 
   /** True once views are live (snapshot done, or resumed) and the pipeline is healthy. */
@@ -224,7 +260,7 @@ export class Engine extends EventEmitter {
       state: this.state,
       reason: this.reason,
       lagMs: oldest === undefined ? 0 : Date.now() - oldest,
-      views: new Map(this.statuses),
+      views: new Map([...this.statuses].filter(([view]) => !this.retired.has(view))),
       durability: this.gate.durability,
     };
   }
@@ -484,6 +520,8 @@ export class Engine extends EventEmitter {
     const fingerprints = JSON.stringify(
       Object.fromEntries(registry.views.map((v) => [v.name, v.fingerprint])),
     );
+    // The config's views only, until this start decides to keep retired definitions again.
+    this.useRetired([]);
     const stored = await readStoredState(redis, this.prefix);
     const decision = await decideStart(
       stored,
@@ -502,8 +540,13 @@ export class Engine extends EventEmitter {
     this.store.invalidate();
     this.busy.clear();
     this.toBackfill = new Map();
+    this.swapping = new Map();
+    // Storages a finished swap left behind (a crash came before they were deleted).
+    if (stored.retired.length > 0) {
+      await dropStorages(redis, this.prefix, token, new Set(stored.retired));
+      await writeMeta(redis, this.prefix, token, {}, [RETIRED_FIELD]);
+    }
     if (decision.action === 'resume') {
-      for (const view of stored.busy) this.busy.add(view);
       if (decision.warning) {
         this.log('error', decision.warning, { checkpoint: decision.checkpoint });
         this.emit(ENGINE_EVENTS.STATE_LOST, { reason: decision.warning, resumed: true });
@@ -534,26 +577,80 @@ export class Engine extends EventEmitter {
       ) {
         await dropBackfillImages(redis, this.prefix, token, this.window?.images ?? null);
       }
-      if (decision.backfill.size > 0) {
+      // A source that lost the beginning of what a backfill reads cannot build those views exactly.
+      const unreadable =
+        decision.backfill.size > 0 && source.rereadProblem
+          ? await source.rereadProblem(this.tablesOf(decision.backfill.keys()))
+          : null;
+      if (unreadable !== null) {
+        await prepareBackfill(
+          redis,
+          this.prefix,
+          token,
+          decision.backfill,
+          {
+            fingerprints: Object.fromEntries(registry.views.map((v) => [v.name, v.fingerprint])),
+            definitions: this.definitions,
+          },
+          new Map(),
+        );
+        const status: ViewStatus = {
+          state: 'stopped',
+          reason: `it cannot be backfilled: ${unreadable}`,
+          since: Date.now(),
+        };
+        await writeMeta(
+          redis,
+          this.prefix,
+          token,
+          Object.fromEntries(
+            [...decision.backfill.keys()].map((v) => [`status:${v}`, JSON.stringify(status)]),
+          ),
+        );
+        for (const view of decision.backfill.keys()) this.statuses.set(view, status);
+        this.log('error', 'views that cannot be backfilled are stopped', {
+          views: [...decision.backfill.keys()],
+          reason: unreadable,
+        });
+      } else if (decision.backfill.size > 0) {
+        const retired = this.retire(stored, decision.backfill);
         const building = await prepareBackfill(
           redis,
           this.prefix,
           token,
           decision.backfill,
-          Object.fromEntries(registry.views.map((v) => [v.name, v.fingerprint])),
+          {
+            fingerprints: Object.fromEntries(registry.views.map((v) => [v.name, v.fingerprint])),
+            definitions: this.definitions,
+          },
+          this.swapping,
         );
         for (const [view, status] of building) this.statuses.set(view, status);
+        for (const view of retired) this.statuses.set(view.name, stored.views.get(view.serves!)!);
+        this.useRetired(retired);
         this.toBackfill = new Map(decision.backfill);
         this.log('info', 'backfilling views while the others stay live', {
           views: Object.fromEntries(decision.backfill),
+          ...(this.swapping.size > 0 ? { servedUntilSwapped: [...this.swapping.keys()] } : {}),
         });
       }
+      // A view in the middle of a transaction applied in parts: its served definition is.
+      const retiredOf = new Map([...this.retired].map(([storage, view]) => [view, storage]));
+      for (const view of stored.busy) this.busy.add(retiredOf.get(view) ?? view);
       // Taken (only now, once the views say they are building), or for views this config lacks.
       if (stored.requests.size > 0)
         await redis.sendCommand(['HDEL', requestsKey(this.prefix), ...stored.requests.keys()]);
       this.step = this.lastStep = decision.step;
       return decision.checkpoint;
     }
+    const unreadable = source.rereadProblem
+      ? await source.rereadProblem(registry.tables.map((t) => t.name))
+      : null;
+    if (unreadable !== null)
+      throw new ServiceError(
+        'SOURCE_INCOMPLETE',
+        `The views must be built (${decision.reason}), but: ${unreadable}`,
+      );
     this.log(decision.lost ? 'error' : 'info', 'building views from a fresh snapshot', {
       reason: decision.reason,
     });
@@ -563,7 +660,11 @@ export class Engine extends EventEmitter {
     await wipeForRebuild(redis, this.prefix, token, {
       layout: String(STATE_LAYOUT_VERSION),
       fingerprints,
-      views: registry.views.map((v) => ({ name: v.name, fingerprint: v.fingerprint })),
+      views: registry.views.map((v) => ({
+        name: v.name,
+        fingerprint: v.fingerprint,
+        definition: this.definitions.get(v.name)!,
+      })),
       reason: decision.reason,
     });
     const building: ViewStatus = { state: 'building', reason: decision.reason, since: Date.now() };
@@ -571,6 +672,40 @@ export class Engine extends EventEmitter {
     this.step = this.lastStep = 0;
     this.window = null;
     return null;
+  }
+
+  /**
+   * Which views to backfill keep serving their old definition until the new one takes over: those
+   * live whose definition changed, when the stored old definition can still be kept up to date
+   * (stored-definitions.ts). Sets `swapping`; returns the retired definitions.
+   */
+  private retire(stored: StoredState, backfill: ReadonlyMap<string, string>): CompiledView[] {
+    const candidates = new Set<string>();
+    for (const view of backfill.keys()) {
+      const served = stored.served.get(view);
+      if (
+        served?.definition &&
+        stored.views.get(view)?.state === 'live' &&
+        served.fingerprint !== this.options.registry.byName.get(view)!.fingerprint
+      )
+        candidates.add(view);
+    }
+    if (candidates.size === 0) return [];
+    const { views, problems } = retiredViews(
+      this.options.registry,
+      {
+        definitions: new Map(
+          [...stored.served].flatMap(([v, s]) => (s.definition ? [[v, s.definition] as const] : [])),
+        ),
+        fingerprints: new Map([...stored.served].map(([v, s]) => [v, s.fingerprint])),
+      },
+      candidates,
+      new Set(backfill.keys()),
+    );
+    for (const [view, why] of problems)
+      this.log('warn', 'a changed view is not served while its new definition is built', { view, why });
+    this.swapping = new Map(views.map((v) => [v.serves!, v.fingerprint]));
+    return views;
   }
 
   private stoppedViews(): Set<string> {
@@ -590,10 +725,10 @@ export class Engine extends EventEmitter {
   ): Promise<PlannedGroup> {
     const generation = this.store.generation;
     const received = group.flatMap((b) => b.changes);
-    const resolved = stored ? resolveWithImages(this.options.registry, received, stored) : null;
+    const resolved = stored ? resolveWithImages(this.registry, received, stored) : null;
     const part = group.length === 1 ? group[0]!.part : undefined;
     const building = [...this.statuses].filter(([, s]) => s.state === 'building').map(([v]) => v);
-    const allViews = this.options.registry.views.map((v) => v.name);
+    const allViews = this.registry.views.map((v) => v.name);
     // Views going live with this group start a new history; so do the views a transaction in parts touched.
     const resets = new Map<string, string>();
     if (group.some((b) => b.live)) for (const v of building) resets.set(v, 'the view was built');
@@ -622,7 +757,7 @@ export class Engine extends EventEmitter {
     if (separate.size > 0) {
       const tables = new Set(window!.tables);
       const own = resolveWithImages(
-        this.options.registry,
+        this.registry,
         received.filter((c) => tables.has(c.table)),
         windowImages!,
       );
@@ -729,7 +864,7 @@ export class Engine extends EventEmitter {
     changes: readonly SchemaChange[],
     rebuildsFrom: 'snapshot' | 'log',
   ): Promise<Map<string, string>> {
-    const effects = schemaChangeEffects(this.options.registry, changes, { rebuildsFrom });
+    const effects = schemaChangeEffects(this.registry, changes, { rebuildsFrom });
     for (const note of effects.notes) this.log('warn', note);
     if (effects.rebuild !== null) {
       this.log('warn', 'rebuilding the views after a schema change', { reason: effects.rebuild });
@@ -743,7 +878,7 @@ export class Engine extends EventEmitter {
 
   /** The row images of these changes' rows, per table (`namespace`: a backfill's own images). */
   private async readImages(changes: readonly Change[], namespace = ''): Promise<StoredImages> {
-    const keys = imageKeysOf(this.options.registry, changes);
+    const keys = imageKeysOf(this.registry, changes);
     const stored = new Map<string, Map<string, string | null>>();
     await Promise.all(
       [...keys].map(async ([table, set]) => {
@@ -759,7 +894,11 @@ export class Engine extends EventEmitter {
     return stored;
   }
 
-  private control(planned: PlannedGroup, token: string, stepId: string): StepControl {
+  private control(
+    planned: PlannedGroup,
+    token: string,
+    stepId: string,
+  ): StepControl & { readonly statuses: readonly { view: string; status: string }[] } {
     const { group, result } = planned;
     const part = group.length === 1 ? group[0]!.part : undefined;
     const now = Date.now();
@@ -775,9 +914,25 @@ export class Engine extends EventEmitter {
       step: this.step,
       stepId,
       part: part ? { txn: part.txn, index: part.index, final: part.final } : null,
-      busy: part && !part.final ? result.touched : [],
+      busy: part && !part.final ? result.touched.map((v) => this.retired.get(v) ?? v) : [],
       statuses: [...live, ...stops, ...(planned.statuses ?? [])],
+      meta: [...live, ...stops, ...(planned.statuses ?? [])].map(({ view, status }) => ({
+        field: this.statusField(view, status),
+        value: status,
+      })),
     };
+  }
+
+  /**
+   * Where a view's status is stored: a retired definition's is its view's (it is the one served);
+   * a definition built beside the served one is `next:<view>` until it goes live.
+   */
+  private statusField(view: string, status: string): string {
+    const served = this.retired.get(view);
+    if (served !== undefined) return `status:${served}`;
+    if (this.swapping.has(view) && (JSON.parse(status) as ViewStatus).state === 'building')
+      return `next:${view}`;
+    return `status:${view}`;
   }
 
   private async apply(source: ChangeSource, planned: PlannedGroup): Promise<'applied' | 'conflict'> {
@@ -829,7 +984,7 @@ export class Engine extends EventEmitter {
             outcome.status === 'applied' ? planned.writes.filter((w) => w.op === 'xadd').length : 0,
           deadLetters: deadLetters.length,
           skipped: planned.skipped + group.reduce((n, b) => n + (b.skipped ?? 0), 0),
-          views: result.touched,
+          views: [...new Set(result.touched.map((v) => this.retired.get(v) ?? v))],
           position,
           commitTimeUs: last?.commitTimeUs,
           applyMs: performance.now() - started,
@@ -893,6 +1048,15 @@ export class Engine extends EventEmitter {
     this.log('info', 'the backfilled views follow the main stream alone now', { views: window.views });
   }
 
+  /** The tables these views read (directly, or through the views they read). */
+  private tablesOf(views: Iterable<string>): string[] {
+    return [
+      ...new Set(
+        [...views].flatMap((v) => this.options.registry.byName.get(v)!.reads.map((r) => r.table.name)),
+      ),
+    ];
+  }
+
   /** Start backfilling the views prepare() marked (backfill.ts). */
   private startBackfill(source: ChangeSource, maxChanges: number, wake: () => void): Backfill {
     const views = this.toBackfill;
@@ -941,13 +1105,13 @@ export class Engine extends EventEmitter {
     const taken = backfill.take(maxChanges);
     if (taken) {
       const views = new Set(backfill.views.keys());
-      const others = this.options.registry.views.map((v) => v.name).filter((v) => !views.has(v));
+      const others = this.registry.views.map((v) => v.name).filter((v) => !views.has(v));
       const statuses = this.backfillStatuses(backfill);
       // A shape change the backfill reads (say, a numeric scale the records in Kafka cannot show)
       // stops the backfilled views it concerns, as it stopped them when the main stream read it.
       const effects =
         taken.schemaChanges.length > 0
-          ? schemaChangeEffects(this.options.registry, taken.schemaChanges, {
+          ? schemaChangeEffects(this.registry, taken.schemaChanges, {
               rebuildsFrom: source.rebuildsFrom ?? 'snapshot',
             })
           : null;
@@ -979,7 +1143,7 @@ export class Engine extends EventEmitter {
    */
   private async handOver(source: ChangeSource, backfill: Backfill): Promise<void> {
     const views = new Set(backfill.views.keys());
-    const others = this.options.registry.views.map((v) => v.name).filter((v) => !views.has(v));
+    const others = this.registry.views.map((v) => v.name).filter((v) => !views.has(v));
     const skip = new Set([...others, ...this.stoppedViews()]);
     for (const seedView of backfill.seeds) {
       const producer = this.flow.outputs.get(seedView)!;
@@ -987,7 +1151,7 @@ export class Engine extends EventEmitter {
       do {
         const [next, flat] = await this.options.redis.sendCommand<[string, string[]]>([
           'HSCAN',
-          rowsKey(this.prefix, seedView),
+          rowsKey(this.prefix, this.registry.byName.get(seedView)!.storage),
           cursor,
           'COUNT',
           '2000',
@@ -1008,7 +1172,17 @@ export class Engine extends EventEmitter {
           });
       } while (cursor !== '0');
     }
-    const resets = new Map([...views].map((v) => [v, 'the view was built'] as const));
+    const resets = new Map(
+      [...views].map(
+        (v) =>
+          [
+            v,
+            this.swapping.has(v)
+              ? 'the view changed: its new definition replaced the old one'
+              : 'the view was built',
+          ] as const,
+      ),
+    );
     // What the backfill applied beyond the main stream must not reach the views twice: a window,
     // stored with the step that makes them live (a restart inside it goes on with it).
     const images = source.delivery === 'at-least-once' ? backfill.images : null;
@@ -1017,22 +1191,38 @@ export class Engine extends EventEmitter {
       images !== null || !reached(this.mainPosition, until)
         ? { views: [...views], until, images, tables: [...backfill.tables] }
         : null;
-    await this.applyQuietly(
-      source,
-      [],
-      { skip, quiet: views, resets },
-      [],
-      window
-        ? [
-            {
-              op: 'hset',
-              key: metaKey(this.prefix),
-              field: BACKFILL_WINDOW_FIELD,
-              value: encodeWindow(window),
-            },
-          ]
-        : [],
-    );
+    const meta = metaKey(this.prefix);
+    const writes: WriteOp[] = window
+      ? [{ op: 'hset', key: meta, field: BACKFILL_WINDOW_FIELD, value: encodeWindow(window) }]
+      : [];
+    // A swap: the same step serves the new definitions (readers find them by fingerprint), and
+    // records the old storages, deleted once it has landed (or at the next start).
+    const retired = [...this.retired.keys()];
+    for (const view of this.swapping.keys()) {
+      const fingerprint = this.options.registry.byName.get(view)!.fingerprint;
+      writes.push(
+        { op: 'hset', key: meta, field: `fp:${view}`, value: fingerprint },
+        { op: 'hset', key: meta, field: `def:${view}`, value: this.definitions.get(view)! },
+        { op: 'hdel', key: meta, field: `next:${view}` },
+      );
+      const status = this.statuses.get(view);
+      if (status?.state === 'stopped')
+        writes.push({ op: 'hset', key: meta, field: `status:${view}`, value: JSON.stringify(status) });
+    }
+    if (retired.length > 0) {
+      writes.push(
+        {
+          op: 'hset',
+          key: meta,
+          field: 'fingerprints',
+          value: JSON.stringify(
+            Object.fromEntries(this.options.registry.views.map((v) => [v.name, v.fingerprint])),
+          ),
+        },
+        { op: 'hset', key: meta, field: RETIRED_FIELD, value: JSON.stringify(retired) },
+      );
+    }
+    await this.applyQuietly(source, [], { skip, quiet: views, resets }, [], writes);
     this.backfill = null;
     this.window = window;
     this.windowReached = window !== null && reached(this.mainPosition, window.until);
@@ -1042,6 +1232,24 @@ export class Engine extends EventEmitter {
       seconds: Math.round((Date.now() - backfill.started) / 100) / 10,
       main: Object.fromEntries(this.mainApplied),
       ...(window ? { windowUntil: Object.fromEntries(window.until) } : {}),
+    });
+    if (retired.length > 0) await this.dropRetired(retired);
+  }
+
+  /** After a swap landed: the dataflow keeps the config's views only, and the old storages go. */
+  private async dropRetired(retired: readonly string[]): Promise<void> {
+    const swapped = [...this.swapping.keys()];
+    for (const storage of retired) this.statuses.delete(storage);
+    this.swapping = new Map();
+    this.useRetired([]);
+    this.store.invalidate();
+    const token = this.lease.token;
+    if (token === null) throw new FencedError(null);
+    await dropStorages(this.options.redis, this.prefix, token, new Set(retired));
+    await writeMeta(this.options.redis, this.prefix, token, {}, [RETIRED_FIELD]);
+    this.log('info', 'swapped: the changed views serve their new definitions; the old ones are deleted', {
+      views: swapped,
+      deleted: retired,
     });
   }
 
@@ -1065,7 +1273,7 @@ export class Engine extends EventEmitter {
     // At-least-once sources: a backfill's changes resolved against its own row images.
     const resolved =
       imagesNamespace !== null
-        ? resolveWithImages(this.options.registry, received, await this.readImages(received, imagesNamespace))
+        ? resolveWithImages(this.registry, received, await this.readImages(received, imagesNamespace))
         : null;
     const changes = resolved?.changes ?? received;
     const result = await runBatch(this.flow, changes, this.store, {
@@ -1104,7 +1312,10 @@ export class Engine extends EventEmitter {
   }
 
   /** Keep the in-process view statuses in step with what the write step stored. */
-  private afterStep(control: StepControl, planned: PlannedGroup): void {
+  private afterStep(
+    control: { readonly statuses: readonly { view: string; status: string }[] },
+    planned: PlannedGroup,
+  ): void {
     for (const { view, status } of control.statuses) {
       const parsed = JSON.parse(status) as ViewStatus;
       this.statuses.set(view, parsed);

@@ -46,11 +46,12 @@ import type { Accumulator, CompiledAggregate } from './operators/aggregates.ts';
 import type { PlanNode } from './plan/graph.ts';
 import { exprToSql, viewToSql } from './sql.ts';
 import { compileOrderings, type Ordering } from './orderings.ts';
+import { storageOf } from './store/keys.ts';
 
 export type { Accumulator, CompiledAggregate } from './operators/aggregates.ts';
 
 /** Bump when the Redis layout of view state changes: every view is rebuilt. */
-export const STATE_LAYOUT_VERSION = 5;
+export const STATE_LAYOUT_VERSION = 6;
 
 export interface OutputField {
   readonly name: string;
@@ -85,6 +86,13 @@ export interface CompiledView {
   /** Orderings its list serves from an index (`.indexBy`). */
   readonly orderings: readonly Ordering[];
   readonly fingerprint: string;
+  /**
+   * Where its rows and operator state live in Redis (`<name>~<fingerprint prefix>`): a changed
+   * definition gets keys of its own, so it is built beside the old one and swapped in (engine.ts).
+   */
+  readonly storage: string;
+  /** A retired definition kept up to date during a swap: the view it serves (its name is its storage). */
+  readonly serves?: string;
   /** Columns read of a table (for schema changes and row images). */
   columnsOf(table: string): readonly string[];
 }
@@ -98,6 +106,19 @@ export interface Registry {
   /** The views reading each table (directly or through other views). */
   readonly byTable: ReadonlyMap<string, readonly CompiledView[]>;
   readonly tables: readonly TableDef[];
+}
+
+/** A registry with more views (retired definitions a swap keeps up to date: stored-definitions.ts) after its own. */
+export function withViews(registry: Registry, more: readonly CompiledView[]): Registry {
+  const views = [...registry.views, ...more];
+  return { ...registry, views, byName: new Map(views.map((v) => [v.name, v])), byTable: byTableOf(views) };
+}
+
+function byTableOf(views: readonly CompiledView[]): Map<string, CompiledView[]> {
+  const byTable = new Map<string, CompiledView[]>();
+  for (const v of views)
+    for (const r of v.reads) byTable.set(r.table.name, [...(byTable.get(r.table.name) ?? []), v]);
+  return byTable;
 }
 
 const GRAPHQL_NAME = /^[_A-Za-z][_0-9A-Za-z]*$/;
@@ -150,14 +171,11 @@ export function createRegistry(config: Config): Registry {
   if (issues.length > 0) throw new ConfigError(issues);
 
   const views = [...compiled.values()];
-  const byTable = new Map<string, CompiledView[]>();
-  for (const v of views)
-    for (const r of v.reads) byTable.set(r.table.name, [...(byTable.get(r.table.name) ?? []), v]);
   return Object.freeze({
     name,
     views,
     byName: new Map(views.map((v) => [v.name, v])),
-    byTable,
+    byTable: byTableOf(views),
     tables: [...tables.values()],
   });
 }
@@ -487,10 +505,6 @@ function compileView(
   const orderings = compileOrderings(def.indexes ?? [], outputFields, name, path, issues);
   if (issues.length > before) return null;
 
-  // --- the graph
-  const plan = buildPlan(name, def, sources, nullableSide, keyFields, aggregateNodes, issues, path);
-  if (!plan || issues.length > before) return null;
-
   const reads: TableRead[] = [];
   const stateful = def.joins.length > 0 || def.groupBy !== null || def.order !== null;
   for (const [alias, source] of sources) {
@@ -518,8 +532,14 @@ function compileView(
     )
     .digest('hex')
     .slice(0, 16);
+  const storage = storageOf(name, fingerprint);
+
+  // --- the graph (operator ids, and so their state keys, are the storage's)
+  const plan = buildPlan(storage, def, sources, nullableSide, keyFields, aggregateNodes, issues, path);
+  if (!plan || issues.length > before) return null;
   return {
     name,
+    storage,
     definition: def,
     kind: def.order ? 'topN' : def.groupBy ? 'aggregate' : 'rows',
     fields: outputFields,
@@ -618,7 +638,7 @@ function bind<N>(node: N, defaultAlias: string): N {
 }
 
 function buildPlan(
-  name: string,
+  name: string /* the view's storage: operator ids start with it */,
   def: ViewDef,
   sources: ReadonlyMap<string, ScopeSource>,
   nullableSide: ReadonlySet<string>,

@@ -312,6 +312,23 @@ export class KafkaSource implements ChangeSource {
     });
   }
 
+  async rereadProblem(tables: readonly string[]): Promise<string | null> {
+    const admin = await this.connectAdmin();
+    const existing = new Set(await admin.listTopics());
+    const lost: string[] = [];
+    for (const table of tables) {
+      const topic = topicOf(this.config.topicPrefix, table);
+      if (!existing.has(topic)) continue;
+      for (const o of await fetchOffsets(admin, topic))
+        if (BigInt(o.low) > 0n) lost.push(`${topic}[${o.partition}] starts at offset ${o.low}`);
+    }
+    if (lost.length === 0) return null;
+    return (
+      `Kafka no longer has the first records of ${lost.join(', ')} (retention or a delete-records deleted them), so views cannot be built again from the topics exactly. ` +
+      'Fix: keep every record in the table topics (retention.ms=-1, or cleanup.policy=compact), then take a new Debezium snapshot of those tables (an incremental snapshot through the signal channel)'
+    );
+  }
+
   readsStream(stream: string): boolean {
     const topic = /^kafka:(.+):\d+$/.exec(stream)?.[1];
     return topic !== undefined && this.topics.includes(topic);

@@ -513,7 +513,11 @@ describe('API limits (defaults for graphql-armor and the body; small limits for 
 
   it('masks an unexpected internal error: no Redis key, script or stack reaches the client', async () => {
     // The last tests of this fixture: a view's rows become a string, then Redis goes away.
-    await shop.redis.sendCommand(['SET', rowsKey(keyPrefix(shop.name), 'revenueByCustomer'), 'not a hash']);
+    await shop.redis.sendCommand([
+      'SET',
+      rowsKey(keyPrefix(shop.name), shop.registry.byName.get('revenueByCustomer')!.storage),
+      'not a hash',
+    ]);
     const query = JSON.stringify({ query: '{ revenueByCustomer(customerId: 601) { orders } }' });
     const corrupt = await post(shop.service.url, query);
     console.log(`a view's rows of the wrong type: the client sees ${JSON.stringify(corrupt.body)}`);

@@ -6,15 +6,17 @@
  * backfill. Then `cdc-views rebuild` builds two views again while the others serve.
  *
  * What must hold: the unchanged views never stop answering and their subscriber sees no reset
- * and no gap (it ends up with exactly the rows SQL has); the added and changed views equal their
- * SQL once live; nothing else is rebuilt.
+ * and no gap (it ends up with exactly the rows SQL has); the changed view keeps serving its old
+ * definition (kept up to date) while the new one is built beside it, until one step swaps them
+ * (its subscriber gets a reset, the old instance then says the definition changed); the added and
+ * changed views equal their SQL once live; nothing else is rebuilt.
  */
 import { spawn } from 'node:child_process';
 import { createClient } from 'graphql-ws';
 import type pg from 'pg';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { keyPrefix, metaKey } from '../../views/store/keys.ts';
+import { changelogKey, keyPrefix, metaKey } from '../../views/store/keys.ts';
 import { connectRedis, type RedisClient } from '../../views/store/redis.ts';
 import { createRegistry } from '../../views/registry.ts';
 import { loadConfig } from '../../cli/cdc-views.ts';
@@ -37,6 +39,11 @@ const CHANGED = `{
     .groupBy((o) => ({ status: o.status }))
     .select((o) => ({ orders: count(), withAmount: count(o.amount), total: sum(o.amount), latest: max(o.created_at), smallest: min(o.amount) })),
 }`;
+
+interface ListAnswer {
+  data?: { ordersByStatusList: { nodes: { orders: number }[] } };
+  errors?: { message: string }[];
+}
 
 interface Change {
   version: string;
@@ -153,10 +160,54 @@ describe('views added, changed and rebuilt while the others stay live', () => {
       },
     );
 
-    // Readers of unchanged views on the old instance, all along.
+    // A subscriber of the changed view on the old instance: changes until the swap, then a reset.
+    const changedOps: string[] = [];
+    const changedClient = createClient({
+      url: api.url.replace('http', 'ws'),
+      webSocketImpl: WebSocket,
+      retryAttempts: 0,
+    });
+    changedClient.subscribe(
+      { query: 'subscription { ordersByStatusChanges { op } }' },
+      {
+        next: ({ data }) =>
+          void changedOps.push((data as { ordersByStatusChanges: { op: string } }).ordersByStatusChanges.op),
+        error: () => undefined,
+        complete: () => undefined,
+      },
+    );
+
+    // Readers of unchanged views on the old instance, all along; and of the changed view, which it
+    // serves in its old definition until the swap, and then refuses as built from another one.
     let reading = true;
     let reads = 0;
     const failures: string[] = [];
+    const changedReads: { at: number; orders: number }[] = [];
+    const changedFailures: string[] = [];
+    let swappedAt = 0;
+    const changedReader = (async () => {
+      while (reading) {
+        const answer = await fetch(api.url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ query: '{ ordersByStatusList { nodes { status orders } } }' }),
+        }).then(
+          async (r) => (await r.json()) as ListAnswer,
+          (e: unknown): ListAnswer => ({ errors: [{ message: String(e) }] }),
+        );
+        if (answer.errors) {
+          if (/built from another definition/.test(answer.errors[0]!.message)) swappedAt ||= Date.now();
+          else changedFailures.push(answer.errors[0]!.message);
+        } else {
+          if (swappedAt) changedFailures.push('served the old definition again after the swap');
+          changedReads.push({
+            at: Date.now(),
+            orders: answer.data!.ordersByStatusList.nodes.reduce((n, r) => n + r.orders, 0),
+          });
+        }
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    })();
     const reader = (async () => {
       while (reading) {
         const answer = await fetch(api.url, {
@@ -213,13 +264,28 @@ describe('views added, changed and rebuilt while the others stay live', () => {
     await ingest.exited;
     ingest = await startChildService(newConfig, {}, ['--ingest-only']);
     children.push(ingest);
+    const restarted = ingest;
+    let backfillingAt = 0;
+    while (
+      !restarted.output().includes('backfilling views while the others stay live') &&
+      Date.now() < deadline + 60_000
+    )
+      await new Promise((r) => setTimeout(r, 5));
+    backfillingAt = Date.now();
+    expect(restarted.output()).toContain('"servedUntilSwapped":["ordersByStatus"]');
     await waitFor(ingest.url, '/ready');
     await waitLive([...ADDED, 'ordersByStatus']);
+    const meta = await redis.sendCommand<string[]>(['HGETALL', metaKey(keyPrefix(name))]);
+    expect(
+      meta.filter((f) => f.startsWith('next:')),
+      'a swap left its next: field',
+    ).toEqual([]);
     expect(ingest.output()).not.toContain('building views from a fresh snapshot');
     expect((await statuses())[REMOVED]).toBeUndefined();
-    expect(await redis.sendCommand<string[]>(['KEYS', `${keyPrefix(name)}:[vs]:${REMOVED}[:/]*`])).toEqual(
-      [],
-    );
+    expect(await redis.sendCommand<string[]>(['KEYS', `${keyPrefix(name)}:[vs]:${REMOVED}~*`])).toEqual([]);
+    expect(await redis.sendCommand<number>(['EXISTS', changelogKey(keyPrefix(name), REMOVED)])).toBe(0);
+    while (!ingest.output().includes('swapped: the changed views') && Date.now() < deadline + 120_000)
+      await new Promise((r) => setTimeout(r, 20));
     expect(ingest.output()).toContain('backfill done: the views are live');
     await new Promise((r) => setTimeout(r, 1000));
     running = false;
@@ -228,6 +294,33 @@ describe('views added, changed and rebuilt while the others stay live', () => {
     await waitForSync(db, redis, name, name);
     reading = false;
     await reader;
+    await changedReader;
+    await changedClient.dispose();
+
+    // The changed view served its old definition, kept up to date, while the new one was built.
+    expect(ingest.output()).toContain(
+      'swapped: the changed views serve their new definitions; the old ones are deleted',
+    );
+    expect(changedFailures, 'reads of the changed view on the old instance failed before the swap').toEqual(
+      [],
+    );
+    expect(swappedAt, 'the old instance never noticed the swap').toBeGreaterThan(0);
+    const during = changedReads.filter((r) => r.at > backfillingAt && r.at < swappedAt);
+    expect(during.length, 'no read of the changed view while its new definition was built').toBeGreaterThan(
+      0,
+    );
+    expect(
+      new Set(changedReads.map((r) => r.orders)).size,
+      'the old definition did not follow the workload',
+    ).toBeGreaterThan(1);
+    expect(changedOps.filter((op) => op !== 'RESET').length).toBeGreaterThan(0);
+    expect(changedOps.at(-1)).toBe('RESET');
+    // Only the new definition's keys are left.
+    const storages = new Set(
+      (await redis.sendCommand<string[]>(['KEYS', `${keyPrefix(name)}:[vs]:ordersByStatus~*`])).map(
+        (k) => k.split(':')[3]!.split('/')[0],
+      ),
+    );
 
     expect(failures, `reads of unchanged views failed (of ${reads})`).toEqual([]);
     expect(reads).toBeGreaterThan(50);
@@ -237,6 +330,7 @@ describe('views added, changed and rebuilt while the others stay live', () => {
       'the subscriber of an unchanged view saw a reset',
     ).toEqual([]);
     const registry = createRegistry(await loadConfig(newConfig));
+    expect([...storages]).toEqual([registry.byName.get('ordersByStatus')!.storage]);
     const revenue = registry.byName.get('revenueByCustomer')!;
     const byCustomer = (a: Record<string, unknown>, b: Record<string, unknown>) =>
       Number(a['customerId']) - Number(b['customerId']);

@@ -5,7 +5,7 @@
  */
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { keyPrefix, metaKey } from '../../views/store/keys.ts';
+import { changelogKey, keyPrefix, metaKey } from '../../views/store/keys.ts';
 import { connectRedis, type RedisClient } from '../../views/store/redis.ts';
 import { currentVersion } from '../../views/store/read.ts';
 import { createRegistry } from '../../views/registry.ts';
@@ -80,7 +80,7 @@ describe('config changes between starts', () => {
         'SCAN',
         cursor,
         'MATCH',
-        `${keyPrefix(name)}:[vs]:${view}[:/]*`,
+        `${keyPrefix(name)}:[vs]:${view}~*`,
         'COUNT',
         '1000',
       ]);
@@ -105,6 +105,11 @@ describe('config changes between starts', () => {
     await logged(child, 'views removed from the config: their state is deleted; the others resume untouched');
     expect(child.output()).not.toContain('building views from a fresh snapshot');
     for (const view of removed) expect(await keysOf(view), view).toBe(0);
+    for (const view of removed)
+      expect(
+        await redis.sendCommand<number>(['EXISTS', changelogKey(keyPrefix(name), view)]),
+        `${view}'s changelog`,
+      ).toBe(0);
     expect(await redis.sendCommand<string[]>(['HKEYS', metaKey(keyPrefix(name))])).not.toContain(
       'status:productSales',
     );

@@ -24,7 +24,7 @@ import { addDecimal } from '../../core/decimal.ts';
 import { createDebeziumDecoder } from '../../ingest/kafka/debezium/index.ts';
 import { source } from '../../ingest/source-options.ts';
 import { count, max, min, sum, view } from '../../views/define.ts';
-import { orders } from '../../examples/shop/views.config.ts';
+import { customers, orders } from '../../examples/shop/views.config.ts';
 import {
   busyKey,
   checkpointKey,
@@ -429,20 +429,55 @@ describe('Debezium (PostgreSQL connector) over Kafka', () => {
     expect(said).toContain('backfilling views while the others stay live');
     expect(said).toContain('"ordersByStatus":"its definition changed"');
     expect(said).toContain('backfill done: the views are live');
+    // The changed view served its old definition until the new one took over in one step.
+    expect(said).toContain('"servedUntilSwapped":["ordersByStatus"]');
+    expect(said).toContain(
+      'swapped: the changed views serve their new definitions; the old ones are deleted',
+    );
     // Once the main stream passed what the backfill applied, its row images were merged and deleted.
     const deadline = Date.now() + 30_000;
     while (!logs.join('').includes('follow the main stream alone') && Date.now() < deadline) {
       await p.db.query(`UPDATE customers SET name = name WHERE id = 1`);
       await new Promise((r) => setTimeout(r, 200));
     }
+    if (!logs.join('').includes('follow the main stream alone'))
+      console.error(`${workload.describe()}\n${logs.slice(-40).join('')}`);
     expect(logs.join('')).toContain('the backfilled views follow the main stream alone now');
     expect(await redis.sendCommand<string[]>(['KEYS', `${keyPrefix(p.names.name)}:img:backfill~*`])).toEqual(
       [],
     );
     await waitUntilViewsEqual(service.url, p.readExpected, registry, 60_000);
+    await service.stop();
+
+    // Retention deleted the first records of a table topic: a view added now that reads it cannot
+    // be backfilled exactly, so it stops, naming the topic and the fix; the other views stay live.
+    const topic = `${p.names.topicPrefix}.public.customers`;
+    await stack.admin.fetchTopicMetadata({ topics: [topic] });
+    await stack.admin.deleteTopicRecords({ topic, partitions: [{ partition: 0, offset: '1' }] });
+    const withNew = {
+      ...changed,
+      views: {
+        ...changed.views,
+        countriesAgain: view(customers)
+          .groupBy((c) => ({ country: c.country }))
+          .select(() => ({ n: count() })),
+      },
+    } as Config;
+    service = await startService({ config: withNew, port: 0, logger: quietLogger() });
+    const deadline2 = Date.now() + 30_000;
+    while (service.engine.health().views.get('countriesAgain')?.state !== 'stopped' && Date.now() < deadline2)
+      await new Promise((r) => setTimeout(r, 50));
+    const status = service.engine.health().views.get('countriesAgain');
+    expect(status?.state).toBe('stopped');
+    expect(status?.reason).toContain(
+      `Kafka no longer has the first records of ${topic}[0] starts at offset 1`,
+    );
+    expect(status?.reason).toContain('take a new Debezium snapshot');
+    await p.db.query(`UPDATE customers SET name = name || '.' WHERE id = 2`);
+    await waitUntilViewsEqual(service.url, p.readExpected, registry, 60_000);
     stopped = true;
     await service.stop();
-  }, 240_000);
+  }, 300_000);
 
   it('a transaction spanning orders and order_items is never observed half-applied by an atomic reader', async () => {
     // Four paid orders of 1000.00 and four lines (quantities 1 and 2) of 500.00; each transaction
@@ -476,8 +511,8 @@ describe('Debezium (PostgreSQL connector) over Kafka', () => {
           'EVAL',
           "return { redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2]) }",
           '2',
-          rowsKey(prefix, revenue.name),
-          rowsKey(prefix, sales.name),
+          rowsKey(prefix, revenue.storage),
+          rowsKey(prefix, sales.storage),
         ]);
         observed.reads++;
         const a = total(revenue, orders);

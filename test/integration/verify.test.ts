@@ -73,7 +73,7 @@ describe('cdc-views verify', () => {
   it('reports a row corrupted, lost or invented in Redis by key, with both sides, and exits 1', async () => {
     await shop.sync();
     const view = shop.registry.byName.get('revenueByCustomer')!;
-    const rows = rowsKey(keyPrefix(shop.name), view.name);
+    const rows = rowsKey(keyPrefix(shop.name), view.storage);
     const field = (customerId: number): string => encodeRowKey([view.keyFields[0]!.type], [customerId]);
     const stored = JSON.parse((await shop.redis.sendCommand<string>(['HGET', rows, field(3)]))!) as Record<
       string,

@@ -42,6 +42,20 @@ export type PlanNode =
       readonly fields: readonly { readonly name: string; readonly node: ExprNode }[];
     }
   | {
+      readonly kind: 'scan';
+      readonly id: string;
+      readonly table: TableDef;
+      readonly alias: string;
+      readonly columns: readonly string[];
+    }
+  | { readonly kind: 'filter'; readonly id: string; readonly input: PlanNode; readonly predicate: ExprNode }
+  | {
+      readonly kind: 'project';
+      readonly id: string;
+      readonly input: PlanNode;
+      readonly fields: readonly { readonly name: string; readonly node: ExprNode }[];
+    }
+  | {
       readonly kind: 'reduce';
       readonly id: string;
       readonly input: PlanNode;
@@ -51,6 +65,13 @@ export type PlanNode =
       readonly accumulators: readonly Accumulator[];
     }
   /** The output of another declared view, its fields renamed `<alias>.<field>`. */
+  | {
+      readonly kind: 'view';
+      readonly id: string;
+      readonly view: string;
+      readonly alias: string;
+      readonly fields: readonly string[];
+    }
   | {
       readonly kind: 'view';
       readonly id: string;
@@ -84,7 +105,12 @@ export type PlanNode =
 
 /** What the dataflow needs to know of a compiled view. */
 export interface ViewNode {
+  /** Its name in the dataflow (a retired definition's is its storage). */
   readonly name: string;
+  /** Where its rows and operator state live (store/keys.ts storageOf). */
+  readonly storage: string;
+  /** The view whose changelog it writes, when not `name` (a retired definition: the view it served). */
+  readonly serves?: string;
   /** The operators up to (not including) the output. */
   readonly plan: PlanNode;
   readonly fields: readonly { readonly name: string }[];
@@ -168,10 +194,11 @@ export function buildDataflow(
       return op;
     };
     const root = build(view.plan);
+    const shown = view.serves ?? view.name;
     const output = new Output(
       {
-        id: `${view.name}/output`,
-        view: view.name,
+        id: `${view.storage}/output`,
+        view: shown,
         fields: view.fields.map((f) => f.name),
         keyFields: view.keyFields.map((f) => f.name),
         keyTypes: view.keyFields.map((f) => f.type),
@@ -179,14 +206,14 @@ export function buildDataflow(
       },
       root,
       {
-        rows: rowsKey(prefix, view.name),
-        index: indexKey(prefix, view.name),
-        log: changelogKey(prefix, view.name),
+        rows: rowsKey(prefix, view.storage),
+        index: indexKey(prefix, view.storage),
+        log: changelogKey(prefix, shown),
         seq: seqKey(prefix),
         meta: metaKey(prefix),
-        orderings: (view.orderings ?? []).map((o) => orderingKey(prefix, view.name, o.signature)),
+        orderings: (view.orderings ?? []).map((o) => orderingKey(prefix, view.storage, o.signature)),
       },
-      options.untrimmed?.has(view.name) ? 0 : options.changelogMaxLength,
+      options.untrimmed?.has(shown) ? 0 : options.changelogMaxLength,
     );
     order.push(output);
     owner.set(output, view.name);

@@ -8,8 +8,14 @@
  *                                                  transaction applied in parts, while it is)
  *   cdcv:{<deployment>}:meta                HASH   layout, fingerprints; per view: status:<view> (JSON
  *                                                  ViewStatus), fp:<view> (fingerprint), floor:<view>
- *                                                  (the version its current history starts at);
- *                                                  backfill-window (views/backfill.ts), while one is open
+ *                                                  (the version its current history starts at),
+ *                                                  def:<view> (its definition as data, which a writer
+ *                                                  with another config can still maintain:
+ *                                                  views/stored-definitions.ts), next:<view> (JSON
+ *                                                  ViewStatus of a changed definition being built
+ *                                                  beside it); backfill-window (views/backfill.ts),
+ *                                                  while one is open; retired (JSON list of storages
+ *                                                  a swap left behind, until they are deleted)
  *   cdcv:{<deployment>}:requests            HASH   view → why an operator asked to rebuild it (`cdc-views
  *                                                  rebuild`); the writer takes it at its next start
  *   cdcv:{<deployment>}:busy                HASH   view → transaction being applied to it in parts
@@ -19,19 +25,32 @@
  *   cdcv:{<deployment>}:dlq                 STREAM dead letters (changes that could not be applied)
  *   cdcv:{<deployment>}:img:<table>         HASH   encoded key → "<order>\n<row>" (at-least-once sources only);
  *                                                  img:backfill~<id>~<table>: a backfill's own, until merged
- *   cdcv:{<deployment>}:v:<view>:rows       HASH   encoded key → stored row (JSON)
- *   cdcv:{<deployment>}:v:<view>:idx        ZSET   encoded keys, score 0: key order for pagination
- *   cdcv:{<deployment>}:v:<view>:ord:<sig>  ZSET   one per ordering declared with indexBy (sig:
- *                                                  'revenue:desc,customerId:asc'), score 0, member
- *                                                  <sort terms>\x00\x00<encoded key> (core/encoding.ts)
- *   cdcv:{<deployment>}:v:<view>:log        STREAM changelog, one entry per changed row: the version
- *   cdcv:{<deployment>}:s:<view>/<operator>:… the state of one operator of a view (join indexes, group
- *                                                  states, min/max candidates, top-N sets): the layout
- *                                                  of each is in its operator (views/operators/*.ts)
+ *   cdcv:{<deployment>}:log:<view>          STREAM changelog, one entry per changed row: the version;
+ *                                                  a view's history, whichever definition it shows
+ *
+ * A view's rows and operator state are kept per definition, under its *storage* `<view>~<fp>` (the
+ * fingerprint's first 8 hex digits, storageOf): a changed definition is built beside
+ * the one served, and swapped in by one write of fp:<view> (engine.ts). Readers find the storage
+ * from the fingerprint they expect, so none reads the keys of another definition.
+ *
+ *   cdcv:{<deployment>}:v:<storage>:rows       HASH   encoded key → stored row (JSON)
+ *   cdcv:{<deployment>}:v:<storage>:idx        ZSET   encoded keys, score 0: key order for pagination
+ *   cdcv:{<deployment>}:v:<storage>:ord:<sig>  ZSET   one per ordering declared with indexBy (sig:
+ *                                                     'revenue:desc,customerId:asc'), score 0, member
+ *                                                     <sort terms>\x00\x00<encoded key> (core/encoding.ts)
+ *   cdcv:{<deployment>}:s:<storage>/<operator>:… the state of one operator of a view (join indexes,
+ *                                                     group states, min/max candidates, top-N sets):
+ *                                                     the layout of each is in its operator
+ *                                                     (views/operators/*.ts)
  *
  * The hash tag `{<deployment>}` puts a deployment in one Redis Cluster slot, so one atomic script
  * can update all its views together (DESIGN.md §5, §8).
  */
+
+/** The Redis namespace of a view's rows and operator state, for one definition of it. */
+export function storageOf(view: string, fingerprint: string): string {
+  return `${view}~${fingerprint.slice(0, 8)}`;
+}
 
 export function keyPrefix(deployment: string): string {
   return `cdcv:{${deployment}}`;
@@ -62,18 +81,20 @@ export const reactionCountsKey = (prefix: string, reaction: string): string =>
 export const reactionLastErrorKey = (prefix: string, reaction: string): string =>
   `${prefix}:r:${reaction}:last`;
 export const imagesKey = (prefix: string, table: string): string => `${prefix}:img:${table}`;
-export const rowsKey = (prefix: string, view: string): string => `${prefix}:v:${view}:rows`;
-export const indexKey = (prefix: string, view: string): string => `${prefix}:v:${view}:idx`;
-export const changelogKey = (prefix: string, view: string): string => `${prefix}:v:${view}:log`;
+export const rowsKey = (prefix: string, storage: string): string => `${prefix}:v:${storage}:rows`;
+export const indexKey = (prefix: string, storage: string): string => `${prefix}:v:${storage}:idx`;
+export const changelogKey = (prefix: string, view: string): string => `${prefix}:log:${view}`;
 /** An ordering index of a view (its signature: views/orderings.ts). */
-export const orderingKey = (prefix: string, view: string, signature: string): string =>
-  `${prefix}:v:${view}:ord:${signature}`;
-/** Pattern matching every key of one view's rows, index and changelog (for status and reset). */
-export const viewKeyPattern = (prefix: string, view: string): string => `${prefix}:v:${view}:*`;
-/** The base of an operator's state keys (its id is `<view>/<operator>`). */
+export const orderingKey = (prefix: string, storage: string, signature: string): string =>
+  `${prefix}:v:${storage}:ord:${signature}`;
+/** Pattern matching every key of one storage's rows, index and orderings (for status and reset). */
+export const viewKeyPattern = (prefix: string, storage: string): string => `${prefix}:v:${storage}:*`;
+/** The base of an operator's state keys (its id is `<storage>/<operator>`). */
 export const operatorStateBase = (prefix: string, operatorId: string): string => `${prefix}:s:${operatorId}`;
-/** Pattern matching every key of the state of one view's operators. */
-export const viewStatePattern = (prefix: string, view: string): string => `${prefix}:s:${view}/*`;
+/** Pattern matching every key of the state of one storage's operators. */
+export const viewStatePattern = (prefix: string, storage: string): string => `${prefix}:s:${storage}/*`;
+/** The meta field holding the storages a swap left behind, until they are deleted. */
+export const RETIRED_FIELD = 'retired';
 
 /** The same key formats for Lua scripts; `P` is the prefix passed as ARGV. */
 export const LUA_KEYS = `
@@ -84,19 +105,10 @@ local function busyKey() return P .. ':busy' end
 local function seqKey() return P .. ':seq' end
 local function deadLetterKey() return P .. ':dlq' end
 local function imagesKey(t) return P .. ':img:' .. t end
--- A view's key names are built once per script call (scripts touch few views, many rows).
-local viewKeyCache = {}
-local function viewKeys(v)
-  local k = viewKeyCache[v]
-  if not k then
-    local base = P .. ':v:' .. v
-    k = { rows = base .. ':rows', idx = base .. ':idx', log = base .. ':log' }
-    viewKeyCache[v] = k
-  end
-  return k
-end
-local function rowsKey(v) return viewKeys(v).rows end
-local function indexKey(v) return viewKeys(v).idx end
-local function changelogKey(v) return viewKeys(v).log end
-local function orderingKey(v, sig) return P .. ':v:' .. v .. ':ord:' .. sig end
+-- A view's storage: the view and the first 8 hex digits of its definition's fingerprint.
+local function storageOf(v, fp) return v .. '~' .. string.sub(fp, 1, 8) end
+local function rowsKey(s) return P .. ':v:' .. s .. ':rows' end
+local function indexKey(s) return P .. ':v:' .. s .. ':idx' end
+local function orderingKey(s, sig) return P .. ':v:' .. s .. ':ord:' .. sig end
+local function changelogKey(v) return P .. ':log:' .. v end
 `;

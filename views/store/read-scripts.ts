@@ -9,6 +9,7 @@ import { LUA_KEYS } from './keys.ts';
 const READABLE = `
 local P, view, FP = ARGV[1], ARGV[2], ARGV[3]
 ${LUA_KEYS}
+local store = storageOf(view, FP)
 local meta = redis.call('HMGET', metaKey(), 'status:' .. view, 'fp:' .. view)
 if not meta[1] then return {'unavailable', ''} end
 if meta[2] ~= FP then return {'unavailable', 'definition'} end
@@ -53,16 +54,16 @@ end
 local from = after == '' and '-' or ('(' .. after)
 local keys, rows, scannedTo = {}, {}, ''
 if #needles == 0 then
-  keys = redis.call('ZRANGEBYLEX', indexKey(view), from, '+', 'LIMIT', 0, limit)
-  if #keys > 0 then rows = redis.call('HMGET', rowsKey(view), unpack(keys)) end
+  keys = redis.call('ZRANGEBYLEX', indexKey(store), from, '+', 'LIMIT', 0, limit)
+  if #keys > 0 then rows = redis.call('HMGET', rowsKey(store), unpack(keys)) end
 else
   local scanned = 0
   while #keys < limit do
     if scanned >= budget then scannedTo = string.sub(from, 2); break end
     local chunk = math.min(1000, budget - scanned)
-    local ks = redis.call('ZRANGEBYLEX', indexKey(view), from, '+', 'LIMIT', 0, chunk)
+    local ks = redis.call('ZRANGEBYLEX', indexKey(store), from, '+', 'LIMIT', 0, chunk)
     if #ks == 0 then break end
-    local rs = redis.call('HMGET', rowsKey(view), unpack(ks))
+    local rs = redis.call('HMGET', rowsKey(store), unpack(ks))
     for j = 1, #ks do
       local row, ok = rs[j], rs[j] ~= false
       for n = 1, #needles do ok = ok and holds(row, needles[n]) end
@@ -84,7 +85,7 @@ return {'ok', version, keys, rows, n, scannedTo}
 /** Read one row by key. ARGV: P view fingerprint key → {'ok', row|false}. */
 export const ROW_SCRIPT = `${READABLE}
 local last = redis.call('XREVRANGE', changelogKey(view), '+', '-', 'COUNT', 1)
-return {'ok', redis.call('HGET', rowsKey(view), ARGV[4]), last[1] and last[1][1] or '0-0'}
+return {'ok', redis.call('HGET', rowsKey(store), ARGV[4]), last[1] and last[1][1] or '0-0'}
 `;
 
 /**
@@ -97,14 +98,14 @@ return {'ok', redis.call('HGET', rowsKey(view), ARGV[4]), last[1] and last[1][1]
  */
 export const LIST_SCRIPT = `${READABLE}
 local sig, after, count, all = ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7] == '1'
-local rowCount = redis.call('ZCARD', indexKey(view))
+local rowCount = redis.call('ZCARD', indexKey(store))
 local members, keys, rows = {}, {}, {}
 if all then
   if rowCount > count then return {'ok', 'large', rowCount} end
-  members = redis.call('ZRANGEBYLEX', indexKey(view), '-', '+')
+  members = redis.call('ZRANGEBYLEX', indexKey(store), '-', '+')
 elseif count > 0 then
   local from = after == '' and '-' or ('(' .. after)
-  members = redis.call('ZRANGEBYLEX', sig == '' and indexKey(view) or orderingKey(view, sig), from, '+', 'LIMIT', 0, count)
+  members = redis.call('ZRANGEBYLEX', sig == '' and indexKey(store) or orderingKey(store, sig), from, '+', 'LIMIT', 0, count)
 end
 if sig == '' or all then keys = members
 else
@@ -115,7 +116,7 @@ else
 end
 -- HMGET a thousand at a time (unpack has a stack limit).
 for from = 1, #keys, 1000 do
-  local got = redis.call('HMGET', rowsKey(view), unpack(keys, from, math.min(from + 999, #keys)))
+  local got = redis.call('HMGET', rowsKey(store), unpack(keys, from, math.min(from + 999, #keys)))
   for j = 1, #got do rows[#rows + 1] = got[j] end
 end
 ${LAST_ENTRY}

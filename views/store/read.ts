@@ -42,7 +42,7 @@ export async function readChecked<T>(
   for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
     const reply = await script.run<ReadReply<T>>(
       redis,
-      [rowsKey(prefix, view.name)],
+      [rowsKey(prefix, view.storage)],
       [prefix, view.name, view.fingerprint, ...args],
     );
     if (reply[0] === 'ok') return reply.slice(1) as T[];

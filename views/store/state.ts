@@ -14,6 +14,8 @@
 import { randomBytes } from 'node:crypto';
 import type { SourcePosition } from '../../ingest/change.ts';
 import {
+  storageOf,
+  RETIRED_FIELD,
   BACKFILL_WINDOW_FIELD,
   backfillImagesPattern,
   busyKey,
@@ -23,8 +25,6 @@ import {
   leaseKey,
   metaKey,
   requestsKey,
-  viewKeyPattern,
-  viewStatePattern,
 } from './keys.ts';
 import { LuaScript, type RedisClient } from './redis.ts';
 
@@ -65,6 +65,12 @@ export interface StoredState {
   readonly requests: ReadonlyMap<string, string>;
   /** An open backfill window (JSON, views/backfill.ts). */
   readonly window: string | null;
+  /** Per view: the fingerprint of the definition served, and that definition as data (def:<view>). */
+  readonly served: ReadonlyMap<string, { readonly fingerprint: string; readonly definition: string | null }>;
+  /** Storages a swap retired that may still hold keys. */
+  readonly retired: readonly string[];
+  /** Views whose changed definition is built beside the one served: that definition's status. */
+  readonly next: ReadonlyMap<string, ViewStatus & { readonly fingerprint: string }>;
 }
 
 export async function readStoredState(redis: RedisClient, prefix: string): Promise<StoredState> {
@@ -77,9 +83,15 @@ export async function readStoredState(redis: RedisClient, prefix: string): Promi
   const checkpoint = toRecord(checkpointFlat);
   const meta = toRecord(metaFlat);
   const views = new Map<string, ViewStatus>();
+  const served = new Map<string, { fingerprint: string; definition: string | null }>();
+  const next = new Map<string, ViewStatus & { fingerprint: string }>();
   for (const [field, value] of Object.entries(meta)) {
     if (field.startsWith('status:'))
       views.set(field.slice('status:'.length), JSON.parse(value) as ViewStatus);
+    else if (field.startsWith('fp:'))
+      served.set(field.slice(3), { fingerprint: value, definition: meta[`def:${field.slice(3)}`] ?? null });
+    else if (field.startsWith('next:'))
+      next.set(field.slice(5), JSON.parse(value) as ViewStatus & { fingerprint: string });
   }
   const positions = Object.entries(checkpoint)
     .filter(([stream]) => !stream.startsWith('~'))
@@ -96,6 +108,9 @@ export async function readStoredState(redis: RedisClient, prefix: string): Promi
     busy: new Set(busy),
     requests: new Map(Object.entries(toRecord(requests))),
     window: meta[BACKFILL_WINDOW_FIELD] ?? null,
+    served,
+    retired: meta[RETIRED_FIELD] ? (JSON.parse(meta[RETIRED_FIELD]) as string[]) : [],
+    next,
   };
 }
 
@@ -140,7 +155,7 @@ export async function wipeForRebuild(
   init: {
     layout: string;
     fingerprints: string;
-    views: readonly { name: string; fingerprint: string }[];
+    views: readonly { name: string; fingerprint: string; definition: string }[];
     reason: string;
   },
 ): Promise<{ epoch: string }> {
@@ -167,7 +182,14 @@ export async function wipeForRebuild(
   const status: ViewStatus = { state: 'building', reason: init.reason, since: Date.now() };
   const meta = ['layout', init.layout, 'fingerprints', init.fingerprints];
   for (const v of init.views)
-    meta.push(`status:${v.name}`, JSON.stringify(status), `fp:${v.name}`, v.fingerprint);
+    meta.push(
+      `status:${v.name}`,
+      JSON.stringify(status),
+      `fp:${v.name}`,
+      v.fingerprint,
+      `def:${v.name}`,
+      v.definition,
+    );
   const [result, holder] = await INIT.run<[string, string]>(
     redis,
     [lease, metaKey(prefix), checkpointKey(prefix)],
@@ -203,7 +225,7 @@ export async function dropViews(
     prefix,
     token,
     { fingerprints },
-    views.flatMap((v) => [`status:${v}`, `fp:${v}`, `floor:${v}`]),
+    views.flatMap((v) => [`status:${v}`, `fp:${v}`, `floor:${v}`, `def:${v}`, `next:${v}`]),
   );
   await redis.sendCommand(['HDEL', busyKey(prefix), ...views]);
 }
@@ -211,18 +233,28 @@ export async function dropViews(
 /**
  * Make views ready to be backfilled while the others stay live: delete their rows, indexes and
  * operator state (their changelog stays: the backfill ends with a reset entry in it), mark them
- * building with why, and record their fingerprints.
+ * building with why, and record their fingerprints and definitions. A view in `swapping` keeps the
+ * definition it serves (its storage, status, fingerprint and definition): its new one is recorded
+ * as `next:<view>`, and takes over at the hand-over (engine.ts).
  */
 export async function prepareBackfill(
   redis: RedisClient,
   prefix: string,
   token: string,
   views: ReadonlyMap<string, string>,
-  fingerprints: Readonly<Record<string, string>>,
+  current: {
+    readonly fingerprints: Readonly<Record<string, string>>;
+    readonly definitions: ReadonlyMap<string, string>;
+  },
+  swapping: ReadonlyMap<string, string>,
 ): Promise<Map<string, ViewStatus>> {
   const statuses = new Map<string, ViewStatus>();
-  const fields: Record<string, string> = { fingerprints: JSON.stringify(fingerprints) };
-  await unlinkViewKeys(redis, prefix, token, [...views.keys()], { keepChangelog: true });
+  const served = Object.fromEntries(
+    Object.entries(current.fingerprints).map(([v, fp]) => [v, swapping.get(v) ?? fp]),
+  );
+  const fields: Record<string, string> = { fingerprints: JSON.stringify(served) };
+  const keep = new Set([...swapping].map(([view, fp]) => storageOf(view, fp)));
+  await unlinkViewKeys(redis, prefix, token, [...views.keys()], { keepChangelog: true, keep });
   for (const [view, reason] of views) {
     const status: ViewStatus = {
       state: 'building',
@@ -231,10 +263,21 @@ export async function prepareBackfill(
       backfill: { tables: [] },
     };
     statuses.set(view, status);
+    if (swapping.has(view)) {
+      fields[`next:${view}`] = JSON.stringify({ ...status, fingerprint: current.fingerprints[view]! });
+      continue;
+    }
     fields[`status:${view}`] = JSON.stringify(status);
-    fields[`fp:${view}`] = fingerprints[view]!;
+    fields[`fp:${view}`] = current.fingerprints[view]!;
+    fields[`def:${view}`] = current.definitions.get(view)!;
   }
-  await writeMeta(redis, prefix, token, fields);
+  await writeMeta(
+    redis,
+    prefix,
+    token,
+    fields,
+    [...views.keys()].filter((v) => !swapping.has(v)).map((v) => `next:${v}`),
+  );
   await redis.sendCommand(['HDEL', busyKey(prefix), ...views.keys()]);
   return statuses;
 }
@@ -328,28 +371,54 @@ async function unlinkMatching(
   } while (cursor !== '0');
 }
 
-/** UNLINK every key of these views (rows, indexes, operator state; their changelogs unless kept), fenced. */
+/**
+ * UNLINK the rows, indexes and operator state of these views, of every storage (definition) but
+ * `keep`, and their changelogs unless kept; fenced. One pass over the keyspace for all of them.
+ */
 async function unlinkViewKeys(
   redis: RedisClient,
   prefix: string,
   token: string,
   views: readonly string[],
-  options: { keepChangelog: boolean },
+  options: { keepChangelog: boolean; keep?: ReadonlySet<string> },
 ): Promise<void> {
   if (views.length === 0) return;
-  // One pass over the keyspace for all of them (a SCAN visits every key, whatever it matches).
-  const starts = views.flatMap((view) => [
-    viewKeyPattern(prefix, view).slice(0, -1),
-    viewStatePattern(prefix, view).slice(0, -1),
-  ]);
+  const names = new Set(views);
   const logs = new Set(views.map((view) => changelogKey(prefix, view)));
-  await unlinkMatching(
-    redis,
-    prefix,
-    token,
-    `${prefix}:[vs]:*`,
-    (key) => starts.some((start) => key.startsWith(start)) && !(options.keepChangelog && logs.has(key)),
-  );
+  await unlinkMatching(redis, prefix, token, `${prefix}:[vsl]*`, (key) => {
+    if (logs.has(key)) return !options.keepChangelog;
+    const storage = storageInKey(prefix, key);
+    return (
+      storage !== null && names.has(storage.slice(0, storage.indexOf('~'))) && !options.keep?.has(storage)
+    );
+  });
+}
+
+/** The storage a view key or operator state key belongs to (`v:<storage>:…`, `s:<storage>/…`), else null. */
+export function storageInKey(prefix: string, key: string): string | null {
+  const rest = key.startsWith(`${prefix}:v:`)
+    ? key.slice(prefix.length + 3)
+    : key.startsWith(`${prefix}:s:`)
+      ? key.slice(prefix.length + 3)
+      : null;
+  if (rest === null) return null;
+  const end = key[prefix.length + 1] === 'v' ? rest.indexOf(':') : rest.indexOf('/');
+  const storage = end < 0 ? rest : rest.slice(0, end);
+  return storage.includes('~') ? storage : null;
+}
+
+/** Delete what these storages hold (definitions a swap retired), fenced. */
+export async function dropStorages(
+  redis: RedisClient,
+  prefix: string,
+  token: string,
+  storages: ReadonlySet<string>,
+): Promise<void> {
+  if (storages.size === 0) return;
+  await unlinkMatching(redis, prefix, token, `${prefix}:[vs]:*`, (key) => {
+    const storage = storageInKey(prefix, key);
+    return storage !== null && storages.has(storage);
+  });
 }
 
 /** Set fields of the meta hash under the lease (view statuses, a rebuild request). */

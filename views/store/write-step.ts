@@ -17,7 +17,7 @@
  * one hash tag). ARGV:
  *
  *   lease step stepId part partFinal npos (stream token)×npos nbusy (view)×nbusy
- *   nstatus (view status)×nstatus nclear (table)×nclear nimg (table key expected image)×nimg ops
+ *   nmeta (field value)×nmeta nclear (table)×nclear nimg (table key expected image)×nimg ops
  *
  * ops: every op's strings in one MessagePack array (cmsgpack.unpack in the script): a step carries
  * tens of thousands of strings, and one Buffer costs the client a fraction of an argument each.
@@ -57,8 +57,8 @@ export interface StepControl {
   readonly part: { readonly txn: string; readonly index: number | string; readonly final: boolean } | null;
   /** Views touched by a non-final part (readers wait until the last part). */
   readonly busy: readonly string[];
-  /** View statuses written with this step (going live, stopping), as JSON. */
-  readonly statuses: readonly { readonly view: string; readonly status: string }[];
+  /** Meta fields written with this step: view statuses going live or stopping (JSON), a swap's fingerprints. */
+  readonly meta: readonly { readonly field: string; readonly value: string }[];
 }
 
 export type StepResult =
@@ -124,9 +124,9 @@ if PART ~= '' and not PART_FINAL and redis.call('HEXISTS', PARTS, PART) == 1 the
 local nbusy = tonumber(ARGV[i])
 local busyAt = i + 1
 i = busyAt + nbusy
-local nstatus = tonumber(ARGV[i])
-local statusAt = i + 1
-i = statusAt + 2 * nstatus
+local nmeta = tonumber(ARGV[i])
+local metaAt = i + 1
+i = metaAt + 2 * nmeta
 
 -- 3. Row images (at-least-once sources): every image must still be what the planner read.
 local nclear = tonumber(ARGV[i])
@@ -159,7 +159,7 @@ if PART_FINAL then
   redis.call('DEL', BUSY, PARTS)
   redis.call('HDEL', CHECKPOINT, '~pending')
 end
-for s = 0, nstatus - 1 do redis.call('HSET', META, 'status:' .. ARGV[statusAt + 2 * s], ARGV[statusAt + 2 * s + 1]) end
+for s = 0, nmeta - 1 do redis.call('HSET', META, ARGV[metaAt + 2 * s], ARGV[metaAt + 2 * s + 1]) end
 for c = 0, nclear - 1 do redis.call('DEL', KEYS[tonumber(ARGV[clearAt + c])]) end
 for m = 0, nimg - 1 do
   redis.call('HSET', KEYS[tonumber(ARGV[imgAt + 4 * m])], ARGV[imgAt + 4 * m + 1], ARGV[imgAt + 4 * m + 3])
@@ -263,8 +263,8 @@ export function encodeStep(
   ];
   args.push(String(position.length));
   for (const { stream, token } of position) args.push(stream, token);
-  args.push(String(control.busy.length), ...control.busy, String(control.statuses.length));
-  for (const { view, status } of control.statuses) args.push(view, status);
+  args.push(String(control.busy.length), ...control.busy, String(control.meta.length));
+  for (const { field, value } of control.meta) args.push(field, value);
   const cleared = [...(images?.clear ?? [])].map((table) => k(imagesKey(prefix, table)));
   args.push(String(cleared.length), ...cleared);
   const imageArgs: string[] = [];

@@ -37,6 +37,9 @@ function stored(overrides: Partial<StoredState> = {}): StoredState {
     busy: new Set(),
     requests: new Map(),
     window: null,
+    served: new Map(),
+    retired: [],
+    next: new Map(),
     ...overrides,
   };
 }
