@@ -19,7 +19,7 @@ import type { Registry } from '../views/registry.ts';
 import { deadLetterKey, leaseKey, rowsKey } from '../views/store/keys.ts';
 import { currentVersion } from '../views/store/read.ts';
 import type { RedisClient } from '../views/store/redis.ts';
-import { readStoredState, toRecord } from '../views/store/state.ts';
+import { readStoredState, statusOf, toRecord } from '../views/store/state.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -123,11 +123,13 @@ async function snapshot(options: StatusPageOptions): Promise<unknown> {
         redis.sendCommand<number | null>(['MEMORY', 'USAGE', rowsKey(prefix, v.storage)]),
         currentVersion(redis, prefix, v),
       ]);
-      const status = stored.views.get(v.name);
+      const { status, beside } = statusOf(stored, v);
       return {
         name: v.name,
         state: stored.busy.has(v.name) ? 'busy' : (status?.state ?? 'missing'),
-        reason: status?.reason ?? null,
+        reason: beside
+          ? `${status?.reason ?? 'backfilling'} (its old definition serves until this one is swapped in)`
+          : (status?.reason ?? null),
         // A view backfilled beside the live ones: each table's rows, rate and time left.
         progress: status?.state === 'building' && status.backfill ? describeBackfill(status) : [],
         rows,

@@ -21,7 +21,7 @@ import { checkLiveSource } from './check-live.ts';
 import { describeCondition } from '../views/reactions.ts';
 import { replayDeadLetters } from '../reactions/runner.ts';
 import { reactionBacklogs } from '../reactions/groups.ts';
-import { readStoredState } from '../views/store/state.ts';
+import { readStoredState, statusOf } from '../views/store/state.ts';
 import { describeBackfill, terminalProgress } from './progress.ts';
 import { connectRedis } from '../views/store/redis.ts';
 import type { Config } from '../views/config.ts';

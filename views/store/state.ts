@@ -114,6 +114,19 @@ export async function readStoredState(redis: RedisClient, prefix: string): Promi
   };
 }
 
+/**
+ * The status to show for a view of this config: that of its definition built beside the one served
+ * (a swap) when there is one, with `beside` set; else the served one's.
+ */
+export function statusOf(
+  stored: StoredState,
+  view: { readonly name: string; readonly fingerprint: string },
+): { status: ViewStatus | undefined; beside: boolean } {
+  const next = stored.next.get(view.name);
+  if (next?.fingerprint === view.fingerprint) return { status: next, beside: true };
+  return { status: stored.views.get(view.name), beside: false };
+}
+
 export function toRecord(flat: readonly string[]): Record<string, string> {
   const record: Record<string, string> = {};
   for (let i = 0; i + 1 < flat.length; i += 2) record[flat[i]!] = flat[i + 1]!;

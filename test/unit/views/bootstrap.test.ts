@@ -15,7 +15,7 @@ import {
 } from '../../../views/backfill.ts';
 import { inNamespace, mergeImageWrites } from '../../../views/plan/row-images.ts';
 import { decideStart, type StartContext } from '../../../views/bootstrap.ts';
-import type { StoredState, ViewStatus } from '../../../views/store/state.ts';
+import { statusOf, type StoredState, type ViewStatus } from '../../../views/store/state.ts';
 
 const live: ViewStatus = { state: 'live', since: 1 };
 const checkpoint = [{ stream: 'pg:s', token: '00000000000000000100' }];
@@ -302,5 +302,23 @@ describe('Backfill', () => {
     const moved = inNamespace(writes, 'backfill~ab~');
     expect([...moved.clear]).toEqual(['backfill~ab~public.t']);
     expect([...mergeImageWrites(writes, moved).set.keys()]).toEqual(['public.t', 'backfill~ab~public.t']);
+  });
+});
+
+describe('statusOf', () => {
+  it("shows a changed view's new definition being built beside the served one, and the served one otherwise", () => {
+    const building: ViewStatus = {
+      state: 'building',
+      reason: 'backfilling: its definition changed',
+      since: 2,
+    };
+    const state = stored({ next: new Map([['a', { ...building, fingerprint: 'fa2' }]]) });
+    expect(statusOf(state, { name: 'a', fingerprint: 'fa2' })).toEqual({
+      status: { ...building, fingerprint: 'fa2' },
+      beside: true,
+    });
+    // An instance of the old config sees the definition it serves.
+    expect(statusOf(state, { name: 'a', fingerprint: 'fa' })).toEqual({ status: live, beside: false });
+    expect(statusOf(state, { name: 'b', fingerprint: 'fb' })).toEqual({ status: live, beside: false });
   });
 });
