@@ -163,11 +163,13 @@ export function candidateValue(type: ColumnType, member: string): Value {
 export function sortComponent(type: ColumnType, value: Value, desc: boolean): string {
   if (!desc) return value === null ? '\x02' : `\x01${orderKey(type, value)}`;
   if (value === null) return '\x01';
-  const hex = Buffer.from(orderKey(type, value), 'utf8').toString('hex');
   let inverted = '';
-  for (let i = 0; i < hex.length; i++) inverted += (15 - parseInt(hex[i]!, 16)).toString(16);
+  for (const byte of Buffer.from(orderKey(type, value), 'utf8')) inverted += INVERTED_HEX[byte];
   return `\x02${inverted}~`;
 }
+
+/** Each byte's hex digits inverted (15 − digit): the hex of 255 − byte. */
+const INVERTED_HEX = Array.from({ length: 256 }, (_, b) => (255 - b).toString(16).padStart(2, '0'));
 
 /** Sort terms and the view key apart in an ordering member (neither holds two '\x00' in a row). */
 export const MEMBER_SEPARATOR = '\x00\x00';

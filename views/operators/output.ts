@@ -132,6 +132,8 @@ export class Output implements Operator {
   private reorder(store: StateStore, key: string, before: Row | null, after: Row | null): void {
     const orderings = this.spec.orderings ?? [];
     for (let i = 0; i < orderings.length; i++) {
+      // Most updates leave the sort values alone: then the member stays (it ends with the same key).
+      if (before !== null && after !== null && orderings[i]!.every((t) => before[t.field] === after[t.field])) continue;
       const k = this.keys.orderings![i]!;
       const old = before === null ? null : orderingMember(orderings[i]!, before, key);
       const now = after === null ? null : orderingMember(orderings[i]!, after, key);
