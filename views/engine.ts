@@ -577,23 +577,17 @@ export class Engine extends EventEmitter {
       ) {
         await dropBackfillImages(redis, this.prefix, token, this.window?.images ?? null);
       }
+      const current = {
+        fingerprints: Object.fromEntries(registry.views.map((v) => [v.name, v.fingerprint])),
+        definitions: this.definitions,
+      };
       // A source that lost the beginning of what a backfill reads cannot build those views exactly.
       const unreadable =
         decision.backfill.size > 0 && source.rereadProblem
           ? await source.rereadProblem(this.tablesOf(decision.backfill.keys()))
           : null;
       if (unreadable !== null) {
-        await prepareBackfill(
-          redis,
-          this.prefix,
-          token,
-          decision.backfill,
-          {
-            fingerprints: Object.fromEntries(registry.views.map((v) => [v.name, v.fingerprint])),
-            definitions: this.definitions,
-          },
-          new Map(),
-        );
+        await prepareBackfill(redis, this.prefix, token, decision.backfill, current, new Map());
         const status: ViewStatus = {
           state: 'stopped',
           reason: `it cannot be backfilled: ${unreadable}`,
@@ -619,10 +613,7 @@ export class Engine extends EventEmitter {
           this.prefix,
           token,
           decision.backfill,
-          {
-            fingerprints: Object.fromEntries(registry.views.map((v) => [v.name, v.fingerprint])),
-            definitions: this.definitions,
-          },
+          current,
           this.swapping,
         );
         for (const [view, status] of building) this.statuses.set(view, status);
