@@ -474,6 +474,16 @@ describe('Debezium (PostgreSQL connector) over Kafka', () => {
       `Kafka no longer has the first records of ${topic}[0] starts at offset 1`,
     );
     expect(status?.reason).toContain('take a new Debezium snapshot');
+    // A deployment that has to build every view from those topics refuses to start, saying why.
+    const fresh = await startService({
+      config: { ...withNew, name: `${p.names.name}-fresh` } as Config,
+      port: 0,
+      logger: quietLogger(),
+    });
+    await expect(fresh.done).rejects.toThrow(
+      `Kafka no longer has the first records of ${topic}[0] starts at offset 1`,
+    );
+    await fresh.stop();
     await p.db.query(`UPDATE customers SET name = name || '.' WHERE id = 2`);
     await waitUntilViewsEqual(service.url, p.readExpected, registry, 60_000);
     stopped = true;
