@@ -70,6 +70,7 @@ import {
 import { WriterLease } from './store/lease.ts';
 import type { RedisClient } from './store/redis.ts';
 import {
+  dropAbandonedSwaps,
   dropBackfillImages,
   dropStorages,
   dropViews,
@@ -624,6 +625,22 @@ export class Engine extends EventEmitter {
           views: Object.fromEntries(decision.backfill),
           ...(this.swapping.size > 0 ? { servedUntilSwapped: [...this.swapping.keys()] } : {}),
         });
+      }
+      // A swap an earlier start began for a definition this config no longer has: its keys go.
+      const abandoned = new Map(
+        [...stored.next.keys()]
+          .filter((v) => !decision.backfill.has(v) && !decision.removed.includes(v) && stored.served.has(v))
+          .map((v) => [v, stored.served.get(v)!.fingerprint]),
+      );
+      if (abandoned.size > 0) {
+        await dropAbandonedSwaps(redis, this.prefix, token, abandoned);
+        this.log(
+          'info',
+          'a new definition was being built beside these views; this config serves theirs: it is deleted',
+          {
+            views: [...abandoned.keys()],
+          },
+        );
       }
       // A view in the middle of a transaction applied in parts: its served definition is.
       const retiredOf = new Map([...this.retired].map(([storage, view]) => [view, storage]));

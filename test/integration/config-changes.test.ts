@@ -5,7 +5,7 @@
  */
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { changelogKey, keyPrefix, metaKey } from '../../views/store/keys.ts';
+import { changelogKey, keyPrefix, metaKey, rowsKey, storageOf } from '../../views/store/keys.ts';
 import { connectRedis, type RedisClient } from '../../views/store/redis.ts';
 import { currentVersion } from '../../views/store/read.ts';
 import { createRegistry } from '../../views/registry.ts';
@@ -147,5 +147,38 @@ describe('config changes between starts', () => {
       await Promise.all(kept.map((v) => currentVersion(redis, keyPrefix(name), all.byName.get(v)!))),
     ).toEqual(keptVersions);
     await expectViewsEqualSql(child.url, db, all);
+    await stop(child);
   }, 180_000);
+
+  it('a swap a deploy abandoned (the config went back to the served definition) leaves nothing behind', async () => {
+    // What a start of another definition of ordersByStatus, killed while building it beside the
+    // served one, leaves: its status under next:, and keys of its own storage.
+    const all = createRegistry(shopTestConfig(databaseUrl, inject('redisUrl'), name));
+    const served = all.byName.get('ordersByStatus')!;
+    const prefix = keyPrefix(name);
+    const other = storageOf('ordersByStatus', 'deadbeef00000000');
+    const building = {
+      state: 'building',
+      reason: 'backfilling: its definition changed',
+      since: Date.now(),
+      fingerprint: 'deadbeef00000000',
+    };
+    await redis.sendCommand(['HSET', metaKey(prefix), 'next:ordersByStatus', JSON.stringify(building)]);
+    await redis.sendCommand(['HSET', rowsKey(prefix, other), 'k', '{}']);
+    await redis.sendCommand(['HSET', `${prefix}:s:${other}/reduce:g`, 'k', '[]']);
+    const rowsBefore = await redis.sendCommand<number>(['HLEN', rowsKey(prefix, served.storage)]);
+    expect(rowsBefore).toBeGreaterThan(0);
+
+    child = await start();
+    await logged(child, 'this config serves theirs: it is deleted');
+    expect(child.output()).not.toContain('backfilling views');
+    expect(
+      await redis.sendCommand<string | null>(['HGET', metaKey(prefix), 'next:ordersByStatus']),
+    ).toBeNull();
+    expect(await redis.sendCommand<string[]>(['KEYS', `${prefix}:[vs]:${other}*`])).toEqual([]);
+    expect(await redis.sendCommand<number>(['HLEN', rowsKey(prefix, served.storage)])).toBe(rowsBefore);
+    await waitForSync(db, redis, name, name);
+    await expectViewsEqualSql(child.url, db, all);
+    await stop(child);
+  }, 120_000);
 });

@@ -295,6 +295,28 @@ export async function prepareBackfill(
   return statuses;
 }
 
+/**
+ * Forget swaps a later start abandoned (the config serves the old definition again): delete the
+ * keys of every definition of these views but the served one (`view → served fingerprint`), and
+ * their `next:` status.
+ */
+export async function dropAbandonedSwaps(
+  redis: RedisClient,
+  prefix: string,
+  token: string,
+  served: ReadonlyMap<string, string>,
+): Promise<void> {
+  const keep = new Set([...served].map(([view, fp]) => storageOf(view, fp)));
+  await unlinkViewKeys(redis, prefix, token, [...served.keys()], { keepChangelog: true, keep });
+  await writeMeta(
+    redis,
+    prefix,
+    token,
+    {},
+    [...served.keys()].map((v) => `next:${v}`),
+  );
+}
+
 /** Delete the row images of backfills other than `keep` (a backfill that did not finish left them). */
 export async function dropBackfillImages(
   redis: RedisClient,
