@@ -486,6 +486,8 @@ export class Engine extends EventEmitter {
         const done = (): void => {
           this.pendingSince.splice(0, group.length);
           onProgress();
+          // The step passed an open window: close it now, not when the next batch wakes the loop.
+          if (this.windowReached) signal();
         };
         // Plan this group while the previous one is still being applied (Node and Redis work in
         // parallel); apply and acknowledge strictly in order.

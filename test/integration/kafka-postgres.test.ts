@@ -408,6 +408,7 @@ describe('Debezium (PostgreSQL connector) over Kafka', () => {
     } as Config;
     const workload = backgroundWorkload(p.db, 600);
     const rebuilds: string[] = [];
+    const applied: string[] = [];
     const logs: string[] = [];
     try {
       await new Promise((r) => setTimeout(r, 1500));
@@ -415,6 +416,9 @@ describe('Debezium (PostgreSQL connector) over Kafka', () => {
       const logger = pino({ level: 'info' }, { write: (line: string) => void logs.push(line) });
       service = await startService({ config: changed, port: 0, logger });
       service.engine.on(ENGINE_EVENTS.REBUILD, (e: { reason: string }) => rebuilds.push(e.reason));
+      service.engine.on(ENGINE_EVENTS.BATCH_APPLIED, (e: BatchAppliedEvent) =>
+        applied.push(`${Date.now()} ${e.changes} ${JSON.stringify(e.position)}`),
+      );
       await new Promise((r) => setTimeout(r, 2500));
     } finally {
       await workload.stop();
@@ -442,7 +446,9 @@ describe('Debezium (PostgreSQL connector) over Kafka', () => {
       await new Promise((r) => setTimeout(r, 200));
     }
     if (!logs.join('').includes('follow the main stream alone'))
-      console.error(`${workload.describe()}\n${logs.slice(-40).join('')}`);
+      console.error(
+        `${workload.describe()}\nENGINE ${JSON.stringify({ ...service.engine.health(), views: undefined })}\nWINDOW ${await redis.sendCommand(['HGET', `${keyPrefix(p.names.name)}:meta`, 'backfill-window'])}\nAPPLIED ${applied.length}\n${applied.slice(-8).join('\n')}\n${logs.slice(-40).join('')}`,
+      );
     expect(logs.join('')).toContain('the backfilled views follow the main stream alone now');
     expect(await redis.sendCommand<string[]>(['KEYS', `${keyPrefix(p.names.name)}:img:backfill~*`])).toEqual(
       [],
