@@ -17,9 +17,9 @@ import { encodeRowKey } from '../core/encoding.ts';
 import { decodePgText, type Value } from '../core/values.ts';
 import { lsnToken } from '../ingest/pg/postgres-source.ts';
 import type { CompiledView, Registry } from '../views/registry.ts';
-import { changelogKey, checkpointKey, rowsKey } from '../views/store/keys.ts';
+import { changelogKey, checkpointKey, metaKey, rowsKey } from '../views/store/keys.ts';
 import { currentVersion } from '../views/store/read.ts';
-import { toRecord } from '../views/store/state.ts';
+import { toRecord, type ViewStatus } from '../views/store/state.ts';
 import type { RedisClient } from '../views/store/redis.ts';
 
 export interface ViewVerdict {
@@ -31,6 +31,8 @@ export interface ViewVerdict {
     readonly view: Record<string, unknown> | null;
     readonly sql: Record<string, unknown> | null;
   }[];
+  /** Why the view was not compared: it is not live with this config's definition (building, stopped, another definition). */
+  readonly unverified?: string;
 }
 
 export interface VerifyOptions {
@@ -199,12 +201,34 @@ async function heldSince(
   }
 }
 
+/** Why the rows Redis holds for a view are not this definition's live rows, or null when they are. */
+async function notServed(redis: RedisClient, prefix: string, view: CompiledView): Promise<string | null> {
+  const [status, fp] = await redis.sendCommand<(string | null)[]>([
+    'HMGET',
+    metaKey(prefix),
+    `status:${view.name}`,
+    `fp:${view.name}`,
+  ]);
+  if (!status) return 'it has no state in Redis';
+  if (fp !== view.fingerprint)
+    return 'Redis serves another definition of it (its new one is being built, or another config writes it)';
+  const parsed = JSON.parse(status) as ViewStatus;
+  return parsed.state === 'live'
+    ? null
+    : `it is ${parsed.state}${parsed.reason ? ` (${parsed.reason})` : ''}`;
+}
+
 export async function verifyViews(options: VerifyOptions, names?: readonly string[]): Promise<ViewVerdict[]> {
   const { registry, redis, prefix, db } = options;
   const views =
     names && names.length > 0 ? registry.views.filter((v) => names.includes(v.name)) : registry.views;
   const verdicts: ViewVerdict[] = [];
   for (const view of views) {
+    const unverified = await notServed(redis, prefix, view);
+    if (unverified !== null) {
+      verdicts.push({ view: view.name, rows: 0, differing: [], unverified });
+      continue;
+    }
     const [ours, theirs] = await Promise.all([viewRows(redis, prefix, view), sqlRows(db, view)]);
     let differing = differences(view, ours, theirs, new Set([...ours.keys(), ...theirs.keys()]));
     let last = { ours, theirs };

@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { encodeRowKey } from '../../core/encoding.ts';
-import { keyPrefix, rowsKey } from '../../views/store/keys.ts';
+import { keyPrefix, metaKey, rowsKey } from '../../views/store/keys.ts';
 import { CLI, writeShopConfig } from '../support/child-service.ts';
 import { startFixture, type ServiceFixture } from '../support/shop.ts';
 
@@ -91,6 +91,21 @@ describe('cdc-views verify', () => {
     );
     expect(found.stdout).toMatch(/key \[5\]\n\s+view null\n\s+sql  \{/);
     expect(found.stdout).toMatch(/key \[999\]\n\s+view \{[^\n]*\}\n\s+sql  null/);
+    // A view that is not live (here: stopped) is not compared, and says why.
+    const meta = metaKey(keyPrefix(shop.name));
+    const status = await shop.redis.sendCommand<string>(['HGET', meta, 'status:ordersByStatus']);
+    await shop.redis.sendCommand([
+      'HSET',
+      meta,
+      'status:ordersByStatus',
+      JSON.stringify({ state: 'stopped', reason: 'a test stopped it', since: Date.now() }),
+    ]);
+    const stopped = await verify('ordersByStatus');
+    await shop.redis.sendCommand(['HSET', meta, 'status:ordersByStatus', status]);
+    expect(stopped.code).toBe(1);
+    expect(stopped.stdout).toContain(
+      '? ordersByStatus           not verified: it is stopped (a test stopped it)',
+    );
     const unknown = await verify('noSuchView');
     expect(unknown.code).not.toBe(0);
     expect(unknown.stdout).toContain('but found noSuchView');
