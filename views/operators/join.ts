@@ -26,16 +26,19 @@
  * Fan-out: a join key holding more than `fanoutChunk` rows on the other side is not read whole (its
  * length comes with the read instead). A delta meeting such a bucket is *deferred*: the step emits
  * nothing for it and hands a FanoutJob out (takeDeferred); the engine joins it with the bucket after
- * the batch, a chunk per step (plan/fanout.ts), with the views downstream busy meanwhile. Exactly:
+ * the batch, a chunk per step (plan/fanout.ts), with the views downstream busy meanwhile. The
+ * batch's output Δ = ΔL ⋈ R + L' ⋈ ΔR is split by the rows a pair is made of, so that every output
+ * key changes in exactly one step (no row is ever added twice, or retracted before it was added):
  *
- *   - deferred left deltas D (key jk) are joined later with the right rows AFTER the batch, R + ΔR,
- *     where the two passes join them with R; pass 2 still joins every right delta r with the left
- *     rows after pass 1, so the step emits −d.w·r.w (d, r) for each d ∈ D, r ∈ ΔR(jk): the part of
- *     d ⋈ ΔR the job would add twice
- *   - deferred right deltas (their left bucket is large) are joined later with the left rows after
- *     the batch — the same rows pass 2 uses — with the right-row count each saw (left joins); the
- *     left rows of deferred left deltas are paired in the step instead, next to their compensation
- *     (the job skips their keys), so that no output row is ever retracted before it was added
+ *   - a deferred left delta d (its right bucket is long): the step joins it with the right rows
+ *     of its key the batch touches, as they were before it; the job joins it with the other right
+ *     rows (untouched, so the same after the batch), skipping the touched keys
+ *   - a deferred right delta r (its left bucket is long): the step pairs it with the left rows of
+ *     its key the batch touches, as they are after pass 1; the job pairs it with the other left
+ *     rows, with the right-row count r saw (left joins: the NULL-extended rows)
+ *
+ * Untouched rows keep their key, so a job's pairs are made of one touched and one untouched row
+ * that no other step or job pairs; a job's chunk carries all of its deltas for a bucket row.
  */
 import { operatorStateBase } from '../store/keys.ts';
 import { encodeRowKey } from '../../core/encoding.ts';
@@ -225,6 +228,9 @@ export class Join implements Operator {
     const keys = this.keysOf(left!, right!);
     this.planned = null;
     this.deferred = [];
+    // The batch's deltas by join key (what a deferred delta is joined with in the step).
+    const leftsAt = byKey(left!.deltas, keys.left);
+    const rightsAt = byKey(right!.deltas, keys.right);
     // Left deltas whose right bucket is too long, by join key (joined with it after the batch).
     const early = new Map<string, Delta[]>();
     // 1. Left deltas against the right rows before the batch.
@@ -238,7 +244,9 @@ export class Join implements Operator {
       }
       const rights = jk === null || early.has(jk) ? null : store.hgetallJson<Row>(this.index('R', jk))!;
       if (jk !== null && early.has(jk)) {
-        // deferred: nothing now (a long right bucket is not empty: no NULL-extended row either)
+        // Deferred: only the right rows this batch touches (a long bucket is not empty: no NULL row).
+        for (const [rk, rrow] of rowsBefore(rightsAt.get(jk) ?? []))
+          out.push({ key: d.key + SEPARATOR + rk, row: { ...d.row!, ...rrow }, weight: d.weight });
       } else if (rights && rights.size > 0) {
         for (const [rk, rrow] of rights)
           out.push({ key: d.key + SEPARATOR + rk, row: { ...d.row!, ...rrow }, weight: d.weight });
@@ -266,19 +274,12 @@ export class Join implements Operator {
         if (after > 0) store.hset(this.counts, jk, String(after));
         else store.hdel(this.counts, jk);
       }
-      const deferredLefts = early.get(jk) ?? [];
-      // Compensation: the deferred left deltas will meet this right row (or miss it) in the rows after the batch.
-      for (const l of deferredLefts)
-        out.push({
-          key: l.key + SEPARATOR + d.key,
-          row: { ...l.row!, ...d.row! },
-          weight: (-l.weight * d.weight) as 1 | -1,
-        });
       if (!clear && this.tooLong(store, 'L', jk)) {
+        // Deferred: only the left rows this batch touches, now.
         let list = late.get(jk);
         if (!list) late.set(jk, (list = []));
         list.push({ key: d.key, row: d.row!, weight: d.weight, ...(isLeft ? { matchesBefore } : {}) });
-        for (const [lk, lrow] of rowsAfter(deferredLefts))
+        for (const [lk, lrow] of rowsAfter(leftsAt.get(jk) ?? []))
           this.pair(out, lk, lrow, d.key, d.row!, d.weight, matchesBefore);
       } else {
         for (const [lk, lrow] of store.hgetallJson<Row>(this.index('L', jk))!)
@@ -287,22 +288,15 @@ export class Join implements Operator {
       if (d.weight === 1) store.hset(this.index('R', jk), d.key, JSON.stringify(d.row));
       else store.hdel(this.index('R', jk), d.key);
     }
-    for (const [jk, deltas] of early)
-      this.deferred.push({
-        join: this.id,
-        scan: 'R',
-        jk,
-        deltas: deltas.map((d) => ({ key: d.key, row: d.row!, weight: d.weight })),
-        skip: [],
-      });
+    const touched = (deltas: readonly Delta[] | undefined): string[] => [
+      ...new Set((deltas ?? []).map((d) => d.key)),
+    ];
+    for (const [jk, deltas] of early) {
+      const job = deltas.map((d) => ({ key: d.key, row: d.row!, weight: d.weight }));
+      this.deferred.push({ join: this.id, scan: 'R', jk, deltas: job, skip: touched(rightsAt.get(jk)) });
+    }
     for (const [jk, deltas] of late)
-      this.deferred.push({
-        join: this.id,
-        scan: 'L',
-        jk,
-        deltas,
-        skip: [...new Set((early.get(jk) ?? []).map((d) => d.key))],
-      });
+      this.deferred.push({ join: this.id, scan: 'L', jk, deltas, skip: touched(leftsAt.get(jk)) });
     return { clear, deltas: out };
   }
 
@@ -327,13 +321,13 @@ export class Join implements Operator {
   /** A deferred job's output for one chunk of its bucket's rows (each row once: the caller skips rows seen). */
   chunkDeltas(job: FanoutJob, rows: readonly (readonly [string, Row])[]): Delta[] {
     const out: Delta[] = [];
+    const skip = new Set(job.skip);
     if (job.scan === 'R') {
       for (const [rk, rrow] of rows)
-        for (const d of job.deltas)
+        for (const d of skip.has(rk) ? [] : job.deltas)
           out.push({ key: d.key + SEPARATOR + rk, row: { ...d.row, ...rrow }, weight: d.weight });
       return out;
     }
-    const skip = new Set(job.skip);
     for (const [lk, lrow] of rows) {
       if (skip.has(lk)) continue;
       for (const d of job.deltas) this.pair(out, lk, lrow, d.key, d.row, d.weight, d.matchesBefore ?? 0);
@@ -348,6 +342,31 @@ export class Join implements Operator {
     }
     return rows;
   }
+}
+
+/** Deltas grouped by their join key (none for a NULL key). */
+function byKey(deltas: readonly Delta[], keys: readonly (string | null)[]): Map<string, Delta[]> {
+  const at = new Map<string, Delta[]>();
+  deltas.forEach((d, i) => {
+    const jk = keys[i];
+    if (jk === null || jk === undefined) return;
+    const list = at.get(jk);
+    if (list) list.push(d);
+    else at.set(jk, [d]);
+  });
+  return at;
+}
+
+/** The rows the keys these deltas touch held before them (a key's first delta says: −1, it was there). */
+function rowsBefore(deltas: readonly Delta[]): Map<string, Row> {
+  const rows = new Map<string, Row>();
+  const seen = new Set<string>();
+  for (const d of deltas) {
+    if (seen.has(d.key)) continue;
+    seen.add(d.key);
+    if (d.weight === -1) rows.set(d.key, d.row!);
+  }
+  return rows;
 }
 
 /** The rows a key holds after its deltas (in order: the last one says), for the keys they touch. */
