@@ -1,0 +1,170 @@
+/**
+ * Join fan-out (docs/architecture.md, "Join fan-out"): one customer with 20,000 orders renamed, with
+ * `redis.fanoutChunk` 500, changes 20,000 rows of ordersWithCustomer (orders ⋈ customers: a right
+ * delta meeting a long left bucket) and a group of customerOrderCounts (customers ⟕ orders: a left
+ * delta meeting a long right bucket) in chunk steps after the rename's step. The views end equal to
+ * their SQL; a reader never sees half of the rename; no step carries the whole fan-out; a SIGKILL
+ * between the chunks and a restart finish it with nothing doubled.
+ */
+import type pg from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { ENGINE_EVENTS, type BatchAppliedEvent } from '../../views/engine.ts';
+import { createRegistry } from '../../views/registry.ts';
+import { connectRedis, type RedisClient } from '../../views/store/redis.ts';
+import { busyKey, fanoutKey, keyPrefix } from '../../views/store/keys.ts';
+import { startChildService, writeShopConfig, type ChildService } from '../support/child-service.ts';
+import {
+  connect,
+  createDatabase,
+  expectViewsEqualSql,
+  graphql,
+  shopTestConfig,
+  startFixture,
+  uniqueName,
+  waitForSync,
+  type ServiceFixture,
+} from '../support/shop.ts';
+
+const ORDERS = 20_000;
+const CHUNK = 500;
+const SEED = `INSERT INTO customers VALUES (1, 'Ada', 'DE', now()), (2, 'Bo', 'FR', now());
+  INSERT INTO orders SELECT i, CASE WHEN i % 100 = 0 THEN 2 ELSE 1 END, 'paid', (i % 100) + 0.5, now() FROM generate_series(1, ${ORDERS}) i`;
+
+/** The customer names on the first 1,000 rows of ordersWithCustomer (one read, one version). */
+async function namesOnFirstPage(url: string): Promise<Set<string>> {
+  const data = await graphql<{ ordersWithCustomerList: { nodes: { customer: string }[] } }>(
+    url,
+    `
+      {
+        ordersWithCustomerList(first: 1000) {
+          nodes {
+            customer
+          }
+        }
+      }
+    `,
+  );
+  return new Set(data.ordersWithCustomerList.nodes.map((n) => n.customer).filter((c) => c !== 'Bo'));
+}
+
+describe('join fan-out in chunks', () => {
+  let shop: ServiceFixture;
+  beforeAll(async () => {
+    shop = await startFixture('fanout', {
+      seed: SEED,
+      config: (databaseUrl, redisUrl, name) => {
+        const config = shopTestConfig(databaseUrl, redisUrl, name);
+        return { ...config, redis: { ...config.redis, fanoutChunk: CHUNK } };
+      },
+    });
+  }, 120_000);
+  afterAll(() => shop?.close());
+
+  it('a rename reaching 20,000 rows lands whole for readers, in bounded steps, equal to SQL', async () => {
+    const steps: BatchAppliedEvent[] = [];
+    const onStep = (e: BatchAppliedEvent): void => void steps.push(e);
+    shop.service.engine.on(ENGINE_EVENTS.BATCH_APPLIED, onStep);
+    const prefix = keyPrefix(shop.name);
+    let reading = true;
+    const seen: string[] = [];
+    let busySeen = 0;
+    // A reader of the view (its reads wait while the view is busy), and a watcher of the busy hash.
+    const reader = (async () => {
+      while (reading) seen.push([...(await namesOnFirstPage(shop.service.url))].sort().join('|'));
+    })();
+    const watcher = (async () => {
+      while (reading) {
+        if ((await shop.redis.sendCommand<number>(['HLEN', busyKey(prefix)])) > 0) busySeen++;
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    })();
+    try {
+      for (const name of ['Ada Lovelace', 'Ada L.', 'Ada']) {
+        await shop.db.query(`UPDATE customers SET name = '${name}' WHERE id = 1`);
+        await shop.sync(120_000);
+        // Let the reader read between renames too.
+        const reads = seen.length;
+        for (let i = 0; i < 500 && seen.length < reads + 2; i++) await new Promise((r) => setTimeout(r, 20));
+      }
+    } finally {
+      reading = false;
+      await Promise.all([reader, watcher]);
+      shop.service.engine.off(ENGINE_EVENTS.BATCH_APPLIED, onStep);
+    }
+    await expectViewsEqualSql(shop.service.url, shop.db, shop.registry);
+    // Every read saw one name on all of customer 1's rows: never half of a rename.
+    // (Most reads waited: the view was busy while the chunks ran.)
+    expect(seen.length).toBeGreaterThanOrEqual(6);
+    expect(new Set(seen), 'each name seen whole').toEqual(
+      new Set(['Ada Lovelace', 'Ada L.', 'Ada', ...seen.slice(0, 1)]),
+    );
+    expect(
+      seen.filter((s) => s.includes('|')),
+      'reads that saw two names of customer 1 on one page',
+    ).toEqual([]);
+    const chunks = steps.filter((s) => s.fanout);
+    // Three renames, each 20,000 rows of ordersWithCustomer and a group over 20,000 orders, 500 at a time.
+    expect(chunks.length, 'chunk steps').toBeGreaterThanOrEqual((3 * ORDERS) / CHUNK);
+    const largest = Math.max(...steps.map((s) => s.writes));
+    // A chunk of 500 left rows × (−old, +new) writes ~2,000 rows, index and state: far below the 20,000-row fan-out.
+    expect(largest, 'the largest write step').toBeLessThan(ORDERS / 2);
+    expect(busySeen, 'the reader found the views busy while the chunks ran').toBeGreaterThan(0);
+    expect(await shop.redis.sendCommand<number>(['EXISTS', fanoutKey(prefix), busyKey(prefix)])).toBe(0);
+  }, 300_000);
+});
+
+describe('join fan-out after SIGKILL', () => {
+  const name = uniqueName('fanoutkill');
+  let db: pg.Client;
+  let redis: RedisClient;
+  let child: ChildService | null = null;
+  let databaseUrl: string;
+
+  beforeAll(async () => {
+    databaseUrl = await createDatabase(inject('databaseUrl'), name);
+    db = await connect(databaseUrl);
+    redis = await connectRedis(inject('redisUrl'));
+    await db.query(SEED);
+  });
+  afterAll(async () => {
+    child?.process.kill('SIGKILL');
+    await redis?.quit();
+    await db?.query(`SELECT pg_drop_replication_slot('${name}')`).catch(() => undefined);
+    await db?.end();
+  });
+
+  it('killed between the chunks of a fan-out, it finishes it on restart with nothing lost or doubled', async () => {
+    const configFile = writeShopConfig(databaseUrl, inject('redisUrl'), name, { fanoutChunk: 200 });
+    const registry = createRegistry(shopTestConfig(databaseUrl, inject('redisUrl'), name));
+    const prefix = keyPrefix(name);
+    child = await startChildService(configFile);
+    await waitForSync(db, redis, name, name, 120_000);
+    await db.query(`UPDATE customers SET name = 'Ada Byron' WHERE id = 1`);
+    // Kill once a job has made progress (its cursor moved) but before it ended.
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const jobs = await redis.sendCommand<string[]>(['HVALS', fanoutKey(prefix)]);
+      if (jobs.some((j) => (JSON.parse(j) as { cursor: string }).cursor !== '0')) break;
+      if (Date.now() > deadline) throw new Error(`no fan-out seen in progress:\n${child.output()}`);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    child.process.kill('SIGKILL');
+    expect(await child.exited).toBe('SIGKILL');
+    expect(
+      await redis.sendCommand<number>(['HLEN', fanoutKey(prefix)]),
+      'fan-outs stored at the kill',
+    ).toBeGreaterThan(0);
+    expect(await redis.sendCommand<string[]>(['HKEYS', busyKey(prefix)]), 'views waited on').toContain(
+      'ordersWithCustomer',
+    );
+
+    child = await startChildService(configFile);
+    await db.query(`UPDATE customers SET country = 'UK' WHERE id = 1`);
+    await waitForSync(db, redis, name, name, 120_000);
+    await expectViewsEqualSql(child.url, db, registry);
+    expect(await redis.sendCommand<number>(['EXISTS', fanoutKey(prefix), busyKey(prefix)])).toBe(0);
+    child.process.kill('SIGKILL');
+    await child.exited;
+    child = null;
+  }, 300_000);
+});
