@@ -11,7 +11,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ENGINE_EVENTS, type BatchAppliedEvent } from '../../views/engine.ts';
 import { createRegistry } from '../../views/registry.ts';
 import { connectRedis, type RedisClient } from '../../views/store/redis.ts';
-import { busyKey, fanoutKey, keyPrefix } from '../../views/store/keys.ts';
+import { busyKey, fanoutKey, keyPrefix, rowsKey } from '../../views/store/keys.ts';
+import { encodeRowKey } from '../../core/encoding.ts';
 import { startChildService, writeShopConfig, type ChildService } from '../support/child-service.ts';
 import {
   connect,
@@ -72,10 +73,29 @@ describe('join fan-out in chunks', () => {
     const reader = (async () => {
       while (reading) seen.push([...(await namesOnFirstPage(shop.service.url))].sort().join('|'));
     })();
+    // …and a watcher that reads rows of customer 1 spread over the view straight from Redis, in one
+    // script with the busy check (as the read scripts do): what a reader would be given.
+    const view = shop.registry.byName.get('ordersWithCustomer')!;
+    const sample = [1, 777, 5001, 9999, 12345, 19999].map((id) => encodeRowKey(view.keyTypes, [id]));
+    const unbusied: string[] = [];
     const watcher = (async () => {
       while (reading) {
-        if ((await shop.redis.sendCommand<number>(['HLEN', busyKey(prefix)])) > 0) busySeen++;
-        await new Promise((r) => setTimeout(r, 5));
+        const reply = await shop.redis.sendCommand<(string | null)[] | null>([
+          'EVAL',
+          `if redis.call('HLEN', KEYS[1]) > 0 then return nil end return redis.call('HMGET', KEYS[2], unpack(ARGV))`,
+          '2',
+          busyKey(prefix),
+          rowsKey(prefix, view.storage),
+          ...sample,
+        ]);
+        if (reply === null) busySeen++;
+        else
+          unbusied.push(
+            [...new Set(reply.map((r) => (JSON.parse(r!) as { customer: string }).customer))]
+              .sort()
+              .join('|'),
+          );
+        await new Promise((r) => setTimeout(r, 2));
       }
     })();
     try {
@@ -102,6 +122,11 @@ describe('join fan-out in chunks', () => {
       seen.filter((s) => s.includes('|')),
       'reads that saw two names of customer 1 on one page',
     ).toEqual([]);
+    expect(
+      unbusied.filter((s) => s.includes('|')),
+      'rows of customer 1 with two names while no view was busy',
+    ).toEqual([]);
+    expect(unbusied.length).toBeGreaterThan(0);
     const chunks = steps.filter((s) => s.fanout);
     // Three renames, each 20,000 rows of ordersWithCustomer and a group over 20,000 orders, 500 at a time.
     expect(chunks.length, 'chunk steps').toBeGreaterThanOrEqual((3 * ORDERS) / CHUNK);
