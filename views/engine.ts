@@ -816,6 +816,7 @@ export class Engine extends EventEmitter {
         seed,
       });
       result.rejected.push(...more.rejected);
+      result.deferred.push(...more.deferred);
       result.touched.push(...more.touched.filter((v) => !result.touched.includes(v)));
       windowWrites = inNamespace(own.writes, window!.images!);
     }
