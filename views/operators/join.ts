@@ -20,13 +20,15 @@
  * that adds and removes never emits a row twice. A NULL in a join key matches nothing (SQL).
  *
  * Reads: a left delta reads the right rows of its join key, a right delta the left rows (and, for a
- * left join, the right rows' count) — cached after the first time. Writing a row into its own
+ * left join, the right rows' count) — cached after the first time; a bucket longer than
+ * `fanoutChunk` only has its length read. Writing a row into its own
  * side's index reads nothing.
  *
  * Fan-out: a join key holding more than `fanoutChunk` rows on the other side is not read whole (its
- * length comes with the read instead). A delta meeting such a bucket is *deferred*: the step emits
- * nothing for it and hands a FanoutJob out (takeDeferred); the engine joins it with the bucket after
- * the batch, a chunk per step (plan/fanout.ts), with the views downstream busy meanwhile. The
+ * length comes with the read instead). A delta meeting such a bucket is *deferred*: the step joins
+ * it only with the rows of that key the batch touches, and hands a FanoutJob out (takeDeferred) for
+ * the rest, which the engine joins after the batch, a chunk of the bucket per step
+ * (plan/fanout.ts), with the views downstream busy meanwhile. The
  * batch's output Δ = ΔL ⋈ R + L' ⋈ ΔR is split by the rows a pair is made of, so that every output
  * key changes in exactly one step (no row is ever added twice, or retracted before it was added):
  *
