@@ -228,8 +228,10 @@ class Harness {
   private readonly replicas = new Map<string, { rows: Map<string, string>; read: number; n: number }>();
 
   readonly registry: Registry;
-  /** Chunk steps of deferred join fan-outs run so far, and the most deltas one of them fed a view. */
+  /** Chunk steps of deferred join fan-outs run so far. */
   fanoutSteps = 0;
+  /** The most deltas one step gave a view's output. */
+  maxOutputDeltas = 0;
 
   constructor(registry: Registry, fanoutChunk?: number) {
     this.registry = registry;
@@ -244,6 +246,7 @@ class Harness {
       const step = output.step.bind(output);
       output.step = (inputs, store) => {
         checkOutputInput(v, inputs[0]!, this.redis.hgetall(rowsKey(PREFIX, v.storage)));
+        this.maxOutputDeltas = Math.max(this.maxOutputDeltas, inputs[0]!.deltas.length);
         return step(inputs, store);
       };
     }
@@ -1116,5 +1119,48 @@ describe('regressions found by the properties', () => {
     // …and the row kept for that is gone with the row.
     await h.run([model.apply(joinScenario.tables, { kind: 'del', t: 0, pick: 0 })!]);
     expect(h.redis.keys(`${PREFIX}:s:*`)).toEqual([]);
+  });
+
+  it('a join key with 60 rows on the other side changes them in chunks of the bound, across a restart', async () => {
+    const registry = compile(joinScenario);
+    const h = new Harness(registry, 4);
+    const model = new Model(joinScenario.tables);
+    const apply = (ops: Op[]): Change[] => ops.map((op) => model.apply(joinScenario.tables, op)!);
+    const row = (v: string): Row => ({ k1: 1, k2: 'x', v });
+    await h.run(apply([{ kind: 'put', t: 1, id: 1, row: { k1: 1, k2: 'x', w: 0 } }]));
+    h.checkConsistency(false);
+    await h.run(
+      apply(Array.from({ length: 60 }, (_, i): Op => ({ kind: 'put', t: 0, id: i + 1, row: row('p') }))),
+    );
+    h.checkConsistency(false);
+    h.maxOutputDeltas = 0;
+    // The right row changes (a right delta meeting 60 left rows), and a left row moves in with it.
+    const changes = apply([
+      { kind: 'put', t: 1, id: 1, row: { k1: 1, k2: 'x', w: 2 } },
+      { kind: 'put', t: 0, id: 61, row: row('q') },
+    ]);
+    const result = await runBatch(h.flow, changes, h.store, { skip: new Set(), quiet: new Set() });
+    // innerAB, leftAB and matchesPerA each have their join: a right delta deferred in each (one job: the update's two deltas).
+    expect(result.deferred.map((d) => d.job.scan)).toEqual(['L', 'L', 'L']);
+    expect(result.deferred.map((d) => d.job.deltas.length)).toEqual([2, 2, 2]);
+    storeDeferred(h.store, PREFIX, result.deferred);
+    h.redis.apply(h.store.takeWrites());
+    // One chunk, then a restart (a new store, the job read back from "Redis"), then the rest.
+    const [job] = await readFanouts(h.redis.asClient(), PREFIX);
+    await planFanoutChunk(h.flow, h.store, h.redis.asClient(), PREFIX, job!, new Set());
+    h.redis.apply(h.store.takeWrites());
+    h.cache('restart');
+    await h.finishFanouts(new Set(result.deferred.flatMap((d) => d.views)));
+    const expected = joinScenario.recompute(model.db());
+    for (const v of ['innerAB', 'leftAB', 'matchesPerA'])
+      expect(h.rows(v).length, v).toBe(expected[v]!.length);
+    expect(h.rows('matchesPerA').map((r) => r['total'])).toEqual(Array.from({ length: 61 }, () => '2'));
+    h.checkConsistency(false);
+    // Chunks of 4 new left rows × the update's −old and +new (and, in the left join, the NULL row
+    // retracted and restored between them): 16 deltas at most, never the 60 rows × 2 at once.
+    expect(h.maxOutputDeltas).toBeLessThanOrEqual(16);
+    expect(h.fanoutSteps).toBeGreaterThanOrEqual(3 * (60 / 4) - 1);
+    expect(await readFanouts(h.redis.asClient(), PREFIX)).toEqual([]);
+    expect(h.redis.keys(`${PREFIX}:fanout*`)).toEqual([]);
   });
 });
