@@ -946,7 +946,11 @@ export class Engine extends EventEmitter {
         await new Promise((r) => setTimeout(r, Math.min(10 * 2 ** attempt, 1000)));
       }
     }
-    const views = [...this.fanoutViews].filter((v) => !this.busy.has(v));
+    // Redis says which views wait (a replayed step that deferred stored nothing, and marked none).
+    const marked = await this.fanoutBusyViews();
+    const views = [...this.fanoutViews].filter(
+      (v) => !this.busy.has(v) && marked.has(this.retired.get(v) ?? v),
+    );
     this.fanoutViews.clear();
     if (views.length === 0) return;
     // Views still building go live with their own reset; the others start a new history here.

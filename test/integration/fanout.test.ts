@@ -222,7 +222,7 @@ describe('join fan-out against SQL after random workloads', () => {
           await shop.sync();
           await expectViewsEqualSql(shop.service.url, shop.db, shop.registry);
         }),
-        { numRuns: 30, endOnFailure: true },
+        { numRuns: 20, endOnFailure: true },
       );
     } finally {
       shop.service.engine.off(ENGINE_EVENTS.BATCH_APPLIED, onStep);
