@@ -133,6 +133,10 @@ describe('join fan-out in chunks', () => {
     // Three renames, each 20,000 rows of ordersWithCustomer and a group over 20,000 orders, 500 at a time.
     expect(chunks.length, 'chunk steps').toBeGreaterThanOrEqual((3 * ORDERS) / CHUNK);
     const largest = Math.max(...steps.map((s) => s.writes));
+    console.log(
+      `3 renames of a customer with ${ORDERS} orders: ${steps.length} steps, ${chunks.length} fan-out chunk steps, ` +
+        `largest step ${largest} writes, ${seen.length} reads and ${unbusied.length} unbusy samples, busy seen ${busySeen} times`,
+    );
     // A chunk of 500 left rows × (−old, +new) writes ~2,000 rows, index and state: far below the 20,000-row fan-out.
     expect(largest, 'the largest write step').toBeLessThan(ORDERS / 2);
     expect(busySeen, 'the reader found the views busy while the chunks ran').toBeGreaterThan(0);
