@@ -14,7 +14,8 @@
  * failed step is retried with the writes it planned, and later steps are planned again.
  *
  * Three shapes of state: hash fields (group states, view rows), whole small hashes (a join key's
- * rows), and the head of a lex-ordered sorted set (min/max candidates, top-N members).
+ * rows — or, past a bound, only their number: hgetall with `upTo`), and the head of a lex-ordered
+ * sorted set (min/max candidates, top-N members).
  */
 import type { RedisClient } from './redis.ts';
 
