@@ -17,6 +17,7 @@ import { busyKey, fanoutKey, keyPrefix, rowsKey } from '../../views/store/keys.t
 import { encodeRowKey } from '../../core/encoding.ts';
 import { startChildService, writeShopConfig, type ChildService } from '../support/child-service.ts';
 import { workload } from '../support/workload.ts';
+import { startRig } from '../support/faults.ts';
 import {
   connect,
   createDatabase,
@@ -295,4 +296,35 @@ describe('join fan-out inside a transaction applied in parts', () => {
     expect(samples).toContain('Ada at the end');
     expect(await shop.redis.sendCommand<number>(['EXISTS', fanoutKey(prefix), busyKey(prefix)])).toBe(0);
   }, 300_000);
+});
+
+describe('join fan-out and subscribers', () => {
+  it('a subscriber gets no row-by-row entries for a fan-out, then a RESET and the view again, equal to SQL', async () => {
+    const rig = await startRig('fanoutsub', {
+      seed: `INSERT INTO customers VALUES (1, 'Ada', 'DE', now());
+        INSERT INTO orders SELECT i, 1, 'paid', 600 + i, now() FROM generate_series(1, 3000) i`,
+      config: (databaseUrl, redisUrl, name) => {
+        const config = shopTestConfig(databaseUrl, redisUrl, name);
+        return { ...config, redis: { ...config.redis, fanoutChunk: 500 } };
+      },
+    });
+    try {
+      await rig.untilReady();
+      const copy = rig.subscribe('ordersWithCustomer');
+      await new Promise((r) => setTimeout(r, 500));
+      const before = { ...copy.counts };
+      await rig.monitor.db.query(`UPDATE customers SET name = 'Ada King' WHERE id = 1`);
+      await rig.sync();
+      // The RESET comes with the fan-out's last step; the subscriber then reads the view again.
+      const deadline = Date.now() + 30_000;
+      while (!copy.resets.some((r) => r.includes('join fan-out')) && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 50));
+      await new Promise((r) => setTimeout(r, 1000));
+      await rig.expectConsistent();
+      expect(copy.resets.join('\n')).toContain('join fan-out');
+      expect(copy.counts['UPDATE']! - before['UPDATE']!, 'row-by-row updates of the fan-out').toBe(0);
+    } finally {
+      await rig.close();
+    }
+  }, 180_000);
 });
