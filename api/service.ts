@@ -41,7 +41,10 @@ export function createLogger(): Logger {
     name: 'cdc-views',
     level: process.env['LOG_LEVEL'] ?? 'info',
     // Never log credentials that may sit in connection URLs.
-    redact: { paths: ['url', '*.url', 'databaseUrl', 'redisUrl', 'password', '*.password'], censor: '[redacted]' },
+    redact: {
+      paths: ['url', '*.url', 'databaseUrl', 'redisUrl', 'password', '*.password'],
+      censor: '[redacted]',
+    },
   });
 }
 
@@ -82,22 +85,43 @@ export interface Service {
 export type ApiOnlyService = Omit<Service, 'engine'> & { readonly engine: null };
 
 export function startService(options: ServiceOptions & { readonly role: 'api' }): Promise<ApiOnlyService>;
-export function startService(options: ServiceOptions & { readonly role?: 'all' | 'ingest' }): Promise<Service>;
-export function startService(options: ServiceOptions & { readonly role: 'reactions' }): Promise<ApiOnlyService>;
+export function startService(
+  options: ServiceOptions & { readonly role?: 'all' | 'ingest' },
+): Promise<Service>;
+export function startService(
+  options: ServiceOptions & { readonly role: 'reactions' },
+): Promise<ApiOnlyService>;
 export function startService(options: ServiceOptions): Promise<Service | ApiOnlyService>;
 export async function startService(options: ServiceOptions): Promise<Service | ApiOnlyService> {
   const log = options.logger ?? createLogger();
   const role = options.role ?? 'all';
   const registry = createRegistry(options.config);
   const redisUrl = options.redisUrl ?? options.config.redis?.url ?? process.env['REDIS_URL'];
-  if (!redisUrl) throw new ServiceError('CONFIG_INVALID', 'No Redis to keep the views in: set REDIS_URL or redis.url in the config');
+  if (!redisUrl)
+    throw new ServiceError(
+      'CONFIG_INVALID',
+      'No Redis to keep the views in: set REDIS_URL or redis.url in the config',
+    );
   const onRedisError = (error: Error): void => log.warn({ err: error }, 'redis connection error');
   const redis = await connectRedis(redisUrl, onRedisError);
   const connections = [redis];
   const prefix = keyPrefix(registry.name);
   let metricsRef: ReturnType<typeof createMetrics> | null = null;
-  const engine = role === 'api' || role === 'reactions' ? null : await createEngine(options, registry, prefix, redisUrl, log, connections, (p) => metricsRef?.snapshotProgress(p));
-  const hub = role === 'ingest' || role === 'reactions' ? null : new ChangelogHub({ registry, prefix, redis, onError: (error) => log.warn({ err: error }, 'changelog tail error') });
+  const engine =
+    role === 'api' || role === 'reactions'
+      ? null
+      : await createEngine(options, registry, prefix, redisUrl, log, connections, (p) =>
+          metricsRef?.snapshotProgress(p),
+        );
+  const hub =
+    role === 'ingest' || role === 'reactions'
+      ? null
+      : new ChangelogHub({
+          registry,
+          prefix,
+          redis,
+          onError: (error) => log.warn({ err: error }, 'changelog tail error'),
+        });
   await hub?.start();
   const metrics = (metricsRef = createMetrics({ views: registry, redis, prefix, engine, hub }));
   const reactions =
@@ -139,11 +163,20 @@ export async function startService(options: ServiceOptions): Promise<Service | A
   const development = options.config.api?.graphiql ?? process.env['NODE_ENV'] !== 'production';
   const apiConfig = options.config.api;
   const sortInMemoryRows = apiConfig?.limits?.sortInMemoryRows;
-  const permissions = new Permissions(registry, apiConfig, (shape) => buildSchema(registry, shape, sortInMemoryRows === undefined ? {} : { sortInMemoryRows }));
-  const gate = new AuthGate(new Authenticator({ auth: apiConfig?.auth, roleReadsAnything: (r) => permissions.readsAnything(r) }), permissions, development);
+  const permissions = new Permissions(registry, apiConfig, (shape) =>
+    buildSchema(registry, shape, sortInMemoryRows === undefined ? {} : { sortInMemoryRows }),
+  );
+  const gate = new AuthGate(
+    new Authenticator({ auth: apiConfig?.auth, roleReadsAnything: (r) => permissions.readsAnything(r) }),
+    permissions,
+    development,
+  );
   const host = options.host ?? apiConfig?.host ?? process.env['HOST'] ?? '127.0.0.1';
   if (views && !apiConfig?.auth && !isLoopback(host)) {
-    log.warn({ host }, 'the API listens beyond this machine without api.auth: anyone who reaches the port reads every view. Configure api.auth (a JWT secret or JWKS URL) and api.permissions');
+    log.warn(
+      { host },
+      'the API listens beyond this machine without api.auth: anyone who reaches the port reads every view. Configure api.auth (a JWT secret or JWKS URL) and api.permissions',
+    );
   }
   const maxLagMs = apiConfig?.readyMaxLagMs ?? 30_000;
   const history = engine && (apiConfig?.statusPage ?? development) ? new StatusHistory() : null;
@@ -155,7 +188,12 @@ export async function startService(options: ServiceOptions): Promise<Service | A
     views,
     gate,
     metrics,
-    health: () => (engine ? readiness(engine, maxLagMs) : hub ? apiReadiness(hub) : { ready: true, body: { status: 'ready', role, reactions: reactions?.names ?? [] } }),
+    health: () =>
+      engine
+        ? readiness(engine, maxLagMs)
+        : hub
+          ? apiReadiness(hub)
+          : { ready: true, body: { status: 'ready', role, reactions: reactions?.names ?? [] } },
     port: options.port ?? apiConfig?.port ?? Number(process.env['PORT'] ?? 4000),
     host,
     development,
@@ -163,10 +201,21 @@ export async function startService(options: ServiceOptions): Promise<Service | A
     limits: apiConfig?.limits,
     cors: apiConfig?.cors,
     metricsEndpoint: apiConfig?.metrics,
-    statusPage: (apiConfig?.statusPage ?? development) ? statusPage({ config: options.config, registry, redis, prefix, role, history }) : null,
+    statusPage:
+      (apiConfig?.statusPage ?? development)
+        ? statusPage({ config: options.config, registry, redis, prefix, role, history })
+        : null,
   });
-  if (views) log.info({ url: api.url, views: registry.views.map((v) => v.name), role }, 'cdc-views is serving GraphQL');
-  else log.info({ url: api.url.replace(/\/graphql$/, '/ready'), role }, 'cdc-views keeps the views (ingest only: no GraphQL here)');
+  if (views)
+    log.info(
+      { url: api.url, views: registry.views.map((v) => v.name), role },
+      'cdc-views is serving GraphQL',
+    );
+  else
+    log.info(
+      { url: api.url.replace(/\/graphql$/, '/ready'), role },
+      'cdc-views keeps the views (ingest only: no GraphQL here)',
+    );
 
   let stopped = false;
   let settle: () => void = () => undefined;
@@ -207,7 +256,10 @@ async function createEngine(
   onProgress: (p: SnapshotProgress) => void,
 ): Promise<Engine> {
   const onRedisError = (error: Error): void => log.warn({ err: error }, 'redis connection error');
-  const [writer, control] = await Promise.all([connectRedis(redisUrl, onRedisError), connectRedis(redisUrl, onRedisError)]);
+  const [writer, control] = await Promise.all([
+    connectRedis(redisUrl, onRedisError),
+    connectRedis(redisUrl, onRedisError),
+  ]);
   connections.push(writer, control);
   const durabilityOptions = options.config.redis?.durability ?? {};
   const durability = resolveDurability(await readPersistence(control), durabilityOptions);
@@ -217,7 +269,11 @@ async function createEngine(
       throw new ServiceError('CONFIG_INVALID', `redis.durability.require is set, but ${durability.warning}`);
     }
     log.warn({ durability: durability.mode }, durability.warning);
-  } else log.info({ durability: durability.mode }, `source positions are acknowledged when durable: ${durability.explanation}`);
+  } else
+    log.info(
+      { durability: durability.mode },
+      `source positions are acknowledged when durable: ${durability.explanation}`,
+    );
 
   const sourceOptions: SourceOptions =
     options.config.source.kind === 'postgres' && options.databaseUrl
@@ -232,8 +288,15 @@ async function createEngine(
     control,
     durability,
     ackGate: new AckGate(durability, durabilityOptions),
-    ...(options.config.redis?.leaseTtlMs === undefined ? {} : { leaseTtlMs: options.config.redis.leaseTtlMs }),
-    ...(options.config.redis?.changelogMaxLength === undefined ? {} : { changelogMaxLength: options.config.redis.changelogMaxLength }),
+    ...(options.config.redis?.leaseTtlMs === undefined
+      ? {}
+      : { leaseTtlMs: options.config.redis.leaseTtlMs }),
+    ...(options.config.redis?.changelogMaxLength === undefined
+      ? {}
+      : { changelogMaxLength: options.config.redis.changelogMaxLength }),
+    ...(options.config.redis?.fanoutChunk === undefined
+      ? {}
+      : { fanoutChunk: options.config.redis.fanoutChunk }),
     reactedViews: reactedViews(options.config),
     createSource: () =>
       createSource(
@@ -246,8 +309,12 @@ async function createEngine(
             options.onSnapshotProgress?.(p);
             if (p.done || Date.now() - lastProgressLog > 1000) {
               lastProgressLog = Date.now();
-              const percent = p.estimatedRows > 0 ? Math.min(100, Math.round((100 * p.rows) / p.estimatedRows)) : null;
-              log.info({ table: p.table, rows: p.rows, estimatedRows: p.estimatedRows, percent, done: p.done }, 'snapshot progress');
+              const percent =
+                p.estimatedRows > 0 ? Math.min(100, Math.round((100 * p.rows) / p.estimatedRows)) : null;
+              log.info(
+                { table: p.table, rows: p.rows, estimatedRows: p.estimatedRows, percent, done: p.done },
+                'snapshot progress',
+              );
             }
           },
         },
@@ -261,9 +328,18 @@ async function createEngine(
 const READ_YOUR_WRITES_MS = 5_000;
 
 /** Polls until the view's newest version, or the views' checkpoint, reaches the target (bounded); whether it did. */
-async function reach(redis: RedisClient, prefix: string, view: CompiledView, target: ReadTarget, postgres: boolean): Promise<boolean> {
+async function reach(
+  redis: RedisClient,
+  prefix: string,
+  view: CompiledView,
+  target: ReadTarget,
+  postgres: boolean,
+): Promise<boolean> {
   if ('lsn' in target && !postgres) {
-    throw new PublicError('atLeast takes a PostgreSQL LSN only when the views read PostgreSQL directly; give a version of the view (from a page or a change)', 'BAD_USER_INPUT');
+    throw new PublicError(
+      'atLeast takes a PostgreSQL LSN only when the views read PostgreSQL directly; give a version of the view (from a page or a change)',
+      'BAD_USER_INPUT',
+    );
   }
   const token = 'lsn' in target ? lsnToken(target.lsn) : null;
   const deadline = Date.now() + READ_YOUR_WRITES_MS;
@@ -295,15 +371,32 @@ function isLoopback(host: string): boolean {
  * live or being backfilled beside the live ones; otherwise 503 with what is wrong (a load
  * balancer then sends readers elsewhere).
  */
-export function readiness(engine: Engine, maxLagMs: number): { ready: boolean; body: Record<string, unknown> } {
+export function readiness(
+  engine: Engine,
+  maxLagMs: number,
+): { ready: boolean; body: Record<string, unknown> } {
   const health = engine.health();
-  const views = Object.fromEntries([...health.views].map(([name, s]) => [name, s.reason ? { state: s.state, reason: s.reason } : { state: s.state }]));
+  const views = Object.fromEntries(
+    [...health.views].map(([name, s]) => [
+      name,
+      s.reason ? { state: s.state, reason: s.reason } : { state: s.state },
+    ]),
+  );
   const problems: string[] = [];
   if (health.state !== 'live') problems.push(health.reason ?? `the pipeline is ${health.state}`);
-  if (health.lagMs > maxLagMs) problems.push(`the oldest change not yet applied arrived ${Math.round(health.lagMs)} ms ago (limit ${maxLagMs} ms)`);
+  if (health.lagMs > maxLagMs)
+    problems.push(
+      `the oldest change not yet applied arrived ${Math.round(health.lagMs)} ms ago (limit ${maxLagMs} ms)`,
+    );
   // A view being backfilled answers with a clear error until it is live; the others serve meanwhile.
-  for (const [name, s] of health.views) if (s.state !== 'live' && !s.backfill) problems.push(`view ${name} is ${s.state}${s.reason ? `: ${s.reason}` : ''}`);
-  const backfilling = Object.fromEntries([...health.views].filter(([, s]) => s.state === 'building' && s.backfill).map(([name, s]) => [name, s.backfill!.tables]));
+  for (const [name, s] of health.views)
+    if (s.state !== 'live' && !s.backfill)
+      problems.push(`view ${name} is ${s.state}${s.reason ? `: ${s.reason}` : ''}`);
+  const backfilling = Object.fromEntries(
+    [...health.views]
+      .filter(([, s]) => s.state === 'building' && s.backfill)
+      .map(([name, s]) => [name, s.backfill!.tables]),
+  );
   const ready = problems.length === 0;
   return {
     ready,

@@ -30,6 +30,12 @@ export interface RedisOptions {
    * can resume with `since`. A subscriber further behind gets a RESET and a fresh snapshot.
    */
   readonly changelogMaxLength?: number;
+  /**
+   * Rows of the other side a join key may have before a change meeting it is joined after its
+   * step, this many rows per step (default 2000; docs/architecture.md, "Join fan-out"): bounds the
+   * memory and the write step of a change that matches a million rows.
+   */
+  readonly fanoutChunk?: number;
 }
 
 export interface ApiOptions<V extends Record<string, ViewDef> = Record<string, ViewDef>> {
@@ -53,7 +59,9 @@ export interface ApiOptions<V extends Record<string, ViewDef> = Record<string, V
    * Per view, per role: which rows, which fields, how large a page (modelled on Hasura's select
    * permissions). With `auth` set, a role reads only the views listed for it here.
    */
-  readonly permissions?: { readonly [K in keyof V]?: Readonly<Record<string, ViewPermission<InferRow<V[K]>>>> };
+  readonly permissions?: {
+    readonly [K in keyof V]?: Readonly<Record<string, ViewPermission<InferRow<V[K]>>>>;
+  };
   /** Origins allowed to call the API from a browser (HTTP and WebSocket); none by default. */
   readonly cors?: CorsOptions;
   readonly limits?: ApiLimits;

@@ -53,6 +53,7 @@ import {
   type StoredImages,
 } from './plan/row-images.ts';
 import { resetViews, runBatch, type RunResult } from './plan/run.ts';
+import { planFanoutChunk, readFanouts, storeDeferred } from './plan/fanout.ts';
 import { STATE_LAYOUT_VERSION, withViews, type CompiledView, type Registry } from './registry.ts';
 import { schemaChangeEffects } from './schema-changes.ts';
 import { StateStore, type WriteOp } from './store/state-store.ts';
@@ -60,6 +61,8 @@ import { writeStep, type DeadLetter, type StepControl } from './store/write-step
 import { AckGate, resolveDurability, type ResolvedDurability } from './store/durability.ts';
 import {
   BACKFILL_WINDOW_FIELD,
+  busyKey,
+  FANOUT_BUSY,
   imagesKey,
   keyPrefix,
   metaKey,
@@ -98,6 +101,8 @@ export interface EngineOptions {
   /** Changes per atomic step at most (bounds script time in Redis). */
   readonly maxBatchChanges?: number;
   readonly changelogMaxLength?: number;
+  /** Rows of the other side a join key may have before its changes are joined in chunks, after their step. */
+  readonly fanoutChunk?: number;
   /** Views reactions read: their changelogs are trimmed behind the slowest reaction, not by the write step. */
   readonly reactedViews?: ReadonlySet<string>;
   /** When steps may be acknowledged (store/durability.ts); default: what Redis's settings allow. */
@@ -134,6 +139,10 @@ export interface BatchAppliedEvent {
   readonly snapshot: boolean;
   readonly duplicate: boolean;
   readonly changelogEntries: number;
+  /** Writes the step carried (operator state, rows, changelog entries…): how large it was. */
+  readonly writes: number;
+  /** A chunk of a join fan-out (plan/fanout.ts), not a batch of the source. */
+  readonly fanout: boolean;
   readonly deadLetters: number;
   /** Changes dropped as already applied to their row, or as re-sent copies the source recognised (at-least-once sources). */
   readonly skipped: number;
@@ -157,6 +166,9 @@ export interface EngineHealth {
   readonly views: ReadonlyMap<string, ViewStatus>;
   readonly durability: ResolvedDurability | null;
 }
+
+/** Why a view's history starts over after join fan-outs (its chunks are not logged row by row). */
+const FANOUT_RESET = 'a join fan-out too large to log row by row';
 
 const FATAL_CODES = new Set(['CONFIG_INVALID', 'SOURCE_SCHEMA', 'SOURCE_INCOMPLETE']);
 
@@ -198,6 +210,8 @@ export class Engine extends EventEmitter {
   private readonly store: StateStore;
   /** Views touched by the parts of a transaction applied in parts so far. */
   private readonly busy = new Set<string>();
+  /** Views busy until the stored join fan-outs are finished (plan/fanout.ts), outside a transaction in parts. */
+  private readonly fanoutViews = new Set<string>();
   /** Views to backfill when the pipeline starts (decided by prepare), and the backfill running. */
   private toBackfill = new Map<string, string>();
   private backfill: Backfill | null = null;
@@ -239,6 +253,7 @@ export class Engine extends EventEmitter {
     return buildDataflow(this.registry.views, this.prefix, {
       changelogMaxLength: this.options.changelogMaxLength ?? 10_000,
       untrimmed: this.options.reactedViews ?? new Set(),
+      ...(this.options.fanoutChunk === undefined ? {} : { fanoutChunk: this.options.fanoutChunk }),
     });
   }
 
@@ -381,6 +396,9 @@ export class Engine extends EventEmitter {
     const source = (this.source = this.options.createSource());
     const checkpoint = await this.prepare(source);
     if (this.abort) return;
+    // Join fan-outs a step stored before a crash or restart: finished before anything else.
+    await this.finishFanouts(source);
+    if (this.abort) return;
     if (checkpoint !== null) this.setState('live', null);
     this.mainPosition = new Map((checkpoint ?? []).map((p) => [p.stream, p.token]));
     this.mainApplied = new Map(this.mainPosition);
@@ -492,9 +510,11 @@ export class Engine extends EventEmitter {
         // Plan this group while the previous one is still being applied (Node and Redis work in
         // parallel); apply and acknowledge strictly in order.
         if (source.delivery === 'at-least-once' || group.some((b) => b.schemaChanges?.length)) {
-          // Row images (and statuses changed by a schema change) must reflect the previous batch first.
+          // Row images (and statuses changed by a schema change) must reflect the previous batch first;
+          // and a join fan-out it defers is finished before the next group is planned.
           await inFlight;
           inFlight = track(this.applyResolved(source, group).then(done));
+          await inFlight;
           continue;
         }
         let planned = await this.plan(group, null);
@@ -502,6 +522,12 @@ export class Engine extends EventEmitter {
         // The step before failed and was retried: what was planned meanwhile read a cache that is gone.
         if (planned.generation !== this.store.generation) planned = await this.plan(group, null);
         inFlight = track(this.apply(source, planned).then(done));
+        // Join fan-outs it deferred run before anything else is planned (their buckets must not move).
+        if (planned.deferred) {
+          await inFlight;
+          inFlight = track(this.finishFanouts(source));
+          await inFlight;
+        }
       }
       await inFlight;
     } finally {
@@ -513,6 +539,14 @@ export class Engine extends EventEmitter {
       await reader;
     }
     if (failure && !this.stopping && !this.abort) throw failure;
+  }
+
+  /** Views the busy hash holds for join fan-outs (not for a transaction in parts). */
+  private async fanoutBusyViews(): Promise<Set<string>> {
+    const flat = await this.options.redis.sendCommand<string[]>(['HGETALL', busyKey(this.prefix)]);
+    const views = new Set<string>();
+    for (let i = 0; i + 1 < flat.length; i += 2) if (flat[i + 1] === FANOUT_BUSY) views.add(flat[i]!);
+    return views;
   }
 
   /** Resume from the stored checkpoint or rebuild (bootstrap.ts); returns the checkpoint, or null to snapshot. */
@@ -542,6 +576,7 @@ export class Engine extends EventEmitter {
     this.statuses.clear();
     this.store.invalidate();
     this.busy.clear();
+    this.fanoutViews.clear();
     this.toBackfill = new Map();
     this.swapping = new Map();
     // Storages a finished swap left behind (a crash came before they were deleted).
@@ -646,7 +681,12 @@ export class Engine extends EventEmitter {
       }
       // A view in the middle of a transaction applied in parts: its served definition is.
       const retiredOf = new Map([...this.retired].map(([storage, view]) => [view, storage]));
-      for (const view of stored.busy) this.busy.add(retiredOf.get(view) ?? view);
+      // Views waiting for join fan-outs are not part of a transaction: finishFanouts ends their wait.
+      const fanoutBusy = await this.fanoutBusyViews();
+      for (const view of stored.busy) {
+        if (fanoutBusy.has(view)) this.fanoutViews.add(retiredOf.get(view) ?? view);
+        else this.busy.add(retiredOf.get(view) ?? view);
+      }
       // Taken (only now, once the views say they are building), or for views this config lacks.
       if (stored.requests.size > 0)
         await redis.sendCommand(['HDEL', requestsKey(this.prefix), ...stored.requests.keys()]);
@@ -786,6 +826,7 @@ export class Engine extends EventEmitter {
         seed,
       });
       result.rejected.push(...more.rejected);
+      result.deferred.push(...more.deferred);
       result.touched.push(...more.touched.filter((v) => !result.touched.includes(v)));
       windowWrites = inNamespace(own.writes, window!.images!);
     }
@@ -797,6 +838,7 @@ export class Engine extends EventEmitter {
       // Known now, not when the step lands: the next part is planned before this one lands.
       for (const v of result.touched) this.busy.add(v);
     }
+    const deferred = this.deferFanouts(result, part);
     const writes = this.store.takeWrites();
     const deadLetters: DeadLetter[] = [
       ...group.flatMap((b) => b.deadLetters ?? []),
@@ -832,7 +874,138 @@ export class Engine extends EventEmitter {
       stop,
       resets,
       generation,
+      deferred,
     };
+  }
+
+  /**
+   * Store the join fan-outs a run deferred with its step, and make the views they change busy
+   * (readers wait) until they are finished: within a transaction in parts, until its last part.
+   */
+  private deferFanouts(result: RunResult, part?: ChangeBatch['part']): boolean {
+    if (result.deferred.length === 0) return false;
+    storeDeferred(this.store, this.prefix, result.deferred);
+    for (const view of new Set(result.deferred.flatMap((d) => d.views))) {
+      const served = this.retired.get(view) ?? view;
+      if (part && !part.final) {
+        this.busy.add(view);
+        this.store.hset(busyKey(this.prefix), served, `${part.txn}:${part.index}`);
+      } else if (!this.busy.has(view)) {
+        this.fanoutViews.add(view);
+        this.store.hset(busyKey(this.prefix), served, FANOUT_BUSY);
+      }
+    }
+    return true;
+  }
+
+  /**
+   * Join every stored fan-out with its bucket, a chunk per step, then end their views' busy time
+   * with a reset entry each (a subscriber reads them again, as after a transaction in parts).
+   * Nothing else is planned meanwhile, so the buckets stay as the deferring step left them.
+   */
+  private async finishFanouts(source: ChangeSource): Promise<void> {
+    const { redis } = this.options;
+    for (
+      let jobs = await readFanouts(redis, this.prefix);
+      jobs.length > 0;
+      jobs = await readFanouts(redis, this.prefix)
+    ) {
+      if (this.abort || this.stopping) return;
+      const job = jobs[0]!;
+      for (const v of job.views) if (!this.busy.has(v)) this.fanoutViews.add(v);
+      for (let attempt = 0; ; attempt++) {
+        const generation = this.store.generation;
+        const { result } = await planFanoutChunk(
+          this.flow,
+          this.store,
+          redis,
+          this.prefix,
+          job,
+          this.stoppedViews(),
+        );
+        const ran = result ?? {
+          rejected: [],
+          touched: [],
+          changelogEntries: 0,
+          outputs: new Map(),
+          deferred: [],
+        };
+        const deferred = this.deferFanouts(ran);
+        const stop = this.stopsOf(ran, new Map());
+        const outcome = await this.apply(source, {
+          group: [{ kind: 'transaction', changes: [], position: [] }],
+          changes: [],
+          result: ran,
+          writes: this.store.takeWrites(),
+          deadLetters: ran.rejected.map((r) => ({
+            reason: r.reason,
+            payload: JSON.stringify({ view: r.view, change: r.change }),
+          })),
+          position: [],
+          images: null,
+          skipped: 0,
+          stop,
+          resets: new Map(),
+          generation,
+          backfill: true,
+          deferred,
+          fanoutChunk: true,
+        });
+        if (outcome === 'applied') break;
+        this.store.invalidate();
+        await new Promise((r) => setTimeout(r, Math.min(10 * 2 ** attempt, 1000)));
+      }
+    }
+    // Redis says which views wait (a replayed step that deferred stored nothing, and marked none).
+    const marked = await this.fanoutBusyViews();
+    const views = [...this.fanoutViews].filter(
+      (v) => !this.busy.has(v) && marked.has(this.retired.get(v) ?? v),
+    );
+    this.fanoutViews.clear();
+    if (views.length === 0) return;
+    // Views still building go live with their own reset; the others start a new history here.
+    const live = views.filter((v) => this.statuses.get(v)?.state === 'live' && this.flow.outputs.has(v));
+    const generation = this.store.generation;
+    await resetViews(this.flow, this.store, live, FANOUT_RESET);
+    for (const view of views) this.store.hdel(busyKey(this.prefix), this.retired.get(view) ?? view);
+    const result: RunResult = {
+      rejected: [],
+      touched: live,
+      changelogEntries: 0,
+      outputs: new Map(),
+      deferred: [],
+    };
+    for (let attempt = 0; ; attempt++) {
+      const outcome = await this.apply(source, {
+        group: [{ kind: 'transaction', changes: [], position: [] }],
+        changes: [],
+        result,
+        writes: this.store.takeWrites(),
+        deadLetters: [],
+        position: [],
+        images: null,
+        skipped: 0,
+        stop: new Map(),
+        resets: new Map(),
+        generation,
+        backfill: true,
+        fanoutChunk: true,
+      });
+      if (outcome === 'applied') return;
+    }
+  }
+
+  /** The views a run stops (a change they could not apply), and the views reading them. */
+  private stopsOf(result: RunResult, stopping: ReadonlyMap<string, string>): Map<string, string> {
+    const stop = new Map<string, string>(stopping);
+    for (const r of result.rejected)
+      if (!stop.has(r.view))
+        stop.set(r.view, `a change it could not apply was parked in the dead-letter stream: ${r.reason}`);
+    for (const [view, reason] of [...stop]) {
+      for (const dependent of this.flow.dependents.get(view) ?? [])
+        if (!stop.has(dependent)) stop.set(dependent, `it reads view ${view}, which stopped: ${reason}`);
+    }
+    return stop;
   }
 
   /**
@@ -858,7 +1031,10 @@ export class Engine extends EventEmitter {
           : null;
       const planned = await this.plan(group, stored, extraStops, windowImages);
       const result = await this.apply(source, planned);
-      if (result !== 'conflict') return;
+      if (result !== 'conflict') {
+        if (planned.deferred) await this.finishFanouts(source);
+        return;
+      }
       this.store.invalidate();
       this.log(
         'warn',
@@ -992,6 +1168,8 @@ export class Engine extends EventEmitter {
           duplicate: outcome.status === 'duplicate',
           changelogEntries:
             outcome.status === 'applied' ? planned.writes.filter((w) => w.op === 'xadd').length : 0,
+          writes: planned.writes.length,
+          fanout: planned.fanoutChunk ?? false,
           deadLetters: deadLetters.length,
           skipped: planned.skipped + group.reduce((n, b) => n + (b.skipped ?? 0), 0),
           views: [...new Set(result.touched.map((v) => this.retired.get(v) ?? v))],
@@ -1290,6 +1468,7 @@ export class Engine extends EventEmitter {
       ...options,
       skip: new Set([...options.skip, ...stopping.keys()]),
     });
+    const deferred = this.deferFanouts(result);
     const writes = [...this.store.takeWrites(), ...extraWrites];
     const stop = new Map<string, string>(stopping);
     for (const [view, reason] of [...stop]) {
@@ -1301,7 +1480,7 @@ export class Engine extends EventEmitter {
         stop.set(r.view, `a change it could not apply was parked in the dead-letter stream: ${r.reason}`);
     const group: ChangeBatch[] =
       batches.length > 0 ? batches : [{ kind: 'transaction', changes: [], position: [] }];
-    return this.apply(source, {
+    const outcome = await this.apply(source, {
       group,
       changes,
       result,
@@ -1318,7 +1497,10 @@ export class Engine extends EventEmitter {
       generation,
       backfill: true,
       statuses,
+      deferred,
     });
+    if (outcome === 'applied' && deferred) await this.finishFanouts(source);
+    return outcome;
   }
 
   /** Keep the in-process view statuses in step with what the write step stored. */
@@ -1362,6 +1544,10 @@ interface PlannedGroup {
   readonly backfill?: boolean;
   /** Statuses to store with the step (a backfill's progress). */
   readonly statuses?: { view: string; status: string }[];
+  /** It stores join fan-outs to finish before anything else is planned (plan/fanout.ts). */
+  readonly deferred?: boolean;
+  /** A chunk of a join fan-out. */
+  readonly fanoutChunk?: boolean;
 }
 
 /** Positions of several batches: the latest token per stream. */

@@ -22,7 +22,12 @@ export const CLI = join(REPO, 'bin/cdc-views.js');
  * The suite's Redis runs without persistence on purpose: durability 'none' says so (no warning),
  * unless a test asks for 'auto'.
  */
-function writeConfigFile(name: string, redisUrl: string, sourceExpression: string, options: ConfigFileOptions = {}): string {
+function writeConfigFile(
+  name: string,
+  redisUrl: string,
+  sourceExpression: string,
+  options: ConfigFileOptions = {},
+): string {
   const file = join(mkdtempSync(join(scratchDir(), 'config-')), 'views.config.mts');
   writeFileSync(
     file,
@@ -31,7 +36,7 @@ import { source, view, count, sum, min, max, avg } from ${JSON.stringify(join(RE
 const views = ${JSON.stringify(options.views ?? null)};
 const kept = views ? Object.fromEntries(Object.entries(shop.views).filter(([v]) => views.includes(v))) : shop.views;
 void [customers, products, orders, orderItems, view, count, sum, min, max, avg];
-export default { ...shop, reactions: {}, views: { ...kept, ...(${options.extraViews ?? '{}'}) }, ...${JSON.stringify(options.api ? { api: options.api } : {})}, name: ${JSON.stringify(name)}, source: ${sourceExpression}, redis: { url: ${JSON.stringify(redisUrl)}, leaseTtlMs: 1500, durability: { mode: ${JSON.stringify(options.durability ?? 'none')} } } };
+export default { ...shop, reactions: {}, views: { ...kept, ...(${options.extraViews ?? '{}'}) }, ...${JSON.stringify(options.api ? { api: options.api } : {})}, name: ${JSON.stringify(name)}, source: ${sourceExpression}, redis: { url: ${JSON.stringify(redisUrl)}, leaseTtlMs: 1500, durability: { mode: ${JSON.stringify(options.durability ?? 'none')} }${options.fanoutChunk ? `, fanoutChunk: ${options.fanoutChunk}` : ''} } };
 `,
   );
   return file;
@@ -49,21 +54,42 @@ export interface ConfigFileOptions {
   readonly extraViews?: string;
   /** The config's `api` section (JSON: limits, cors, auth with a secret…). */
   readonly api?: Record<string, unknown>;
+  /** redis.fanoutChunk: join keys with more rows on the other side are joined in chunks. */
+  readonly fanoutChunk?: number;
 }
 
 /** The shop views on the embedded PostgreSQL source, under their own deployment name, slot and publication. */
-export function writeShopConfig(databaseUrl: string, redisUrl: string, name: string, options: ConfigFileOptions & { transactionPartChanges?: number } = {}): string {
-  const source = { url: databaseUrl, slot: name, publication: name, ...(options.transactionPartChanges ? { transactionPartChanges: options.transactionPartChanges } : {}) };
+export function writeShopConfig(
+  databaseUrl: string,
+  redisUrl: string,
+  name: string,
+  options: ConfigFileOptions & { transactionPartChanges?: number } = {},
+): string {
+  const source = {
+    url: databaseUrl,
+    slot: name,
+    publication: name,
+    ...(options.transactionPartChanges ? { transactionPartChanges: options.transactionPartChanges } : {}),
+  };
   return writeConfigFile(name, redisUrl, `source.postgres(${JSON.stringify(source)})`, options);
 }
 
 /** The shop views fed by Debezium over Kafka (`source.kafka`), under their own deployment name and consumer group. */
 export function writeKafkaShopConfig(
-  options: { brokers: readonly string[]; topicPrefix: string; groupId?: string; transactionPartChanges?: number },
+  options: {
+    brokers: readonly string[];
+    topicPrefix: string;
+    groupId?: string;
+    transactionPartChanges?: number;
+  },
   redisUrl: string,
   name: string,
 ): string {
-  return writeConfigFile(name, redisUrl, `source.kafka(${JSON.stringify({ ...options, transactions: true })})`);
+  return writeConfigFile(
+    name,
+    redisUrl,
+    `source.kafka(${JSON.stringify({ ...options, transactions: true })})`,
+  );
 }
 
 export interface ChildService {
@@ -74,16 +100,26 @@ export interface ChildService {
   readonly exited: Promise<number | NodeJS.Signals>;
 }
 
-export async function startChildService(configFile: string, env: Record<string, string> = {}, args: readonly string[] = []): Promise<ChildService> {
+export async function startChildService(
+  configFile: string,
+  env: Record<string, string> = {},
+  args: readonly string[] = [],
+): Promise<ChildService> {
   const port = await freePort();
-  const child = spawn(process.execPath, ['--max-semi-space-size=64', CLI, 'start', '--config', configFile, '--port', String(port), ...args], {
-    env: { ...process.env, LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--max-semi-space-size=64', CLI, 'start', '--config', configFile, '--port', String(port), ...args],
+    {
+      env: { ...process.env, LOG_LEVEL: 'info', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let output = '';
   child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
   child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
-  const exited = new Promise<number | NodeJS.Signals>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal!)));
+  const exited = new Promise<number | NodeJS.Signals>((resolve) =>
+    child.once('exit', (code, signal) => resolve(code ?? signal!)),
+  );
   const url = `http://127.0.0.1:${port}/graphql`;
   const deadline = Date.now() + 30_000;
   for (;;) {

@@ -14,7 +14,7 @@
  * key of the wrong type fails (WRONGTYPE).
  */
 import type { RedisClient } from '../../views/store/redis.ts';
-import type { WriteOp } from '../../views/store/state-store.ts';
+import { HGETALL_UP_TO_SCRIPT, type WriteOp } from '../../views/store/state-store.ts';
 
 type Entry =
   | { readonly type: 'hash'; readonly map: Map<string, string> }
@@ -61,7 +61,8 @@ export class MemoryRedis {
         let offset = 0;
         let count = -1;
         if (options.length > 0) {
-          if (options.length !== 3 || options[0]!.toUpperCase() !== 'LIMIT') throw new Error(`ERR syntax error in ${command} ${options.join(' ')}`);
+          if (options.length !== 3 || options[0]!.toUpperCase() !== 'LIMIT')
+            throw new Error(`ERR syntax error in ${command} ${options.join(' ')}`);
           offset = Number(options[1]);
           count = Number(options[2]);
         }
@@ -69,11 +70,36 @@ export class MemoryRedis {
         if (reverse) members.reverse();
         return count < 0 ? members.slice(offset) : members.slice(offset, offset + count);
       }
+      case 'HLEN':
+        return this.hash(rest[0]!, false)?.size ?? 0;
+      case 'EVAL': {
+        // The store's one read script (a hash read whole only when short enough).
+        if (rest[0] !== HGETALL_UP_TO_SCRIPT) throw new Error('ERR the memory Redis runs no other script');
+        const map = this.hash(rest[2]!, false);
+        if ((map?.size ?? 0) > Number(rest[3])) return map!.size;
+        return map ? [...map].flat() : [];
+      }
+      case 'HSCAN': {
+        // Sorted fields, `COUNT` at a time from the cursor (an index); like Redis, it may return an
+        // element twice: each page after the first repeats the last field of the page before.
+        const [key, cursor, ...options] = rest;
+        let count = 10;
+        for (let i = 0; i < options.length; i += 2)
+          if (options[i]!.toUpperCase() === 'COUNT') count = Number(options[i + 1]);
+        const fields = [...(this.hash(key!, false) ?? new Map<string, string>())].sort(([a], [b]) =>
+          compareUtf8(a, b),
+        );
+        const from = Number(cursor);
+        const page = fields.slice(Math.max(0, from - 1), from + count);
+        const next = from + count >= fields.length ? '0' : String(from + count);
+        return [next, page.flat()];
+      }
       case 'SCAN': {
         const [cursor, ...options] = rest;
         if (cursor !== '0') throw new Error(`ERR invalid cursor ${cursor}`);
         let pattern = '*';
-        for (let i = 0; i < options.length; i += 2) if (options[i]!.toUpperCase() === 'MATCH') pattern = options[i + 1]!;
+        for (let i = 0; i < options.length; i += 2)
+          if (options[i]!.toUpperCase() === 'MATCH') pattern = options[i + 1]!;
         return ['0', [...this.data.keys()].filter((k) => globMatch(pattern, k))];
       }
       default:

@@ -20,8 +20,27 @@
  * that adds and removes never emits a row twice. A NULL in a join key matches nothing (SQL).
  *
  * Reads: a left delta reads the right rows of its join key, a right delta the left rows (and, for a
- * left join, the right rows' count) — cached after the first time. Writing a row into its own
+ * left join, the right rows' count) — cached after the first time; a bucket longer than
+ * `fanoutChunk` only has its length read. Writing a row into its own
  * side's index reads nothing.
+ *
+ * Fan-out: a join key holding more than `fanoutChunk` rows on the other side is not read whole (its
+ * length comes with the read instead). A delta meeting such a bucket is *deferred*: the step joins
+ * it only with the rows of that key the batch touches, and hands a FanoutJob out (takeDeferred) for
+ * the rest, which the engine joins after the batch, a chunk of the bucket per step
+ * (plan/fanout.ts), with the views downstream busy meanwhile. The
+ * batch's output Δ = ΔL ⋈ R + L' ⋈ ΔR is split by the rows a pair is made of, so that every output
+ * key changes in exactly one step (no row is ever added twice, or retracted before it was added):
+ *
+ *   - a deferred left delta d (its right bucket is long): the step joins it with the right rows
+ *     of its key the batch touches, as they were before it; the job joins it with the other right
+ *     rows (untouched, so the same after the batch), skipping the touched keys
+ *   - a deferred right delta r (its left bucket is long): the step pairs it with the left rows of
+ *     its key the batch touches, as they are after pass 1; the job pairs it with the other left
+ *     rows, with the right-row count r saw (left joins: the NULL-extended rows)
+ *
+ * Untouched rows keep their key, so a job's pairs are made of one touched and one untouched row
+ * that no other step or job pairs; a job's chunk carries all of its deltas for a bucket row.
  */
 import { operatorStateBase } from '../store/keys.ts';
 import { encodeRowKey } from '../../core/encoding.ts';
@@ -40,6 +59,30 @@ export interface JoinSpec {
   readonly rightColumns: readonly string[];
 }
 
+/** A delta deferred by a fan-out, with (a right delta of a left join) the right rows its key had before it. */
+export interface FanoutDelta {
+  readonly key: string;
+  readonly row: Row;
+  readonly weight: 1 | -1;
+  readonly matchesBefore?: number;
+}
+
+/**
+ * Deltas of one join key to join with a large bucket after the batch: `scan` 'R' — left deltas,
+ * with the right rows; 'L' — right deltas, with the left rows, except those under `skip` (paired in
+ * the step already).
+ */
+export interface FanoutJob {
+  readonly join: string;
+  readonly scan: 'L' | 'R';
+  readonly jk: string;
+  readonly deltas: readonly FanoutDelta[];
+  readonly skip: readonly string[];
+}
+
+/** Rows of the other side a join key may have before its deltas are deferred (JoinOptions). */
+export const DEFAULT_FANOUT_CHUNK = 2000;
+
 const SEPARATOR = '\x03';
 const NO_MATCH = '\x04';
 /** The left index of a left join's rows whose join key has a NULL (no join key encodes to it). */
@@ -52,10 +95,24 @@ export class Join implements Operator {
   private readonly spec: JoinSpec;
   private readonly base: string;
   private readonly nulls: Row;
-  private planned: { left: DeltaBatch; right: DeltaBatch; keys: { left: (string | null)[]; right: (string | null)[] } } | null = null;
+  private planned: {
+    left: DeltaBatch;
+    right: DeltaBatch;
+    keys: { left: (string | null)[]; right: (string | null)[] };
+  } | null = null;
+  /** A bucket longer than this is joined in chunks of this many rows, after the batch. */
+  readonly fanoutChunk: number;
+  private deferred: FanoutJob[] = [];
 
-  constructor(spec: JoinSpec, left: Operator, right: Operator, prefix: string) {
+  constructor(
+    spec: JoinSpec,
+    left: Operator,
+    right: Operator,
+    prefix: string,
+    fanoutChunk = DEFAULT_FANOUT_CHUNK,
+  ) {
     this.id = spec.id;
+    this.fanoutChunk = Math.max(1, fanoutChunk);
     this.spec = spec;
     this.inputs = [left, right];
     this.base = operatorStateBase(prefix, spec.id);
@@ -73,12 +130,34 @@ export class Join implements Operator {
     return name;
   }
 
+  /** The Redis key of one join key's rows on one side. */
+  bucket(side: 'L' | 'R', jk: string): string {
+    return this.index(side, jk);
+  }
+
+  /** The jobs the last step deferred (taken once). */
+  takeDeferred(): FanoutJob[] {
+    const jobs = this.deferred;
+    this.deferred = [];
+    return jobs;
+  }
+
+  /** A bucket too long to join in the step (its length is known: needs asked for it). */
+  private tooLong(store: StateStore, side: 'L' | 'R', jk: string): boolean {
+    const n = store.hlen(this.index(side, jk));
+    if (n === undefined) throw new Error(`${this.id}: bucket ${side}:${jk} was not loaded`);
+    return n > this.fanoutChunk;
+  }
+
   private get counts(): string {
     return `${this.base}:Rn`;
   }
 
   private joinKey(row: Row | null, side: 'left' | 'right'): string | null {
-    if (row === null) throw new PlanError(`${this.id}: a row left without its old content, which the join needs; set REPLICA IDENTITY FULL on the source table`);
+    if (row === null)
+      throw new PlanError(
+        `${this.id}: a row left without its old content, which the join needs; set REPLICA IDENTITY FULL on the source table`,
+      );
     const values: Value[] = [];
     for (const pair of this.spec.on) {
       const v = evaluate(pair[side], row);
@@ -92,23 +171,31 @@ export class Join implements Operator {
   private keysOf(left: DeltaBatch, right: DeltaBatch): { left: (string | null)[]; right: (string | null)[] } {
     if (this.planned?.left === left && this.planned.right === right) return this.planned.keys;
     this.names = { L: new Map(), R: new Map() };
-    const keys = { left: left.deltas.map((d) => this.joinKey(d.row, 'left')), right: right.deltas.map((d) => this.joinKey(d.row, 'right')) };
+    const keys = {
+      left: left.deltas.map((d) => this.joinKey(d.row, 'left')),
+      right: right.deltas.map((d) => this.joinKey(d.row, 'right')),
+    };
     this.planned = { left, right, keys };
     return keys;
   }
 
   needs([left, right]: readonly DeltaBatch[], store: StateStore): Read[] {
     const reads: Read[] = [];
+    // A TRUNCATE's batch is joined whole (its state is being cleared); else a long bucket only has its length read.
+    const clear = left!.clear || right!.clear;
     const want = (side: 'L' | 'R', jk: string): void => {
       const key = this.index(side, jk);
-      if (store.hgetall(key) === undefined) reads.push({ kind: 'hgetall', key });
+      if (store.hgetall(key) !== undefined) return;
+      if (clear) reads.push({ kind: 'hgetall', key });
+      else if (store.hlen(key) === undefined) reads.push({ kind: 'hgetall', key, upTo: this.fanoutChunk });
     };
     const keys = this.keysOf(left!, right!);
     for (const jk of keys.left) if (jk !== null && !right!.clear) want('R', jk);
     for (const jk of keys.right) {
       if (jk === null) continue;
       want('L', jk);
-      if (this.spec.type === 'left' && !right!.clear && store.hget(this.counts, jk) === undefined) reads.push({ kind: 'hget', key: this.counts, field: jk });
+      if (this.spec.type === 'left' && !right!.clear && store.hget(this.counts, jk) === undefined)
+        reads.push({ kind: 'hget', key: this.counts, field: jk });
     }
     // A right side emptied under a left join: every left row comes back with NULLs.
     if (right!.clear && !left!.clear && this.spec.type === 'left') {
@@ -117,7 +204,8 @@ export class Join implements Operator {
       if (keys === undefined) reads.push({ kind: 'keys', pattern });
       else for (const key of keys) if (store.hgetall(key) === undefined) reads.push({ kind: 'hgetall', key });
     }
-    if ((left!.clear || right!.clear) && store.keys(this.statePattern) === undefined) reads.push({ kind: 'keys', pattern: this.statePattern });
+    if ((left!.clear || right!.clear) && store.keys(this.statePattern) === undefined)
+      reads.push({ kind: 'keys', pattern: this.statePattern });
     return reads;
   }
 
@@ -128,21 +216,42 @@ export class Join implements Operator {
     if (clear) {
       const restore = right!.clear && !left!.clear && isLeft ? this.allLeftRows(store) : [];
       for (const key of store.keys(this.statePattern) ?? []) {
-        if ((left!.clear && key.startsWith(`${this.base}:L:`)) || (right!.clear && (key.startsWith(`${this.base}:R:`) || key === this.counts))) store.del(key);
+        if (
+          (left!.clear && key.startsWith(`${this.base}:L:`)) ||
+          (right!.clear && (key.startsWith(`${this.base}:R:`) || key === this.counts))
+        )
+          store.del(key);
       }
       if (right!.clear) store.del(this.counts);
-      for (const [lk, row] of restore) out.push({ key: lk + SEPARATOR + NO_MATCH, row: { ...row, ...this.nulls }, weight: 1 });
+      for (const [lk, row] of restore)
+        out.push({ key: lk + SEPARATOR + NO_MATCH, row: { ...row, ...this.nulls }, weight: 1 });
     }
 
     const keys = this.keysOf(left!, right!);
     this.planned = null;
+    this.deferred = [];
+    // The batch's deltas by join key (what a deferred delta is joined with in the step).
+    const leftsAt = byKey(left!.deltas, keys.left);
+    const rightsAt = byKey(right!.deltas, keys.right);
+    // Left deltas whose right bucket is too long, by join key (joined with it after the batch).
+    const early = new Map<string, Delta[]>();
     // 1. Left deltas against the right rows before the batch.
     for (let i = 0; i < left!.deltas.length; i++) {
       const d = left!.deltas[i]!;
       const jk = keys.left[i]!;
-      const rights = jk === null ? null : store.hgetallJson<Row>(this.index('R', jk))!;
-      if (rights && rights.size > 0) {
-        for (const [rk, rrow] of rights) out.push({ key: d.key + SEPARATOR + rk, row: { ...d.row!, ...rrow }, weight: d.weight });
+      if (jk !== null && !clear && this.tooLong(store, 'R', jk)) {
+        let list = early.get(jk);
+        if (!list) early.set(jk, (list = []));
+        list.push(d);
+      }
+      const rights = jk === null || early.has(jk) ? null : store.hgetallJson<Row>(this.index('R', jk))!;
+      if (jk !== null && early.has(jk)) {
+        // Deferred: only the right rows this batch touches (a long bucket is not empty: no NULL row).
+        for (const [rk, rrow] of rowsBefore(rightsAt.get(jk) ?? []))
+          out.push({ key: d.key + SEPARATOR + rk, row: { ...d.row!, ...rrow }, weight: d.weight });
+      } else if (rights && rights.size > 0) {
+        for (const [rk, rrow] of rights)
+          out.push({ key: d.key + SEPARATOR + rk, row: { ...d.row!, ...rrow }, weight: d.weight });
       } else if (isLeft) {
         out.push({ key: d.key + SEPARATOR + NO_MATCH, row: { ...d.row!, ...this.nulls }, weight: d.weight });
       }
@@ -156,26 +265,76 @@ export class Join implements Operator {
     }
 
     // 2. Right deltas against the left rows after pass 1.
+    const late = new Map<string, FanoutDelta[]>();
     for (let i = 0; i < right!.deltas.length; i++) {
       const d = right!.deltas[i]!;
       const jk = keys.right[i]!;
       if (jk === null) continue;
-      const lefts = store.hgetallJson<Row>(this.index('L', jk))!;
       const matchesBefore = isLeft ? Number(store.hget(this.counts, jk) ?? 0) : 0;
       if (isLeft) {
         const after = matchesBefore + d.weight;
         if (after > 0) store.hset(this.counts, jk, String(after));
         else store.hdel(this.counts, jk);
       }
-      for (const [lk, lrow] of lefts) {
-        out.push({ key: lk + SEPARATOR + d.key, row: { ...lrow, ...d.row! }, weight: d.weight });
-        if (isLeft && d.weight === 1 && matchesBefore === 0) out.push({ key: lk + SEPARATOR + NO_MATCH, row: { ...lrow, ...this.nulls }, weight: -1 });
-        if (isLeft && d.weight === -1 && matchesBefore === 1) out.push({ key: lk + SEPARATOR + NO_MATCH, row: { ...lrow, ...this.nulls }, weight: 1 });
+      if (!clear && this.tooLong(store, 'L', jk)) {
+        // Deferred: only the left rows this batch touches, now.
+        let list = late.get(jk);
+        if (!list) late.set(jk, (list = []));
+        list.push({ key: d.key, row: d.row!, weight: d.weight, ...(isLeft ? { matchesBefore } : {}) });
+        for (const [lk, lrow] of rowsAfter(leftsAt.get(jk) ?? []))
+          this.pair(out, lk, lrow, d.key, d.row!, d.weight, matchesBefore);
+      } else {
+        for (const [lk, lrow] of store.hgetallJson<Row>(this.index('L', jk))!)
+          this.pair(out, lk, lrow, d.key, d.row!, d.weight, matchesBefore);
       }
       if (d.weight === 1) store.hset(this.index('R', jk), d.key, JSON.stringify(d.row));
       else store.hdel(this.index('R', jk), d.key);
     }
+    const touched = (deltas: readonly Delta[] | undefined): string[] => [
+      ...new Set((deltas ?? []).map((d) => d.key)),
+    ];
+    for (const [jk, deltas] of early) {
+      const job = deltas.map((d) => ({ key: d.key, row: d.row!, weight: d.weight }));
+      this.deferred.push({ join: this.id, scan: 'R', jk, deltas: job, skip: touched(rightsAt.get(jk)) });
+    }
+    for (const [jk, deltas] of late)
+      this.deferred.push({ join: this.id, scan: 'L', jk, deltas, skip: touched(leftsAt.get(jk)) });
     return { clear, deltas: out };
+  }
+
+  /** One left row and one right delta: their pair, and (left joins) the NULL-extended row leaving or coming back. */
+  private pair(
+    out: Delta[],
+    lk: string,
+    lrow: Row,
+    rk: string,
+    rrow: Row,
+    weight: 1 | -1,
+    matchesBefore: number,
+  ): void {
+    out.push({ key: lk + SEPARATOR + rk, row: { ...lrow, ...rrow }, weight });
+    if (this.spec.type !== 'left') return;
+    if (weight === 1 && matchesBefore === 0)
+      out.push({ key: lk + SEPARATOR + NO_MATCH, row: { ...lrow, ...this.nulls }, weight: -1 });
+    if (weight === -1 && matchesBefore === 1)
+      out.push({ key: lk + SEPARATOR + NO_MATCH, row: { ...lrow, ...this.nulls }, weight: 1 });
+  }
+
+  /** A deferred job's output for one chunk of its bucket's rows (each row once: the caller skips rows seen). */
+  chunkDeltas(job: FanoutJob, rows: readonly (readonly [string, Row])[]): Delta[] {
+    const out: Delta[] = [];
+    const skip = new Set(job.skip);
+    if (job.scan === 'R') {
+      for (const [rk, rrow] of rows)
+        for (const d of skip.has(rk) ? [] : job.deltas)
+          out.push({ key: d.key + SEPARATOR + rk, row: { ...d.row, ...rrow }, weight: d.weight });
+      return out;
+    }
+    for (const [lk, lrow] of rows) {
+      if (skip.has(lk)) continue;
+      for (const d of job.deltas) this.pair(out, lk, lrow, d.key, d.row, d.weight, d.matchesBefore ?? 0);
+    }
+    return out;
   }
 
   private allLeftRows(store: StateStore): [string, Row][] {
@@ -185,4 +344,39 @@ export class Join implements Operator {
     }
     return rows;
   }
+}
+
+/** Deltas grouped by their join key (none for a NULL key). */
+function byKey(deltas: readonly Delta[], keys: readonly (string | null)[]): Map<string, Delta[]> {
+  const at = new Map<string, Delta[]>();
+  deltas.forEach((d, i) => {
+    const jk = keys[i];
+    if (jk === null || jk === undefined) return;
+    const list = at.get(jk);
+    if (list) list.push(d);
+    else at.set(jk, [d]);
+  });
+  return at;
+}
+
+/** The rows the keys these deltas touch held before them (a key's first delta says: −1, it was there). */
+function rowsBefore(deltas: readonly Delta[]): Map<string, Row> {
+  const rows = new Map<string, Row>();
+  const seen = new Set<string>();
+  for (const d of deltas) {
+    if (seen.has(d.key)) continue;
+    seen.add(d.key);
+    if (d.weight === -1) rows.set(d.key, d.row!);
+  }
+  return rows;
+}
+
+/** The rows a key holds after its deltas (in order: the last one says), for the keys they touch. */
+function rowsAfter(deltas: readonly Delta[]): Map<string, Row> {
+  const rows = new Map<string, Row>();
+  for (const d of deltas) {
+    if (d.weight === 1) rows.set(d.key, d.row!);
+    else rows.delete(d.key);
+  }
+  return rows;
 }

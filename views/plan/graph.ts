@@ -134,12 +134,13 @@ export interface Dataflow {
 /** Build the operators of every view (`views` in dependency order: a view after the views it reads). */
 /**
  * `untrimmed`: views whose changelog the write step must not trim (reactions read it: it is trimmed
- * behind the slowest of them instead, `reactions/trim.ts`).
+ * behind the slowest of them instead, `reactions/trim.ts`). `fanoutChunk`: a join key with more rows
+ * on the other side is joined after the batch, in chunks (operators/join.ts, plan/fanout.ts).
  */
 export function buildDataflow(
   views: readonly ViewNode[],
   prefix: string,
-  options: { changelogMaxLength: number; untrimmed?: ReadonlySet<string> },
+  options: { changelogMaxLength: number; untrimmed?: ReadonlySet<string>; fanoutChunk?: number },
 ): Dataflow {
   const scans = new Map<string, Scan[]>();
   const order: Operator[] = [];
@@ -175,7 +176,7 @@ export function buildDataflow(
           op = new Reduce(node, build(node.input), prefix);
           break;
         case 'join':
-          op = new Join(node, build(node.left), build(node.right), prefix);
+          op = new Join(node, build(node.left), build(node.right), prefix, options.fanoutChunk);
           break;
         case 'topN':
           op = new TopN(node, build(node.input), prefix);

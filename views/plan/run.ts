@@ -11,6 +11,7 @@
  */
 import type { Change } from '../../ingest/change.ts';
 import { PlanError } from '../errors.ts';
+import { Join, type FanoutJob } from '../operators/join.ts';
 import type { DeltaBatch, Operator } from '../operators/types.ts';
 import { EMPTY } from '../operators/types.ts';
 import type { StateStore } from '../store/state-store.ts';
@@ -37,11 +38,21 @@ export interface RunResult {
   readonly changelogEntries: number;
   /** Each operator's output this step (a second run over other views may read a view's output). */
   readonly outputs: ReadonlyMap<Operator, DeltaBatch>;
+  /**
+   * Join fan-outs deferred to after this step (plan/fanout.ts), with the views they will change:
+   * the join's view and the views reading it. Those views are quiet this step.
+   */
+  readonly deferred: { readonly job: FanoutJob; readonly views: readonly string[] }[];
 }
 
 const MAX_READ_ROUNDS = 16;
 
-export async function runBatch(flow: Dataflow, changes: readonly Change[], store: StateStore, options: RunOptions): Promise<RunResult> {
+export async function runBatch(
+  flow: Dataflow,
+  changes: readonly Change[],
+  store: StateStore,
+  options: RunOptions,
+): Promise<RunResult> {
   const skip = new Set(options.skip);
   const rejected: RunResult['rejected'] = [];
   const stop = (view: string, reason: string, change: Change | null): void => {
@@ -67,27 +78,39 @@ export async function runBatch(flow: Dataflow, changes: readonly Change[], store
 
   const touched: string[] = [];
   let changelogEntries = 0;
+  const deferred: RunResult['deferred'] = [];
+  // Views a deferred fan-out will change: they log nothing now (a reset entry follows the last chunk).
+  const fanout = new Set<string>();
   // A large batch yields to the event loop between operators, so GraphQL reads served by the same
   // process are not held up for the whole plan.
   const yielding = changes.length > 500;
   for (const op of flow.order) {
     const view = flow.owner.get(op)!;
-    if (skip.has(view)) continue;
+    if (skip.has(view) || options.seed?.has(op)) continue;
     const inputs = op.inputs.map((i) => outputs.get(i) ?? EMPTY);
     if (yielding) await new Promise((r) => setImmediate(r));
     const output = flow.outputs.get(view) === op ? flow.outputs.get(view)! : null;
     const reset = output ? options.resets?.get(view) : undefined;
     if (inputs.every((b) => b === EMPTY) && reset === undefined) continue;
-    if (output) output.quiet = options.quiet.has(view);
+    if (output) output.quiet = options.quiet.has(view) || fanout.has(view);
     try {
       for (let round = 0; ; round++) {
         const reads = op.needs?.(inputs, store) ?? [];
         if (reads.length === 0) break;
-        if (round >= MAX_READ_ROUNDS) throw new Error(`operator ${op.id} still needs state after ${MAX_READ_ROUNDS} reads: ${JSON.stringify(reads.slice(0, 3))}`);
+        if (round >= MAX_READ_ROUNDS)
+          throw new Error(
+            `operator ${op.id} still needs state after ${MAX_READ_ROUNDS} reads: ${JSON.stringify(reads.slice(0, 3))}`,
+          );
         await store.load(reads);
       }
       const result = op.step(inputs, store);
       outputs.set(op, result);
+      if (op instanceof Join) {
+        const jobs = op.takeDeferred();
+        const views = [view, ...(flow.dependents.get(view) ?? [])].filter((v) => !skip.has(v));
+        for (const job of jobs) deferred.push({ job, views });
+        if (jobs.length > 0) for (const v of views) fanout.add(v);
+      }
       if (output) {
         if (reset !== undefined) output.reset(store, reset);
         if (result.clear || result.deltas.length > 0) touched.push(view);
@@ -98,11 +121,16 @@ export async function runBatch(flow: Dataflow, changes: readonly Change[], store
       stop(view, error.message, null);
     }
   }
-  return { rejected, touched, changelogEntries, outputs };
+  return { rejected, touched, changelogEntries, outputs, deferred };
 }
 
 /** Start the history of these views over (a reset entry each), outside a run. */
-export async function resetViews(flow: Dataflow, store: StateStore, views: readonly string[], why: string): Promise<void> {
+export async function resetViews(
+  flow: Dataflow,
+  store: StateStore,
+  views: readonly string[],
+  why: string,
+): Promise<void> {
   for (const view of views) {
     const output = flow.outputs.get(view);
     if (!output) continue;

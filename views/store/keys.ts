@@ -21,6 +21,12 @@
  *   cdcv:{<deployment>}:busy                HASH   view → transaction being applied to it in parts
  *   cdcv:{<deployment>}:parts               HASH   <txn>:<part> → 1, the parts of that transaction written
  *                                                  so far (a replay skips them); gone with its last part
+ *   cdcv:{<deployment>}:fanout              HASH   id → JSON of a join fan-out deferred to after its step
+ *                                                  (plan/fanout.ts: the join, its key, the deltas, the
+ *                                                  HSCAN cursor reached, the views it changes); its views
+ *                                                  are in busy (value 'fanout') until the last one ends
+ *   cdcv:{<deployment>}:fanout:<id>:done    HASH   row key → 1: the bucket rows that job has joined
+ *                                                  (HSCAN may return a row twice); gone with the job
  *   cdcv:{<deployment>}:seq                 HASH   view → number of its last changelog entry (entries are numbered without gaps)
  *   cdcv:{<deployment>}:dlq                 STREAM dead letters (changes that could not be applied)
  *   cdcv:{<deployment>}:img:<table>         HASH   encoded key → "<order>\n<row>" (at-least-once sources only);
@@ -64,6 +70,10 @@ export const requestsKey = (prefix: string): string => `${prefix}:requests`;
 export const BACKFILL_WINDOW_FIELD = 'backfill-window';
 /** Pattern of every backfill's own row images. */
 export const backfillImagesPattern = (prefix: string): string => `${prefix}:img:backfill~*`;
+export const fanoutKey = (prefix: string): string => `${prefix}:fanout`;
+export const fanoutDoneKey = (prefix: string, id: string): string => `${prefix}:fanout:${id}:done`;
+/** The busy value of a view waiting for join fan-outs (a transaction's views hold its part id). */
+export const FANOUT_BUSY = 'fanout';
 export const partsKey = (prefix: string): string => `${prefix}:parts`;
 export const seqKey = (prefix: string): string => `${prefix}:seq`;
 export const metaKey = (prefix: string): string => `${prefix}:meta`;

@@ -14,7 +14,8 @@
  * failed step is retried with the writes it planned, and later steps are planned again.
  *
  * Three shapes of state: hash fields (group states, view rows), whole small hashes (a join key's
- * rows), and the head of a lex-ordered sorted set (min/max candidates, top-N members).
+ * rows — or, past a bound, only their number: hgetall with `upTo`), and the head of a lex-ordered
+ * sorted set (min/max candidates, top-N members).
  */
 import type { RedisClient } from './redis.ts';
 
@@ -39,11 +40,21 @@ export type WriteOp =
    * n copies of a member entering / leaving a multiset kept as a lex set of distinct members
    * (`key`) and a hash of extra copies (`extras`): a unique value costs one member.
    */
-  | { readonly op: 'madd' | 'mrem'; readonly key: string; readonly extras: string; readonly member: string; readonly n: number };
+  | {
+      readonly op: 'madd' | 'mrem';
+      readonly key: string;
+      readonly extras: string;
+      readonly member: string;
+      readonly n: number;
+    };
 
 export type Read =
   | { readonly kind: 'hget'; readonly key: string; readonly field: string }
-  | { readonly kind: 'hgetall'; readonly key: string }
+  /**
+   * A whole hash; with `upTo`, only when it holds at most that many fields — else only its length
+   * is learnt (hlen), in the same round trip: a join key's million rows are not read whole.
+   */
+  | { readonly kind: 'hgetall'; readonly key: string; readonly upTo?: number }
   /** The keys matching a pattern (SCAN): to clear an operator's state after a TRUNCATE. */
   | { readonly kind: 'keys'; readonly pattern: string }
   /** The first `count` members (lex order) of a sorted set; `fromEnd` for the last ones. */
@@ -84,6 +95,8 @@ export class StateStore {
   private zsets = new Map<string, ZsetState>();
   /** Keys found per pattern, for the step being planned. */
   private scans = new Map<string, string[]>();
+  /** Lengths of hashes too long to read whole (hgetall upTo), for the step being planned. */
+  private lengths = new Map<string, number>();
   private entries = 0;
   private clock = 0;
   private writes: WriteOp[] = [];
@@ -101,6 +114,7 @@ export class StateStore {
     this.zsets = new Map();
     this.entries = 0;
     this.writes = [];
+    this.lengths = new Map();
     this.generation++;
   }
 
@@ -148,7 +162,8 @@ export class StateStore {
     const h = this.hashes.get(key)!;
     if (h.all) return h.all as ReadonlyMap<string, T>;
     const all = new Map<string, T>();
-    for (const [field, v] of fields) if (v !== null) all.set(field, (h.parsed?.get(field) as T | undefined) ?? (JSON.parse(v) as T));
+    for (const [field, v] of fields)
+      if (v !== null) all.set(field, (h.parsed?.get(field) as T | undefined) ?? (JSON.parse(v) as T));
     h.all = all;
     this.entries += all.size;
     return all;
@@ -161,9 +176,18 @@ export class StateStore {
   zhead(key: string, count: number, fromEnd = false): readonly string[] | undefined {
     const z = this.zsets.get(zkey(key, fromEnd)) ?? this.completeSet(key);
     if (!z) return undefined;
-    if (z.complete) return fromEnd ? z.members.slice(Math.max(0, z.members.length - count)) : z.members.slice(0, count);
+    if (z.complete)
+      return fromEnd ? z.members.slice(Math.max(0, z.members.length - count)) : z.members.slice(0, count);
     if (z.fromEnd !== fromEnd || z.members.length < count) return undefined;
     return fromEnd ? z.members.slice(z.members.length - count) : z.members.slice(0, count);
+  }
+
+  /**
+   * How many fields a hash holds: known when it is loaded whole, or when an hgetall with `upTo`
+   * found it longer (for this step only); undefined otherwise.
+   */
+  hlen(key: string): number | undefined {
+    return this.hgetall(key)?.size ?? this.lengths.get(key);
   }
 
   /** Keys matching a pattern, once loaded (for this step only). */
@@ -180,7 +204,7 @@ export class StateStore {
         case 'hget':
           return this.hget(r.key, r.field) === undefined;
         case 'hgetall':
-          return this.hgetall(r.key) === undefined;
+          return this.hgetall(r.key) === undefined && (r.upTo === undefined || !this.lengths.has(r.key));
         case 'zhead':
           return this.zhead(r.key, r.count, r.fromEnd) === undefined;
       }
@@ -193,6 +217,7 @@ export class StateStore {
     if (needed.length === 0) return;
     const fields = new Map<string, Set<string>>();
     const whole = new Set<string>();
+    const upTo = new Map<string, number>();
     const heads = new Map<string, { key: string; count: number; fromEnd: boolean }>();
     const jobs: Promise<void>[] = [];
     for (const r of needed) {
@@ -200,14 +225,19 @@ export class StateStore {
         let set = fields.get(r.key);
         if (!set) fields.set(r.key, (set = new Set()));
         set.add(r.field);
-      } else if (r.kind === 'hgetall') whole.add(r.key);
+      } else if (r.kind === 'hgetall' && r.upTo === undefined) whole.add(r.key);
+      else if (r.kind === 'hgetall') upTo.set(r.key, Math.min(upTo.get(r.key) ?? Infinity, r.upTo!));
       else if (r.kind === 'keys') {
         jobs.push(this.scan(r.pattern).then((keys) => void this.scans.set(r.pattern, keys)));
       } else {
         // Head and tail of one set are separate reads (a group may lose both its min and its max).
         const id = zkey(r.key, r.fromEnd ?? false);
         const prev = heads.get(id);
-        heads.set(id, { key: r.key, count: Math.max(prev?.count ?? 0, r.count), fromEnd: r.fromEnd ?? false });
+        heads.set(id, {
+          key: r.key,
+          count: Math.max(prev?.count ?? 0, r.count),
+          fromEnd: r.fromEnd ?? false,
+        });
       }
     }
     for (const [key, set] of fields) {
@@ -220,20 +250,32 @@ export class StateStore {
         }),
       );
     }
+    const loadWhole = (key: string, flat: readonly string[]): void => {
+      const h = this.hashState(key);
+      for (let i = 0; i + 1 < flat.length; i += 2) this.setField(h, flat[i]!, flat[i + 1]!);
+      // Fields known absent stay as they are; everything present is now known.
+      for (const [f, v] of h.fields) if (v === null) h.fields.delete(f);
+      h.complete = true;
+    };
     for (const key of whole) {
+      jobs.push(this.redis.sendCommand<string[]>(['HGETALL', key]).then((flat) => loadWhole(key, flat)));
+    }
+    for (const [key, max] of upTo) {
+      if (whole.has(key)) continue;
       jobs.push(
-        this.redis.sendCommand<string[]>(['HGETALL', key]).then((flat) => {
-          const h = this.hashState(key);
-          for (let i = 0; i + 1 < flat.length; i += 2) this.setField(h, flat[i]!, flat[i + 1]!);
-          // Fields known absent stay as they are; everything present is now known.
-          for (const [f, v] of h.fields) if (v === null) h.fields.delete(f);
-          h.complete = true;
-        }),
+        this.redis
+          .sendCommand<number | string[]>(['EVAL', HGETALL_UP_TO_SCRIPT, '1', key, String(max)])
+          .then((reply) => {
+            if (typeof reply === 'number') this.lengths.set(key, reply);
+            else loadWhole(key, reply);
+          }),
       );
     }
     for (const { key, count, fromEnd } of heads.values()) {
       // One more than asked tells whether the set holds more.
-      const command = fromEnd ? ['ZREVRANGEBYLEX', key, '+', '-', 'LIMIT', '0', String(count + 1)] : ['ZRANGEBYLEX', key, '-', '+', 'LIMIT', '0', String(count + 1)];
+      const command = fromEnd
+        ? ['ZREVRANGEBYLEX', key, '+', '-', 'LIMIT', '0', String(count + 1)]
+        : ['ZRANGEBYLEX', key, '-', '+', 'LIMIT', '0', String(count + 1)];
       jobs.push(
         this.redis.sendCommand<string[]>(command).then((members) => {
           const complete = members.length <= count;
@@ -363,7 +405,12 @@ export class StateStore {
   }
 
   /** Append a changelog entry (written in the step, not cached). */
-  xadd(key: string, maxLength: number, fields: readonly string[], floor?: { key: string; field: string }): void {
+  xadd(
+    key: string,
+    maxLength: number,
+    fields: readonly string[],
+    floor?: { key: string; field: string },
+  ): void {
     this.writes.push({ op: 'xadd', key, maxLength, fields, ...(floor ? { floor } : {}) });
   }
 
@@ -375,6 +422,7 @@ export class StateStore {
     const writes = this.writes;
     this.writes = [];
     this.scans = new Map();
+    this.lengths = new Map();
     this.evict();
     return writes;
   }
@@ -383,7 +431,14 @@ export class StateStore {
     const keys: string[] = [];
     let cursor = '0';
     do {
-      const [next, found] = await this.redis.sendCommand<[string, string[]]>(['SCAN', cursor, 'MATCH', pattern, 'COUNT', '1000']);
+      const [next, found] = await this.redis.sendCommand<[string, string[]]>([
+        'SCAN',
+        cursor,
+        'MATCH',
+        pattern,
+        'COUNT',
+        '1000',
+      ]);
       cursor = next;
       keys.push(...found);
     } while (cursor !== '0');
@@ -456,6 +511,13 @@ export class StateStore {
     return this.entries;
   }
 }
+
+/** A hash's fields when it holds at most ARGV[1] of them, else its length (a number). */
+export const HGETALL_UP_TO_SCRIPT = `
+local n = redis.call('HLEN', KEYS[1])
+if n > tonumber(ARGV[1]) then return n end
+return redis.call('HGETALL', KEYS[1])
+`;
 
 /** The cache entry of a sorted set's head (from the start) or tail (from the end). */
 function zkey(key: string, fromEnd: boolean): string {
