@@ -72,6 +72,9 @@ export class MemoryRedis {
       }
       case 'HLEN':
         return this.hash(rest[0]!, false)?.size ?? 0;
+      case 'EVALSHA':
+        // Scripts are sent again in full (LuaScript falls back to EVAL): the store has one.
+        throw new Error('NOSCRIPT No matching script');
       case 'EVAL': {
         // The store's one read script (a hash read whole only when short enough).
         if (rest[0] !== HGETALL_UP_TO_SCRIPT) throw new Error('ERR the memory Redis runs no other script');

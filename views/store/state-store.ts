@@ -17,7 +17,7 @@
  * rows — or, past a bound, only their number: hgetall with `upTo`), and the head of a lex-ordered
  * sorted set (min/max candidates, top-N members).
  */
-import type { RedisClient } from './redis.ts';
+import { LuaScript, type RedisClient } from './redis.ts';
 
 export type WriteOp =
   | { readonly op: 'hset'; readonly key: string; readonly field: string; readonly value: string }
@@ -263,12 +263,10 @@ export class StateStore {
     for (const [key, max] of upTo) {
       if (whole.has(key)) continue;
       jobs.push(
-        this.redis
-          .sendCommand<number | string[]>(['EVAL', HGETALL_UP_TO_SCRIPT, '1', key, String(max)])
-          .then((reply) => {
-            if (typeof reply === 'number') this.lengths.set(key, reply);
-            else loadWhole(key, reply);
-          }),
+        HGETALL_UP_TO.run<number | string[]>(this.redis, [key], [String(max)]).then((reply) => {
+          if (typeof reply === 'number') this.lengths.set(key, reply);
+          else loadWhole(key, reply);
+        }),
       );
     }
     for (const { key, count, fromEnd } of heads.values()) {
@@ -518,6 +516,7 @@ local n = redis.call('HLEN', KEYS[1])
 if n > tonumber(ARGV[1]) then return n end
 return redis.call('HGETALL', KEYS[1])
 `;
+const HGETALL_UP_TO = new LuaScript(HGETALL_UP_TO_SCRIPT);
 
 /** The cache entry of a sorted set's head (from the start) or tail (from the end). */
 function zkey(key: string, fromEnd: boolean): string {
