@@ -851,14 +851,7 @@ export class Engine extends EventEmitter {
     for (const b of group) if (b.position.length > 0) position = mergePositions(position, b.position);
     // A change a view could not apply leaves it wrong: stop it (the dead letter says what and why),
     // and every view that reads it.
-    const stop = new Map(stopping);
-    for (const r of result.rejected)
-      if (!stop.has(r.view))
-        stop.set(r.view, `a change it could not apply was parked in the dead-letter stream: ${r.reason}`);
-    for (const [view, reason] of [...stop]) {
-      for (const dependent of this.flow.dependents.get(view) ?? [])
-        if (!stop.has(dependent)) stop.set(dependent, `it reads view ${view}, which stopped: ${reason}`);
-    }
+    const stop = this.stopsOf(result, stopping);
     const images = windowWrites
       ? mergeImageWrites(resolved?.writes ?? null, windowWrites)
       : (resolved?.writes ?? null);
@@ -995,7 +988,10 @@ export class Engine extends EventEmitter {
     }
   }
 
-  /** The views a run stops (a change they could not apply), and the views reading them. */
+  /**
+   * The views a run stops — `stopping` (schema changes) and those a change could not be applied to
+   * (it is parked in the dead letters: the view would be wrong) — and every view reading them.
+   */
   private stopsOf(result: RunResult, stopping: ReadonlyMap<string, string>): Map<string, string> {
     const stop = new Map<string, string>(stopping);
     for (const r of result.rejected)
@@ -1470,14 +1466,7 @@ export class Engine extends EventEmitter {
     });
     const deferred = this.deferFanouts(result);
     const writes = [...this.store.takeWrites(), ...extraWrites];
-    const stop = new Map<string, string>(stopping);
-    for (const [view, reason] of [...stop]) {
-      for (const dependent of this.flow.dependents.get(view) ?? [])
-        if (!stop.has(dependent)) stop.set(dependent, `it reads view ${view}, which stopped: ${reason}`);
-    }
-    for (const r of result.rejected)
-      if (!stop.has(r.view))
-        stop.set(r.view, `a change it could not apply was parked in the dead-letter stream: ${r.reason}`);
+    const stop = this.stopsOf(result, stopping);
     const group: ChangeBatch[] =
       batches.length > 0 ? batches : [{ kind: 'transaction', changes: [], position: [] }];
     const outcome = await this.apply(source, {
