@@ -52,6 +52,11 @@ export function createMetrics(options: {
     help: 'Changes skipped because their row already had them or a newer change, or recognised as re-sent copies while their transaction was assembled (at-least-once sources: Debezium re-sends).',
     registers: [registry],
   });
+  const fanoutSteps = new client.Counter({
+    name: 'cdc_views_fanout_steps_total',
+    help: 'Steps that joined a chunk of a join fan-out (a change meeting more than redis.fanoutChunk rows), after the step that deferred it.',
+    registers: [registry],
+  });
   const deadLetters = new client.Counter({
     name: 'cdc_views_dead_letters_total',
     help: 'Changes parked in the dead-letter stream.',
@@ -196,6 +201,7 @@ export function createMetrics(options: {
     1000,
   ).unref();
   engine?.on(ENGINE_EVENTS.BATCH_APPLIED, (e: BatchAppliedEvent) => {
+    if (e.fanout) fanoutSteps.inc();
     if (e.duplicate) duplicates.inc();
     else eventsApplied.inc({ kind: e.snapshot ? 'snapshot' : 'stream' }, e.changes);
     if (e.deadLetters) deadLetters.inc(e.deadLetters);

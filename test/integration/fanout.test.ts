@@ -148,6 +148,10 @@ describe('join fan-out in chunks', () => {
     // A chunk of 500 left rows × (−old, +new) writes ~2,000 rows, index and state: far below the 20,000-row fan-out.
     expect(largest, 'the largest write step').toBeLessThan(ORDERS / 2);
     expect(busySeen, 'the reader found the views busy while the chunks ran').toBeGreaterThan(0);
+    const metrics = await fetch(shop.service.url.replace(/\/graphql$/, '/metrics')).then((r) => r.text());
+    expect(Number(/^cdc_views_fanout_steps_total (\d+)/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(
+      chunks.length,
+    );
     expect(await shop.redis.sendCommand<number>(['EXISTS', fanoutKey(prefix), busyKey(prefix)])).toBe(0);
   }, 300_000);
 });
