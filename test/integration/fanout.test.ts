@@ -298,6 +298,9 @@ describe('join fan-out inside a transaction applied in parts', () => {
       UPDATE customers SET name = 'Ada at the end', country = 'UK' WHERE id = 1;
       COMMIT`);
     await shop.sync(120_000);
+    // The watcher samples every few ms: give it the moment to sample the landed transaction too.
+    for (let i = 0; i < 500 && !samples.includes('Ada at the end'); i++)
+      await new Promise((r) => setTimeout(r, 10));
     watching = false;
     await watcher;
     shop.service.engine.off(ENGINE_EVENTS.BATCH_APPLIED, onStep);
