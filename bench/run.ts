@@ -45,7 +45,7 @@ import { createClient } from 'graphql-ws';
 import pg from 'pg';
 import WebSocket from 'ws';
 import { changelogKey, keyPrefix, rowsKey, viewKeyPattern, viewStatePattern } from '../views/store/keys.ts';
-import { connectRedis, type RedisClient } from '../views/store/redis.ts';
+import { connectRedis, scanKeys, type RedisClient } from '../views/store/redis.ts';
 import { createRegistry, type CompiledView } from '../views/registry.ts';
 import {
   startChildService,
@@ -599,23 +599,13 @@ async function viewBytes(
   view: { name: string; storage: string },
 ): Promise<Pick<ViewMemory, 'rows' | 'state' | 'changelog'>> {
   const sum = async (pattern: string): Promise<number> => {
-    let cursor = '0';
     let total = 0;
-    do {
-      const [next, keys] = await redis.sendCommand<[string, string[]]>([
-        'SCAN',
-        cursor,
-        'MATCH',
-        pattern,
-        'COUNT',
-        '1000',
-      ]);
-      cursor = next;
+    for await (const keys of scanKeys(redis, pattern)) {
       const sizes = await Promise.all(
         keys.map((key) => redis.sendCommand<number | null>(['MEMORY', 'USAGE', key, 'SAMPLES', '0'])),
       );
       for (const size of sizes) total += size ?? 0;
-    } while (cursor !== '0');
+    }
     return total;
   };
   const rows = await sum(viewKeyPattern(prefix, view.storage));

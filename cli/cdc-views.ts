@@ -23,7 +23,7 @@ import { replayDeadLetters } from '../reactions/runner.ts';
 import { reactionBacklogs } from '../reactions/groups.ts';
 import { readStoredState, statusOf } from '../views/store/state.ts';
 import { describeBackfill, terminalProgress } from './progress.ts';
-import { connectRedis } from '../views/store/redis.ts';
+import { connectRedis, scanKeys } from '../views/store/redis.ts';
 import type { Config } from '../views/config.ts';
 import { ConfigError } from '../views/errors.ts';
 import { currentVersion } from '../views/store/read.ts';
@@ -91,19 +91,9 @@ async function operatorStateBytes(
   storage: string,
 ): Promise<number> {
   let total = 0;
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.sendCommand<[string, string[]]>([
-      'SCAN',
-      cursor,
-      'MATCH',
-      viewStatePattern(prefix, storage),
-      'COUNT',
-      '1000',
-    ]);
-    cursor = next;
+  for await (const keys of scanKeys(redis, viewStatePattern(prefix, storage))) {
     for (const key of keys) total += (await redis.sendCommand<number | null>(['MEMORY', 'USAGE', key])) ?? 0;
-  } while (cursor !== '0');
+  }
   return total;
 }
 

@@ -6,7 +6,7 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { changelogKey, keyPrefix, metaKey, rowsKey, storageOf } from '../../views/store/keys.ts';
-import { connectRedis, type RedisClient } from '../../views/store/redis.ts';
+import { connectRedis, scanKeys, type RedisClient } from '../../views/store/redis.ts';
 import { currentVersion } from '../../views/store/read.ts';
 import { createRegistry } from '../../views/registry.ts';
 import { startChildService, writeShopConfig, type ChildService } from '../support/child-service.ts';
@@ -73,20 +73,8 @@ describe('config changes between starts', () => {
     await c.exited;
   }
   const keysOf = async (view: string): Promise<number> => {
-    let cursor = '0';
     let count = 0;
-    do {
-      const [next, keys] = await redis.sendCommand<[string, string[]]>([
-        'SCAN',
-        cursor,
-        'MATCH',
-        `${keyPrefix(name)}:[vs]:${view}~*`,
-        'COUNT',
-        '1000',
-      ]);
-      cursor = next;
-      count += keys.length;
-    } while (cursor !== '0');
+    for await (const keys of scanKeys(redis, `${keyPrefix(name)}:[vs]:${view}~*`)) count += keys.length;
     return count;
   };
 

@@ -5,24 +5,13 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keyPrefix } from '../../views/store/keys.ts';
+import { scanKeys } from '../../views/store/redis.ts';
 import { startShop, type ServiceFixture } from '../support/shop.ts';
 
 /** Every key matching a pattern (the suite's Redis is shared: SCAN to the end). */
 async function keysOf(shop: ServiceFixture, pattern: string): Promise<string[]> {
-  let cursor = '0';
   const keys: string[] = [];
-  do {
-    const [next, found] = await shop.redis.sendCommand<[string, string[]]>([
-      'SCAN',
-      cursor,
-      'MATCH',
-      pattern,
-      'COUNT',
-      '1000',
-    ]);
-    cursor = next;
-    keys.push(...found);
-  } while (cursor !== '0');
+  for await (const page of scanKeys(shop.redis, pattern)) keys.push(...page);
   return keys;
 }
 

@@ -16,7 +16,11 @@ export type RedisClient = ReturnType<typeof createClient>;
  * the engine (and says so in /ready), a read answers with an error rather than hanging.
  */
 export async function connectRedis(url: string, onError?: (error: Error) => void): Promise<RedisClient> {
-  const client = createClient({ url, disableOfflineQueue: true, socket: { reconnectStrategy: (retries) => Math.min(50 * 2 ** retries, 2000) } });
+  const client = createClient({
+    url,
+    disableOfflineQueue: true,
+    socket: { reconnectStrategy: (retries) => Math.min(50 * 2 ** retries, 2000) },
+  });
   client.on('error', (error: Error) => onError?.(error));
   await client.connect();
   return client;
@@ -43,12 +47,28 @@ export class LuaScript {
 
 /** Delete every key matching a pattern (SCAN + UNLINK: never blocks Redis on a big keyspace). */
 export async function deleteByPattern(redis: RedisClient, pattern: string): Promise<number> {
-  let cursor = '0';
   let deleted = 0;
-  do {
-    const [next, keys] = await redis.sendCommand<[string, string[]]>(['SCAN', cursor, 'MATCH', pattern, 'COUNT', '1000']);
-    cursor = next;
-    if (keys.length > 0) deleted += await redis.sendCommand<number>(['UNLINK', ...keys]);
-  } while (cursor !== '0');
+  for await (const keys of scanKeys(redis, pattern))
+    deleted += await redis.sendCommand<number>(['UNLINK', ...keys]);
   return deleted;
+}
+
+/**
+ * The keys matching a pattern, a SCAN page at a time (each page non-empty): SCAN never blocks Redis
+ * on a big keyspace, but may return a key twice.
+ */
+export async function* scanKeys(redis: RedisClient, pattern: string): AsyncGenerator<string[]> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.sendCommand<[string, string[]]>([
+      'SCAN',
+      cursor,
+      'MATCH',
+      pattern,
+      'COUNT',
+      '1000',
+    ]);
+    cursor = next;
+    if (keys.length > 0) yield keys;
+  } while (cursor !== '0');
 }

@@ -17,7 +17,7 @@
  * rows — or, past a bound, only their number: hgetall with `upTo`), and the head of a lex-ordered
  * sorted set (min/max candidates, top-N members).
  */
-import { LuaScript, type RedisClient } from './redis.ts';
+import { LuaScript, scanKeys, type RedisClient } from './redis.ts';
 
 export type WriteOp =
   | { readonly op: 'hset'; readonly key: string; readonly field: string; readonly value: string }
@@ -427,19 +427,7 @@ export class StateStore {
 
   private async scan(pattern: string): Promise<string[]> {
     const keys: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, found] = await this.redis.sendCommand<[string, string[]]>([
-        'SCAN',
-        cursor,
-        'MATCH',
-        pattern,
-        'COUNT',
-        '1000',
-      ]);
-      cursor = next;
-      keys.push(...found);
-    } while (cursor !== '0');
+    for await (const page of scanKeys(this.redis, pattern)) keys.push(...page);
     return keys;
   }
 

@@ -26,7 +26,7 @@ import {
   metaKey,
   requestsKey,
 } from './keys.ts';
-import { LuaScript, type RedisClient } from './redis.ts';
+import { LuaScript, scanKeys, type RedisClient } from './redis.ts';
 
 export type ViewState = 'building' | 'live' | 'stopped';
 
@@ -172,25 +172,15 @@ export async function wipeForRebuild(
     reason: string;
   },
 ): Promise<{ epoch: string }> {
-  let cursor = '0';
   const lease = leaseKey(prefix);
-  do {
-    const [next, keys] = await redis.sendCommand<[string, string[]]>([
-      'SCAN',
-      cursor,
-      'MATCH',
-      `${prefix}:*`,
-      'COUNT',
-      '1000',
-    ]);
-    cursor = next;
+  for await (const keys of scanKeys(redis, `${prefix}:*`)) {
     // Reactions' dead letters are the operator's, not the views': they outlive a rebuild.
     const doomed = keys.filter((k) => k !== lease && k !== `${lease}:n` && !k.startsWith(`${prefix}:r:`));
     if (doomed.length > 0) {
       const [status, holder] = await FENCED_UNLINK.run<[string, string]>(redis, [lease], [token, ...doomed]);
       if (status === 'fenced') throw new FencedError(holder || null);
     }
-  } while (cursor !== '0');
+  }
   const epoch = randomBytes(6).toString('hex');
   const status: ViewStatus = { state: 'building', reason: init.reason, since: Date.now() };
   const meta = ['layout', init.layout, 'fingerprints', init.fingerprints];
@@ -383,17 +373,7 @@ async function unlinkMatching(
   pattern: string,
   wanted: (key: string) => boolean,
 ): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, found] = await redis.sendCommand<[string, string[]]>([
-      'SCAN',
-      cursor,
-      'MATCH',
-      pattern,
-      'COUNT',
-      '1000',
-    ]);
-    cursor = next;
+  for await (const found of scanKeys(redis, pattern)) {
     const keys = found.filter(wanted);
     if (keys.length > 0) {
       const [status, holder] = await FENCED_UNLINK.run<[string, string]>(
@@ -403,7 +383,7 @@ async function unlinkMatching(
       );
       if (status === 'fenced') throw new FencedError(holder || null);
     }
-  } while (cursor !== '0');
+  }
 }
 
 /**
