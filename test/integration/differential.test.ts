@@ -10,8 +10,21 @@ import { customers, orders, products } from '../../examples/shop/views.config.ts
 import { source } from '../../ingest/source-options.ts';
 import { abs, asc, between, cast, caseWhen, count, dateTrunc, desc, eq, gt, isNull, length, like, max, min, mod, notLike, or, round, sum, view } from '../../views/define.ts';
 import { defineConfig, type Config } from '../../views/config.ts';
-import { expectViewsEqualSql, shopTestConfig, startFixture, type ServiceFixture } from '../support/shop.ts';
-import { workload } from '../support/workload.ts';
+import { expectViewsEqualSql, shopTestConfig, startFixture, within, type ServiceFixture } from '../support/shop.ts';
+import { transactionSql, workload, type Transaction } from '../support/workload.ts';
+
+/**
+ * Commit (or roll back) the transactions, wait for the service, compare every view with SQL; each
+ * step bounded, so a stall fails naming the step, the engine's state and the database's sessions.
+ */
+async function runWorkload(fixture: ServiceFixture, transactions: readonly Transaction[]): Promise<void> {
+  const diagnose = () => fixture.diagnose();
+  for (const t of transactions) {
+    await within(60_000, 'a workload transaction', fixture.db.query(transactionSql(t)), diagnose);
+  }
+  await within(60_000, 'waiting for the views to catch up', fixture.sync(55_000), diagnose);
+  await within(90_000, 'comparing every view with SQL', expectViewsEqualSql(fixture.service.url, fixture.db, fixture.registry), diagnose);
+}
 
 /**
  * The shop's views, and top-N views with limits small enough for this workload's few rows to
@@ -57,16 +70,13 @@ describe('differential: views equal their SQL after random workloads', () => {
   it('after any workload of transactions (commits and rollbacks), every view equals SQL', async () => {
     await fc.assert(
       fc.asyncProperty(workload, async (transactions) => {
-        for (const t of transactions) {
-          await shop.db.query(`BEGIN; ${t.statements.join('; ')}; ${t.rollback ? 'ROLLBACK' : 'COMMIT'}`);
-        }
-        await shop.sync();
-        await expectViewsEqualSql(shop.service.url, shop.db, shop.registry);
+        await runWorkload(shop, transactions);
       }),
       { numRuns: 60, endOnFailure: true },
     );
-    // Sixty workloads, each read back through every view: seconds alone, up to a minute beside the Kafka tests.
-  }, 180_000);
+    // Sixty workloads, each read back through every view: seconds alone, up to a minute beside the
+    // Kafka tests. A run that stalls fails on its own (runWorkload), saying where and why.
+  }, 300_000);
 });
 
 /** Views whose group keys, filters and fields use the scalar functions (mod, like, dateTrunc, caseWhen, cast…). */
@@ -122,11 +132,7 @@ describe('differential: views with scalar functions equal their SQL after random
     await expectViewsEqualSql(fixture.service.url, fixture.db, fixture.registry);
     await fc.assert(
       fc.asyncProperty(workload, async (transactions) => {
-        for (const t of transactions) {
-          await fixture.db.query(`BEGIN; ${t.statements.join('; ')}; ${t.rollback ? 'ROLLBACK' : 'COMMIT'}`);
-        }
-        await fixture.sync();
-        await expectViewsEqualSql(fixture.service.url, fixture.db, fixture.registry);
+        await runWorkload(fixture, transactions);
       }),
       { numRuns: 40, endOnFailure: true },
     );

@@ -94,11 +94,34 @@ export async function waitForAppliedParts(redis: RedisClient, prefix: string, co
   }
 }
 
+/**
+ * `work`, or a rejection naming the step and what `diagnose` finds once it has taken `ms`: a stall
+ * fails with its cause instead of the test's own timeout.
+ */
+export async function within<T>(ms: number, step: string, work: Promise<T>, diagnose: () => Promise<string>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const stalled = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      diagnose().then(
+        (found) => reject(new Error(`${step}: no answer after ${ms} ms\n${found}`)),
+        (error: unknown) => reject(new Error(`${step}: no answer after ${ms} ms (diagnosis failed: ${String(error)})`)),
+      );
+    }, ms);
+  });
+  try {
+    return await Promise.race([work, stalled]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export async function graphql<T = Record<string, unknown>>(url: string, query: string, variables: Record<string, unknown> = {}): Promise<T> {
   const response = await fetch(url, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ query, variables }),
+    // A request the service never answers fails here, naming the query, instead of hanging the test.
+    signal: AbortSignal.timeout(60_000),
   });
   const body = (await response.json()) as { data?: T; errors?: unknown[] };
   if (body.errors) throw new Error(`GraphQL errors: ${JSON.stringify(body.errors)}`);
@@ -156,6 +179,8 @@ export interface ServiceFixture {
   readonly redis: RedisClient;
   /** Wait until the views include everything committed so far. */
   sync(timeoutMs?: number): Promise<void>;
+  /** What the service and the database are doing now: printed when a step stalls. */
+  diagnose(): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -194,6 +219,21 @@ export async function startFixture(prefix: string, options: FixtureOptions = {})
     db,
     redis,
     sync,
+    async diagnose() {
+      const health = service.engine?.health();
+      // Another connection: `db` may be the one stuck.
+      const probe = await connect(databaseUrl);
+      try {
+        const { rows } = await probe.query(
+          `SELECT pid, state, wait_event_type, wait_event, now() - query_start AS running, left(query, 200) AS query
+             FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND state <> 'idle'`,
+        );
+        const notLive = health && Object.fromEntries([...health.views].filter(([, v]) => v.state !== 'live'));
+        return `ENGINE ${JSON.stringify(health && { ...health, views: notLive })}\nDATABASE ${JSON.stringify(rows)}`;
+      } finally {
+        await probe.end();
+      }
+    },
     async close() {
       await service.stop();
       await redis.quit();
