@@ -90,6 +90,14 @@ import { encodeDefinitions, retiredViews } from './stored-definitions.ts';
 import { ViewInput } from './operators/view-input.ts';
 import type { DeltaBatch, Operator } from './operators/types.ts';
 
+/**
+ * Changes one step takes at most when transactions queue up (a catch-up, a burst): a bigger step
+ * folds more changes to the same rows into one write (its catch-up did 33 % more events per
+ * CPU-second at 5,000 than at 2,000) but holds Redis longer (≈ 130 ms against ≈ 85 ms for the
+ * example's sixteen views). A live service with a quiet queue steps each transaction alone.
+ */
+export const DEFAULT_STEP_CHANGES = 5000;
+
 export interface EngineOptions {
   readonly registry: Registry;
   /** The writer's own connection: the write steps (and WAITAOF/WAIT) run on it alone. */
@@ -98,7 +106,7 @@ export interface EngineOptions {
   readonly control?: RedisClient;
   /** A fresh source per (re)start of the pipeline. */
   readonly createSource: () => ChangeSource;
-  /** Changes per atomic step at most (bounds script time in Redis). */
+  /** Changes per atomic step at most, in whole transactions (DEFAULT_STEP_CHANGES). */
   readonly maxBatchChanges?: number;
   readonly changelogMaxLength?: number;
   /** Rows of the other side a join key may have before its changes are joined in chunks, after their step. */
@@ -413,7 +421,7 @@ export class Engine extends EventEmitter {
     };
     let finished = false;
     let failure: unknown = null;
-    const maxChanges = this.options.maxBatchChanges ?? 2000;
+    const maxChanges = this.options.maxBatchChanges ?? DEFAULT_STEP_CHANGES;
     const signal = (): void => {
       waiting.wake?.();
       waiting.wake = null;

@@ -78,9 +78,14 @@ export class MemoryRedis {
       case 'EVAL': {
         // The store's one read script (a hash read whole only when short enough).
         if (rest[0] !== HGETALL_UP_TO_SCRIPT) throw new Error('ERR the memory Redis runs no other script');
-        const map = this.hash(rest[2]!, false);
-        if ((map?.size ?? 0) > Number(rest[3])) return map!.size;
-        return map ? [...map].flat() : [];
+        const n = Number(rest[1]);
+        const keys = rest.slice(2, 2 + n);
+        const limits = rest.slice(2 + n);
+        return keys.map((key, i) => {
+          const map = this.hash(key, false);
+          if ((map?.size ?? 0) > Number(limits[i])) return map!.size;
+          return map ? [...map].flat() : [];
+        });
       }
       case 'HSCAN': {
         // Sorted fields, `COUNT` at a time from the cursor (an index); like Redis, it may return an

@@ -260,12 +260,20 @@ export class StateStore {
     for (const key of whole) {
       jobs.push(this.redis.sendCommand<string[]>(['HGETALL', key]).then((flat) => loadWhole(key, flat)));
     }
-    for (const [key, max] of upTo) {
-      if (whole.has(key)) continue;
+    // All bounded reads in one script call: a join step reads one bucket per key it touches.
+    const bounded = [...upTo].filter(([key]) => !whole.has(key));
+    if (bounded.length > 0) {
       jobs.push(
-        HGETALL_UP_TO.run<number | string[]>(this.redis, [key], [String(max)]).then((reply) => {
-          if (typeof reply === 'number') this.lengths.set(key, reply);
-          else loadWhole(key, reply);
+        HGETALL_UP_TO.run<(number | string[])[]>(
+          this.redis,
+          bounded.map(([key]) => key),
+          bounded.map(([, max]) => String(max)),
+        ).then((replies) => {
+          bounded.forEach(([key], i) => {
+            const reply = replies[i]!;
+            if (typeof reply === 'number') this.lengths.set(key, reply);
+            else loadWhole(key, reply);
+          });
         }),
       );
     }
@@ -498,11 +506,14 @@ export class StateStore {
   }
 }
 
-/** A hash's fields when it holds at most ARGV[1] of them, else its length (a number). */
+/** For each hash KEYS[i]: its fields when it holds at most ARGV[i] of them, else its length (a number). */
 export const HGETALL_UP_TO_SCRIPT = `
-local n = redis.call('HLEN', KEYS[1])
-if n > tonumber(ARGV[1]) then return n end
-return redis.call('HGETALL', KEYS[1])
+local replies = {}
+for i, key in ipairs(KEYS) do
+  local n = redis.call('HLEN', key)
+  if n > tonumber(ARGV[i]) then replies[i] = n else replies[i] = redis.call('HGETALL', key) end
+end
+return replies
 `;
 const HGETALL_UP_TO = new LuaScript(HGETALL_UP_TO_SCRIPT);
 
