@@ -27,6 +27,7 @@ import { count, max, min, sum, view } from '../../views/define.ts';
 import { customers, orders } from '../../examples/shop/views.config.ts';
 import {
   busyKey,
+  changelogKey,
   checkpointKey,
   deadLetterKey,
   keyPrefix,
@@ -274,6 +275,46 @@ describe('Debezium (PostgreSQL connector) over Kafka', () => {
       p.seen.skipped,
       `changes skipped as already applied or as re-sent copies (${resent} re-sent records in Kafka)`,
     ).toBeGreaterThan(0);
+  }, 240_000);
+
+  it('a TRUNCATE Debezium re-sends after a Kafka Connect SIGKILL, with the changes around it, changes nothing: no row comes back, no view logs it twice', async () => {
+    const p = await startPipeline('kpg_trunc');
+    await waitUntilViewsEqual(p.service.url, p.readExpected, p.registry, 90_000);
+    const topic = `${p.names.topicPrefix}.public.products`;
+    const offsets = async (): Promise<string> =>
+      (await fetch(`${stack.connect.url}/connectors/${p.names.connector}/offsets`)).text();
+    const high = async (): Promise<number> => Number((await stack.admin.fetchTopicOffsets(topic))[0]!.high);
+    // Right after Connect commits its offsets (every 2 s), what Debezium sends is sent again after a
+    // SIGKILL: an insert, a TRUNCATE, an insert. Tried again if a second commit came before the kill.
+    let attempts = 0;
+    for (let attempt = 0; ; attempt++) {
+      attempts++;
+      await p.db.query(`INSERT INTO products VALUES (${10 + attempt * 10}, 'flush', 'toys', 5.00, 1, 10)`);
+      await waitForOffsetFlush(p.names.connector, 30_000);
+      const committed = await offsets();
+      const from = await high();
+      await p.db.query(
+        `INSERT INTO products VALUES (${11 + attempt * 10}, 'before', 'toys', 6.00, 2, 10); TRUNCATE products; INSERT INTO products VALUES (${12 + attempt * 10}, 'after', 'books', 7.00, 100, 10)`,
+      );
+      while ((await high()) < from + 3) await new Promise((r) => setTimeout(r, 20));
+      if ((await offsets()) === committed) break;
+      if (attempt === 2) throw new Error('Kafka Connect committed its offsets again before each kill, three times');
+    }
+    await stack.connect.restart({ kill: true });
+    await stack.connect.waitForRunning(p.names.connector);
+    const resent = async (): Promise<number> => resentRecords(await readTopics(stack, [topic]));
+    const deadline = Date.now() + 60_000;
+    while ((await resent()) < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    expect(await resent(), 'the insert, the TRUNCATE and the insert after it, sent again').toBeGreaterThanOrEqual(3);
+    // A commit after the re-sent records: once the views hold it, they consumed the re-sends.
+    await p.db.query(`INSERT INTO customers VALUES (900, 'after', 'FR', now())`);
+    await waitUntilViewsEqual(p.service.url, p.readExpected, p.registry, 60_000);
+    expect(p.seen.skipped, 'the re-sent insert, TRUNCATE and insert, each skipped').toBeGreaterThanOrEqual(3);
+    for (const view of ['productsByCategory', 'lowStock', 'salesByCategory']) {
+      const entries = await redis.sendCommand<[string, string[]][]>(['XRANGE', changelogKey(keyPrefix(p.names.name), view), '-', '+']);
+      const truncates = entries.filter(([, f]) => f[1] === 'reset' && f[3] === 'a source table was truncated');
+      expect(truncates, `${view}: each TRUNCATE logged once`).toHaveLength(attempts);
+    }
   }, 240_000);
 
   it('cdc-views SIGKILLed in the middle of a workload resumes from its stored offsets; every view equals its SQL', async () => {

@@ -7,10 +7,13 @@
  * views read and the `order` of the last change applied to it:
  *
  *   cdcv:{<deployment>}:img:<table>   HASH   encoded key → "<order>\n<row JSON>"  ("<order>\n" once deleted)
+ *                                            ~truncated → order of the table's last TRUNCATE
  *
  * and rewrites each incoming change against it (pure, below):
  *
  *   change not newer than image  → skipped: already applied (or older than what is); isNewer()
+ *   change (or TRUNCATE) not newer than the table's last TRUNCATE → skipped: a TRUNCATE drops the
+ *                                  images, so only this floor tells a re-sent older change apart
  *   before                       ← the image (never the event's own `before`)
  *   unchanged TOAST values       ← the image
  *   op                           ← c / u / d from whether an image and an `after` exist
@@ -69,6 +72,17 @@ export function decodeImage(stored: string): RowImage {
   return { order: stored.slice(0, newline), row: json ? (JSON.parse(json) as Row) : null };
 }
 
+/**
+ * The images hash field holding the order of the table's last TRUNCATE (encoded keys start with a
+ * tag byte below 0x20, so no row key equals it).
+ */
+export const TRUNCATED_FIELD = '~truncated';
+
+/** Whether a change is older than (or is) the table's last TRUNCATE; unknown positions never are. */
+function belowFloor(order: string | undefined, floor: string | null): boolean {
+  return order !== undefined && floor !== null && order.length > 1 && floor.length > 1 && !isNewer(order, floor);
+}
+
 /** The key of a change's row, encoded like view keys, from the table's declared key columns. */
 export function imageKey(registry: Registry, change: Change): string | null {
   const table = registry.tables.find((t) => t.name === change.table);
@@ -84,11 +98,10 @@ export function imageKeysOf(registry: Registry, changes: readonly Change[]): Map
   const keys = new Map<string, Set<string>>();
   for (const change of changes) {
     if (!registry.byTable.has(change.table)) continue;
-    const key = imageKey(registry, change);
-    if (key === null) continue;
     let set = keys.get(change.table);
-    if (!set) keys.set(change.table, (set = new Set()));
-    set.add(key);
+    if (!set) keys.set(change.table, (set = new Set([TRUNCATED_FIELD])));
+    const key = imageKey(registry, change);
+    if (key !== null) set.add(key);
   }
   return keys;
 }
@@ -106,6 +119,8 @@ export function resolveWithImages(registry: Registry, changes: readonly Change[]
   const current = new Map<string, Map<string, RowImage | null>>();
   const columnsOf = new Map<string, string[]>();
   const resolved: Change[] = [];
+  // Per table: the order of its last TRUNCATE, this batch's or the stored one.
+  const floors = new Map<string, string | null>();
   let skipped = 0;
 
   for (const change of changes) {
@@ -116,11 +131,20 @@ export function resolveWithImages(registry: Registry, changes: readonly Change[]
     let tableWrites = writes.set.get(table);
     if (!tableWrites) writes.set.set(table, (tableWrites = new Map()));
 
+    if (!floors.has(table)) floors.set(table, stored.get(table)?.get(TRUNCATED_FIELD) ?? null);
+    if (belowFloor(change.order, floors.get(table)!)) {
+      skipped++;
+      continue;
+    }
     if (change.op === 't') {
       writes.clear.add(table);
       tableWrites.clear();
       images.clear();
-      for (const key of stored.get(table)?.keys() ?? []) images.set(key, null);
+      for (const key of stored.get(table)?.keys() ?? []) if (key !== TRUNCATED_FIELD) images.set(key, null);
+      if (change.order !== undefined) {
+        floors.set(table, change.order);
+        tableWrites.set(TRUNCATED_FIELD, { expected: null, value: change.order });
+      }
       resolved.push(change);
       continue;
     }

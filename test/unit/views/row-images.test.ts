@@ -8,7 +8,7 @@ import { source } from '../../../ingest/source-options.ts';
 import { count, sum, table, view } from '../../../views/define.ts';
 import { defineConfig } from '../../../views/config.ts';
 import { encodeRowKey } from '../../../core/encoding.ts';
-import { decodeImage, encodeImage, isNewer, resolveWithImages } from '../../../views/plan/row-images.ts';
+import { decodeImage, encodeImage, imageKeysOf, isNewer, resolveWithImages, TRUNCATED_FIELD } from '../../../views/plan/row-images.ts';
 import { createRegistry } from '../../../views/registry.ts';
 
 const orders = table('public.orders', { id: 'int4', customer: 'int4', note: 'text?', amount: 'numeric' }, { key: 'id' });
@@ -48,6 +48,27 @@ describe('resolveWithImages', () => {
     expect(written.expected).toBe(image);
     expect(decodeImage(written.value)).toEqual({ order: at(300), row: null });
     expect(resolveWithImages(registry, [ev('c', 1, { id: 1, customer: 7, amount: '5.00' }, at(100))], stored([[1, written.value]])).changes).toEqual([]);
+  });
+
+  it('skips what a connector re-sends from before a TRUNCATE it already applied (the TRUNCATE dropped the images)', () => {
+    // Applied: insert 1 at 100, TRUNCATE at 200, insert 2 at 300. The TRUNCATE leaves its order.
+    const first = resolveWithImages(registry, [ev('c', 1, { id: 1, customer: 7, amount: '5.00' }, at(100)), ev('t', 0, null, at(200)), ev('c', 2, { id: 2, customer: 7, amount: '1.00' }, at(300))], stored([]));
+    expect(first.changes.map((c) => c.op)).toEqual(['c', 't', 'c']);
+    const tableWrites = first.writes.set.get('public.orders')!;
+    expect(tableWrites.get(TRUNCATED_FIELD)).toEqual({ expected: null, value: at(200) });
+    // What Redis holds after that step (the TRUNCATE cleared the hash first, then these were set).
+    const held = new Map([...tableWrites].map(([k, v]) => [k, v.value]));
+    const redis = new Map([['public.orders', held]]);
+    // The connector restarts and sends all three again: nothing applies twice, no row comes back.
+    const again = [ev('c', 1, { id: 1, customer: 7, amount: '5.00' }, at(100)), ev('t', 0, null, at(200)), ev('c', 2, { id: 2, customer: 7, amount: '1.00' }, at(300))];
+    const needed = imageKeysOf(registry, again).get('public.orders')!;
+    expect(needed.has(TRUNCATED_FIELD)).toBe(true);
+    const replay = resolveWithImages(registry, again, new Map([['public.orders', new Map([...needed].map((k) => [k, redis.get('public.orders')!.get(k) ?? null]))]]));
+    expect(replay.changes).toEqual([]);
+    expect(replay.skipped).toBe(3);
+    // A later TRUNCATE, and changes after it, apply.
+    const later = resolveWithImages(registry, [ev('t', 0, null, at(400)), ev('c', 1, { id: 1, customer: 9, amount: '2.00' }, at(500))], redis);
+    expect(later.changes.map((c) => c.op)).toEqual(['t', 'c']);
   });
 
   it('turns a snapshot read of a known row into an update, and fills unchanged TOAST values', () => {
