@@ -78,9 +78,15 @@ export function decodeImage(stored: string): RowImage {
  */
 export const TRUNCATED_FIELD = '~truncated';
 
-/** Whether a change is older than (or is) the table's last TRUNCATE; unknown positions never are. */
+/**
+ * Whether a change is older than (or is) the table's last TRUNCATE; unknown positions never are. A
+ * snapshot read is older only when its position is: one tagged with the TRUNCATE's own position
+ * (Debezium may tag an incremental snapshot with the last position it streamed) was read after it.
+ */
 function belowFloor(order: string | undefined, floor: string | null): boolean {
-  return order !== undefined && floor !== null && order.length > 1 && floor.length > 1 && !isNewer(order, floor);
+  if (order === undefined || floor === null || order.length <= 1 || floor.length <= 1) return false;
+  if (order[0] === 's') return order.slice(1) < floor.slice(1);
+  return !isNewer(order, floor);
 }
 
 /** The key of a change's row, encoded like view keys, from the table's declared key columns. */

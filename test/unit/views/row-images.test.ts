@@ -69,6 +69,10 @@ describe('resolveWithImages', () => {
     // A later TRUNCATE, and changes after it, apply.
     const later = resolveWithImages(registry, [ev('t', 0, null, at(400)), ev('c', 1, { id: 1, customer: 9, amount: '2.00' }, at(500))], redis);
     expect(later.changes.map((c) => c.op)).toEqual(['t', 'c']);
+    // A snapshot read tagged with the TRUNCATE's own position was read after it; one tagged before, not.
+    const reads = resolveWithImages(registry, [ev('r', 7, { id: 7, customer: 1, amount: '1.00' }, at(200, 's')), ev('r', 8, { id: 8, customer: 1, amount: '1.00' }, at(199, 's'))], redis);
+    expect(reads.changes.map((c) => c.key)).toEqual([{ id: 7 }]);
+    expect(reads.skipped).toBe(1);
   });
 
   it('turns a snapshot read of a known row into an update, and fills unchanged TOAST values', () => {
