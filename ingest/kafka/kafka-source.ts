@@ -231,15 +231,15 @@ export class KafkaSource implements ChangeSource {
           if (!isRunning() || isStale()) return;
           const offset = BigInt(message.offset);
           const stored = this.applied.get(stream);
+          const input = {
+            topic: batch.topic,
+            partition: batch.partition,
+            offset: message.offset,
+            key: message.key,
+            value: message.value,
+            headers: headersOf(message.headers),
+          };
           if (stored === undefined || offset > stored) {
-            const input = {
-              topic: batch.topic,
-              partition: batch.partition,
-              offset: message.offset,
-              key: message.key,
-              value: message.value,
-              headers: headersOf(message.headers),
-            };
             let record;
             try {
               record = decoder.decode(input);
@@ -259,14 +259,7 @@ export class KafkaSource implements ChangeSource {
             assembler.add({ topic: batch.topic, partition: batch.partition, offset, record, schemaChanges });
             consumed.set(stream, offset);
           } else if (offset === stored && tableTopics.has(batch.topic)) {
-            const record = decodeQuietly(decoder, {
-              topic: batch.topic,
-              partition: batch.partition,
-              offset: message.offset,
-              key: message.key,
-              value: message.value,
-              headers: headersOf(message.headers),
-            });
+            const record = decodeQuietly(decoder, input);
             if (record?.kind === 'change' && record.rowSchema !== undefined)
               shapes.baseline(record.change, record.rowSchema);
           }
