@@ -17,10 +17,9 @@
 import { operatorStateBase } from '../store/keys.ts';
 import type { Value } from '../../core/values.ts';
 import { PlanError } from '../errors.ts';
-import { encodeRowKey } from '../../core/encoding.ts';
+import { compareBytes, encodeRowKey } from '../../core/encoding.ts';
 import { evaluate } from '../plan/evaluate.ts';
 import type { Read, StateStore } from '../store/state-store.ts';
-import { compareCodePoints } from '../store/state-store.ts';
 import {
   accumulate,
   applyArithmetic,
@@ -238,7 +237,7 @@ function extremeReads(store: StateStore, zkey: string, extras: string, extreme: 
 
 /** The multiset's extreme after the batch (everything extremeReads asked for is loaded). */
 function resolveExtreme(store: StateStore, zkey: string, extras: string, extreme: string | null, members: Map<string, number>, fromEnd: boolean): string | null {
-  const better = (a: string, b: string): boolean => (fromEnd ? compareCodePoints(a, b) > 0 : compareCodePoints(a, b) < 0);
+  const better = (a: string, b: string): boolean => (fromEnd ? compareBytes(a, b) > 0 : compareBytes(a, b) < 0);
   let best: string | null = null;
   for (const [member, n] of members) if (n > 0 && (best === null || better(member, best))) best = member;
   const survives = (m: string): boolean => 1 + Number(store.hget(extras, m) ?? 0) + (members.get(m) ?? 0) > 0;

@@ -16,12 +16,11 @@
  * from it: the new first `limit` are among them and the rows the batch adds.
  */
 import { operatorStateBase } from '../store/keys.ts';
-import { encodeRowKey, sortComponent } from '../../core/encoding.ts';
+import { compareBytes, encodeRowKey, sortComponent } from '../../core/encoding.ts';
 import { PlanError } from '../errors.ts';
 import type { ExprNode } from '../expr.ts';
 import { evaluate } from '../plan/evaluate.ts';
 import type { Read, StateStore } from '../store/state-store.ts';
-import { compareCodePoints } from '../store/state-store.ts';
 import type { ColumnType, Value } from '../../core/values.ts';
 import type { Delta, DeltaBatch, Operator, Row } from './types.ts';
 
@@ -111,7 +110,7 @@ export class TopN implements Operator {
       const before = head.slice(0, limit);
       const after = mergeSorted(
         head.filter((m) => !p.removed.has(m)),
-        [...p.added].sort(compareCodePoints),
+        [...p.added].sort(compareBytes),
         limit,
       );
       const inBefore = new Set(before);
@@ -132,7 +131,7 @@ function mergeSorted(a: readonly string[], b: readonly string[], limit: number):
   let i = 0;
   let j = 0;
   while (out.length < limit && (i < a.length || j < b.length)) {
-    if (j >= b.length || (i < a.length && compareCodePoints(a[i]!, b[j]!) <= 0)) out.push(a[i++]!);
+    if (j >= b.length || (i < a.length && compareBytes(a[i]!, b[j]!) <= 0)) out.push(a[i++]!);
     else out.push(b[j++]!);
   }
   return out;

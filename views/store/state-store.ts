@@ -17,6 +17,7 @@
  * rows — or, past a bound, only their number: hgetall with `upTo`), and the head of a lex-ordered
  * sorted set (min/max candidates, top-N members).
  */
+import { compareBytes } from '../../core/encoding.ts';
 import { LuaScript, scanKeys, type RedisClient } from './redis.ts';
 
 export type WriteOp =
@@ -528,24 +529,8 @@ function lowerBound(members: readonly string[], member: string): number {
   let hi = members.length;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
-    if (compareCodePoints(members[mid]!, member) < 0) lo = mid + 1;
+    if (compareBytes(members[mid]!, member) < 0) lo = mid + 1;
     else hi = mid;
   }
   return lo;
-}
-
-/** Redis orders members by bytes; for UTF-8 that is code point order, which `<` on UTF-16 is not (surrogates). */
-export function compareCodePoints(a: string, b: string): number {
-  if (a === b) return 0;
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    const x = a.charCodeAt(i);
-    const y = b.charCodeAt(i);
-    if (x === y) continue;
-    const xs = x >= 0xd800 && x <= 0xdfff;
-    const ys = y >= 0xd800 && y <= 0xdfff;
-    if (xs === ys) return x < y ? -1 : 1;
-    return xs ? 1 : -1; // a surrogate (code point ≥ 0x10000) sorts after any BMP unit
-  }
-  return a.length - b.length;
 }

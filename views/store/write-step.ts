@@ -19,15 +19,18 @@
  *   lease step stepId part partFinal npos (stream token)×npos nbusy (view)×nbusy
  *   nmeta (field value)×nmeta nclear (table)×nclear nimg (table key expected image)×nimg ops
  *
- * ops: every op's strings in one MessagePack array (cmsgpack.unpack in the script): a step carries
- * tens of thousands of strings, and one Buffer costs the client a fraction of an argument each.
+ * ops: every op in one MessagePack array (cmsgpack.unpack in the script), written straight into one
+ * Buffer (OpsPacker): a step carries hundreds of thousands of items, and an argument each would cost
+ * the client a string and a copy per item. Op codes, KEYS indexes and counts are integers, which
+ * the script reads without making a Lua string of each (15 % less Redis time than all strings).
  *
- *   op = 'h' k field value | 'H' k field | 'z' k member | 'Z' k member | 'd' k
- *      | 'x' k maxlen nfields field… floorK floorField        (floorK 0: none)
- *      | 'c' k maxlen o key row prev n e                       (a row's changelog entry, fields implied)
- *      | 'm' k extrasK member n | 'M' k extrasK member n       (multiset add / remove n copies)
- *      | 'q' reason payload                                    (dead letter)
- *   k = index into KEYS. KEYS[1..6] = lease, checkpoint, meta, busy, dead letters, parts; images by name.
+ *   op = HSET k field value | HDEL k field | ZADD k member | ZREM k member | DEL k
+ *      | XADD k maxlen nfields field… floorK floorField      (floorK 0: none)
+ *      | ENTRY k maxlen o key row prev n e                    (a row's changelog entry, fields implied; e 0|1)
+ *      | MADD k extrasK member n | MREM k extrasK member n   (multiset add / remove n copies)
+ *      | DEAD reason payload                                  (dead letter)
+ *   (the names are the integer codes of OP). k = index into KEYS. KEYS[1..6] = lease, checkpoint,
+ *   meta, busy, dead letters, parts; images by name.
  */
 import type { SourcePosition } from '../../ingest/change.ts';
 import { RedisApplyError } from '../errors.ts';
@@ -72,13 +75,16 @@ export type StepResult =
   /** Redis does not hold the step this writer last wrote. */
   | { readonly status: 'lost'; readonly storedStep: string };
 
+/** The write step's op codes (integers in the ops array). */
+const OP = { HSET: 1, HDEL: 2, ZADD: 3, ZREM: 4, DEL: 5, XADD: 6, ENTRY: 7, MADD: 8, MREM: 9, DEAD: 10 } as const;
+
 export const WRITE_STEP_SCRIPT = `
 local LEASE, STEP, STEP_ID, PART, PART_FINAL = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5] == '1'
 local CHECKPOINT, META, BUSY, DLQ, PARTS = KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 
 -- A changelog entry; a max length of 0: never trimmed here (reactions read it; they trim it).
 local function xadd(key, maxlen, fields)
-  if maxlen == '0' then return redis.call('XADD', key, '*', unpack(fields)) end
+  if maxlen == 0 then return redis.call('XADD', key, '*', unpack(fields)) end
   return redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', unpack(fields))
 end
 
@@ -164,52 +170,53 @@ for c = 0, nclear - 1 do redis.call('DEL', KEYS[tonumber(ARGV[clearAt + c])]) en
 for m = 0, nimg - 1 do
   redis.call('HSET', KEYS[tonumber(ARGV[imgAt + 4 * m])], ARGV[imgAt + 4 * m + 1], ARGV[imgAt + 4 * m + 3])
 end
--- 5. The planned writes, in order (one MessagePack array of strings: see packStrings).
+-- 5. The planned writes, in order (one MessagePack array: see OpsPacker).
 local OPS = cmsgpack.unpack(ARGV[imgAt + 4 * nimg])
 i = 1
 local entries = 0
-while i <= #OPS do
+local nops = #OPS
+while i <= nops do
   local op = OPS[i]
-  if op == 'h' then
-    redis.call('HSET', KEYS[tonumber(OPS[i + 1])], OPS[i + 2], OPS[i + 3])
+  if op == ${OP.HSET} then
+    redis.call('HSET', KEYS[OPS[i + 1]], OPS[i + 2], OPS[i + 3])
     i = i + 4
-  elseif op == 'H' then
-    redis.call('HDEL', KEYS[tonumber(OPS[i + 1])], OPS[i + 2])
+  elseif op == ${OP.HDEL} then
+    redis.call('HDEL', KEYS[OPS[i + 1]], OPS[i + 2])
     i = i + 3
-  elseif op == 'z' then
-    redis.call('ZADD', KEYS[tonumber(OPS[i + 1])], 0, OPS[i + 2])
+  elseif op == ${OP.ZADD} then
+    redis.call('ZADD', KEYS[OPS[i + 1]], 0, OPS[i + 2])
     i = i + 3
-  elseif op == 'Z' then
-    redis.call('ZREM', KEYS[tonumber(OPS[i + 1])], OPS[i + 2])
+  elseif op == ${OP.ZREM} then
+    redis.call('ZREM', KEYS[OPS[i + 1]], OPS[i + 2])
     i = i + 3
-  elseif op == 'd' then
-    redis.call('DEL', KEYS[tonumber(OPS[i + 1])])
+  elseif op == ${OP.DEL} then
+    redis.call('DEL', KEYS[OPS[i + 1]])
     i = i + 2
-  elseif op == 'x' then
-    local n = tonumber(OPS[i + 3])
-    local fields = {}
-    for f = 1, n do fields[f] = OPS[i + 3 + f] end
-    local id = xadd(KEYS[tonumber(OPS[i + 1])], OPS[i + 2], fields)
-    local floorKey = tonumber(OPS[i + 4 + n])
-    if floorKey > 0 then redis.call('HSET', KEYS[floorKey], OPS[i + 5 + n], id) end
-    entries = entries + 1
-    i = i + 6 + n
-  elseif op == 'c' then
-    local k = KEYS[tonumber(OPS[i + 1])]
-    if OPS[i + 8] == '1' then
+  elseif op == ${OP.ENTRY} then
+    local k = KEYS[OPS[i + 1]]
+    if OPS[i + 8] == 1 then
       xadd(k, OPS[i + 2], {'o', OPS[i + 3], 'k', OPS[i + 4], 'r', OPS[i + 5], 'p', OPS[i + 6], 'n', OPS[i + 7], 'e', '1'})
     else
       xadd(k, OPS[i + 2], {'o', OPS[i + 3], 'k', OPS[i + 4], 'r', OPS[i + 5], 'p', OPS[i + 6], 'n', OPS[i + 7]})
     end
     entries = entries + 1
     i = i + 9
-  elseif op == 'm' then
-    local zkey, extras, member, n = KEYS[tonumber(OPS[i + 1])], KEYS[tonumber(OPS[i + 2])], OPS[i + 3], tonumber(OPS[i + 4])
+  elseif op == ${OP.XADD} then
+    local n = OPS[i + 3]
+    local fields = {}
+    for f = 1, n do fields[f] = OPS[i + 3 + f] end
+    local id = xadd(KEYS[OPS[i + 1]], OPS[i + 2], fields)
+    local floorKey = OPS[i + 4 + n]
+    if floorKey > 0 then redis.call('HSET', KEYS[floorKey], OPS[i + 5 + n], id) end
+    entries = entries + 1
+    i = i + 6 + n
+  elseif op == ${OP.MADD} then
+    local zkey, extras, member, n = KEYS[OPS[i + 1]], KEYS[OPS[i + 2]], OPS[i + 3], OPS[i + 4]
     local extra = n - redis.call('ZADD', zkey, 'NX', 0, member)
     if extra > 0 then redis.call('HINCRBY', extras, member, extra) end
     i = i + 5
-  elseif op == 'M' then
-    local zkey, extras, member, n = KEYS[tonumber(OPS[i + 1])], KEYS[tonumber(OPS[i + 2])], OPS[i + 3], tonumber(OPS[i + 4])
+  elseif op == ${OP.MREM} then
+    local zkey, extras, member, n = KEYS[OPS[i + 1]], KEYS[OPS[i + 2]], OPS[i + 3], OPS[i + 4]
     local extra = tonumber(redis.call('HGET', extras, member)) or 0
     if extra > n then redis.call('HINCRBY', extras, member, -n)
     else
@@ -217,7 +224,7 @@ while i <= #OPS do
       if extra < n then redis.call('ZREM', zkey, member) end
     end
     i = i + 5
-  elseif op == 'q' then
+  elseif op == ${OP.DEAD} then
     redis.call('XADD', DLQ, 'MAXLEN', '~', 100000, '*', 'reason', OPS[i + 1], 'change', OPS[i + 2])
     i = i + 3
   else
@@ -227,7 +234,7 @@ end
 return {'ok', entries, newStep}
 `;
 
-/** KEYS and ARGV of one write step (exported for tests of the encoding). */
+/** KEYS and ARGV of one write step, and its ops packed (exported for tests of the encoding). */
 export function encodeStep(
   prefix: string,
   control: StepControl,
@@ -235,7 +242,7 @@ export function encodeStep(
   writes: readonly WriteOp[],
   deadLetters: readonly DeadLetter[],
   images: ImageWrites | null,
-): { keys: string[]; args: string[]; ops: string[] } {
+): { keys: string[]; args: string[]; ops: Buffer } {
   const keys = [
     leaseKey(prefix),
     checkpointKey(prefix),
@@ -245,13 +252,13 @@ export function encodeStep(
     partsKey(prefix),
   ];
   const index = new Map<string, number>(keys.map((k, i) => [k, i + 1]));
-  const k = (key: string): string => {
+  const k = (key: string): number => {
     let i = index.get(key);
     if (i === undefined) {
       i = keys.push(key);
       index.set(key, i);
     }
-    return String(i);
+    return i;
   };
   const { part } = control;
   const args = [
@@ -265,93 +272,124 @@ export function encodeStep(
   for (const { stream, token } of position) args.push(stream, token);
   args.push(String(control.busy.length), ...control.busy, String(control.meta.length));
   for (const { field, value } of control.meta) args.push(field, value);
-  const cleared = [...(images?.clear ?? [])].map((table) => k(imagesKey(prefix, table)));
+  const cleared = [...(images?.clear ?? [])].map((table) => String(k(imagesKey(prefix, table))));
   args.push(String(cleared.length), ...cleared);
   const imageArgs: string[] = [];
   for (const [table, entries] of images?.set ?? []) {
-    const key = k(imagesKey(prefix, table));
+    const key = String(k(imagesKey(prefix, table)));
     for (const [field, { expected, value }] of entries)
       imageArgs.push(key, field, expected === null ? '-' : expected === '' ? '0' : `=${expected}`, value);
   }
   args.push(String(imageArgs.length / 4), ...imageArgs);
-  const ops: string[] = [];
+  const ops = new OpsPacker(writes.length);
   for (const w of writes) {
     switch (w.op) {
       case 'hset':
-        ops.push('h', k(w.key), w.field, w.value);
+        ops.int(OP.HSET).int(k(w.key)).str(w.field).str(w.value);
         break;
       case 'hdel':
-        ops.push('H', k(w.key), w.field);
+        ops.int(OP.HDEL).int(k(w.key)).str(w.field);
         break;
       case 'zadd':
-        ops.push('z', k(w.key), w.member);
+        ops.int(OP.ZADD).int(k(w.key)).str(w.member);
         break;
       case 'zrem':
-        ops.push('Z', k(w.key), w.member);
+        ops.int(OP.ZREM).int(k(w.key)).str(w.member);
         break;
       case 'del':
-        ops.push('d', k(w.key));
+        ops.int(OP.DEL).int(k(w.key));
         break;
-      case 'xadd':
+      case 'xadd': {
+        const f = w.fields;
         if (isRowEntry(w)) {
-          const f = w.fields;
-          ops.push(
-            'c',
-            k(w.key),
-            String(w.maxLength),
-            f[1]!,
-            f[3]!,
-            f[5]!,
-            f[7]!,
-            f[9]!,
-            f.length === 12 ? '1' : '0',
-          );
+          ops.int(OP.ENTRY).int(k(w.key)).int(w.maxLength);
+          ops.str(f[1]!).str(f[3]!).str(f[5]!).str(f[7]!).str(f[9]!).int(f.length === 12 ? 1 : 0);
           break;
         }
-        ops.push(
-          'x',
-          k(w.key),
-          String(w.maxLength),
-          String(w.fields.length),
-          ...w.fields,
-          w.floor ? k(w.floor.key) : '0',
-          w.floor?.field ?? '',
-        );
+        ops.int(OP.XADD).int(k(w.key)).int(w.maxLength).int(f.length);
+        for (const field of f) ops.str(field);
+        ops.int(w.floor ? k(w.floor.key) : 0).str(w.floor?.field ?? '');
         break;
+      }
       case 'madd':
       case 'mrem':
-        ops.push(w.op === 'madd' ? 'm' : 'M', k(w.key), k(w.extras), w.member, String(w.n));
+        ops.int(w.op === 'madd' ? OP.MADD : OP.MREM).int(k(w.key)).int(k(w.extras)).str(w.member).int(w.n);
         break;
     }
   }
-  for (const letter of deadLetters) ops.push('q', letter.reason, letter.payload);
-  return { keys, args, ops };
+  for (const letter of deadLetters) ops.int(OP.DEAD).str(letter.reason).str(letter.payload);
+  return { keys, args, ops: ops.finish() };
 }
 
 /**
- * A MessagePack array of strings (array 32, each a str 32): written straight into one Buffer,
- * where sending each as an argument would cost a string concatenation and a copy per argument.
+ * A MessagePack array of strings (fixstr or str 32) and non-negative integers (< 2³²), written
+ * straight into one growing Buffer.
  */
-export function packStrings(items: readonly string[]): Buffer {
-  let size = 5;
-  for (const item of items) size += 5 + item.length;
-  let buffer = Buffer.allocUnsafe(size + (size >> 3) + 64);
-  buffer[0] = 0xdd;
-  buffer.writeUInt32BE(items.length, 1);
-  let at = 5;
-  for (const item of items) {
-    // A UTF-16 unit takes at most 3 bytes in UTF-8.
-    if (at + 5 + 3 * item.length > buffer.length) {
-      const grown = Buffer.allocUnsafe(Math.max(buffer.length * 2, at + 5 + 3 * item.length));
-      buffer.copy(grown, 0, 0, at);
-      buffer = grown;
-    }
-    buffer[at] = 0xdb;
-    const written = buffer.write(item, at + 5, 'utf8');
-    buffer.writeUInt32BE(written, at + 1);
-    at += 5 + written;
+export class OpsPacker {
+  private buffer: Buffer;
+  private at = 5;
+  private count = 0;
+
+  constructor(expectedOps = 0) {
+    this.buffer = Buffer.allocUnsafe(Math.max(1024, expectedOps * 96));
   }
-  return buffer.subarray(0, at);
+
+  str(item: string): this {
+    const n = item.length;
+    // A UTF-16 unit takes at most 3 bytes in UTF-8.
+    this.reserve(5 + 3 * n);
+    const buffer = this.buffer;
+    if (n < 32) {
+      // Most items are short ASCII (keys, members, numbers): copied here as a fixstr, 3× faster
+      // than a native write each.
+      let i = 0;
+      let at = this.at + 1;
+      for (; i < n; i++) {
+        const unit = item.charCodeAt(i);
+        if (unit >= 0x80) break;
+        buffer[at++] = unit;
+      }
+      if (i === n) {
+        buffer[this.at] = 0xa0 | n;
+        this.at = at;
+        this.count++;
+        return this;
+      }
+    }
+    buffer[this.at] = 0xdb;
+    const written = buffer.write(item, this.at + 5, 'utf8');
+    buffer.writeUInt32BE(written, this.at + 1);
+    this.at += 5 + written;
+    this.count++;
+    return this;
+  }
+
+  int(n: number): this {
+    if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new RangeError(`not a uint32: ${n}`);
+    this.reserve(5);
+    if (n < 0x80) this.buffer[this.at++] = n;
+    else {
+      this.buffer[this.at] = 0xce;
+      this.buffer.writeUInt32BE(n, this.at + 1);
+      this.at += 5;
+    }
+    this.count++;
+    return this;
+  }
+
+  /** The array (the packer is not used after). */
+  finish(): Buffer {
+    this.buffer[0] = 0xdd;
+    this.buffer.writeUInt32BE(this.count, 1);
+    return this.buffer.subarray(0, this.at);
+  }
+
+  private reserve(bytes: number): void {
+    if (this.at + bytes <= this.buffer.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(this.buffer.length * 2, this.at + bytes));
+    this.buffer.copy(grown, 0, 0, this.at);
+    this.buffer = grown;
+  }
 }
 
 /** A view row's changelog entry (o k r p n [e 1], output.ts): sent as 'c', half the arguments of 'x'. */
@@ -390,7 +428,7 @@ export async function writeStep(
       String(keys.length),
       ...keys,
       ...args,
-      packStrings(ops),
+      ops,
     ]);
   } catch (error) {
     throw new RedisApplyError(`The write step (${writes.length} writes) failed: ${String(error)}`, {
