@@ -57,7 +57,7 @@ import { planFanoutChunk, readFanouts, storeDeferred } from './plan/fanout.ts';
 import { STATE_LAYOUT_VERSION, withViews, type CompiledView, type Registry } from './registry.ts';
 import { schemaChangeEffects } from './schema-changes.ts';
 import { StateStore, type WriteOp } from './store/state-store.ts';
-import { writeStep, type DeadLetter, type StepControl } from './store/write-step.ts';
+import { writeStep, type DeadLetter, type StepControl, type StepWrites } from './store/write-step.ts';
 import { AckGate, resolveDurability, type ResolvedDurability } from './store/durability.ts';
 import {
   BACKFILL_WINDOW_FIELD,
@@ -1171,7 +1171,7 @@ export class Engine extends EventEmitter {
           snapshot,
           duplicate: outcome.status === 'duplicate',
           changelogEntries:
-            outcome.status === 'applied' ? planned.writes.filter((w) => w.op === 'xadd').length : 0,
+            outcome.status === 'applied' ? planned.writes.entries : 0,
           writes: planned.writes.length,
           fanout: planned.fanoutChunk ?? false,
           deadLetters: deadLetters.length,
@@ -1473,7 +1473,8 @@ export class Engine extends EventEmitter {
       skip: new Set([...options.skip, ...stopping.keys()]),
     });
     const deferred = this.deferFanouts(result);
-    const writes = [...this.store.takeWrites(), ...extraWrites];
+    const writes = this.store.takeWrites();
+    for (const w of extraWrites) writes.add(w);
     const stop = this.stopsOf(result, stopping);
     const group: ChangeBatch[] =
       batches.length > 0 ? batches : [{ kind: 'transaction', changes: [], position: [] }];
@@ -1526,7 +1527,7 @@ interface PlannedGroup {
   readonly group: ChangeBatch[];
   readonly changes: Change[];
   readonly result: RunResult;
-  readonly writes: WriteOp[];
+  readonly writes: StepWrites;
   readonly deadLetters: DeadLetter[];
   readonly position: SourcePosition;
   readonly images: ImageWrites | null;

@@ -15,6 +15,7 @@
  */
 import type { RedisClient } from '../../views/store/redis.ts';
 import { HGETALL_UP_TO_SCRIPT, type WriteOp } from '../../views/store/state-store.ts';
+import { StepWrites } from '../../views/store/write-step.ts';
 
 type Entry =
   | { readonly type: 'hash'; readonly map: Map<string, string> }
@@ -116,7 +117,8 @@ export class MemoryRedis {
   }
 
   /** Apply a step's writes as the Lua write step does (its step 5), in order. */
-  apply(writes: readonly WriteOp[]): void {
+  apply(step: readonly WriteOp[] | StepWrites): void {
+    const writes = step instanceof StepWrites ? step.decode() : step;
     for (const w of writes) {
       switch (w.op) {
         case 'hset':

@@ -19,6 +19,7 @@
  */
 import { compareBytes } from '../../core/encoding.ts';
 import { LuaScript, scanKeys, type RedisClient } from './redis.ts';
+import { StepWrites } from './write-step.ts';
 
 export type WriteOp =
   | { readonly op: 'hset'; readonly key: string; readonly field: string; readonly value: string }
@@ -100,7 +101,7 @@ export class StateStore {
   private lengths = new Map<string, number>();
   private entries = 0;
   private clock = 0;
-  private writes: WriteOp[] = [];
+  private writes = new StepWrites();
   /** Bumped by invalidate(): a plan made under an older generation must be made again. */
   generation = 0;
 
@@ -114,7 +115,7 @@ export class StateStore {
     this.hashes = new Map();
     this.zsets = new Map();
     this.entries = 0;
-    this.writes = [];
+    this.writes = new StepWrites();
     this.lengths = new Map();
     this.generation++;
   }
@@ -418,16 +419,16 @@ export class StateStore {
     fields: readonly string[],
     floor?: { key: string; field: string },
   ): void {
-    this.writes.push({ op: 'xadd', key, maxLength, fields, ...(floor ? { floor } : {}) });
+    this.writes.add({ op: 'xadd', key, maxLength, fields, ...(floor ? { floor } : {}) });
   }
 
   /**
    * The writes planned since the last call, in order (they go into one atomic step). Between
    * steps is also when the cache is trimmed: nothing of it is being read then.
    */
-  takeWrites(): WriteOp[] {
+  takeWrites(): StepWrites {
     const writes = this.writes;
-    this.writes = [];
+    this.writes = new StepWrites();
     this.scans = new Map();
     this.lengths = new Map();
     this.evict();
@@ -443,7 +444,7 @@ export class StateStore {
   // --- internals ------------------------------------------------------------------------------
 
   private record(op: WriteOp): void {
-    this.writes.push(op);
+    this.writes.add(op);
   }
 
   private hashState(key: string): HashState {

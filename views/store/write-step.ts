@@ -19,9 +19,9 @@
  *   lease step stepId part partFinal npos (stream token)×npos nbusy (view)×nbusy
  *   nmeta (field value)×nmeta nclear (table)×nclear nimg (table key expected image)×nimg ops
  *
- * ops: every op in one MessagePack array (cmsgpack.unpack in the script), written straight into one
- * Buffer (OpsPacker): a step carries hundreds of thousands of items, and an argument each would cost
- * the client a string and a copy per item. Op codes, KEYS indexes and counts are integers, which
+ * ops: every op in one MessagePack array (cmsgpack.unpack in the script), packed into one Buffer as
+ * the step is planned (StepWrites): a step carries hundreds of thousands of items, and an argument
+ * each would cost the client a string and a copy per item. Op codes, KEYS indexes and counts are integers, which
  * the script reads without making a Lua string of each (15 % less Redis time than all strings).
  *
  *   op = HSET k field value | HDEL k field | ZADD k member | ZREM k member | DEL k
@@ -239,27 +239,10 @@ export function encodeStep(
   prefix: string,
   control: StepControl,
   position: SourcePosition,
-  writes: readonly WriteOp[],
+  writes: StepWrites,
   deadLetters: readonly DeadLetter[],
   images: ImageWrites | null,
 ): { keys: string[]; args: string[]; ops: Buffer } {
-  const keys = [
-    leaseKey(prefix),
-    checkpointKey(prefix),
-    metaKey(prefix),
-    busyKey(prefix),
-    deadLetterKey(prefix),
-    partsKey(prefix),
-  ];
-  const index = new Map<string, number>(keys.map((k, i) => [k, i + 1]));
-  const k = (key: string): number => {
-    let i = index.get(key);
-    if (i === undefined) {
-      i = keys.push(key);
-      index.set(key, i);
-    }
-    return i;
-  };
   const { part } = control;
   const args = [
     control.lease,
@@ -272,53 +255,173 @@ export function encodeStep(
   for (const { stream, token } of position) args.push(stream, token);
   args.push(String(control.busy.length), ...control.busy, String(control.meta.length));
   for (const { field, value } of control.meta) args.push(field, value);
-  const cleared = [...(images?.clear ?? [])].map((table) => String(k(imagesKey(prefix, table))));
+  const cleared = [...(images?.clear ?? [])].map((table) => String(writes.key(imagesKey(prefix, table))));
   args.push(String(cleared.length), ...cleared);
   const imageArgs: string[] = [];
   for (const [table, entries] of images?.set ?? []) {
-    const key = String(k(imagesKey(prefix, table)));
+    const key = String(writes.key(imagesKey(prefix, table)));
     for (const [field, { expected, value }] of entries)
       imageArgs.push(key, field, expected === null ? '-' : expected === '' ? '0' : `=${expected}`, value);
   }
   args.push(String(imageArgs.length / 4), ...imageArgs);
-  const ops = new OpsPacker(writes.length);
-  for (const w of writes) {
+  const keys = [...writes.keys];
+  keys.splice(
+    0,
+    CONTROL_KEYS,
+    leaseKey(prefix),
+    checkpointKey(prefix),
+    metaKey(prefix),
+    busyKey(prefix),
+    deadLetterKey(prefix),
+    partsKey(prefix),
+  );
+  return { keys, args, ops: writes.pack(deadLetters) };
+}
+
+/** KEYS[1..6]: lease, checkpoint, meta, busy, dead letters, parts (encodeStep fills them in). */
+const CONTROL_KEYS = 6;
+
+/**
+ * A step's writes, packed as they are planned, with the keys they name. A planned write becomes
+ * bytes at once instead of an object and strings kept until the step is sent: those outlived
+ * young-generation collections, which copied them, then promoted them to the old generation.
+ */
+export class StepWrites {
+  /** KEYS of the step: the control keys' slots first, then every key a write names. */
+  readonly keys: string[] = Array.from({ length: CONTROL_KEYS }, () => '');
+  private readonly index = new Map<string, number>();
+  private readonly ops = new OpsPacker();
+  /** Writes packed. */
+  length = 0;
+  /** Changelog entries among them. */
+  entries = 0;
+
+  static of(writes: readonly WriteOp[]): StepWrites {
+    const packed = new StepWrites();
+    for (const w of writes) packed.add(w);
+    return packed;
+  }
+
+  /** A key's index in KEYS (1-based, as Lua sees it). */
+  key(key: string): number {
+    let i = this.index.get(key);
+    if (i === undefined) {
+      i = this.keys.push(key);
+      this.index.set(key, i);
+    }
+    return i;
+  }
+
+  add(w: WriteOp): void {
+    const ops = this.ops;
     switch (w.op) {
       case 'hset':
-        ops.int(OP.HSET).int(k(w.key)).str(w.field).str(w.value);
+        ops.int(OP.HSET).int(this.key(w.key)).str(w.field).str(w.value);
         break;
       case 'hdel':
-        ops.int(OP.HDEL).int(k(w.key)).str(w.field);
+        ops.int(OP.HDEL).int(this.key(w.key)).str(w.field);
         break;
       case 'zadd':
-        ops.int(OP.ZADD).int(k(w.key)).str(w.member);
+        ops.int(OP.ZADD).int(this.key(w.key)).str(w.member);
         break;
       case 'zrem':
-        ops.int(OP.ZREM).int(k(w.key)).str(w.member);
+        ops.int(OP.ZREM).int(this.key(w.key)).str(w.member);
         break;
       case 'del':
-        ops.int(OP.DEL).int(k(w.key));
+        ops.int(OP.DEL).int(this.key(w.key));
         break;
       case 'xadd': {
         const f = w.fields;
+        this.entries++;
         if (isRowEntry(w)) {
-          ops.int(OP.ENTRY).int(k(w.key)).int(w.maxLength);
+          ops.int(OP.ENTRY).int(this.key(w.key)).int(w.maxLength);
           ops.str(f[1]!).str(f[3]!).str(f[5]!).str(f[7]!).str(f[9]!).int(f.length === 12 ? 1 : 0);
           break;
         }
-        ops.int(OP.XADD).int(k(w.key)).int(w.maxLength).int(f.length);
+        ops.int(OP.XADD).int(this.key(w.key)).int(w.maxLength).int(f.length);
         for (const field of f) ops.str(field);
-        ops.int(w.floor ? k(w.floor.key) : 0).str(w.floor?.field ?? '');
+        ops.int(w.floor ? this.key(w.floor.key) : 0).str(w.floor?.field ?? '');
         break;
       }
       case 'madd':
       case 'mrem':
-        ops.int(w.op === 'madd' ? OP.MADD : OP.MREM).int(k(w.key)).int(k(w.extras)).str(w.member).int(w.n);
+        ops.int(w.op === 'madd' ? OP.MADD : OP.MREM).int(this.key(w.key)).int(this.key(w.extras));
+        ops.str(w.member).int(w.n);
         break;
     }
+    this.length++;
   }
-  for (const letter of deadLetters) ops.int(OP.DEAD).str(letter.reason).str(letter.payload);
-  return { keys, args, ops: ops.finish() };
+
+  /** The ops array, dead letters last. Packing again gives the same bytes (a step may be sent twice). */
+  pack(deadLetters: readonly DeadLetter[]): Buffer {
+    if (deadLetters.length === 0) return this.ops.finish();
+    const tail = new OpsPacker();
+    for (const letter of deadLetters) tail.int(OP.DEAD).str(letter.reason).str(letter.payload);
+    return this.ops.finish(tail);
+  }
+
+  /** The writes as WriteOps again, in order (for MemoryRedis, which applies them in tests). */
+  decode(): WriteOp[] {
+    const items = unpackItems(this.ops.finish());
+    const key = (i: number): string => this.keys[(items[i] as number) - 1]!;
+    const text = (i: number): string => items[i] as string;
+    const writes: WriteOp[] = [];
+    for (let i = 0; i < items.length; ) {
+      switch (items[i]) {
+        case OP.HSET:
+          writes.push({ op: 'hset', key: key(i + 1), field: text(i + 2), value: text(i + 3) });
+          i += 4;
+          break;
+        case OP.HDEL:
+          writes.push({ op: 'hdel', key: key(i + 1), field: text(i + 2) });
+          i += 3;
+          break;
+        case OP.ZADD:
+        case OP.ZREM:
+          writes.push({ op: items[i] === OP.ZADD ? 'zadd' : 'zrem', key: key(i + 1), member: text(i + 2) });
+          i += 3;
+          break;
+        case OP.DEL:
+          writes.push({ op: 'del', key: key(i + 1) });
+          i += 2;
+          break;
+        case OP.ENTRY: {
+          const fields = ['o', text(i + 3), 'k', text(i + 4), 'r', text(i + 5), 'p', text(i + 6), 'n', text(i + 7)];
+          if (items[i + 8] === 1) fields.push('e', '1');
+          writes.push({ op: 'xadd', key: key(i + 1), maxLength: items[i + 2] as number, fields });
+          i += 9;
+          break;
+        }
+        case OP.XADD: {
+          const n = items[i + 3] as number;
+          const floor = items[i + 4 + n] as number;
+          writes.push({
+            op: 'xadd',
+            key: key(i + 1),
+            maxLength: items[i + 2] as number,
+            fields: items.slice(i + 4, i + 4 + n) as string[],
+            ...(floor > 0 ? { floor: { key: this.keys[floor - 1]!, field: text(i + 5 + n) } } : {}),
+          });
+          i += 6 + n;
+          break;
+        }
+        case OP.MADD:
+        case OP.MREM:
+          writes.push({
+            op: items[i] === OP.MADD ? 'madd' : 'mrem',
+            key: key(i + 1),
+            extras: key(i + 2),
+            member: text(i + 3),
+            n: items[i + 4] as number,
+          });
+          i += 5;
+          break;
+        default:
+          throw new Error(`StepWrites.decode: op ${String(items[i])} at ${i}`);
+      }
+    }
+    return writes;
+  }
 }
 
 /**
@@ -330,8 +433,8 @@ export class OpsPacker {
   private at = 5;
   private count = 0;
 
-  constructor(expectedOps = 0) {
-    this.buffer = Buffer.allocUnsafe(Math.max(1024, expectedOps * 96));
+  constructor(initialBytes = 64 * 1024) {
+    this.buffer = Buffer.allocUnsafe(initialBytes);
   }
 
   str(item: string): this {
@@ -377,11 +480,13 @@ export class OpsPacker {
     return this;
   }
 
-  /** The array (the packer is not used after). */
-  finish(): Buffer {
+  /** The array so far (more may be packed after), followed by `tail`'s items when given. */
+  finish(tail?: OpsPacker): Buffer {
+    const count = this.count + (tail?.count ?? 0);
     this.buffer[0] = 0xdd;
-    this.buffer.writeUInt32BE(this.count, 1);
-    return this.buffer.subarray(0, this.at);
+    this.buffer.writeUInt32BE(count, 1);
+    const head = this.buffer.subarray(0, this.at);
+    return tail ? Buffer.concat([head, tail.buffer.subarray(5, tail.at)]) : head;
   }
 
   private reserve(bytes: number): void {
@@ -390,6 +495,32 @@ export class OpsPacker {
     this.buffer.copy(grown, 0, 0, this.at);
     this.buffer = grown;
   }
+}
+
+/** The items of an OpsPacker array (its subset of MessagePack: fixstr, str 32, fixint, uint 32). */
+function unpackItems(buffer: Buffer): (string | number)[] {
+  const items: (string | number)[] = [];
+  const count = buffer.readUInt32BE(1);
+  let at = 5;
+  for (let i = 0; i < count; i++) {
+    const head = buffer[at]!;
+    if (head < 0x80) {
+      items.push(head);
+      at += 1;
+    } else if (head === 0xce) {
+      items.push(buffer.readUInt32BE(at + 1));
+      at += 5;
+    } else if ((head & 0xe0) === 0xa0) {
+      const n = head & 0x1f;
+      items.push(buffer.toString('utf8', at + 1, at + 1 + n));
+      at += 1 + n;
+    } else if (head === 0xdb) {
+      const n = buffer.readUInt32BE(at + 1);
+      items.push(buffer.toString('utf8', at + 5, at + 5 + n));
+      at += 5 + n;
+    } else throw new Error(`unpackItems: unexpected byte 0x${head.toString(16)} at ${at}`);
+  }
+  return items;
 }
 
 /** A view row's changelog entry (o k r p n [e 1], output.ts): sent as 'c', half the arguments of 'x'. */
@@ -415,7 +546,7 @@ export async function writeStep(
   prefix: string,
   control: StepControl,
   position: SourcePosition,
-  writes: readonly WriteOp[],
+  writes: StepWrites,
   deadLetters: readonly DeadLetter[],
   images: ImageWrites | null,
 ): Promise<StepResult> {
