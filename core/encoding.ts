@@ -83,19 +83,13 @@ function integerOrderKey(n: number): string {
   return `a${9999 - (digits.length + 5000)}${complement}~`;
 }
 
-const PLAIN_DECIMAL = /^(-?)0*(\d*?)(?:\.(\d*))?$/;
-
 function numberOrderKey(text: string): string {
   let negative: boolean;
   let digits: string;
   let scale: number;
-  const m = PLAIN_DECIMAL.exec(text);
-  if (m) {
-    // Fast path for plain decimal text: digits and scale by string operations only.
-    negative = m[1] === '-';
-    const frac = m[3] ?? '';
-    digits = `${m[2]}${frac}`.replace(/^0+/, '');
-    scale = frac.length;
+  const plain = plainDecimal(text);
+  if (plain !== null) {
+    [negative, digits, scale] = plain;
     if (digits === '') return 'b';
   } else {
     const parsed = parseDecimal(text);
@@ -106,18 +100,61 @@ function numberOrderKey(text: string): string {
   }
   // value = 0.<digits> × 10^exponent
   const exponent = digits.length - scale;
-  const mantissa = digits.replace(/0+$/, '');
+  let end = digits.length;
+  while (end > 0 && digits.charCodeAt(end - 1) === 48) end--;
+  const mantissa = end === digits.length ? digits : digits.slice(0, end);
   if (!negative) return `c${String(exponent + 5000).padStart(4, '0')}${mantissa}`;
   let complement = '';
-  for (let i = 0; i < mantissa.length; i++) complement += String(9 - (mantissa.charCodeAt(i) - 48));
+  for (let i = 0; i < mantissa.length; i++) complement += String.fromCharCode(105 - mantissa.charCodeAt(i)); // '9' - d
   return `a${String(9999 - (exponent + 5000)).padStart(4, '0')}${complement}~`;
+}
+
+/**
+ * Plain decimal text ('-0012.340', '.5', '7.'): its sign, its digits without leading zeros, and its
+ * scale; null for anything else (exponents, NaN: parseDecimal reads those). Scans the text once,
+ * without a regular expression (numbers are ordered on every write of an ordering or min/max).
+ */
+function plainDecimal(text: string): [negative: boolean, digits: string, scale: number] | null {
+  const n = text.length;
+  let i = text.charCodeAt(0) === 45 ? 1 : 0; // '-'
+  const negative = i === 1;
+  while (i < n && text.charCodeAt(i) === 48) i++; // leading zeros
+  const start = i;
+  let dot = -1;
+  for (; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 46 && dot < 0) dot = i;
+    else if (c < 48 || c > 57) return null;
+  }
+  if (dot < 0) return [negative, text.slice(start), 0];
+  const whole = text.slice(start, dot);
+  const fraction = text.slice(dot + 1);
+  let digits = whole + fraction;
+  if (whole === '') {
+    // No integer digits: the fraction's leading zeros lead the digits too.
+    let z = 0;
+    while (z < digits.length && digits.charCodeAt(z) === 48) z++;
+    digits = digits.slice(z);
+  }
+  return [negative, digits, fraction.length];
 }
 
 /** '…:05.5Z' → '…:05.500000000' so that fractions compare by position. */
 function padFraction(text: string): string {
-  const m = /^([^.Z]*)(?:\.(\d+))?(Z?)$/.exec(text);
-  if (!m) return text;
-  return `${m[1]}.${(m[2] ?? '').padEnd(9, '0')}`;
+  // Without a regular expression: /^([^.Z]*)(?:\.(\d+))?(Z?)$/ → '<1>.<2 padded to 9>'.
+  let end = text.length;
+  if (end > 0 && text.charCodeAt(end - 1) === 90) end--; // 'Z'
+  const dot = text.indexOf('.');
+  const base = dot < 0 ? end : dot;
+  const z = text.indexOf('Z');
+  if (z >= 0 && z < base) return text;
+  if (dot < 0) return `${text.slice(0, end)}.000000000`;
+  if (dot + 1 >= end) return text;
+  for (let i = dot + 1; i < end; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 48 || c > 57) return text;
+  }
+  return `${text.slice(0, dot)}.${text.slice(dot + 1, end).padEnd(9, '0')}`;
 }
 
 const VALUE_TAG = '\x01';
@@ -163,13 +200,11 @@ export function candidateValue(type: ColumnType, member: string): Value {
 export function sortComponent(type: ColumnType, value: Value, desc: boolean): string {
   if (!desc) return value === null ? '\x02' : `\x01${orderKey(type, value)}`;
   if (value === null) return '\x01';
-  let inverted = '';
-  for (const byte of Buffer.from(orderKey(type, value), 'utf8')) inverted += INVERTED_HEX[byte];
-  return `\x02${inverted}~`;
+  // Each byte's hex digits inverted (15 − digit): the hex of 255 − byte.
+  const bytes = Buffer.from(orderKey(type, value), 'utf8');
+  for (let i = 0; i < bytes.length; i++) bytes[i] = 255 - bytes[i]!;
+  return `\x02${bytes.toString('hex')}~`;
 }
-
-/** Each byte's hex digits inverted (15 − digit): the hex of 255 − byte. */
-const INVERTED_HEX = Array.from({ length: 256 }, (_, b) => (255 - b).toString(16).padStart(2, '0'));
 
 /** Sort terms and the view key apart in an ordering member (neither holds two '\x00' in a row). */
 export const MEMBER_SEPARATOR = '\x00\x00';

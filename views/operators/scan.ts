@@ -19,10 +19,15 @@ import { PlanError } from '../errors.ts';
 import type { Delta, DeltaBatch, Operator, Row } from './types.ts';
 import { EMPTY } from './types.ts';
 
-/** The encoded primary key of a change's row image (an image belongs to one table). */
-const imageKeys = new WeakMap<ChangeRow, string>();
-/** A change's row image projected on a set of columns (by signature), shared by the scans that read those. */
-const projections = new WeakMap<ChangeRow, Map<string, Row | 'unknown'>>();
+/**
+ * What the scans of one batch share: each row image's encoded key (an image belongs to one table)
+ * and its projections on a set of columns (by signature). Made per batch and dropped with it: a
+ * WeakMap keyed by every image cost the garbage collector more than the memo saved.
+ */
+export class ScanMemo {
+  readonly imageKeys = new Map<ChangeRow, string>();
+  readonly projections = new Map<ChangeRow, Map<string, Row | 'unknown'>>();
+}
 
 export interface ScanSpec {
   readonly id: string;
@@ -51,7 +56,7 @@ export class Scan implements Operator {
   }
 
   /** The deltas of this table's changes in a batch (in source order). */
-  fromChanges(changes: readonly Change[]): DeltaBatch {
+  fromChanges(changes: readonly Change[], memo = new ScanMemo()): DeltaBatch {
     const { table } = this.spec;
     let clear = false;
     let deltas: Delta[] = [];
@@ -71,11 +76,11 @@ export class Scan implements Operator {
         if (error instanceof PlanError) error.change = change;
         throw error;
       }
-      const before = oldImage ? this.project(oldImage) : null;
-      const oldKey = oldImage ? this.keyOf(oldImage) : null;
+      const before = oldImage ? this.project(oldImage, memo) : null;
+      const oldKey = oldImage ? this.keyOf(oldImage, memo) : null;
       // complete() made every column the view reads present in the after image.
-      const newRow = after ? (this.project(after) as Row) : null;
-      const newKey = after ? this.keyOf(after) : null;
+      const newRow = after ? (this.project(after, memo) as Row) : null;
+      const newKey = after ? this.keyOf(after, memo) : null;
       if (before !== null && newRow !== null && before !== 'unknown' && oldKey === newKey && sameValues(before, newRow)) continue;
       if (oldKey !== null && change.op !== 'c' && change.op !== 'r') deltas.push({ key: oldKey, row: before === 'unknown' ? null : before, weight: -1 });
       if (newRow !== null) deltas.push({ key: newKey!, row: newRow, weight: 1 });
@@ -108,10 +113,10 @@ export class Scan implements Operator {
   }
 
   /** The columns the view reads, or 'unknown' when the image lacks some (a key-only old row). */
-  private project(image: ChangeRow): Row | 'unknown' {
+  private project(image: ChangeRow, memo: ScanMemo): Row | 'unknown' {
     // Views reading the same columns under the same alias share the projected row (rows are never changed).
-    let shared = projections.get(image);
-    if (shared === undefined) projections.set(image, (shared = new Map()));
+    let shared = memo.projections.get(image);
+    if (shared === undefined) memo.projections.set(image, (shared = new Map()));
     const known = shared.get(this.signature);
     if (known !== undefined) return known;
     const row = this.projectNew(image);
@@ -130,9 +135,9 @@ export class Scan implements Operator {
     return row;
   }
 
-  private keyOf(image: ChangeRow): string {
+  private keyOf(image: ChangeRow, memo: ScanMemo): string {
     // Every view reading the table scans the same images: their keys are encoded once.
-    const known = imageKeys.get(image);
+    const known = memo.imageKeys.get(image);
     if (known !== undefined) return known;
     const { key } = this.spec.table;
     const encoded = encodeRowKey(
@@ -142,7 +147,7 @@ export class Scan implements Operator {
         return v === undefined || v === UNAVAILABLE ? null : v;
       }),
     );
-    imageKeys.set(image, encoded);
+    memo.imageKeys.set(image, encoded);
     return encoded;
   }
 

@@ -12,6 +12,7 @@
 import type { Change } from '../../ingest/change.ts';
 import { PlanError } from '../errors.ts';
 import { Join, type FanoutJob } from '../operators/join.ts';
+import { ScanMemo } from '../operators/scan.ts';
 import type { DeltaBatch, Operator } from '../operators/types.ts';
 import { EMPTY } from '../operators/types.ts';
 import type { StateStore } from '../store/state-store.ts';
@@ -63,12 +64,13 @@ export async function runBatch(
   };
 
   const outputs = new Map<Operator, DeltaBatch>(options.seed ?? []);
+  const memo = new ScanMemo();
   for (const [, scans] of flow.scans) {
     for (const scan of scans) {
       const view = flow.owner.get(scan)!;
       if (skip.has(view) || options.skipScans?.has(view)) continue;
       try {
-        outputs.set(scan, scan.fromChanges(changes));
+        outputs.set(scan, scan.fromChanges(changes, memo));
       } catch (error) {
         if (!(error instanceof PlanError)) throw error;
         stop(view, error.message, (error.change as Change | null) ?? null);
