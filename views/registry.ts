@@ -29,6 +29,7 @@ import { isColumnType, type ColumnType } from '../core/values.ts';
 import { viewFields, type SelectField, type SourceRef, type TableDef, type ViewDef } from './define.ts';
 import { type Config } from './config.ts';
 import { validateApiOptions } from './api-options.ts';
+import { validateRedisOptions } from './redis-options.ts';
 import { validateReactions } from './reactions.ts';
 import { ConfigError, type Issue } from './errors.ts';
 import {
@@ -167,6 +168,7 @@ export function createRegistry(config: Config): Registry {
     for (const [viewName, def] of entries) visit(viewName, def);
   }
   validateApiOptions(config?.api, compiled, issues);
+  validateRedisOptions(config?.redis, issues);
   validateReactions(config?.reactions, config?.views, issues);
   if (issues.length > 0) throw new ConfigError(issues);
 

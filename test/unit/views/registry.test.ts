@@ -111,6 +111,28 @@ describe('createRegistry', () => {
     expect(api({ auth: { jwt: { secret: 'x'.repeat(32) } }, permissions: { paid: { user: { filter: { customer: { claim: 'tenant' } } } } } })).toEqual([]);
   });
 
+  it('checks the redis section: numbers in range, known durability modes, all problems at once', () => {
+    const views = { all: view(orders).select((o) => ({ id: o.id })) };
+    const redis = (section: unknown) => issuesOf(views, { redis: section } as Partial<Config>);
+    expect(redis({ leaseTtlMs: 1500, changelogMaxLength: 10, fanoutChunk: 2, durability: { mode: 'none', require: false } })).toEqual([]);
+    expect(
+      redis({
+        leaseTtlMs: '5s',
+        changelogMaxLength: 2 ** 32,
+        fanoutChunk: 0.5,
+        durability: { mode: 'fsync', replicas: 0, timeoutMs: -1, require: 'yes' },
+      }),
+    ).toEqual([
+      'redis.leaseTtlMs: Expected an integer from 100 to 3,600,000, but found "5s"',
+      'redis.changelogMaxLength: Expected an integer from 1 to 4,294,967,295, but found 4294967296',
+      'redis.fanoutChunk: Expected an integer from 1 to 1,000,000, but found 0.5',
+      'redis.durability.mode: Expected one of auto, always, waitaof, delayed, replicas, none, but found "fsync"',
+      'redis.durability.replicas: Expected an integer from 1 to 100, but found 0',
+      'redis.durability.timeoutMs: Expected an integer from 1 to 3,600,000, but found -1',
+      'redis.durability.require: Expected true or false, but found "yes"',
+    ]);
+  });
+
   it('checks the table declarations and the source', () => {
     const bad = table('orders', { id: 'int4?', price: 'money' as never }, { key: ['id', 'missing' as never] });
     expect(
