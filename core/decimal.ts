@@ -11,6 +11,7 @@ export interface Decimal {
 }
 
 const DECIMAL_RE = /^([+-])?(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/;
+const MAX_EXPONENT = 131_072 + 16_383;
 
 export function parseDecimal(text: string): Decimal {
   const m = DECIMAL_RE.exec(text.trim());
@@ -18,6 +19,11 @@ export function parseDecimal(text: string): Decimal {
     throw new RangeError(`Expected a decimal number, but found '${text}'`);
   }
   const [, sign, int = '', frac = '', exp] = m;
+  // numeric holds at most 131,072 digits before the point and 16,383 after: a larger exponent
+  // names no value it can hold, and would cost seconds of BigInt arithmetic (10n ** exponent).
+  if (exp !== undefined && Math.abs(Number(exp)) > MAX_EXPONENT) {
+    throw new RangeError(`Expected a decimal number within numeric's range, but found the exponent ${exp.slice(0, 20)} in '${text.slice(0, 40)}'`);
+  }
   let unscaled = BigInt(`${int}${frac}` || '0');
   let scale = frac.length;
   if (exp !== undefined) {

@@ -43,4 +43,11 @@ describe('decimal', () => {
     expect(decimalFromUnscaled(12345n, 0)).toBe('12345');
     expect(decimalFromUnscaled(7n, -2)).toBe('700');
   });
+
+  it('reads exponents, and refuses one beyond numeric\'s range at once (not after seconds of BigInt arithmetic)', () => {
+    expect(formatDecimal(parseDecimal('1.5e3'))).toBe('1500');
+    expect(parseDecimal('25e-3')).toEqual({ unscaled: 25n, scale: 3 });
+    expect(() => parseDecimal('1e999999999')).toThrow(/within numeric's range, but found the exponent 999999999/);
+    expect(() => parseDecimal('-2E-400000')).toThrow(RangeError);
+  });
 });

@@ -110,9 +110,14 @@ describe('order keys are the bytes the first encoders wrote', () => {
   const textOf = (chars: string): fc.Arbitrary<string> =>
     fc.array(fc.constantFrom(...chars), { maxLength: 14 }).map((c) => c.join(''));
 
+  // Exponents stay small: a large one is seconds of BigInt arithmetic (or a RangeError) for both.
+  const withExponent = fc
+    .tuple(textOf('-+0123456789.'), fc.constantFrom('e', 'E', 'e+', 'e-', 'E-', ''), fc.integer({ min: 0, max: 40 }), fc.boolean())
+    .map(([mantissa, e, exponent, digits]) => `${mantissa}${e}${digits ? exponent : ''}`);
+
   it('numerics: plain decimals, and any text of digits, signs, dots and exponents', () => {
     fc.assert(
-      fc.property(fc.oneof(decimal, textOf('-+0123456789.eE00')), (text) => {
+      fc.property(fc.oneof(decimal, textOf('-+0123456789.00'), withExponent), (text) => {
         expect(outcome(() => orderKey('numeric', text))).toBe(outcome(() => numberOrderKeyAsWritten(text)));
       }),
       { numRuns: 5000 },
