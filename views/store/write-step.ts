@@ -435,7 +435,9 @@ export class OpsPacker {
   private at = 5;
   private count = 0;
 
-  constructor(initialBytes = 64 * 1024) {
+  // Small to start (a slice of Node's buffer pool): a live step holds one transaction's writes,
+  // and one catch-up step's megabytes are reached by doubling.
+  constructor(initialBytes = 2048) {
     this.buffer = Buffer.allocUnsafe(initialBytes);
   }
 
