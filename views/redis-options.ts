@@ -5,8 +5,9 @@
  */
 import type { RedisOptions } from './config.ts';
 import type { Issue } from './errors.ts';
+import { DURABILITY_MODES } from './store/durability.ts';
 
-const DURABILITY_MODES = ['auto', 'always', 'waitaof', 'delayed', 'replicas', 'none'];
+const MODES: readonly string[] = ['auto', ...DURABILITY_MODES];
 
 export function validateRedisOptions(redis: RedisOptions | undefined, issues: Issue[]): void {
   if (!redis) return;
@@ -15,10 +16,10 @@ export function validateRedisOptions(redis: RedisOptions | undefined, issues: Is
   integer(redis.fanoutChunk, 'redis.fanoutChunk', 1, 1_000_000, issues);
   const durability = redis.durability;
   if (durability === undefined) return;
-  if (durability.mode !== undefined && !DURABILITY_MODES.includes(durability.mode)) {
+  if (durability.mode !== undefined && !MODES.includes(durability.mode)) {
     issues.push({
       path: 'redis.durability.mode',
-      message: `Expected one of ${DURABILITY_MODES.join(', ')}, but found ${JSON.stringify(durability.mode)}`,
+      message: `Expected one of ${MODES.join(', ')}, but found ${JSON.stringify(durability.mode)}`,
     });
   }
   integer(durability.replicas, 'redis.durability.replicas', 1, 100, issues);

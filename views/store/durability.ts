@@ -18,7 +18,8 @@
  */
 import type { RedisClient } from './redis.ts';
 
-export type DurabilityMode = 'always' | 'waitaof' | 'delayed' | 'replicas' | 'none';
+export const DURABILITY_MODES = ['always', 'waitaof', 'delayed', 'replicas', 'none'] as const;
+export type DurabilityMode = (typeof DURABILITY_MODES)[number];
 
 export interface DurabilityOptions {
   /** `auto` (default): the strongest mode Redis allows. */

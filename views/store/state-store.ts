@@ -5,7 +5,7 @@
  *   operator.needs(…) ──▶ reads the cache lacks ──▶ load(): one pipelined round trip on the
  *                                                    writer's own connection
  *   operator.step(…)  ──▶ synchronous reads of what is loaded; writes go to the cache and to
- *                         the step's write list ──▶ takeWrites() ──▶ the atomic write step
+ *                         the step's packed writes ──▶ takeWrites() ──▶ the atomic write step
  *
  * Reads use the writer's connection on purpose: Redis answers a connection's commands in order,
  * so a read sent while an earlier step is still in flight sees that step applied — the same state
