@@ -49,6 +49,7 @@ import type { ExprNode } from '../expr.ts';
 import { evaluate } from '../plan/evaluate.ts';
 import type { Read, StateStore } from '../store/state-store.ts';
 import type { ColumnType, Value } from '../../core/values.ts';
+import { concatRows } from './rows.ts';
 import type { Delta, DeltaBatch, Operator, Row } from './types.ts';
 
 export interface JoinSpec {
@@ -109,7 +110,8 @@ export class Join implements Operator {
     left: Operator,
     right: Operator,
     prefix: string,
-    fanoutChunk = DEFAULT_FANOUT_CHUNK,
+    fanoutChunk: number,
+    leftColumns: readonly string[],
   ) {
     this.id = spec.id;
     this.fanoutChunk = Math.max(1, fanoutChunk);
@@ -118,7 +120,11 @@ export class Join implements Operator {
     this.base = operatorStateBase(prefix, spec.id);
     this.statePattern = `${this.base}:*`;
     this.nulls = Object.fromEntries(spec.rightColumns.map((c) => [c, null]));
+    this.merge = concatRows(leftColumns, spec.rightColumns);
   }
+
+  /** A left row and a right row (or the right NULLs) as one row: a literal of the joined shape. */
+  private readonly merge: (left: Row, right: Row) => Row;
 
   /** Index key names, made once per join key and batch (the same string is then hashed once). */
   private names = { L: new Map<string, string>(), R: new Map<string, string>() };
@@ -224,7 +230,7 @@ export class Join implements Operator {
       }
       if (right!.clear) store.del(this.counts);
       for (const [lk, row] of restore)
-        out.push({ key: lk + SEPARATOR + NO_MATCH, row: { ...row, ...this.nulls }, weight: 1 });
+        out.push({ key: lk + SEPARATOR + NO_MATCH, row: this.merge(row, this.nulls), weight: 1 });
     }
 
     const keys = this.keysOf(left!, right!);
@@ -248,12 +254,12 @@ export class Join implements Operator {
       if (jk !== null && early.has(jk)) {
         // Deferred: only the right rows this batch touches (a long bucket is not empty: no NULL row).
         for (const [rk, rrow] of rowsBefore(rightsAt.get(jk) ?? []))
-          out.push({ key: d.key + SEPARATOR + rk, row: { ...d.row!, ...rrow }, weight: d.weight });
+          out.push({ key: d.key + SEPARATOR + rk, row: this.merge(d.row!, rrow), weight: d.weight });
       } else if (rights && rights.size > 0) {
         for (const [rk, rrow] of rights)
-          out.push({ key: d.key + SEPARATOR + rk, row: { ...d.row!, ...rrow }, weight: d.weight });
+          out.push({ key: d.key + SEPARATOR + rk, row: this.merge(d.row!, rrow), weight: d.weight });
       } else if (isLeft) {
-        out.push({ key: d.key + SEPARATOR + NO_MATCH, row: { ...d.row!, ...this.nulls }, weight: d.weight });
+        out.push({ key: d.key + SEPARATOR + NO_MATCH, row: this.merge(d.row!, this.nulls), weight: d.weight });
       }
       // A left join shows a left row with a NULL in its join key with NULLs, whatever the right
       // side holds: it is kept too (matching nothing), or a right side emptied by a TRUNCATE,
@@ -312,12 +318,12 @@ export class Join implements Operator {
     weight: 1 | -1,
     matchesBefore: number,
   ): void {
-    out.push({ key: lk + SEPARATOR + rk, row: { ...lrow, ...rrow }, weight });
+    out.push({ key: lk + SEPARATOR + rk, row: this.merge(lrow, rrow), weight });
     if (this.spec.type !== 'left') return;
     if (weight === 1 && matchesBefore === 0)
-      out.push({ key: lk + SEPARATOR + NO_MATCH, row: { ...lrow, ...this.nulls }, weight: -1 });
+      out.push({ key: lk + SEPARATOR + NO_MATCH, row: this.merge(lrow, this.nulls), weight: -1 });
     if (weight === -1 && matchesBefore === 1)
-      out.push({ key: lk + SEPARATOR + NO_MATCH, row: { ...lrow, ...this.nulls }, weight: 1 });
+      out.push({ key: lk + SEPARATOR + NO_MATCH, row: this.merge(lrow, this.nulls), weight: 1 });
   }
 
   /** A deferred job's output for one chunk of its bucket's rows (each row once: the caller skips rows seen). */
@@ -327,7 +333,7 @@ export class Join implements Operator {
     if (job.scan === 'R') {
       for (const [rk, rrow] of rows)
         for (const d of skip.has(rk) ? [] : job.deltas)
-          out.push({ key: d.key + SEPARATOR + rk, row: { ...d.row, ...rrow }, weight: d.weight });
+          out.push({ key: d.key + SEPARATOR + rk, row: this.merge(d.row, rrow), weight: d.weight });
       return out;
     }
     for (const [lk, lrow] of rows) {

@@ -18,6 +18,7 @@ import { encodeRowKey, orderingMember } from '../../core/encoding.ts';
 import type { OrderingTerm } from '../orderings.ts';
 import type { Read, StateStore } from '../store/state-store.ts';
 import { sameRow } from './reduce.ts';
+import { renameRow } from './rows.ts';
 import { netChanges, type Delta, type DeltaBatch, type KeyChange, type Operator, type Row } from './types.ts';
 
 export interface OutputSpec {
@@ -60,6 +61,7 @@ export class Output implements Operator {
     this.inputs = [input];
     this.keys = keys;
     this.maxLength = changelogMaxLength;
+    this.ordered = renameRow(spec.fields.map((f) => [f, f]));
   }
 
   private viewKey(d: Delta): string {
@@ -163,9 +165,5 @@ export class Output implements Operator {
   }
 
   /** The row with the view's fields in declared order (the stored JSON's order). */
-  private ordered(row: Row): Row {
-    const out: Row = {};
-    for (const f of this.spec.fields) out[f] = row[f] ?? null;
-    return out;
-  }
+  private readonly ordered: (row: Row) => Row;
 }

@@ -3,6 +3,8 @@
  */
 import type { ExprNode } from '../expr.ts';
 import { evaluate } from '../plan/evaluate.ts';
+import type { Value } from '../../core/values.ts';
+import { rowOfValues } from './rows.ts';
 import type { Delta, DeltaBatch, Operator, Row } from './types.ts';
 
 export class Project implements Operator {
@@ -14,14 +16,17 @@ export class Project implements Operator {
     this.id = id;
     this.inputs = [input];
     this.fields = fields;
+    this.makeRow = rowOfValues(fields.map((f) => f.name));
   }
+
+  private readonly makeRow: (values: readonly Value[]) => Row;
 
   step([batch]: readonly DeltaBatch[]): DeltaBatch {
     const deltas: Delta[] = batch!.deltas.map((d) => {
       if (d.row === null) return d;
-      const row: Row = {};
-      for (const f of this.fields) row[f.name] = evaluate(f.node, d.row);
-      return { key: d.key, row, weight: d.weight };
+      const values: Value[] = [];
+      for (const f of this.fields) values.push(evaluate(f.node, d.row));
+      return { key: d.key, row: this.makeRow(values), weight: d.weight };
     });
     return { clear: batch!.clear, deltas };
   }

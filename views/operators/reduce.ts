@@ -32,6 +32,7 @@ import {
   type Accumulator,
   type CompiledAggregate,
 } from './aggregates.ts';
+import { rowOfValues } from './rows.ts';
 import type { Delta, DeltaBatch, Operator, Row } from './types.ts';
 import type { ColumnType } from '../../core/values.ts';
 import type { ExprNode } from '../expr.ts';
@@ -68,7 +69,11 @@ export class Reduce implements Operator {
     this.inputs = [input];
     this.base = operatorStateBase(prefix, spec.id);
     this.statePattern = `${this.base}:*`;
+    this.makeRow = rowOfValues([...spec.groups.map((g) => g.name), ...spec.aggregates.map((a) => a.name)]);
   }
+
+  /** The output row from its values: group fields, then aggregates. */
+  private readonly makeRow: (values: readonly Value[]) => Row;
 
   private get statesKey(): string {
     return `${this.base}:g`;
@@ -203,13 +208,14 @@ export class Reduce implements Operator {
   }
 
   private rowOf(state: GroupState): Row {
-    const row: Row = {};
-    this.spec.groups.forEach((g, i) => (row[g.name] = state[0][i] ?? null));
-    for (const aggregate of this.spec.aggregates) {
+    const { groups, aggregates, accumulators } = this.spec;
+    const values: Value[] = [];
+    for (let g = 0; g < groups.length; g++) values.push(state[0][g] ?? null);
+    for (const aggregate of aggregates) {
       const i = aggregate.accumulator;
-      row[aggregate.name] = finalize(aggregate, i === null ? null : this.spec.accumulators[i]!, i === null ? null : (state[2 + i] as AccState), state[1]);
+      values.push(finalize(aggregate, i === null ? null : accumulators[i]!, i === null ? null : (state[2 + i] as AccState), state[1]));
     }
-    return row;
+    return this.makeRow(values);
   }
 }
 

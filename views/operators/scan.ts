@@ -16,6 +16,7 @@ import type { Value } from '../../core/values.ts';
 import type { TableDef } from '../define.ts';
 import { encodeRowKey } from '../../core/encoding.ts';
 import { PlanError } from '../errors.ts';
+import { projectImage } from './rows.ts';
 import type { Delta, DeltaBatch, Operator, Row } from './types.ts';
 import { EMPTY } from './types.ts';
 
@@ -44,15 +45,17 @@ export class Scan implements Operator {
   readonly inputs: readonly Operator[] = [];
   readonly spec: ScanSpec;
   private readonly keyTypes;
-  private readonly names: readonly string[];
+  /** The columns the view reads, named `<alias>.<column>` ('unknown' when the image lacks one). */
+  private readonly projectImage: (image: ChangeRow, absent: typeof UNAVAILABLE) => Row | 'unknown';
   private readonly signature: string;
 
   constructor(spec: ScanSpec) {
     this.id = spec.id;
     this.spec = spec;
     this.keyTypes = spec.table.key.map((k) => spec.table.columns[k]!.type);
-    this.names = spec.columns.map((c) => `${spec.alias}.${c}`);
-    this.signature = this.names.join('\x00');
+    const names = spec.columns.map((c) => `${spec.alias}.${c}`);
+    this.signature = names.join('\x00');
+    this.projectImage = projectImage(spec.columns.map((c, i) => [c, names[i]!]));
   }
 
   /** The deltas of this table's changes in a batch (in source order). */
@@ -125,14 +128,7 @@ export class Scan implements Operator {
   }
 
   private projectNew(image: ChangeRow): Row | 'unknown' {
-    const row: Row = {};
-    const { columns } = this.spec;
-    for (let i = 0; i < columns.length; i++) {
-      const v = image[columns[i]!];
-      if (v === undefined || v === UNAVAILABLE) return 'unknown';
-      row[this.names[i]!] = v;
-    }
-    return row;
+    return this.projectImage(image, UNAVAILABLE);
   }
 
   private keyOf(image: ChangeRow, memo: ScanMemo): string {

@@ -15,7 +15,7 @@ import type { TableDef } from '../define.ts';
 import type { ExprNode } from '../expr.ts';
 import type { Accumulator, CompiledAggregate } from '../operators/aggregates.ts';
 import { Filter } from '../operators/filter.ts';
-import { Join } from '../operators/join.ts';
+import { DEFAULT_FANOUT_CHUNK, Join } from '../operators/join.ts';
 import { TopN } from '../operators/topn.ts';
 import { ViewInput } from '../operators/view-input.ts';
 import { Output } from '../operators/output.ts';
@@ -176,7 +176,14 @@ export function buildDataflow(
           op = new Reduce(node, build(node.input), prefix);
           break;
         case 'join':
-          op = new Join(node, build(node.left), build(node.right), prefix, options.fanoutChunk);
+          op = new Join(
+            node,
+            build(node.left),
+            build(node.right),
+            prefix,
+            options.fanoutChunk ?? DEFAULT_FANOUT_CHUNK,
+            rowFields(node.left),
+          );
           break;
         case 'topN':
           op = new TopN(node, build(node.input), prefix);
@@ -221,4 +228,23 @@ export function buildDataflow(
     outputs.set(view.name, output);
   }
   return { scans, order, outputs, owner, dependents };
+}
+
+/** The fields of the rows a plan node outputs, in order (the shape its rows are made in). */
+export function rowFields(node: PlanNode): string[] {
+  switch (node.kind) {
+    case 'scan':
+      return node.columns.map((c) => `${node.alias}.${c}`);
+    case 'view':
+      return node.fields.map((f) => `${node.alias}.${f}`);
+    case 'filter':
+    case 'topN':
+      return rowFields(node.input);
+    case 'project':
+      return node.fields.map((f) => f.name);
+    case 'reduce':
+      return [...node.groups.map((g) => g.name), ...node.aggregates.map((a) => a.name)];
+    case 'join':
+      return [...rowFields(node.left), ...node.rightColumns];
+  }
 }
