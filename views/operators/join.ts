@@ -272,15 +272,16 @@ export class Join implements Operator {
 
     // 2. Right deltas against the left rows after pass 1.
     const late = new Map<string, FanoutDelta[]>();
+    // Left joins: each join key's right-row count as the deltas move it, written once after them.
+    const counts = new Map<string, number>();
     for (let i = 0; i < right!.deltas.length; i++) {
       const d = right!.deltas[i]!;
       const jk = keys.right[i]!;
       if (jk === null) continue;
-      const matchesBefore = isLeft ? Number(store.hget(this.counts, jk) ?? 0) : 0;
+      let matchesBefore = 0;
       if (isLeft) {
-        const after = matchesBefore + d.weight;
-        if (after > 0) store.hset(this.counts, jk, String(after));
-        else store.hdel(this.counts, jk);
+        matchesBefore = counts.get(jk) ?? Number(store.hget(this.counts, jk) ?? 0);
+        counts.set(jk, matchesBefore + d.weight);
       }
       if (!clear && this.tooLong(store, 'L', jk)) {
         // Deferred: only the left rows this batch touches, now.
@@ -295,6 +296,10 @@ export class Join implements Operator {
       }
       if (d.weight === 1) store.hset(this.index('R', jk), d.key, JSON.stringify(d.row));
       else store.hdel(this.index('R', jk), d.key);
+    }
+    for (const [jk, n] of counts) {
+      if (n > 0) store.hset(this.counts, jk, String(n));
+      else store.hdel(this.counts, jk);
     }
     const touched = (deltas: readonly Delta[] | undefined): string[] => [
       ...new Set((deltas ?? []).map((d) => d.key)),

@@ -307,13 +307,13 @@ export class StateStore {
   hset(key: string, field: string, value: string): void {
     const h = this.hashes.get(key);
     if (h) this.setField(this.touch(h), field, value);
-    this.record({ op: 'hset', key, field, value });
+    this.writes.hset(key, field, value);
   }
 
   hdel(key: string, field: string): void {
     const h = this.hashes.get(key);
     if (h) this.setField(this.touch(h), field, null);
-    this.record({ op: 'hdel', key, field });
+    this.writes.hdel(key, field);
   }
 
   private touch(h: HashState): HashState {
@@ -322,7 +322,7 @@ export class StateStore {
   }
 
   zadd(key: string, member: string): void {
-    this.record({ op: 'zadd', key, member });
+    this.writes.zadd(key, member);
     for (const fromEnd of [false, true]) this.addKnown(key, fromEnd, member);
   }
 
@@ -346,7 +346,7 @@ export class StateStore {
   }
 
   zrem(key: string, member: string): void {
-    this.record({ op: 'zrem', key, member });
+    this.writes.zrem(key, member);
     for (const fromEnd of [false, true]) {
       const z = this.zsets.get(zkey(key, fromEnd));
       if (!z) continue;
@@ -371,13 +371,13 @@ export class StateStore {
 
   /** Add n copies of a member to a multiset (see WriteOp 'madd'). */
   multisetAdd(key: string, extras: string, member: string, n: number): void {
-    this.record({ op: 'madd', key, extras, member, n });
+    this.writes.multiset('madd', key, extras, member, n);
     this.forgetMember(key, extras, member);
   }
 
   /** Remove n copies of a member from a multiset. */
   multisetRemove(key: string, extras: string, member: string, n: number): void {
-    this.record({ op: 'mrem', key, extras, member, n });
+    this.writes.multiset('mrem', key, extras, member, n);
     this.forgetMember(key, extras, member);
   }
 
@@ -400,7 +400,7 @@ export class StateStore {
 
   /** Delete a whole key (state of a truncated input). */
   del(key: string): void {
-    this.record({ op: 'del', key });
+    this.writes.del(key);
     const h = this.hashes.get(key);
     if (h) this.entries -= StateStore.weight(h) - 1;
     else this.entries++;
@@ -419,7 +419,7 @@ export class StateStore {
     fields: readonly string[],
     floor?: { key: string; field: string },
   ): void {
-    this.writes.add({ op: 'xadd', key, maxLength, fields, ...(floor ? { floor } : {}) });
+    this.writes.xadd(key, maxLength, fields, floor);
   }
 
   /**
@@ -442,10 +442,6 @@ export class StateStore {
   }
 
   // --- internals ------------------------------------------------------------------------------
-
-  private record(op: WriteOp): void {
-    this.writes.add(op);
-  }
 
   private hashState(key: string): HashState {
     let h = this.hashes.get(key);

@@ -313,43 +313,71 @@ export class StepWrites {
     return i;
   }
 
+  /** Any write (tests and `of` use this; the state store calls the typed methods below). */
   add(w: WriteOp): void {
-    const ops = this.ops;
     switch (w.op) {
       case 'hset':
-        ops.int(OP.HSET).int(this.key(w.key)).str(w.field).str(w.value);
-        break;
+        return this.hset(w.key, w.field, w.value);
       case 'hdel':
-        ops.int(OP.HDEL).int(this.key(w.key)).str(w.field);
-        break;
+        return this.hdel(w.key, w.field);
       case 'zadd':
-        ops.int(OP.ZADD).int(this.key(w.key)).str(w.member);
-        break;
+        return this.zadd(w.key, w.member);
       case 'zrem':
-        ops.int(OP.ZREM).int(this.key(w.key)).str(w.member);
-        break;
+        return this.zrem(w.key, w.member);
       case 'del':
-        ops.int(OP.DEL).int(this.key(w.key));
-        break;
-      case 'xadd': {
-        const f = w.fields;
-        this.entries++;
-        if (isRowEntry(w)) {
-          ops.int(OP.ENTRY).int(this.key(w.key)).int(w.maxLength);
-          ops.str(f[1]!).str(f[3]!).str(f[5]!).str(f[7]!).str(f[9]!).int(f.length === 12 ? 1 : 0);
-          break;
-        }
-        ops.int(OP.XADD).int(this.key(w.key)).int(w.maxLength).int(f.length);
-        for (const field of f) ops.str(field);
-        ops.int(w.floor ? this.key(w.floor.key) : 0).str(w.floor?.field ?? '');
-        break;
-      }
+        return this.del(w.key);
+      case 'xadd':
+        return this.xadd(w.key, w.maxLength, w.fields, w.floor);
       case 'madd':
       case 'mrem':
-        ops.int(w.op === 'madd' ? OP.MADD : OP.MREM).int(this.key(w.key)).int(this.key(w.extras));
-        ops.str(w.member).int(w.n);
-        break;
+        return this.multiset(w.op, w.key, w.extras, w.member, w.n);
     }
+  }
+
+  hset(key: string, field: string, value: string): void {
+    this.ops.int(OP.HSET).int(this.key(key)).str(field).str(value);
+    this.length++;
+  }
+
+  hdel(key: string, field: string): void {
+    this.ops.int(OP.HDEL).int(this.key(key)).str(field);
+    this.length++;
+  }
+
+  zadd(key: string, member: string): void {
+    this.ops.int(OP.ZADD).int(this.key(key)).str(member);
+    this.length++;
+  }
+
+  zrem(key: string, member: string): void {
+    this.ops.int(OP.ZREM).int(this.key(key)).str(member);
+    this.length++;
+  }
+
+  del(key: string): void {
+    this.ops.int(OP.DEL).int(this.key(key));
+    this.length++;
+  }
+
+  /** A changelog entry (see WriteOp 'xadd'); a row's entry is packed without its field names. */
+  xadd(key: string, maxLength: number, f: readonly string[], floor?: { readonly key: string; readonly field: string }): void {
+    const ops = this.ops;
+    this.entries++;
+    this.length++;
+    if (floor === undefined && isRowEntry(f)) {
+      ops.int(OP.ENTRY).int(this.key(key)).int(maxLength);
+      ops.str(f[1]!).str(f[3]!).str(f[5]!).str(f[7]!).str(f[9]!).int(f.length === 12 ? 1 : 0);
+      return;
+    }
+    ops.int(OP.XADD).int(this.key(key)).int(maxLength).int(f.length);
+    for (const field of f) ops.str(field);
+    ops.int(floor ? this.key(floor.key) : 0).str(floor?.field ?? '');
+  }
+
+  /** n copies of a member entering ('madd') or leaving ('mrem') a multiset (see WriteOp). */
+  multiset(op: 'madd' | 'mrem', key: string, extras: string, member: string, n: number): void {
+    this.ops.int(op === 'madd' ? OP.MADD : OP.MREM).int(this.key(key)).int(this.key(extras));
+    this.ops.str(member).int(n);
     this.length++;
   }
 
@@ -528,10 +556,8 @@ function unpackItems(buffer: Buffer): (string | number)[] {
 }
 
 /** A view row's changelog entry (o k r p n [e 1], output.ts): sent as 'c', half the arguments of 'x'. */
-function isRowEntry(w: Extract<WriteOp, { op: 'xadd' }>): boolean {
-  const f = w.fields;
+function isRowEntry(f: readonly string[]): boolean {
   return (
-    w.floor === undefined &&
     (f.length === 10 || (f.length === 12 && f[10] === 'e' && f[11] === '1')) &&
     f[0] === 'o' &&
     f[2] === 'k' &&
