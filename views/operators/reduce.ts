@@ -243,23 +243,33 @@ function extremeReads(store: StateStore, zkey: string, extras: string, extreme: 
 
 /** The multiset's extreme after the batch (everything extremeReads asked for is loaded). */
 function resolveExtreme(store: StateStore, zkey: string, extras: string, extreme: string | null, members: Map<string, number>, fromEnd: boolean): string | null {
-  const better = (a: string, b: string): boolean => (fromEnd ? compareBytes(a, b) > 0 : compareBytes(a, b) < 0);
+  // No closures here: this runs per group and extreme, and tsx names every closure it makes.
   let best: string | null = null;
-  for (const [member, n] of members) if (n > 0 && (best === null || better(member, best))) best = member;
-  const survives = (m: string): boolean => 1 + Number(store.hget(extras, m) ?? 0) + (members.get(m) ?? 0) > 0;
+  for (const [member, n] of members) if (n > 0 && (best === null || better(member, best, fromEnd))) best = member;
   if (extreme !== null) {
-    if ((members.get(extreme) ?? 0) >= 0 || survives(extreme)) {
-      return best === null || better(extreme, best) ? extreme : best;
+    if ((members.get(extreme) ?? 0) >= 0 || survives(store, extras, members, extreme)) {
+      return best === null || better(extreme, best, fromEnd) ? extreme : best;
     }
-    const removed = [...members].filter(([, n]) => n < 0).length;
+    let removed = 0;
+    for (const n of members.values()) if (n < 0) removed++;
     const head = store.zhead(zkey, removed + 1, fromEnd) ?? [];
-    const ordered = fromEnd ? [...head].reverse() : head;
-    for (const m of ordered) {
-      if ((members.get(m) ?? 0) >= 0 || survives(m)) {
-        if (best === null || better(m, best)) best = m;
+    for (let i = 0; i < head.length; i++) {
+      const m = head[fromEnd ? head.length - 1 - i : i]!;
+      if ((members.get(m) ?? 0) >= 0 || survives(store, extras, members, m)) {
+        if (best === null || better(m, best, fromEnd)) best = m;
         break;
       }
     }
   }
   return best;
+}
+
+/** a comes before b as the extreme: lower for min, higher for max (`fromEnd`). */
+function better(a: string, b: string, fromEnd: boolean): boolean {
+  return fromEnd ? compareBytes(a, b) > 0 : compareBytes(a, b) < 0;
+}
+
+/** A candidate keeps a copy after the batch's removals (extra copies + the batch's net count). */
+function survives(store: StateStore, extras: string, members: Map<string, number>, m: string): boolean {
+  return 1 + Number(store.hget(extras, m) ?? 0) + (members.get(m) ?? 0) > 0;
 }
