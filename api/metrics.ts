@@ -172,6 +172,27 @@ export function createMetrics(options: {
       this.set((engine?.health().lagMs ?? 0) / 1000);
     },
   });
+  // What each view costs the writer: set from the engine's running totals on each scrape.
+  new client.Counter({
+    name: 'cdc_views_view_plan_seconds_total',
+    help: "Time each view's operators spent planning changes (scans, state lookups, arithmetic, packing writes), without waiting for Redis: which view costs the CPU.",
+    labelNames: ['view'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [view, cost] of engine?.viewCosts ?? []) this.inc({ view }, cost.ms / 1000);
+    },
+  });
+  new client.Counter({
+    name: 'cdc_views_view_writes_total',
+    help: "Redis writes each view's operators planned (operator state, rows, indexes, changelog entries): which view costs Redis.",
+    labelNames: ['view'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [view, cost] of engine?.viewCosts ?? []) this.inc({ view }, cost.writes);
+    },
+  });
   const stateLost = new client.Counter({
     name: 'cdc_views_state_lost_total',
     help: 'Times Redis did not hold what the writer had written (restart without persistence, older dump, failover), by outcome.',

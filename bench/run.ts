@@ -10,7 +10,8 @@
  *               groups, deletes) is committed, the service is started again: source events/s applied
  *               while it catches up, and events per CPU-second of the service process and of Redis
  *               (INFO cpu) — for all the views, and for a second deployment of the six single-table
- *               views on the same data and workload
+ *               views on the same data and workload; and each view's share (its planning CPU and
+ *               Redis writes, from the service's /metrics)
  *   latency     one-row transactions, one at a time: statement sent → the change pushed to a
  *               graphql-ws subscriber (p50/p99)
  *   baseline    the same transactions; after each, every view's SQL is re-run on PostgreSQL and
@@ -177,7 +178,9 @@ async function main(): Promise<void> {
           `UPDATE orders SET customer_id = 1 + (customer_id + 7) % 1000, amount = amount + 1 WHERE id BETWEEN ${from} AND ${from + 49}`,
         );
       } else {
-        result = await db.query(`DELETE FROM order_items WHERE order_id BETWEEN ${1 + i * 25} AND ${i * 25 + 25}`);
+        result = await db.query(
+          `DELETE FROM order_items WHERE order_id BETWEEN ${1 + i * 25} AND ${i * 25 + 25}`,
+        );
       }
       events += result.rowCount ?? 0;
     }
@@ -193,6 +196,7 @@ async function main(): Promise<void> {
       const result = {
         views,
         events,
+        perView: await viewCosts(service.url),
         seconds,
         eventsPerSecond: events / seconds,
         serviceCpuSeconds,
@@ -643,6 +647,8 @@ type BenchResult = {
 type ThroughputResult = {
   views: number;
   events: number;
+  /** What each view cost the service during the catch-up (its /metrics: the process started for it). */
+  perView: Record<string, { planSeconds: number; writes: number }>;
   seconds: number;
   eventsPerSecond: number;
   serviceCpuSeconds: number;
@@ -650,6 +656,20 @@ type ThroughputResult = {
   eventsPerServiceCpuSecond: number;
   eventsPerCpuSecond: number;
 };
+
+/** A running service's per-view cost counters (api/metrics.ts), by view. */
+async function viewCosts(graphqlUrl: string): Promise<ThroughputResult['perView']> {
+  const text = await fetch(graphqlUrl.replace(/\/graphql$/, '/metrics')).then((r) => r.text());
+  const out: ThroughputResult['perView'] = {};
+  for (const [, metric, view, value] of text.matchAll(
+    /^cdc_views_view_(plan_seconds|writes)_total\{view="([^"]+)"\} (\S+)$/gm,
+  )) {
+    const cost = (out[view!] ??= { planSeconds: 0, writes: 0 });
+    if (metric === 'writes') cost.writes = Number(value);
+    else cost.planSeconds = Number(value);
+  }
+  return out;
+}
 
 function renderTable(r: BenchResult): string {
   const f = (n: number, d = 1): string =>
@@ -706,6 +726,24 @@ function renderTable(r: BenchResult): string {
       `| ${view} | ${m.rowCount.toLocaleString()} | ${mb(m.rows)} | ${mb(m.state)} | ${mb(m.changelog)} | ${m.sources.join(' + ')} (${mb(source)}) | ${f((100 * (m.rows + m.state)) / source, 2)} % |`,
     );
   }
+  const all = r.throughput.all;
+  const planned = Object.values(all.perView).reduce((n, c) => n + c.planSeconds, 0);
+  lines.push(
+    '',
+    `| view: its cost in the catch-up into ${all.views} views (${all.events.toLocaleString()} events; \`cdc_views_view_*_total\`) | planning time (synchronous: collector pauses in it included) | share of the service's CPU | Redis writes | writes per event |`,
+    '| --- | --- | --- | --- | --- |',
+  );
+  for (const [view, c] of Object.entries(all.perView).sort(([, a], [, b]) => b.planSeconds - a.planSeconds))
+    lines.push(
+      `| ${view} | ${f(c.planSeconds, 3)} s | ${f((100 * c.planSeconds) / all.serviceCpuSeconds, 1)} % | ${c.writes.toLocaleString()} | ${f(c.writes / all.events, 2)} |`,
+    );
+  lines.push(
+    `| all views | ${f(planned, 3)} s | ${f((100 * planned) / all.serviceCpuSeconds, 1)} % (the rest: decoding, batching, sending the steps, the garbage collector) | ${Object.values(
+      all.perView,
+    )
+      .reduce((n, c) => n + c.writes, 0)
+      .toLocaleString()} | |`,
+  );
   return `${lines.join('\n')}\n`;
 }
 

@@ -43,7 +43,7 @@ import {
 } from './backfill.ts';
 import { decideStart } from './bootstrap.ts';
 import { StateLostError } from './errors.ts';
-import { buildDataflow, type Dataflow } from './plan/graph.ts';
+import { buildDataflow, type Dataflow, type ViewCosts } from './plan/graph.ts';
 import {
   imageKeysOf,
   inNamespace,
@@ -209,6 +209,11 @@ export class Engine extends EventEmitter {
   private registry: Registry;
   /** Every view's operators, and the state they read (cached, kept in step by this writer). */
   private flow: Dataflow;
+  /**
+   * Per view, what planning its changes cost since the process started: milliseconds of its
+   * operators and the Redis writes they planned (metrics: which view costs the CPU and Redis).
+   */
+  readonly viewCosts: ViewCosts = new Map();
   /** Retired definitions in the dataflow (named by their storage) → the view each serves. */
   private retired = new Map<string, string>();
   /** Views whose new definition is built beside the served one → the served fingerprint. */
@@ -262,6 +267,7 @@ export class Engine extends EventEmitter {
       changelogMaxLength: this.options.changelogMaxLength ?? 10_000,
       untrimmed: this.options.reactedViews ?? new Set(),
       ...(this.options.fanoutChunk === undefined ? {} : { fanoutChunk: this.options.fanoutChunk }),
+      costs: this.viewCosts,
     });
   }
 

@@ -129,7 +129,15 @@ export interface Dataflow {
   readonly owner: ReadonlyMap<Operator, string>;
   /** Views that read a view's output, transitively (a view stopping stops them too). */
   readonly dependents: ReadonlyMap<string, ReadonlySet<string>>;
+  /** Where runs add up each view's planning cost (plan/run.ts), when someone reads it (metrics). */
+  readonly costs?: ViewCosts;
 }
+
+/**
+ * Per view: milliseconds its operators spent planning (scans, needs and steps; waiting for reads
+ * excluded) and the Redis writes they planned, added up over every run since the process started.
+ */
+export type ViewCosts = Map<string, { ms: number; writes: number }>;
 
 /** Build the operators of every view (`views` in dependency order: a view after the views it reads). */
 /**
@@ -140,7 +148,7 @@ export interface Dataflow {
 export function buildDataflow(
   views: readonly ViewNode[],
   prefix: string,
-  options: { changelogMaxLength: number; untrimmed?: ReadonlySet<string>; fanoutChunk?: number },
+  options: { changelogMaxLength: number; untrimmed?: ReadonlySet<string>; fanoutChunk?: number; costs?: ViewCosts },
 ): Dataflow {
   const scans = new Map<string, Scan[]>();
   const order: Operator[] = [];
@@ -227,7 +235,7 @@ export function buildDataflow(
     owner.set(output, view.name);
     outputs.set(view.name, output);
   }
-  return { scans, order, outputs, owner, dependents };
+  return { scans, order, outputs, owner, dependents, ...(options.costs ? { costs: options.costs } : {}) };
 }
 
 /** The fields of the rows a plan node outputs, in order (the shape its rows are made in). */

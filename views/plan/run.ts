@@ -16,7 +16,7 @@ import { ScanMemo } from '../operators/scan.ts';
 import type { DeltaBatch, Operator } from '../operators/types.ts';
 import { EMPTY } from '../operators/types.ts';
 import type { StateStore } from '../store/state-store.ts';
-import type { Dataflow } from './graph.ts';
+import type { Dataflow, ViewCosts } from './graph.ts';
 
 export interface RunOptions {
   /** Views not maintained (stopped). */
@@ -70,7 +70,9 @@ export async function runBatch(
       const view = flow.owner.get(scan)!;
       if (skip.has(view) || options.skipScans?.has(view)) continue;
       try {
+        const started = performance.now();
         outputs.set(scan, scan.fromChanges(changes, memo));
+        addCost(flow.costs, view, performance.now() - started, 0);
       } catch (error) {
         if (!(error instanceof PlanError)) throw error;
         stop(view, error.message, (error.change as Change | null) ?? null);
@@ -95,9 +97,13 @@ export async function runBatch(
     const reset = output ? options.resets?.get(view) : undefined;
     if (inputs.every((b) => b === EMPTY) && reset === undefined) continue;
     if (output) output.quiet = options.quiet.has(view) || fanout.has(view);
+    const writesBefore = store.plannedWrites;
+    let ms = 0;
     try {
       for (let round = 0; ; round++) {
+        const started = performance.now();
         const reads = op.needs?.(inputs, store) ?? [];
+        ms += performance.now() - started;
         if (reads.length === 0) break;
         if (round >= MAX_READ_ROUNDS)
           throw new Error(
@@ -105,7 +111,10 @@ export async function runBatch(
           );
         await store.load(reads);
       }
+      const started = performance.now();
       const result = op.step(inputs, store);
+      ms += performance.now() - started;
+      addCost(flow.costs, view, ms, store.plannedWrites - writesBefore);
       outputs.set(op, result);
       if (op instanceof Join) {
         const jobs = op.takeDeferred();
@@ -124,6 +133,15 @@ export async function runBatch(
     }
   }
   return { rejected, touched, changelogEntries, outputs, deferred };
+}
+
+function addCost(costs: ViewCosts | undefined, view: string, ms: number, writes: number): void {
+  if (!costs) return;
+  const cost = costs.get(view);
+  if (cost) {
+    cost.ms += ms;
+    cost.writes += writes;
+  } else costs.set(view, { ms, writes });
 }
 
 /** Start the history of these views over (a reset entry each), outside a run. */

@@ -299,6 +299,11 @@ export class StateStore {
 
   // --- writes ---------------------------------------------------------------------------------
 
+  /** Writes planned for the step so far (a view's share: the difference around its operators). */
+  get plannedWrites(): number {
+    return this.writes.length;
+  }
+
   /**
    * Write a hash field. The cache keeps it only for a hash it already holds: state that is only
    * written (a join side nobody probed yet) stays out of memory; a later read goes to Redis on the
