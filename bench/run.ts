@@ -58,6 +58,7 @@ import { connect, createDatabase, shopTestConfig, uniqueName, waitForSync } from
 import { provide, serverNeeds } from '../scripts/provision.ts';
 import { bareServer, benchApi, type ApiBenchResult, type LoadFigures } from './api.ts';
 import { benchReactions, type ReactionsBenchResult } from './reactions.ts';
+import { commitCatchUpWorkload, loadShopData, redisCpuSeconds } from './workload.ts';
 import { startPostgres, startRedis, type ThrowawayServer } from '../scripts/servers.ts';
 
 const ORDERS = Number(process.env['BENCH_ORDERS'] ?? 100_000);
@@ -98,11 +99,6 @@ function cpuSeconds(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
-async function redisCpuSeconds(redis: RedisClient): Promise<number> {
-  const info = await redis.sendCommand<string>(['INFO', 'cpu']);
-  const get = (k: string): number => Number(new RegExp(`${k}:([\\d.]+)`).exec(info)?.[1] ?? 0);
-  return get('used_cpu_user') + get('used_cpu_sys');
-}
 
 async function main(): Promise<void> {
   // Config files written for the service processes: one folder, removed at the end.
@@ -120,19 +116,7 @@ async function main(): Promise<void> {
     const db = await connect(databaseUrl);
     db.on('error', () => undefined); // the servers stop under it when the run fails
     say(`loading ${ORDERS} orders and ${2 * ORDERS} order lines…`);
-    await db.query(
-      `INSERT INTO customers SELECT i, 'c' || i, (ARRAY['DE','FR','US',NULL])[1 + i % 4], now() FROM generate_series(1, 1000) i`,
-    );
-    await db.query(
-      `INSERT INTO products SELECT i, 'p' || i, (ARRAY['a','b','c','d'])[1 + i % 4], 1 + i % 90 FROM generate_series(1, 500) i`,
-    );
-    await db.query(
-      `INSERT INTO orders SELECT i, 1 + (i::bigint * 7919) % 1000, (ARRAY['paid','paid','new','shipped'])[1 + i % 4], ((i::bigint * 7793) % 50000 + 99) / 100.0, now() FROM generate_series(1, ${ORDERS}) i`,
-    );
-    await db.query(
-      `INSERT INTO order_items SELECT o, l, 1 + (o + l) % 500, 1 + o % 5, 9.99 FROM generate_series(1, ${ORDERS}) o, generate_series(1, 2) l`,
-    );
-    await db.query('ANALYZE');
+    await loadShopData(db, ORDERS);
     const sourceRows = ORDERS * 3 + 1500;
     const config = shopTestConfig(databaseUrl, redisUrl, name);
     const registry = createRegistry(config);
@@ -159,31 +143,7 @@ async function main(): Promise<void> {
 
     // --- throughput: write while the services are down, then measure each one's catch-up
     say(`committing ${WORKLOAD_TXNS} transactions while the service is stopped…`);
-    // Events are the rows the statements changed (rowCount), not 50 per transaction: with a large
-    // BENCH_TXNS the ranges pass the rows that exist, and a statement changing none is no event.
-    let events = 0;
-    for (let i = 0; i < WORKLOAD_TXNS; i++) {
-      const base = ORDERS + 1 + i * 50;
-      const mod = i % 3;
-      let result;
-      if (mod === 0) {
-        result = await db.query(
-          `INSERT INTO orders SELECT g, 1 + (g::bigint * 31) % 1000, 'paid', (g % 1000) + 0.5, now() FROM generate_series(${base}, ${base + 49}) g`,
-        );
-      } else if (mod === 1) {
-        // Moves 50 orders between customers and statuses: each is a retraction and an addition.
-        // The ids wrap within the orders loaded first, so every update changes 50 rows.
-        const from = 1 + ((i * 50) % (ORDERS - 49));
-        result = await db.query(
-          `UPDATE orders SET customer_id = 1 + (customer_id + 7) % 1000, amount = amount + 1 WHERE id BETWEEN ${from} AND ${from + 49}`,
-        );
-      } else {
-        result = await db.query(
-          `DELETE FROM order_items WHERE order_id BETWEEN ${1 + i * 25} AND ${i * 25 + 25}`,
-        );
-      }
-      events += result.rowCount ?? 0;
-    }
+    const events = await commitCatchUpWorkload(db, ORDERS, WORKLOAD_TXNS);
     const catchUp = async (file: string, deployment: string, views: number) => {
       const redisCpuBefore = await redisCpuSeconds(redis);
       const service = await startChildService(file, { LOG_LEVEL: 'warn' });

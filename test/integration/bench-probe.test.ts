@@ -1,0 +1,30 @@
+/**
+ * `npm run bench:probe` (bench/probe.ts) keeps working: on the suite's servers, a tiny catch-up is
+ * measured, its events are the rows the workload changed, and every view's cost is listed.
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { describe, expect, inject, it } from 'vitest';
+
+const run = promisify(execFile);
+
+describe('bench:probe', () => {
+  it('measures a catch-up and lists what each view cost', async () => {
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', 'bench/probe.ts'], {
+      env: {
+        ...process.env,
+        DATABASE_URL: inject('databaseUrl'),
+        REDIS_URL: inject('redisUrl'),
+        PROBE_ORDERS: '300',
+        PROBE_TXNS: '6',
+        PROBE_VIEWS: 'ordersByStatus,largePaidOrders,customersByCountry',
+      },
+    });
+    // 6 transactions of 50 rows: inserts, updates, deletes of order lines (two per order).
+    expect(stdout).toMatch(
+      /^catch-up of 300 events into 3 views in [\d.]+ s: service CPU [\d.]+ s, Redis CPU [\d.]+ s: [\d,]+ events per CPU-second$/m,
+    );
+    expect(stdout).toMatch(/^ {2}largePaidOrders +[\d.]+ s planning, [1-9][\d.]* writes per event$/m);
+    expect(stdout).toMatch(/^ {2}customersByCountry +0\.000 s planning, 0\.00 writes per event$/m);
+  }, 120_000);
+});
