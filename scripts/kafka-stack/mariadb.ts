@@ -90,6 +90,9 @@ export async function startMariaDb(options: MariaDbOptions = {}): Promise<Runnin
         ...asRoot,
         '--auth-root-authentication-method=normal',
         '--skip-test-db',
+        // Its own temporary files in our folder, as the server's: once, in CI, the bootstrap's
+        // temporary table in the shared /tmp vanished under it ('Could not remove temporary table').
+        `--tmpdir=${dir}`,
       ],
       {
         what: 'Initialising MariaDB (mariadb-install-db)',
