@@ -62,3 +62,30 @@ export async function redisCpuSeconds(redis: RedisClient): Promise<number> {
   const get = (k: string): number => Number(new RegExp(`${k}:([\\d.]+)`).exec(info)?.[1] ?? 0);
   return get('used_cpu_user') + get('used_cpu_sys');
 }
+
+/** Microseconds Redis spent per command so far (INFO commandstats), by command name. */
+export async function redisCommandMicros(redis: RedisClient): Promise<Map<string, number>> {
+  const info = await redis.sendCommand<string>(['INFO', 'commandstats']);
+  const micros = new Map<string, number>();
+  for (const [, command, usec] of info.matchAll(/^cmdstat_([^:]+):calls=\d+,usec=(\d+)/gm))
+    micros.set(command!, Number(usec));
+  return micros;
+}
+
+/**
+ * The commands' own execution time between two `redisCommandMicros`, per event in microseconds,
+ * largest first. Scripts are left out: their time includes the commands they run.
+ */
+export function redisCommandTimes(
+  before: ReadonlyMap<string, number>,
+  after: ReadonlyMap<string, number>,
+  events: number,
+): { total: number; byCommand: [string, number][] } {
+  const ours = /^(eval|evalsha|fcall|info|config)/;
+  const byCommand = [...after]
+    .filter(([command]) => !ours.test(command))
+    .map(([command, usec]): [string, number] => [command, (usec - (before.get(command) ?? 0)) / events])
+    .filter(([, usec]) => usec > 0)
+    .sort(([, a], [, b]) => b - a);
+  return { total: byCommand.reduce((sum, [, usec]) => sum + usec, 0), byCommand };
+}

@@ -1,6 +1,7 @@
 /**
  * `npm run bench:probe` (bench/probe.ts) keeps working: on the suite's servers, a tiny catch-up is
- * measured, its events are the rows the workload changed, and every view's cost is listed.
+ * measured, its events are the rows the workload changed, Redis's time is split into its commands'
+ * own and the rest, and every view's cost is listed.
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -25,6 +26,14 @@ describe('bench:probe', () => {
     expect(stdout).toMatch(
       /^catch-up of 700 events into 3 views in [\d.]+ s: service CPU [\d.]+ s, Redis CPU [\d.]+ s: [\d,]+ events per CPU-second$/m,
     );
+    // Redis's CPU per event, and the commands' own share of it (the write step's hash writes among them).
+    const redis =
+      /^ {2}Redis per event: ([\d.]+) µs of CPU, ([\d.]+) µs of it in the commands themselves \((.*)\)$/m.exec(
+        stdout,
+      );
+    expect(redis).not.toBeNull();
+    expect(Number(redis![2])).toBeGreaterThan(0);
+    expect(redis![3]).toMatch(/\bhset [\d.]+/);
     expect(stdout).toMatch(/^ {2}largePaidOrders +[\d.]+ s planning, [1-9][\d.]* writes per event$/m);
     expect(stdout).toMatch(/^ {2}customersByCountry +0\.000 s planning, 0\.00 writes per event$/m);
   }, 120_000);
