@@ -528,7 +528,8 @@ function compileView(
         keys: keyNames,
         // An index added or changed is built with the view.
         ...(orderings.length > 0 ? { orderings: orderings.map((o) => o.signature) } : {}),
-        tables: reads.map((r) => [r.table.name, r.table.columns]),
+        // A table's key keys its rows in operator state: another key, another state.
+        tables: reads.map((r) => [r.table.name, r.table.columns, r.table.key]),
         producers: dependsOn.map((d) => compileDeclared(d)?.fingerprint),
       }),
     )

@@ -985,6 +985,14 @@ const chainScenario: Scenario = {
     topCountries: view(byCountry)
       .orderBy((r) => [desc(r.orders), asc(r.revenue)])
       .limit(2),
+    // The customer side joined on its whole key: one row per join key, kept packed (operators/join.ts).
+    ordersPerCustomer: view(tc)
+      .leftJoin(to, (c, o) => eq(o.cust, c.id))
+      .groupBy((c) => ({ cid: c.id }))
+      .select((c, o) => ({ orders: count(o.id), spent: sum(o.amount) })),
+    customerOrders: view(tc)
+      .leftJoin(to, (c, o) => eq(o.cust, c.id))
+      .select((c, o) => ({ cid: c.id, oid: o.id, tier: c.tier, amount: o.amount })),
   },
   recompute: (db) => {
     const os = db.get('public.o')!;
@@ -1021,7 +1029,23 @@ const chainScenario: Scenario = {
       orders: String(rs.length),
       revenue: sumNumeric(rs.map((r) => r['amount'] ?? null)),
     }));
+    const noO: Row = { id: null, cust: null, amount: null, status: null };
+    const perCustomer = nestedLoops(cs, os, (c, o) => sqlEq(c['id']!, o['cust']!), 'left', noO);
     return {
+      ordersPerCustomer: groupBy(
+        perCustomer.map(([c, o]) => ({ cid: c['id']!, oid: o['id']!, amount: o['amount'] ?? null })),
+        [col('cid')],
+      ).map(([[cid], rs]) => ({
+        cid: cid!,
+        orders: String(nonNull(rs.map((r) => r['oid']!)).length),
+        spent: sumNumeric(rs.map((r) => r['amount'] ?? null)),
+      })),
+      customerOrders: perCustomer.map(([c, o]) => ({
+        cid: c['id']!,
+        oid: o['id']!,
+        tier: c['tier']!,
+        amount: o['amount'] ?? null,
+      })),
       topTiers: topN(
         tiers,
         [col('country')],

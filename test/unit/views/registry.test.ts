@@ -155,6 +155,21 @@ describe('createRegistry', () => {
     expect(a.views[0]!.fingerprint).not.toBe(c.views[0]!.fingerprint);
   });
 
+  it("a table's declared key is part of the fingerprint: a join's state holds its rows by that key, even when the view is grouped", () => {
+    const customers = table('public.customers', { id: 'int4', name: 'text' }, { key: 'id' });
+    const fingerprint = (key: 'id' | 'status'): string => {
+      const keyed = table('public.orders', { id: 'int4', customer: 'int4', status: 'text' }, { key });
+      const v = view(keyed)
+        .join(customers, (o, c) => eq(c.id, o.customer))
+        .groupBy((o, c) => ({ name: c.name }))
+        .select(() => ({ n: count() }));
+      return createRegistry({ source: source.postgres(), views: { v } }).byName.get('v')!.fingerprint;
+    };
+    // Served from state kept under the old key, deleted rows would stay joined: the view is rebuilt instead.
+    expect(fingerprint('id')).toBe(fingerprint('id'));
+    expect(fingerprint('id')).not.toBe(fingerprint('status'));
+  });
+
   it('indexBy: orderings of the view’s own fields, each listed as a problem otherwise; they are part of the fingerprint', () => {
     const rows = view(orders).select((o) => ({ id: o.id, amount: o.amount, note: o.note }));
     const untyped = rows as unknown as { indexBy: (...o: ((r: Record<string, never>) => unknown[])[]) => ViewDef };
