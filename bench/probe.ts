@@ -7,6 +7,9 @@
  *   → the service builds the views, stops → the catch-up workload is committed (bench/workload.ts)
  *   → a new service catches up: events per CPU-second (this process + Redis), and each view's cost
  *
+ * It also splits the service's CPU into its main thread and V8's other threads (optimizing compiler,
+ * collector helpers), and Redis's CPU into its commands' own time and the rest (the write step's script).
+ *
  * Unlike the bench, the JIT is warm from the snapshot (the same process): figures are higher than
  * the bench's cold restart, and only comparable with each other.
  *
@@ -31,6 +34,7 @@ import {
   redisCommandMicros,
   redisCpuSeconds,
   redisCommandTimes,
+  threadCpuSeconds,
 } from './workload.ts';
 
 const ORDERS = Number(process.env['PROBE_ORDERS'] ?? 20_000);
@@ -74,11 +78,13 @@ try {
   const redisBefore = await redisCpuSeconds(redis);
   const commandsBefore = await redisCommandMicros(redis);
   const cpuBefore = process.cpuUsage();
+  const threadsBefore = threadCpuSeconds();
   const t = performance.now();
   await waitForSync(db, redis, name, name, 600_000);
   const seconds = (performance.now() - t) / 1000;
   const cpu = process.cpuUsage(cpuBefore);
   const serviceCpu = (cpu.user + cpu.system) / 1e6;
+  const threadsAfter = threadCpuSeconds();
   const redisCpu = (await redisCpuSeconds(redis)) - redisBefore;
   const commands = redisCommandTimes(commandsBefore, await redisCommandMicros(redis), events);
   if (PROFILE) {
@@ -90,6 +96,12 @@ try {
       `service CPU ${serviceCpu.toFixed(2)} s, Redis CPU ${redisCpu.toFixed(2)} s: ` +
       `${Math.round(events / (serviceCpu + redisCpu)).toLocaleString()} events per CPU-second`,
   );
+  // V8 compiles optimized code and helps the collector on threads of its own: their CPU counts too.
+  if (threadsBefore && threadsAfter)
+    console.log(
+      `  service CPU by thread: main ${(threadsAfter.main - threadsBefore.main).toFixed(2)} s, ` +
+        `others (V8's compiler and collector helpers) ${(threadsAfter.others - threadsBefore.others).toFixed(2)} s`,
+    );
   // The rest of Redis's CPU: the write step's script around its commands (unpacking the ops, the
   // loop), reading the requests, writing the replies.
   console.log(

@@ -1,6 +1,7 @@
 /**
  * The shop data and the catch-up workload that `npm run bench` and `npm run bench:probe` share.
  */
+import { readdirSync, readFileSync } from 'node:fs';
 import type pg from 'pg';
 import type { RedisClient } from '../views/store/redis.ts';
 
@@ -88,4 +89,28 @@ export function redisCommandTimes(
     .filter(([, usec]) => usec > 0)
     .sort(([, a], [, b]) => b - a);
   return { total: byCommand.reduce((sum, [, usec]) => sum + usec, 0), byCommand };
+}
+
+/**
+ * CPU seconds of a process's threads so far, split into its main thread and the rest (V8's
+ * compiler and garbage-collector helpers, libuv's pool), from /proc; null where there is no /proc.
+ */
+export function threadCpuSeconds(pid: number = process.pid): { main: number; others: number } | null {
+  const ticks = (stat: string): number => {
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // USER_HZ: 100 on Linux
+  };
+  try {
+    let main = 0;
+    let others = 0;
+    for (const task of readdirSync(`/proc/${pid}/task`)) {
+      const seconds = ticks(readFileSync(`/proc/${pid}/task/${task}/stat`, 'utf8'));
+      if (task === String(pid)) main += seconds;
+      else others += seconds;
+    }
+    return { main, others };
+  } catch {
+    return null;
+  }
 }

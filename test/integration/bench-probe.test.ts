@@ -26,6 +26,13 @@ describe('bench:probe', () => {
     expect(stdout).toMatch(
       /^catch-up of 700 events into 3 views in [\d.]+ s: service CPU [\d.]+ s, Redis CPU [\d.]+ s: [\d,]+ events per CPU-second$/m,
     );
+    // The service's CPU by thread (Linux /proc): the main thread's share is most of it, never all of the process's.
+    const threads =
+      /^ {2}service CPU by thread: main ([\d.]+) s, others \(V8's compiler and collector helpers\) ([\d.]+) s$/m.exec(
+        stdout,
+      );
+    expect(threads).not.toBeNull();
+    expect(Number(threads![1])).toBeGreaterThan(0);
     // Redis's CPU per event, and the commands' own share of it (the write step's hash writes among them).
     const redis =
       /^ {2}Redis per event: ([\d.]+) µs of CPU, ([\d.]+) µs of it in the commands themselves \((.*)\)$/m.exec(
