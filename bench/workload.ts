@@ -91,21 +91,27 @@ export function redisCommandTimes(
   return { total: byCommand.reduce((sum, [, usec]) => sum + usec, 0), byCommand };
 }
 
+/** CPU seconds (user + system) in a /proc stat line: utime and stime, after the command name (which may hold spaces). */
+function statCpuSeconds(stat: string): number {
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // USER_HZ: 100 on Linux
+}
+
+/** CPU seconds of a process so far, every thread, from /proc. */
+export function processCpuSeconds(pid: number): number {
+  return statCpuSeconds(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+}
+
 /**
  * CPU seconds of a process's threads so far, split into its main thread and the rest (V8's
  * compiler and garbage-collector helpers, libuv's pool), from /proc; null where there is no /proc.
  */
 export function threadCpuSeconds(pid: number = process.pid): { main: number; others: number } | null {
-  const ticks = (stat: string): number => {
-    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100; // USER_HZ: 100 on Linux
-  };
   try {
     let main = 0;
     let others = 0;
     for (const task of readdirSync(`/proc/${pid}/task`)) {
-      const seconds = ticks(readFileSync(`/proc/${pid}/task/${task}/stat`, 'utf8'));
+      const seconds = statCpuSeconds(readFileSync(`/proc/${pid}/task/${task}/stat`, 'utf8'));
       if (task === String(pid)) main += seconds;
       else others += seconds;
     }
