@@ -239,12 +239,37 @@ export class Join implements Operator {
     // The batch's deltas by join key (what a deferred delta is joined with in the step).
     const leftsAt = byKey(left!.deltas, keys.left);
     const rightsAt = byKey(right!.deltas, keys.right);
-    // Left deltas whose right bucket is too long, by join key (joined with it after the batch).
+    const early = this.joinLeftDeltas(left!.deltas, keys.left, rightsAt, clear, store, out);
+    const late = this.joinRightDeltas(right!.deltas, keys.right, leftsAt, clear, store, out);
+    const touched = (deltas: readonly Delta[] | undefined): string[] => [
+      ...new Set((deltas ?? []).map((d) => d.key)),
+    ];
+    for (const [jk, deltas] of early) {
+      const job = deltas.map((d) => ({ key: d.key, row: d.row!, weight: d.weight }));
+      this.deferred.push({ join: this.id, scan: 'R', jk, deltas: job, skip: touched(rightsAt.get(jk)) });
+    }
+    for (const [jk, deltas] of late)
+      this.deferred.push({ join: this.id, scan: 'L', jk, deltas, skip: touched(leftsAt.get(jk)) });
+    return { clear, deltas: out };
+  }
+
+  /**
+   * Pass 1: each left delta joined with the right rows before the batch, then written into the left
+   * index. Returns the left deltas whose right bucket is too long, by join key (joined after the batch).
+   */
+  private joinLeftDeltas(
+    deltas: readonly Delta[],
+    keys: readonly (string | null)[],
+    rightsAt: ReadonlyMap<string, Delta[]>,
+    clear: boolean,
+    store: StateStore,
+    out: Delta[],
+  ): Map<string, Delta[]> {
+    const isLeft = this.spec.type === 'left';
     const early = new Map<string, Delta[]>();
-    // 1. Left deltas against the right rows before the batch.
-    for (let i = 0; i < left!.deltas.length; i++) {
-      const d = left!.deltas[i]!;
-      const jk = keys.left[i]!;
+    for (let i = 0; i < deltas.length; i++) {
+      const d = deltas[i]!;
+      const jk = keys[i]!;
       if (jk !== null && !clear && this.tooLong(store, 'R', jk)) {
         let list = early.get(jk);
         if (!list) early.set(jk, (list = []));
@@ -269,14 +294,28 @@ export class Join implements Operator {
       if (d.weight === 1) store.hset(index, d.key, JSON.stringify(d.row));
       else store.hdel(index, d.key);
     }
+    return early;
+  }
 
-    // 2. Right deltas against the left rows after pass 1.
+  /**
+   * Pass 2: each right delta joined with the left rows after pass 1, then written into the right
+   * index. Returns the right deltas whose left bucket is too long, by join key (joined after the batch).
+   */
+  private joinRightDeltas(
+    deltas: readonly Delta[],
+    keys: readonly (string | null)[],
+    leftsAt: ReadonlyMap<string, Delta[]>,
+    clear: boolean,
+    store: StateStore,
+    out: Delta[],
+  ): Map<string, FanoutDelta[]> {
+    const isLeft = this.spec.type === 'left';
     const late = new Map<string, FanoutDelta[]>();
     // Left joins: each join key's right-row count as the deltas move it, written once after them.
     const counts = new Map<string, number>();
-    for (let i = 0; i < right!.deltas.length; i++) {
-      const d = right!.deltas[i]!;
-      const jk = keys.right[i]!;
+    for (let i = 0; i < deltas.length; i++) {
+      const d = deltas[i]!;
+      const jk = keys[i]!;
       if (jk === null) continue;
       let matchesBefore = 0;
       if (isLeft) {
@@ -301,16 +340,7 @@ export class Join implements Operator {
       if (n > 0) store.hset(this.counts, jk, String(n));
       else store.hdel(this.counts, jk);
     }
-    const touched = (deltas: readonly Delta[] | undefined): string[] => [
-      ...new Set((deltas ?? []).map((d) => d.key)),
-    ];
-    for (const [jk, deltas] of early) {
-      const job = deltas.map((d) => ({ key: d.key, row: d.row!, weight: d.weight }));
-      this.deferred.push({ join: this.id, scan: 'R', jk, deltas: job, skip: touched(rightsAt.get(jk)) });
-    }
-    for (const [jk, deltas] of late)
-      this.deferred.push({ join: this.id, scan: 'L', jk, deltas, skip: touched(leftsAt.get(jk)) });
-    return { clear, deltas: out };
+    return late;
   }
 
   /** One left row and one right delta: their pair, and (left joins) the NULL-extended row leaving or coming back. */
