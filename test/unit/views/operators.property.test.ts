@@ -985,7 +985,7 @@ const chainScenario: Scenario = {
     topCountries: view(byCountry)
       .orderBy((r) => [desc(r.orders), asc(r.revenue)])
       .limit(2),
-    // The customer side joined on its whole key: one row per join key, kept packed (operators/join.ts).
+    // The left side joined on its whole key (one customer per join key), with and without grouping.
     ordersPerCustomer: view(tc)
       .leftJoin(to, (c, o) => eq(o.cust, c.id))
       .groupBy((c) => ({ cid: c.id }))
