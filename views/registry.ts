@@ -52,7 +52,7 @@ import { storageOf } from './store/keys.ts';
 export type { Accumulator, CompiledAggregate } from './operators/aggregates.ts';
 
 /** Bump when the Redis layout of view state changes: every view is rebuilt. */
-export const STATE_LAYOUT_VERSION = 6;
+export const STATE_LAYOUT_VERSION = 7;
 
 export interface OutputField {
   readonly name: string;

@@ -1,9 +1,11 @@
 /**
  * Join: inner and left equi-joins of two inputs (a chain of them joins more).
  *
- *   state   <base>:L:<jk>   HASH left row key → left row (JSON: the columns the view reads); a left
- *                           join also keeps its left rows with a NULL in the join key, under jk '\x02'
- *           <base>:R:<jk>   HASH right row key → right row
+ *   state   <base>:L:<jk>   HASH left row key → left row: the JSON array of the columns the view
+ *                           reads, in the left rows' field order (names are not repeated per row);
+ *                           a left join also keeps its left rows with a NULL in the join key, under
+ *                           jk '\x02'
+ *           <base>:R:<jk>   HASH right row key → right row (the same, in the right rows' order)
  *           <base>:Rn       HASH join key → its number of right rows (left joins: when to add or
  *                           retract a left row's NULL-extended row, without reading the right rows)
  *   output  joined rows, keyed <left key>\x03<right key> (\x04 for the missing right row of a left join)
@@ -49,7 +51,7 @@ import type { ExprNode } from '../expr.ts';
 import { evaluate } from '../plan/evaluate.ts';
 import type { Read, StateStore } from '../store/state-store.ts';
 import type { ColumnType, Value } from '../../core/values.ts';
-import { concatRows } from './rows.ts';
+import { concatRows, rowCodec, type RowCodec } from './rows.ts';
 import type { Delta, DeltaBatch, Operator, Row } from './types.ts';
 
 export interface JoinSpec {
@@ -121,6 +123,20 @@ export class Join implements Operator {
     this.statePattern = `${this.base}:*`;
     this.nulls = Object.fromEntries(spec.rightColumns.map((c) => [c, null]));
     this.merge = concatRows(leftColumns, spec.rightColumns);
+    this.stored = { L: rowCodec(leftColumns), R: rowCodec(spec.rightColumns) };
+  }
+
+  /** How each side's rows are stored in its index. */
+  private readonly stored: { readonly L: RowCodec; readonly R: RowCodec };
+
+  /** One side's rows of a join key, read (loaded by needs). */
+  private rowsOf(store: StateStore, side: 'L' | 'R', key: string): ReadonlyMap<string, Row> | undefined {
+    return store.hgetallJson<Row>(key, this.stored[side].decode);
+  }
+
+  /** A row of a bucket as stored (a fan-out job's HSCAN page). */
+  bucketRow(side: 'L' | 'R', json: string): Row {
+    return this.stored[side].decode(json);
   }
 
   /** A left row and a right row (or the right NULLs) as one row: a literal of the joined shape. */
@@ -275,7 +291,7 @@ export class Join implements Operator {
         if (!list) early.set(jk, (list = []));
         list.push(d);
       }
-      const rights = jk === null || early.has(jk) ? null : store.hgetallJson<Row>(this.index('R', jk))!;
+      const rights = jk === null || early.has(jk) ? null : this.rowsOf(store, 'R', this.index('R', jk))!;
       if (jk !== null && early.has(jk)) {
         // Deferred: only the right rows this batch touches (a long bucket is not empty: no NULL row).
         for (const [rk, rrow] of rowsBefore(rightsAt.get(jk) ?? []))
@@ -291,7 +307,7 @@ export class Join implements Operator {
       // which clears the output, could not bring it back (allLeftRows).
       if (jk === null && !isLeft) continue;
       const index = this.index('L', jk ?? NULL_KEY);
-      if (d.weight === 1) store.hset(index, d.key, JSON.stringify(d.row));
+      if (d.weight === 1) store.hset(index, d.key, this.stored.L.encode(d.row!));
       else store.hdel(index, d.key);
     }
     return early;
@@ -330,10 +346,10 @@ export class Join implements Operator {
         for (const [lk, lrow] of rowsAfter(leftsAt.get(jk) ?? []))
           this.pair(out, lk, lrow, d.key, d.row!, d.weight, matchesBefore);
       } else {
-        for (const [lk, lrow] of store.hgetallJson<Row>(this.index('L', jk))!)
+        for (const [lk, lrow] of this.rowsOf(store, 'L', this.index('L', jk))!)
           this.pair(out, lk, lrow, d.key, d.row!, d.weight, matchesBefore);
       }
-      if (d.weight === 1) store.hset(this.index('R', jk), d.key, JSON.stringify(d.row));
+      if (d.weight === 1) store.hset(this.index('R', jk), d.key, this.stored.R.encode(d.row!));
       else store.hdel(this.index('R', jk), d.key);
     }
     for (const [jk, n] of counts) {
@@ -381,7 +397,7 @@ export class Join implements Operator {
   private allLeftRows(store: StateStore): [string, Row][] {
     const rows: [string, Row][] = [];
     for (const key of store.keys(`${this.base}:L:*`) ?? []) {
-      for (const [lk, row] of store.hgetallJson<Row>(key) ?? []) rows.push([lk, row]);
+      for (const [lk, row] of this.rowsOf(store, 'L', key) ?? []) rows.push([lk, row]);
     }
     return rows;
   }

@@ -87,7 +87,7 @@ export async function planFanoutChunk(
   await store.load([...page.keys()].map((field) => ({ kind: 'hget', key: done, field })));
   const rows: [string, Row][] = [];
   for (const [key, json] of page)
-    if (store.hget(done, key) === null) rows.push([key, JSON.parse(json) as Row]);
+    if (store.hget(done, key) === null) rows.push([key, join.bucketRow(fanout.job.scan, json)]);
   const views = new Set(fanout.views);
   const others = [...flow.outputs.keys()].filter((v) => !views.has(v));
   const result = await runBatch(flow, [], store, {

@@ -157,15 +157,18 @@ export class StateStore {
     return value;
   }
 
-  /** Every field of a hash holding JSON, parsed (shared, like hgetJson); undefined when not loaded whole. */
-  hgetallJson<T>(key: string): ReadonlyMap<string, T> | undefined {
+  /**
+   * Every field of a hash holding JSON, parsed (shared, like hgetJson); undefined when not loaded
+   * whole. `parse`: how the hash's values are read (a hash is always read with the same one).
+   */
+  hgetallJson<T>(key: string, parse: (json: string) => T = JSON.parse): ReadonlyMap<string, T> | undefined {
     const fields = this.hgetall(key);
     if (fields === undefined) return undefined;
     const h = this.hashes.get(key)!;
     if (h.all) return h.all as ReadonlyMap<string, T>;
     const all = new Map<string, T>();
     for (const [field, v] of fields)
-      if (v !== null) all.set(field, (h.parsed?.get(field) as T | undefined) ?? (JSON.parse(v) as T));
+      if (v !== null) all.set(field, (h.parsed?.get(field) as T | undefined) ?? parse(v));
     h.all = all;
     this.entries += all.size;
     return all;
