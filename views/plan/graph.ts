@@ -42,20 +42,6 @@ export type PlanNode =
       readonly fields: readonly { readonly name: string; readonly node: ExprNode }[];
     }
   | {
-      readonly kind: 'scan';
-      readonly id: string;
-      readonly table: TableDef;
-      readonly alias: string;
-      readonly columns: readonly string[];
-    }
-  | { readonly kind: 'filter'; readonly id: string; readonly input: PlanNode; readonly predicate: ExprNode }
-  | {
-      readonly kind: 'project';
-      readonly id: string;
-      readonly input: PlanNode;
-      readonly fields: readonly { readonly name: string; readonly node: ExprNode }[];
-    }
-  | {
       readonly kind: 'reduce';
       readonly id: string;
       readonly input: PlanNode;
@@ -65,13 +51,6 @@ export type PlanNode =
       readonly accumulators: readonly Accumulator[];
     }
   /** The output of another declared view, its fields renamed `<alias>.<field>`. */
-  | {
-      readonly kind: 'view';
-      readonly id: string;
-      readonly view: string;
-      readonly alias: string;
-      readonly fields: readonly string[];
-    }
   | {
       readonly kind: 'view';
       readonly id: string;
@@ -139,8 +118,8 @@ export interface Dataflow {
  */
 export type ViewCosts = Map<string, { ms: number; writes: number }>;
 
-/** Build the operators of every view (`views` in dependency order: a view after the views it reads). */
 /**
+ * Build the operators of every view (`views` in dependency order: a view after the views it reads).
  * `untrimmed`: views whose changelog the write step must not trim (reactions read it: it is trimmed
  * behind the slowest of them instead, `reactions/trim.ts`). `fanoutChunk`: a join key with more rows
  * on the other side is joined after the batch, in chunks (operators/join.ts, plan/fanout.ts).
