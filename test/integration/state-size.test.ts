@@ -76,6 +76,22 @@ describe('state size', () => {
     ]);
   });
 
+  it("a top-N keeps each input row as its values, without the fields' names", async () => {
+    const prefix = keyPrefix(shop.name);
+    const top = shop.registry.byName.get('topCustomers')!.storage;
+    const [setKey] = await keysOf(shop, `${prefix}:s:${top}/topN:t:*`);
+    const members = await shop.redis.sendCommand<string[]>(['ZRANGE', setKey!, '0', '-1']);
+    expect(members.length).toBeGreaterThan(0);
+    // Every member: sort key, view key, then the input row (a revenueByCustomer row) as the array
+    // of its values in the view's field order.
+    const rowsKey = `${prefix}:v:${shop.registry.byName.get('revenueByCustomer')!.storage}:rows`;
+    for (const member of members) {
+      const [, key, stored] = member.split('\x00\x00');
+      const shown = await shop.redis.sendCommand<string>(['HGET', rowsKey, key!]);
+      expect(JSON.parse(stored!)).toEqual(Object.values(JSON.parse(shown) as object));
+    }
+  });
+
   it("an aggregate view's bytes do not grow with its source when its groups do not", async () => {
     const prefix = keyPrefix(shop.name);
     const storage = shop.registry.byName.get('ordersByStatus')!.storage;

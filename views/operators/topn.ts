@@ -3,9 +3,10 @@
  * view key — PostgreSQL's `ORDER BY … LIMIT n`, or `row_number() OVER (PARTITION BY …) <= n`.
  *
  *   state   <base>:t:<partition>   ZSET of every input row of the partition, member
- *                                  <sort key>\x00\x00<view key>\x00\x00<row JSON>, lex order = the
- *                                  view's order (a member that leaves is replaced exactly: the next
- *                                  one is already there)
+ *                                  <sort key>\x00\x00<view key>\x00\x00<row>, the row as the JSON
+ *                                  array of its values in field order; lex order = the view's order
+ *                                  (a member that leaves is replaced exactly: the next one is
+ *                                  already there)
  *   output  −row / +row as rows enter and leave the first `limit`
  *
  * Sort keys are byte-ordered encodings of the order values (core/encoding.ts sortComponent): ascending
@@ -22,6 +23,7 @@ import type { ExprNode } from '../expr.ts';
 import { evaluate } from '../plan/evaluate.ts';
 import type { Read, StateStore } from '../store/state-store.ts';
 import type { ColumnType, Value } from '../../core/values.ts';
+import { rowCodec, type RowCodec } from './rows.ts';
 import type { Delta, DeltaBatch, Operator, Row } from './types.ts';
 
 export interface TopNSpec {
@@ -48,8 +50,12 @@ export class TopN implements Operator {
   private readonly base: string;
   private planned: { batch: DeltaBatch; partitions: Map<string, PartitionDelta> } | null = null;
 
-  constructor(spec: TopNSpec, input: Operator, prefix: string) {
+  /** How a member holds its row (the input rows' fields, in order). */
+  private readonly stored: RowCodec;
+
+  constructor(spec: TopNSpec, input: Operator, prefix: string, inputFields: readonly string[]) {
     this.id = spec.id;
+    this.stored = rowCodec(inputFields);
     this.spec = spec;
     this.inputs = [input];
     this.base = operatorStateBase(prefix, spec.id);
@@ -67,7 +73,7 @@ export class TopN implements Operator {
       this.spec.keyFields.map((k) => k.type),
       this.spec.keyFields.map((k) => row[k.name] ?? null),
     );
-    return `${sort}${PART}${key}${PART}${JSON.stringify(row)}`;
+    return `${sort}${PART}${key}${PART}${this.stored.encode(row)}`;
   }
 
   private partitionsOf(batch: DeltaBatch): Map<string, PartitionDelta> {
@@ -115,13 +121,18 @@ export class TopN implements Operator {
       );
       const inBefore = new Set(before);
       const inAfter = new Set(after);
-      for (const m of before) if (!inAfter.has(m)) out.push(deltaOf(m, -1));
-      for (const m of after) if (!inBefore.has(m)) out.push(deltaOf(m, 1));
+      for (const m of before) if (!inAfter.has(m)) out.push(this.deltaOf(m, -1));
+      for (const m of after) if (!inBefore.has(m)) out.push(this.deltaOf(m, 1));
       for (const m of p.removed) store.zrem(key, m);
       for (const m of p.added) store.zadd(key, m);
     }
     this.planned = null;
     return { clear: batch!.clear, deltas: out };
+  }
+
+  private deltaOf(member: string, weight: 1 | -1): Delta {
+    const [, key, stored] = member.split(PART);
+    return { key: key!, row: this.stored.decode(stored!), weight };
   }
 }
 
@@ -135,9 +146,4 @@ function mergeSorted(a: readonly string[], b: readonly string[], limit: number):
     else out.push(b[j++]!);
   }
   return out;
-}
-
-function deltaOf(member: string, weight: 1 | -1): Delta {
-  const [, key, json] = member.split(PART);
-  return { key: key!, row: JSON.parse(json!) as Row, weight };
 }

@@ -173,7 +173,7 @@ export function buildDataflow(
           );
           break;
         case 'topN':
-          op = new TopN(node, build(node.input), prefix);
+          op = new TopN(node, build(node.input), prefix, rowFields(node.input));
           break;
         case 'view': {
           const producer = outputs.get(node.view);
