@@ -44,6 +44,7 @@ import {
 } from './expr.ts';
 import { castProblem, commonType, likePatternProblem, TRUNC_UNITS } from './functions.ts';
 import type { Accumulator, CompiledAggregate } from './operators/aggregates.ts';
+import { aggregateBelowJoin } from './plan/eager-aggregation.ts';
 import type { PlanNode } from './plan/graph.ts';
 import { exprToSql, viewToSql } from './sql.ts';
 import { compileOrderings, type Ordering } from './orderings.ts';
@@ -742,18 +743,11 @@ function buildPlan(
 
   const fields = viewFields(def);
   if (def.groupBy) {
-    const { aggregates, accumulators } = compileAccumulators(
-      aggregateNodes.map((a) => ({ name: a.name, node: b(a.node) })),
-    );
-    plan = {
-      kind: 'reduce',
-      id: `${name}/reduce`,
-      input: plan,
-      groups: def.groupBy.map((g) => ({ name: g.name, node: b(g.node as ExprNode) })),
-      groupTypes: def.groupBy.map((g) => g.node.type),
-      aggregates,
-      accumulators,
-    };
+    const groups = def.groupBy.map((g) => ({ name: g.name, node: b(g.node as ExprNode) }));
+    const aggregates = aggregateNodes.map((a) => ({ name: a.name, node: b(a.node) }));
+    plan =
+      aggregateBelowJoin(name, plan, groups, aggregates, reduceNode) ??
+      reduceNode(`${name}/reduce`, plan, groups, aggregates);
     if (def.groupFilter)
       plan = { kind: 'filter', id: `${name}/having`, input: plan, predicate: b(def.groupFilter) };
   } else {
@@ -819,6 +813,17 @@ function checkAggregate(node: AggregateNode, path: string, issues: Issue[]): voi
 }
 
 /** One accumulator per (kind, expression): sum/avg/count of x share a sum, min/max of x share candidates. */
+/** A reduce node: the groups, and the aggregates compiled into the accumulators they share. */
+function reduceNode(
+  id: string,
+  input: PlanNode,
+  groups: readonly { name: string; node: ExprNode }[],
+  aggregateNodes: readonly { name: string; node: AggregateNode }[],
+): PlanNode {
+  const { aggregates, accumulators } = compileAccumulators(aggregateNodes);
+  return { kind: 'reduce', id, input, groups, groupTypes: groups.map((g) => g.node.type), aggregates, accumulators };
+}
+
 function compileAccumulators(nodes: readonly { name: string; node: AggregateNode }[]): {
   aggregates: CompiledAggregate[];
   accumulators: Accumulator[];

@@ -993,6 +993,35 @@ const chainScenario: Scenario = {
     customerOrders: view(tc)
       .leftJoin(to, (c, o) => eq(o.cust, c.id))
       .select((c, o) => ({ cid: c.id, oid: o.id, tier: c.tier, amount: o.amount })),
+    // Aggregated below the join (plan/eager-aggregation.ts): the left side joined on its key, groups
+    // of several customers, every combinable aggregate; and the same with avg, which is not.
+    tierStats: view(tc)
+      .join(to, (c, o) => eq(o.cust, c.id))
+      .groupBy((c) => ({ tier: c.tier }))
+      .select((c, o) => ({
+        orders: count(),
+        priced: count(o.amount),
+        spent: sum(o.amount),
+        low: min(o.amount),
+        high: max(o.status),
+        allPaid: boolAnd(eq(o.status, 'paid')),
+        anyPaid: boolOr(eq(o.status, 'paid')),
+      })),
+    // Grouped by the key of the side joined on it: every aggregate, count(*) over a left join too.
+    customerStats: view(tc)
+      .leftJoin(to, (c, o) => eq(o.cust, c.id))
+      .groupBy((c) => ({ cid: c.id, tier: c.tier }))
+      .select((c, o) => ({
+        rows: count(),
+        average: avg(o.amount),
+        statuses: countDistinct(o.status),
+        low: min(o.amount),
+        allPaid: boolAnd(eq(o.status, 'paid')),
+      })),
+    tierAverages: view(tc)
+      .join(to, (c, o) => eq(o.cust, c.id))
+      .groupBy((c) => ({ tier: c.tier }))
+      .select((c, o) => ({ spent: sum(o.amount), average: avg(o.amount) })),
   },
   recompute: (db) => {
     const os = db.get('public.o')!;
@@ -1031,7 +1060,63 @@ const chainScenario: Scenario = {
     }));
     const noO: Row = { id: null, cust: null, amount: null, status: null };
     const perCustomer = nestedLoops(cs, os, (c, o) => sqlEq(c['id']!, o['cust']!), 'left', noO);
+    const byTier = groupBy(
+      nestedLoops(cs, os, (c, o) => sqlEq(c['id']!, o['cust']!), 'inner', noO).map(([c, o]) => ({
+        ...o,
+        tier: c['tier']!,
+      })),
+      [col('tier')],
+    );
+    const paid = (rs: readonly Row[]): Value[] =>
+      rs.map((r) => (r['status'] === null ? null : r['status'] === 'paid'));
     return {
+      tierStats: byTier.map(([[tier], rs]) => ({
+        tier: tier!,
+        orders: String(rs.length),
+        priced: String(nonNull(rs.map((r) => r['amount'] ?? null)).length),
+        spent: sumNumeric(rs.map((r) => r['amount'] ?? null)),
+        low: extreme(
+          rs.map((r) => r['amount'] ?? null),
+          byNumeric,
+          'min',
+        ),
+        high: extreme(
+          rs.map((r) => r['status'] ?? null),
+          byText,
+          'max',
+        ),
+        allPaid: boolAgg(paid(rs), 'and'),
+        anyPaid: boolAgg(paid(rs), 'or'),
+      })),
+      customerStats: groupBy(
+        perCustomer.map(([c, o]) => ({ cid: c['id']!, tier: c['tier']!, ...o, id: o['id']! })),
+        [col('cid'), col('tier')],
+      ).map(([[cid, tier], rs]) => {
+        const amounts = rs.map((r) => r['amount'] ?? null);
+        return {
+          cid: cid!,
+          tier: tier!,
+          rows: String(rs.length),
+          average: avgOf(sumNumeric(amounts), amounts),
+          statuses: countDistinctOf(
+            rs.map((r) => r['status'] ?? null),
+            byText,
+          ),
+          low: extreme(amounts, byNumeric, 'min'),
+          allPaid: boolAgg(paid(rs), 'and'),
+        };
+      }),
+      tierAverages: byTier.map(([[tier], rs]) => {
+        const spent = sumNumeric(rs.map((r) => r['amount'] ?? null));
+        return {
+          tier: tier!,
+          spent,
+          average: avgOf(
+            spent,
+            rs.map((r) => r['amount'] ?? null),
+          ),
+        };
+      }),
       ordersPerCustomer: groupBy(
         perCustomer.map(([c, o]) => ({ cid: c['id']!, oid: o['id']!, amount: o['amount'] ?? null })),
         [col('cid')],
