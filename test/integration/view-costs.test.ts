@@ -62,6 +62,15 @@ describe('per-view cost metrics', () => {
       expect(afterOrder.get('largePaidOrders')).toBe(6);
       expect(afterOrder.get('productsByCategory') ?? 0).toBe(0);
 
+      // The order's status changes (ordersWithCustomer shows it, and joins the order to its customer
+      // as before): the join rewrites the order's row in its index — one write, no delete first —
+      // then the view its row, its changelog entry and its entry number: 4.
+      const writes2 = await costs('writes');
+      await shop.db.query(`UPDATE orders SET status = 'shipped' WHERE id = 9001`);
+      await shop.sync();
+      const afterUpdate = growth(writes2, await costs('writes'));
+      expect(afterUpdate.get('ordersWithCustomer')).toBe(4);
+
       // Every write the steps carried is some view's.
       const total = [...growth(writes0, await costs('writes')).values()].reduce((a, b) => a + b, 0);
       expect(total).toBe(stepWrites);

@@ -308,7 +308,7 @@ export class Join implements Operator {
       if (jk === null && !isLeft) continue;
       const index = this.index('L', jk ?? NULL_KEY);
       if (d.weight === 1) store.hset(index, d.key, this.stored.L.encode(d.row!));
-      else store.hdel(index, d.key);
+      else if (!replacedNext(deltas, keys, i)) store.hdel(index, d.key);
     }
     return early;
   }
@@ -350,7 +350,7 @@ export class Join implements Operator {
           this.pair(out, lk, lrow, d.key, d.row!, d.weight, matchesBefore);
       }
       if (d.weight === 1) store.hset(this.index('R', jk), d.key, this.stored.R.encode(d.row!));
-      else store.hdel(this.index('R', jk), d.key);
+      else if (!replacedNext(deltas, keys, i)) store.hdel(this.index('R', jk), d.key);
     }
     for (const [jk, n] of counts) {
       if (n > 0) store.hset(this.counts, jk, String(n));
@@ -401,6 +401,15 @@ export class Join implements Operator {
     }
     return rows;
   }
+}
+
+/**
+ * A retraction followed at once by the same row's new content under the same join key (an update
+ * that kept both keys): the new content's write replaces the old one, so it need not be deleted first.
+ */
+function replacedNext(deltas: readonly Delta[], keys: readonly (string | null)[], i: number): boolean {
+  const next = deltas[i + 1];
+  return next !== undefined && next.weight === 1 && next.key === deltas[i]!.key && keys[i + 1] === keys[i];
 }
 
 /** Deltas grouped by their join key (none for a NULL key). */
