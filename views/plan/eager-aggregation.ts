@@ -13,14 +13,15 @@
  *                               values — any aggregate (a left row without a match: count 0,
  *                               count(*) 1, the others NULL, as SQL's aggregates over no rows)
  *   … ─▶ reduce (by the groups) otherwise: the partial values combined, exactly — count → the sum
- *        [─▶ project]           of the partial counts, sum → the sum of the partial sums (exact
- *                               decimals: the largest scale among the partial sums is the largest
- *                               among the rows), min/max/bool_and/bool_or → of the partial ones
+ *                               of the partial counts (a left row without a match adds 0, or 1 to
+ *                               count(*)), sum → the sum of the partial sums (exact decimals: the
+ *                               largest scale among the partial sums is the largest among the rows),
+ *                               min/max/bool_and/bool_or → of the partial ones
  *
  * Left out (planned as join ─▶ reduce): when the groups do not hold O's key, avg and count distinct
- * (not combinable from one partial value each), sums of floats (the order of additions would change
- * their rounding) and count(*) over a left join; always, a left join whose S is the preserved side,
- * and a join with conditions beyond the key equalities.
+ * (not combinable from one partial value each) and sums of floats (the order of additions would
+ * change their rounding); always, a left join whose S is the preserved side, and a join with
+ * conditions beyond the key equalities.
  */
 import type { ColumnType } from '../../core/values.ts';
 import { isFloatType, type AggregateNode, type ColumnNode, type ExprNode } from '../expr.ts';
@@ -72,7 +73,7 @@ export function aggregateBelowJoin(
     // partial row: the partial values are the group's values, whatever the aggregate.
     const grouped = new Set(groups.flatMap((g) => (g.node.kind === 'column' ? [g.node.column] : [])));
     const perRow = key.every((k) => grouped.has(k));
-    if (!perRow && !aggregates.every((a) => combinable(a.node, input.type))) continue;
+    if (!perRow && !aggregates.every((a) => combinable(a.node))) continue;
 
     // S by its join key, with a partial value of every aggregate.
     const keys = input.on.map((p, i): NamedExpr => ({ name: `~k${i}`, node: p[manySide] }));
@@ -108,25 +109,15 @@ export function aggregateBelowJoin(
           })),
         ],
       };
-    const combined = makeReduce(
+    return makeReduce(
       `${view}/reduce`,
       join,
       groups,
-      aggregates.map((a, i) => ({ name: a.name, node: combine(a.node, column(`~a${i}`, a.node.type)) })),
+      aggregates.map((a, i) => ({
+        name: a.name,
+        node: combine(a.node, column(`~a${i}`, a.node.type), left),
+      })),
     );
-    if (!left || !aggregates.some((a) => a.node.fn === 'count')) return combined;
-    return {
-      kind: 'project',
-      id: `${view}/counts`,
-      input: combined,
-      fields: [
-        ...groups.map((g) => ({ name: g.name, node: column(g.name, g.node.type) })),
-        ...aggregates.map((a) => ({
-          name: a.name,
-          node: unmatched(a.node, column(a.name, a.node.type), left),
-        })),
-      ],
-    };
   }
   return null;
 }
@@ -149,14 +140,14 @@ function unmatched(node: AggregateNode, value: ColumnNode, left: boolean): ExprN
 }
 
 /** An aggregate over the partial values: counts are summed, the others applied again. */
-function combine(node: AggregateNode, partial: ColumnNode): AggregateNode {
-  return { ...node, fn: node.fn === 'count' ? 'sum' : node.fn, arg: partial };
+function combine(node: AggregateNode, partial: ColumnNode, left: boolean): AggregateNode {
+  if (node.fn !== 'count') return { ...node, arg: partial };
+  // Counts are summed: a left row without a match adds 0 (count(x)) or itself (count(*)).
+  return { ...node, fn: 'sum', arg: unmatched(node, partial, left) };
 }
 
-function combinable(node: AggregateNode, join: 'inner' | 'left'): boolean {
-  if (!COMBINED.has(node.fn)) return false;
-  if (node.arg === null) return join === 'inner'; // count(*)
-  return !(node.fn === 'sum' && isFloatType(node.arg.type));
+function combinable(node: AggregateNode): boolean {
+  return COMBINED.has(node.fn) && !(node.fn === 'sum' && node.arg !== null && isFloatType(node.arg.type));
 }
 
 /**

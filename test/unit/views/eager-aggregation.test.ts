@@ -73,7 +73,7 @@ describe('aggregation below a join', () => {
       distinct: byKind.select((i) => ({ d: countDistinct(i.qty) })),
       // Grouped by a column of the many side: the partial rows would not be one per group.
       byItem: onKey.groupBy((i) => ({ product: i.product })).select((i) => ({ q: sum(i.qty) })),
-      // count(*) over a left join, combined: a row without a match counts 1.
+      // count(*) over a left join, combined: a row without a match adds 1.
       leftStar: leftOnKey.groupBy((p) => ({ kind: p.kind })).select(() => ({ n: count() })),
       // Grouped by the whole key: anything goes, count(*) over a left join too.
       perProduct: byProduct.select((i) => ({ q: avg(i.qty), d: countDistinct(i.qty), w: sum(i.weight) })),
@@ -84,7 +84,8 @@ describe('aggregation below a join', () => {
     expect(planOf(views, 'whole')).toBe('reduce(join(reduce(scan), scan))');
     expect(planOf(views, 'perProduct')).toBe('project(join(reduce(scan), scan))');
     expect(planOf(views, 'leftPerProduct')).toBe('project(join(scan, reduce(scan)))');
-    for (const name of ['half', 'average', 'floats', 'distinct', 'byItem', 'leftStar'])
+    expect(planOf(views, 'leftStar')).toBe('reduce(join(scan, reduce(scan)))');
+    for (const name of ['half', 'average', 'floats', 'distinct', 'byItem'])
       expect([name, planOf(views, name)]).toEqual([name, 'reduce(join(scan, scan))']);
   });
 });

@@ -1018,6 +1018,11 @@ const chainScenario: Scenario = {
         low: min(o.amount),
         allPaid: boolAnd(eq(o.status, 'paid')),
       })),
+    // A left join combined per group: a customer without orders adds 1 to count(*), 0 to count(o.id).
+    tierCounts: view(tc)
+      .leftJoin(to, (c, o) => eq(o.cust, c.id))
+      .groupBy((c) => ({ tier: c.tier }))
+      .select((c, o) => ({ rows: count(), orders: count(o.id), spent: sum(o.amount), top: max(o.amount) })),
     tierAverages: view(tc)
       .join(to, (c, o) => eq(o.cust, c.id))
       .groupBy((c) => ({ tier: c.tier }))
@@ -1106,6 +1111,20 @@ const chainScenario: Scenario = {
           allPaid: boolAgg(paid(rs), 'and'),
         };
       }),
+      tierCounts: groupBy(
+        perCustomer.map(([c, o]) => ({ tier: c['tier']!, oid: o['id']!, amount: o['amount'] ?? null })),
+        [col('tier')],
+      ).map(([[tier], rs]) => ({
+        tier: tier!,
+        rows: String(rs.length),
+        orders: String(nonNull(rs.map((r) => r['oid']!)).length),
+        spent: sumNumeric(rs.map((r) => r['amount'] ?? null)),
+        top: extreme(
+          rs.map((r) => r['amount'] ?? null),
+          byNumeric,
+          'max',
+        ),
+      })),
       tierAverages: byTier.map(([[tier], rs]) => {
         const spent = sumNumeric(rs.map((r) => r['amount'] ?? null));
         return {
