@@ -15,16 +15,17 @@
  *   … ─▶ reduce (by the groups) otherwise: the partial values combined, exactly — count → the sum
  *                               of the partial counts (a left row without a match adds 0, or 1 to
  *                               count(*)), sum → the sum of the partial sums (exact decimals: the
- *                               largest scale among the partial sums is the largest among the rows),
- *                               min/max/bool_and/bool_or → of the partial ones
+ *        [─▶ project]           largest scale among the partial sums is the largest among the rows),
+ *                               avg → the combined sum over the combined count (carried apart,
+ *                               divided by the project), min/max/bool_and/bool_or → of the partial ones
  *
- * Left out (planned as join ─▶ reduce): when the groups do not hold O's key, avg and count distinct
- * (not combinable from one partial value each) and sums of floats (the order of additions would
+ * Left out (planned as join ─▶ reduce): when the groups do not hold O's key, count distinct (not
+ * combinable from partial counts) and sums and averages of floats (the order of additions would
  * change their rounding); always, a left join whose S is the preserved side, and a join with
  * conditions beyond the key equalities.
  */
 import type { ColumnType } from '../../core/values.ts';
-import { isFloatType, type AggregateNode, type ColumnNode, type ExprNode } from '../expr.ts';
+import { isFloatType, sumType, type AggregateNode, type ColumnNode, type ExprNode } from '../expr.ts';
 import { rowFields, type PlanNode } from './graph.ts';
 
 export interface NamedExpr {
@@ -45,7 +46,7 @@ export type MakeReduce = (
   aggregates: readonly NamedAggregate[],
 ) => PlanNode;
 
-const COMBINED = new Set(['count', 'sum', 'min', 'max', 'boolAnd', 'boolOr']);
+const COMBINED = new Set(['count', 'sum', 'avg', 'min', 'max', 'boolAnd', 'boolOr']);
 
 /** The plan with the aggregation pushed below the join, or null when the rewrite does not apply. */
 export function aggregateBelowJoin(
@@ -77,12 +78,25 @@ export function aggregateBelowJoin(
 
     // S by its join key, with a partial value of every aggregate.
     const keys = input.on.map((p, i): NamedExpr => ({ name: `~k${i}`, node: p[manySide] }));
-    const partial = makeReduce(
-      `${view}/partial`,
-      many,
-      keys,
-      aggregates.map((a, i) => ({ name: `~a${i}`, node: a.node })),
+    // Each aggregate's partial value (~a<i>); combined, an avg is carried as its sum (~a<i>) and its
+    // count (~c<i>), divided after the second reduce. `combined`: the name it has after that reduce.
+    const partials = aggregates.flatMap((a, i) =>
+      !perRow && a.node.fn === 'avg'
+        ? [
+            {
+              name: `~a${i}`,
+              combined: `~a${i}`,
+              node: { ...a.node, fn: 'sum' as const, type: sumType(a.node.arg!.type) },
+            },
+            {
+              name: `~c${i}`,
+              combined: `~c${i}`,
+              node: { ...a.node, fn: 'count' as const, type: 'int8' as const },
+            },
+          ]
+        : [{ name: `~a${i}`, combined: a.name, node: a.node }],
     );
+    const partial = makeReduce(`${view}/partial`, many, keys, partials);
     const partialKey = keys.map((k) => column(k.name, k.node.type));
     const join: PlanNode = {
       ...input,
@@ -109,15 +123,37 @@ export function aggregateBelowJoin(
           })),
         ],
       };
-    return makeReduce(
+    const combined = makeReduce(
       `${view}/reduce`,
       join,
       groups,
-      aggregates.map((a, i) => ({
-        name: a.name,
-        node: combine(a.node, column(`~a${i}`, a.node.type), left),
-      })),
+      partials.map((p) => ({ name: p.combined, node: combine(p.node, column(p.name, p.node.type), left) })),
     );
+    const averaged = aggregates.some((a) => a.node.fn === 'avg');
+    if (!averaged) return combined;
+    // An avg: its combined sum over its combined count, divided as the reduce divides (exact; NULL
+    // over no values).
+    return {
+      kind: 'project',
+      id: `${view}/project`,
+      input: combined,
+      fields: [
+        ...groups.map((g) => ({ name: g.name, node: column(g.name, g.node.type) })),
+        ...aggregates.map((a, i) => ({
+          name: a.name,
+          node:
+            a.node.fn === 'avg'
+              ? ({
+                  kind: 'call',
+                  fn: 'div',
+                  args: [column(`~a${i}`, sumType(a.node.arg!.type)), column(`~c${i}`, 'int8')],
+                  type: a.node.type,
+                  nullable: true,
+                } satisfies ExprNode)
+              : column(a.name, a.node.type),
+        })),
+      ],
+    };
   }
   return null;
 }
@@ -147,7 +183,8 @@ function combine(node: AggregateNode, partial: ColumnNode, left: boolean): Aggre
 }
 
 function combinable(node: AggregateNode): boolean {
-  return COMBINED.has(node.fn) && !(node.fn === 'sum' && node.arg !== null && isFloatType(node.arg.type));
+  const summed = node.fn === 'sum' || node.fn === 'avg';
+  return COMBINED.has(node.fn) && !(summed && node.arg !== null && isFloatType(node.arg.type));
 }
 
 /**

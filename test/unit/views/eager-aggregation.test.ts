@@ -70,6 +70,7 @@ describe('aggregation below a join', () => {
       half: onHalfKey.groupBy((i, p) => ({ kind: p.kind })).select((i) => ({ q: sum(i.qty) })),
       average: byKind.select((i) => ({ q: avg(i.qty) })),
       floats: byKind.select((i) => ({ w: sum(i.weight) })),
+      floatAverage: byKind.select((i) => ({ w: avg(i.weight) })),
       distinct: byKind.select((i) => ({ d: countDistinct(i.qty) })),
       // Grouped by a column of the many side: the partial rows would not be one per group.
       byItem: onKey.groupBy((i) => ({ product: i.product })).select((i) => ({ q: sum(i.qty) })),
@@ -85,7 +86,8 @@ describe('aggregation below a join', () => {
     expect(planOf(views, 'perProduct')).toBe('project(join(reduce(scan), scan))');
     expect(planOf(views, 'leftPerProduct')).toBe('project(join(scan, reduce(scan)))');
     expect(planOf(views, 'leftStar')).toBe('reduce(join(scan, reduce(scan)))');
-    for (const name of ['half', 'average', 'floats', 'distinct', 'byItem'])
+    expect(planOf(views, 'average')).toBe('project(reduce(join(reduce(scan), scan)))');
+    for (const name of ['half', 'floats', 'floatAverage', 'distinct', 'byItem'])
       expect([name, planOf(views, name)]).toEqual([name, 'reduce(join(scan, scan))']);
   });
 });

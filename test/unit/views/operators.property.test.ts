@@ -994,7 +994,7 @@ const chainScenario: Scenario = {
       .leftJoin(to, (c, o) => eq(o.cust, c.id))
       .select((c, o) => ({ cid: c.id, oid: o.id, tier: c.tier, amount: o.amount })),
     // Aggregated below the join (plan/eager-aggregation.ts): the left side joined on its key, groups
-    // of several customers, every combinable aggregate; and the same with avg, which is not.
+    // of several customers, every combinable aggregate; avg alone (its sum and count carried apart).
     tierStats: view(tc)
       .join(to, (c, o) => eq(o.cust, c.id))
       .groupBy((c) => ({ tier: c.tier }))
@@ -1026,7 +1026,7 @@ const chainScenario: Scenario = {
     tierAverages: view(tc)
       .join(to, (c, o) => eq(o.cust, c.id))
       .groupBy((c) => ({ tier: c.tier }))
-      .select((c, o) => ({ spent: sum(o.amount), average: avg(o.amount) })),
+      .select((c, o) => ({ spent: sum(o.amount), average: avg(o.amount), averageId: avg(o.id) })),
   },
   recompute: (db) => {
     const os = db.get('public.o')!;
@@ -1133,6 +1133,10 @@ const chainScenario: Scenario = {
           average: avgOf(
             spent,
             rs.map((r) => r['amount'] ?? null),
+          ),
+          averageId: avgOf(
+            sumInt(rs.map((r) => r['id'] ?? null)),
+            rs.map((r) => r['id'] ?? null),
           ),
         };
       }),
