@@ -12,6 +12,9 @@
  *               (INFO cpu) — for all the views, and for a second deployment of the six single-table
  *               views on the same data and workload; and each view's share (its planning CPU and
  *               Redis writes, from the service's /metrics)
+ *   each view   the same catch-up into every view the workload reaches, each alone in a deployment
+ *               of its own (with the views it reads): what one view costs with nothing to share the
+ *               decoding and the steps with (BENCH_EACH_VIEW=0 skips it)
  *   latency     one-row transactions, one at a time: statement sent → the change pushed to a
  *               graphql-ws subscriber (p50/p99)
  *   baseline    the same transactions; after each, every view's SQL is re-run on PostgreSQL and
@@ -46,7 +49,7 @@ import { createClient } from 'graphql-ws';
 import pg from 'pg';
 import WebSocket from 'ws';
 import { changelogKey, keyPrefix, rowsKey, viewKeyPattern, viewStatePattern } from '../views/store/keys.ts';
-import { connectRedis, scanKeys, type RedisClient } from '../views/store/redis.ts';
+import { connectRedis, deleteByPattern, scanKeys, type RedisClient } from '../views/store/redis.ts';
 import { createRegistry, type CompiledView } from '../views/registry.ts';
 import {
   startChildService,
@@ -72,6 +75,7 @@ const KAFKA = process.env['BENCH_KAFKA'] !== '0';
 const API = process.env['BENCH_API'] !== '0';
 const REACTIONS = process.env['BENCH_REACTIONS'] !== '0';
 const DURABILITY = process.env['BENCH_DURABILITY'] !== '0';
+const EACH_VIEW = process.env['BENCH_EACH_VIEW'] !== '0';
 const WORKLOAD_TXNS = Number(process.env['BENCH_TXNS'] ?? 1_000);
 const LATENCY_SAMPLES = Number(process.env['BENCH_SAMPLES'] ?? 300);
 /** The baseline re-runs every view's SQL per sample: at a million orders that is seconds each. */
@@ -141,6 +145,25 @@ async function main(): Promise<void> {
     await waitForSync(db, redis, singleName, singleName, 3_600_000);
     child.process.kill('SIGTERM');
     await child.exited;
+    // One deployment per view the workload reaches, with the views it reads: each view alone.
+    const alone = EACH_VIEW
+      ? registry.views
+          .map((v, i) => ({ view: v.name, deployment: `${name}e${i}`, views: withInputs(registry, v.name) }))
+          .filter((a) =>
+            a.views.some((view) =>
+              registry.views
+                .find((v) => v.name === view)!
+                .reads.some((r) => WORKLOAD_TABLES.includes(r.table.name)),
+            ),
+          )
+      : [];
+    for (const a of alone) {
+      const file = writeShopConfig(databaseUrl, redisUrl, a.deployment, { views: a.views });
+      child = await startChildService(file, { LOG_LEVEL: 'warn' });
+      await waitForSync(db, redis, a.deployment, a.deployment, 3_600_000);
+      child.process.kill('SIGTERM');
+      await child.exited;
+    }
 
     // --- throughput: write while the services are down, then measure each one's catch-up
     say(`committing ${WORKLOAD_TXNS} transactions while the service is stopped…`);
@@ -179,9 +202,20 @@ async function main(): Promise<void> {
     const single = await catchUp(singleConfig, singleName, SINGLE_TABLE_VIEWS.length);
     single.service.process.kill('SIGTERM');
     await single.service.exited;
+    const eachView: EachViewResult[] = [];
+    for (const a of alone) {
+      const file = writeShopConfig(databaseUrl, redisUrl, a.deployment, { views: a.views });
+      const run = await catchUp(file, a.deployment, a.views.length);
+      run.service.process.kill('SIGTERM');
+      await run.service.exited;
+      eachView.push({ view: a.view, with: a.views.filter((v) => v !== a.view), ...run.result });
+      // Its slot and keys go: the later phases open slots of their own.
+      await db.query('SELECT pg_drop_replication_slot($1)', [a.deployment]);
+      await deleteByPattern(redis, `${keyPrefix(a.deployment)}:*`);
+    }
     const all = await catchUp(configFile, name, registry.views.length);
     child = all.service;
-    const throughput = { all: all.result, singleTable: single.result };
+    const throughput = { all: all.result, singleTable: single.result, eachView };
 
     // --- latency: ours (push) and the baseline (re-run SQL + diff), same transactions
     await db.query(
@@ -603,7 +637,7 @@ type BenchResult = {
   machine: { cpus: number; cpu: string | undefined; memoryGiB: number; node: string };
   data: { orders: number; orderItems: number };
   snapshot: { rows: number; views: number; seconds: number; rowsPerSecond: number };
-  throughput: Record<'all' | 'singleTable', ThroughputResult>;
+  throughput: Record<'all' | 'singleTable', ThroughputResult> & { eachView?: EachViewResult[] };
   latencyMs: { ours: ReturnType<typeof summary>; baseline: ReturnType<typeof summary> };
   pointReadMs: ReturnType<typeof summary>;
   pointReadBareMs?: ReturnType<typeof summary>;
@@ -611,6 +645,23 @@ type BenchResult = {
   durability: Awaited<ReturnType<typeof benchDurability>> | null;
   kafka: Awaited<ReturnType<typeof benchKafka>> | null;
 };
+/** The tables the catch-up workload writes (bench/workload.ts). */
+const WORKLOAD_TABLES = ['public.orders', 'public.order_items'];
+
+/** A view and the declared views it reads, directly or further down. */
+function withInputs(registry: ReturnType<typeof createRegistry>, view: string): string[] {
+  const out = new Set<string>();
+  const visit = (name: string): void => {
+    if (out.has(name)) return;
+    out.add(name);
+    for (const input of registry.views.find((v) => v.name === name)?.dependsOn ?? []) visit(input);
+  };
+  visit(view);
+  return [...out];
+}
+
+/** One view's catch-up in a deployment of its own. */
+type EachViewResult = ThroughputResult & { view: string; with: string[] };
 type ThroughputResult = {
   views: number;
   events: number;
@@ -716,6 +767,19 @@ function renderTable(r: BenchResult): string {
     lines.push(
       `| ${what} | ${f(sum(t, 'planSeconds'), 3)} s | ${f((100 * sum(t, 'planSeconds')) / t.serviceCpuSeconds, 1)} % of ${f(t.serviceCpuSeconds, 2)} s; the rest, no view's: ${f((1e6 * (t.serviceCpuSeconds - sum(t, 'planSeconds'))) / t.events, 1)} µs per event | ${sum(t, 'writes').toLocaleString()} | ${f(sum(t, 'writes') / t.events, 2)} |`,
     );
+  if (r.throughput.eachView?.length) {
+    lines.push(
+      '',
+      `| view alone: the same catch-up in a deployment of its own (${all.events.toLocaleString()} events) | events per CPU-second, service + Redis | CPU per event: service (V8's own threads) + Redis | writes per event |`,
+      '| --- | --- | --- | --- |',
+    );
+    for (const e of [...r.throughput.eachView].sort((a, b) => a.eventsPerCpuSecond - b.eventsPerCpuSecond)) {
+      const us = (seconds: number): string => `${f((1e6 * seconds) / e.events, 1)} µs`;
+      lines.push(
+        `| ${e.view}${e.with.length ? ` (with ${e.with.join(', ')})` : ''} | ${f(e.eventsPerCpuSecond, 0)} | ${us(e.serviceCpuSeconds)}${e.otherThreadsCpuSeconds === null ? '' : ` (${us(e.otherThreadsCpuSeconds)})`} + ${us(e.redisCpuSeconds)} | ${f(sum(e, 'writes') / e.events, 2)} |`,
+      );
+    }
+  }
   return `${lines.join('\n')}\n`;
 }
 
