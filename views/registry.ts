@@ -80,7 +80,7 @@ export interface CompiledView {
   readonly keyTypes: readonly ColumnType[];
   /** The operators up to the output. */
   readonly plan: PlanNode;
-  /** Source tables it reads, directly or through the views it reads. */
+  /** Source tables it reads itself (a view over views reads none: the views in `dependsOn` read them). */
   readonly reads: readonly TableRead[];
   /** Declared views it reads. */
   readonly dependsOn: readonly string[];
