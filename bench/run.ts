@@ -151,15 +151,16 @@ async function main(): Promise<void> {
           .map((v, i) => ({ view: v.name, deployment: `${name}e${i}`, views: withInputs(registry, v.name) }))
           .filter((a) =>
             a.views.some((view) =>
-              registry.views
-                .find((v) => v.name === view)!
-                .reads.some((r) => WORKLOAD_TABLES.includes(r.table.name)),
+              registry.byName.get(view)!.reads.some((r) => WORKLOAD_TABLES.includes(r.table.name)),
             ),
           )
+          .map((a) => ({
+            ...a,
+            file: writeShopConfig(databaseUrl, redisUrl, a.deployment, { views: a.views }),
+          }))
       : [];
     for (const a of alone) {
-      const file = writeShopConfig(databaseUrl, redisUrl, a.deployment, { views: a.views });
-      child = await startChildService(file, { LOG_LEVEL: 'warn' });
+      child = await startChildService(a.file, { LOG_LEVEL: 'warn' });
       await waitForSync(db, redis, a.deployment, a.deployment, 3_600_000);
       child.process.kill('SIGTERM');
       await child.exited;
@@ -204,8 +205,7 @@ async function main(): Promise<void> {
     await single.service.exited;
     const eachView: EachViewResult[] = [];
     for (const a of alone) {
-      const file = writeShopConfig(databaseUrl, redisUrl, a.deployment, { views: a.views });
-      const run = await catchUp(file, a.deployment, a.views.length);
+      const run = await catchUp(a.file, a.deployment, a.views.length);
       run.service.process.kill('SIGTERM');
       await run.service.exited;
       eachView.push({ view: a.view, with: a.views.filter((v) => v !== a.view), ...run.result });
@@ -654,7 +654,7 @@ function withInputs(registry: ReturnType<typeof createRegistry>, view: string): 
   const visit = (name: string): void => {
     if (out.has(name)) return;
     out.add(name);
-    for (const input of registry.views.find((v) => v.name === name)?.dependsOn ?? []) visit(input);
+    for (const input of registry.byName.get(name)?.dependsOn ?? []) visit(input);
   };
   visit(view);
   return [...out];
